@@ -1,9 +1,10 @@
 module github.com/veilchat/veil
 
-go 1.25.0
+go 1.26.0
+
+require filippo.io/age v1.3.2
 
 require (
-	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
 	github.com/GetStream/stream-chat-go/v6 v6.11.0 // indirect
 	github.com/dustin/go-humanize v1.1.0 // indirect
