@@ -14,7 +14,7 @@ const (
 	// safetyIterations is the number of SHA-512 iterations per party, as in
 	// Signal's safety numbers: it makes a search for a colliding key cost
 	// 5,200 hashes per attempt.
-	safetyIterations = 5200
+	safetyIterations     = 5200
 	safetyPayloadVersion = 1
 )
 
