@@ -1,0 +1,514 @@
+package session
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/veilchat/veil/identity"
+)
+
+// Config configures a Manager. Identity, Service and Directory are required;
+// the zero value of every other field is the safe default.
+type Config struct {
+	// Identity is the local user's private identity.
+	Identity *identity.Identity
+	// Service stores sessions and grants, acting as Identity's user.
+	Service Service
+	// Directory returns other users' cards.
+	Directory Directory
+	// Pins holds trusted cards (trust on first use). Nil means a new
+	// identity.MemoryPins, which forgets everything when the process ends.
+	Pins identity.Pins
+	// Rand is the source of keys and nonces. Nil means crypto/rand.
+	Rand io.Reader
+	// CacheSize is the number of sessions kept in memory. Zero means 1024.
+	CacheSize int
+	// EpochCheckInterval is how long a cached session is trusted to still
+	// be at the current epoch before sealing. Zero means ask the Service
+	// before every seal, so that a message is never sealed under an epoch
+	// a removed member holds; a negative value never asks (only for a
+	// single-writer setting).
+	EpochCheckInterval time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager creates, retrieves, extends, revokes and rotates sessions through
+// a Service, opening the grants made for its identity and trusting cards
+// through its Pins. It caches sessions (bounded, least recently used first
+// out) and trusted cards. A Manager is safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	me    *identity.Identity
+	pins  identity.Pins
+	rand  io.Reader
+	now   func() time.Time
+	mu    sync.Mutex
+	lru   *list.List // of *cacheEntry, most recent first
+	byID  map[ID]*list.Element
+	cards map[cardKey]*identity.Card
+}
+
+type cacheEntry struct {
+	s       *Session
+	checked time.Time
+}
+
+type cardKey struct {
+	user string
+	gen  uint32
+}
+
+const maxCachedCards = 4096
+
+// NewManager checks cfg and returns a Manager.
+func NewManager(cfg Config) (*Manager, error) {
+	if cfg.Identity == nil || cfg.Service == nil || cfg.Directory == nil {
+		return nil, errors.New("session: Config needs Identity, Service and Directory")
+	}
+	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, rand: cfg.Rand, now: cfg.Now,
+		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]*identity.Card{}}
+	if m.pins == nil {
+		m.pins = new(identity.MemoryPins)
+	}
+	if m.rand == nil {
+		m.rand = rand.Reader
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.cfg.CacheSize <= 0 {
+		m.cfg.CacheSize = 1024
+	}
+	return m, nil
+}
+
+// Identity returns the manager's identity.
+func (m *Manager) Identity() *identity.Identity { return m.me }
+
+// Create starts a session for channelCID whose members are the local user
+// and members, with epoch-0 grants for each. If the channel already has a
+// session (another member created it first), that session is retrieved and
+// returned instead. Every member must have a card in the Directory that the
+// Pins accept.
+func (m *Manager) Create(ctx context.Context, channelCID string, members []string) (*Session, error) {
+	users := withUser(members, m.me.UserID())
+	cards, err := m.trustedLatest(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(m.rand, channelCID)
+	if err != nil {
+		return nil, err
+	}
+	grants, err := m.wrap(s, s.Epoch(), cards)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.cfg.Service.Create(ctx, s.ID(), channelCID, grants)
+	if err != nil {
+		return nil, err
+	}
+	if !res.Created {
+		return m.Retrieve(ctx, res.ID)
+	}
+	m.store(s)
+	return s, nil
+}
+
+// Retrieve returns session id, from the cache or by fetching and opening the
+// local user's grants.
+func (m *Manager) Retrieve(ctx context.Context, id ID) (*Session, error) {
+	if s := m.cached(id); s != nil {
+		return s, nil
+	}
+	return m.fetch(ctx, id)
+}
+
+// ForChannel returns the session of a channel (ErrUnknownSession if it has
+// none).
+func (m *Manager) ForChannel(ctx context.Context, channelCID string) (*Session, error) {
+	id, err := m.cfg.Service.Lookup(ctx, channelCID)
+	if err != nil {
+		return nil, err
+	}
+	return m.Retrieve(ctx, id)
+}
+
+// Forget drops a session from the cache.
+func (m *Manager) Forget(id ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.byID[id]; ok {
+		m.lru.Remove(e)
+		delete(m.byID, id)
+	}
+}
+
+// fetch opens every grant of the local user in session id.
+func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
+	records, err := m.cfg.Service.Grants(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[uint32]EpochKey, len(records))
+	cid := ""
+	for _, r := range records {
+		g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
+			return m.Card(ctx, user, gen)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if g.SessionID != id || g.Epoch != r.Epoch || (cid != "" && g.ChannelCID != cid) {
+			return nil, ErrDecrypt
+		}
+		cid = g.ChannelCID
+		keys[g.Epoch] = g.Key
+	}
+	if len(keys) == 0 {
+		return nil, ErrUnknownSession
+	}
+	s, err := FromKeys(m.rand, id, cid, keys)
+	if err != nil {
+		return nil, err
+	}
+	m.store(s)
+	return s, nil
+}
+
+// Extend adds users to session id. With hideHistory false they get the
+// current epoch's key (and can read messages of that epoch sent before they
+// joined); with hideHistory true the session rotates to a new epoch that
+// they and the current members get, so they read nothing sent before.
+// hideHistory needs the admin right.
+func (m *Manager) Extend(ctx context.Context, id ID, users []string, hideHistory bool) error {
+	if len(users) == 0 {
+		return nil
+	}
+	if hideHistory {
+		return m.rotate(ctx, id, nil, users)
+	}
+	s, err := m.current(ctx, id)
+	if err != nil {
+		return err
+	}
+	cards, err := m.trustedLatest(ctx, users)
+	if err != nil {
+		return err
+	}
+	grants, err := m.wrap(s, s.Epoch(), cards)
+	if err != nil {
+		return err
+	}
+	return m.cfg.Service.Extend(ctx, id, grants)
+}
+
+// Revoke removes users from session id and rotates it to a new epoch whose
+// key only the remaining members get: the removed users cannot read what is
+// sealed from then on, even with every key they ever held. It needs the
+// admin right.
+func (m *Manager) Revoke(ctx context.Context, id ID, users []string) error {
+	return m.rotate(ctx, id, users, nil)
+}
+
+// Rotate moves session id to a new epoch for the same members. It needs the
+// admin right.
+func (m *Manager) Rotate(ctx context.Context, id ID) error {
+	return m.rotate(ctx, id, nil, nil)
+}
+
+func (m *Manager) rotate(ctx context.Context, id ID, remove, add []string) error {
+	s, err := m.current(ctx, id)
+	if err != nil {
+		return err
+	}
+	info, err := m.cfg.Service.Info(ctx, id)
+	if err != nil {
+		return err
+	}
+	var users []string
+	for _, mem := range info.Members {
+		if !slices.Contains(remove, mem.UserID) {
+			users = append(users, mem.UserID)
+		}
+	}
+	for _, u := range add {
+		users = withUser(users, u)
+	}
+	if slices.Contains(remove, m.me.UserID()) {
+		return errors.New("session: use another admin to remove yourself; the remover must keep the new key")
+	}
+	cards, err := m.trustedLatest(ctx, users)
+	if err != nil {
+		return err
+	}
+	next, err := s.Rotate()
+	if err != nil {
+		return err
+	}
+	grants, err := m.wrap(next, next.Epoch(), cards)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Service.Rotate(ctx, id, remove, grants); err != nil {
+		if errors.Is(err, ErrConflict) {
+			m.Forget(id)
+		}
+		return err
+	}
+	m.store(next)
+	return nil
+}
+
+// current returns session id at the service's current epoch: from the cache
+// if it was checked within EpochCheckInterval, after asking the Service
+// otherwise.
+func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
+	s, checked := m.cachedEntry(id)
+	if s == nil {
+		var err error
+		if s, err = m.fetch(ctx, id); err != nil {
+			return nil, err
+		}
+		checked = m.now()
+	}
+	iv := m.cfg.EpochCheckInterval
+	if iv < 0 || (iv > 0 && m.now().Sub(checked) < iv) {
+		return s, nil
+	}
+	info, err := m.cfg.Service.Info(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if info.Epoch != s.Epoch() || !s.HasEpoch(info.Epoch) {
+		if s, err = m.fetch(ctx, id); err != nil {
+			return nil, err
+		}
+		if !s.HasEpoch(info.Epoch) {
+			return nil, ErrUnknownEpoch
+		}
+	}
+	m.touch(id)
+	return s, nil
+}
+
+// SealText seals plaintext for session id as the local user, under the
+// current epoch (see Config.EpochCheckInterval), and returns the text form.
+// A plaintext that would not fit in textLimit characters returns a
+// *TooLongError before any cryptography.
+func (m *Manager) SealText(ctx context.Context, id ID, msg Context, plaintext []byte, textLimit int) (string, error) {
+	if max := MaxPlaintext(textLimit); len(plaintext) > max {
+		return "", &TooLongError{Len: len(plaintext), Max: max}
+	}
+	s, err := m.current(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return s.SealText(m.me, msg, plaintext, textLimit)
+}
+
+// Open opens an envelope: it finds the session from the header (fetching
+// new grants when the epoch is not known yet), trusts the sender's card
+// through the Directory and Pins, and opens it. It returns ErrUnknownEpoch
+// when the local user was never granted that epoch (e.g. sealed after it was
+// removed), an *identity.KeyChangeError when the sender's card is not
+// trusted, and ErrDecrypt for everything else that does not authenticate.
+func (m *Manager) Open(ctx context.Context, envelope []byte, msg Context) ([]byte, error) {
+	h, err := ParseHeader(envelope)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	s, err := m.Retrieve(ctx, h.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if !s.HasEpoch(h.Epoch) && h.Epoch > s.Epoch() {
+		if s, err = m.fetch(ctx, h.SessionID); err != nil {
+			return nil, err
+		}
+	}
+	if !s.HasEpoch(h.Epoch) {
+		return nil, ErrUnknownEpoch
+	}
+	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)
+	if err != nil {
+		if errors.Is(err, ErrUnknownUser) {
+			return nil, ErrDecrypt
+		}
+		return nil, err
+	}
+	return s.Open(envelope, msg, sender)
+}
+
+// OpenText decodes the text form and opens it like Open.
+func (m *Manager) OpenText(ctx context.Context, text string, msg Context) ([]byte, error) {
+	env, err := DecodeText(text)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return m.Open(ctx, env, msg)
+}
+
+// Card returns userID's card of generation gen, trusted through the Pins
+// (identity.Check against the Directory's history). Trusted cards are
+// cached.
+func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identity.Card, error) {
+	k := cardKey{userID, gen}
+	m.mu.Lock()
+	c := m.cards[k]
+	m.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	history, err := m.cfg.Directory.History(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range history {
+		if h.UserID() == userID && h.Generation() == gen {
+			c = h
+		}
+	}
+	if c == nil {
+		return nil, fmt.Errorf("%w: %q has no card of generation %d", ErrUnknownUser, userID, gen)
+	}
+	if err := identity.Check(m.pins, c, history); err != nil {
+		return nil, err
+	}
+	m.cacheCard(c)
+	return c, nil
+}
+
+func (m *Manager) cacheCard(c *identity.Card) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.cards) >= maxCachedCards {
+		clear(m.cards)
+	}
+	m.cards[cardKey{c.UserID(), c.Generation()}] = c
+}
+
+// trustedLatest returns the newest card of every user, each accepted by the
+// Pins (fetching the history when the newest card is ahead of the pin), and
+// never older than the pinned one.
+func (m *Manager) trustedLatest(ctx context.Context, users []string) ([]*identity.Card, error) {
+	latest, err := m.cfg.Directory.Latest(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	cards := make([]*identity.Card, 0, len(users))
+	for _, u := range users {
+		c := latest[u]
+		if c == nil || c.UserID() != u {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownUser, u)
+		}
+		if err := identity.Check(m.pins, c, nil); err != nil {
+			history, herr := m.cfg.Directory.History(ctx, u)
+			if herr != nil {
+				return nil, herr
+			}
+			if err := identity.Check(m.pins, c, history); err != nil {
+				return nil, err
+			}
+		}
+		if p, err := m.pins.Pinned(u); err != nil {
+			return nil, err
+		} else if p != nil && p.Generation() > c.Generation() {
+			return nil, fmt.Errorf("session: the directory returned generation %d for %q, older than the trusted generation %d", c.Generation(), u, p.Generation())
+		}
+		m.cacheCard(c)
+		cards = append(cards, c)
+	}
+	return cards, nil
+}
+
+// wrap makes one grant of epoch n per card, in parallel across cores.
+func (m *Manager) wrap(s *Session, n uint32, cards []*identity.Card) ([]GrantRecord, error) {
+	out := make([]GrantRecord, len(cards))
+	errs := make([]error, len(cards))
+	workers := min(runtime.GOMAXPROCS(0), len(cards))
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				j := i
+				i++
+				next.Unlock()
+				if j >= len(cards) {
+					return
+				}
+				g, err := NewGrant(m.me, cards[j], s, n)
+				out[j], errs[j] = GrantRecord{Grantee: cards[j].UserID(), Epoch: n, Grant: g}, err
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (m *Manager) cached(id ID) *Session {
+	s, _ := m.cachedEntry(id)
+	return s
+}
+
+func (m *Manager) cachedEntry(id ID) (*Session, time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.byID[id]
+	if !ok {
+		return nil, time.Time{}
+	}
+	m.lru.MoveToFront(e)
+	ce := e.Value.(*cacheEntry)
+	return ce.s, ce.checked
+}
+
+func (m *Manager) touch(id ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.byID[id]; ok {
+		e.Value.(*cacheEntry).checked = m.now()
+	}
+}
+
+// store caches s, replacing an older copy unless that one is newer.
+func (m *Manager) store(s *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.byID[s.ID()]; ok {
+		ce := e.Value.(*cacheEntry)
+		if ce.s.Epoch() <= s.Epoch() {
+			ce.s, ce.checked = s, m.now()
+		}
+		m.lru.MoveToFront(e)
+		return
+	}
+	m.byID[s.ID()] = m.lru.PushFront(&cacheEntry{s: s, checked: m.now()})
+	for m.lru.Len() > m.cfg.CacheSize {
+		last := m.lru.Back()
+		m.lru.Remove(last)
+		delete(m.byID, last.Value.(*cacheEntry).s.ID())
+	}
+}
+
+func withUser(users []string, u string) []string {
+	if slices.Contains(users, u) {
+		return users
+	}
+	return append(slices.Clone(users), u)
+}

@@ -1,0 +1,307 @@
+package session
+
+import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Sentinel errors. Callers branch on them with errors.Is.
+var (
+	// ErrDecrypt is the one opaque error for an envelope or grant that does
+	// not authenticate: tampered, truncated, moved to another context,
+	// session or epoch, forged, or sealed with a key the caller lacks. It
+	// never says which check failed.
+	ErrDecrypt = errors.New("session: message cannot be decrypted or authenticated")
+	// ErrUnknownSession is returned when a session ID or channel has no
+	// session (or the caller may not know of it).
+	ErrUnknownSession = errors.New("session: unknown session")
+	// ErrUnknownEpoch is returned when the caller holds no key for an epoch:
+	// it was never granted one, or it was removed before that epoch began.
+	ErrUnknownEpoch = errors.New("session: no key for this epoch")
+	// ErrMalformed is returned by ParseHeader and DecodeText for input that
+	// is not an envelope at all.
+	ErrMalformed = errors.New("session: malformed envelope")
+	// ErrUnknownVersion is returned by ParseHeader for an envelope of a
+	// version this package does not implement. Versions are never guessed.
+	ErrUnknownVersion = errors.New("session: unknown envelope version")
+)
+
+// IDSize is the size of a session ID in bytes.
+const IDSize = 16
+
+// ID is a session's random 128-bit identifier. Its text form (String) is 32
+// lower-case hex digits, as stored in a Stream channel's session_id field.
+type ID [IDSize]byte
+
+// NewID returns a random ID read from rand (nil means crypto/rand).
+func NewID(rnd io.Reader) (ID, error) {
+	var id ID
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	if _, err := io.ReadFull(rnd, id[:]); err != nil {
+		return ID{}, fmt.Errorf("session: reading randomness: %w", err)
+	}
+	return id, nil
+}
+
+// ParseID parses the 32-hex-digit text form of an ID.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if len(s) != 2*IDSize {
+		return ID{}, fmt.Errorf("session: session ID must be %d hex digits", 2*IDSize)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil || hex.EncodeToString(id[:]) != s {
+		return ID{}, errors.New("session: session ID must be lower-case hex")
+	}
+	return id, nil
+}
+
+// String returns the 32 lower-case hex digits of the ID.
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// IsZero reports whether id is the zero ID, which no session has.
+func (id ID) IsZero() bool { return id == ID{} }
+
+// KeySize is the size of an epoch key in bytes.
+const KeySize = 32
+
+// EpochKey is the 32-byte secret of one session epoch. It redacts itself
+// under fmt and slog; Bytes is the only way out. The zero value is not a
+// valid key.
+type EpochKey struct{ k [KeySize]byte }
+
+// NewEpochKey returns a random key read from rand (nil means crypto/rand).
+func NewEpochKey(rnd io.Reader) (EpochKey, error) {
+	var k EpochKey
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	if _, err := io.ReadFull(rnd, k.k[:]); err != nil {
+		return EpochKey{}, fmt.Errorf("session: reading randomness: %w", err)
+	}
+	return k, nil
+}
+
+// ParseEpochKey returns the key whose bytes are b (exactly KeySize).
+func ParseEpochKey(b []byte) (EpochKey, error) {
+	var k EpochKey
+	if len(b) != KeySize {
+		return EpochKey{}, errors.New("session: an epoch key is 32 bytes")
+	}
+	copy(k.k[:], b)
+	return k, nil
+}
+
+// Bytes returns a copy of the key bytes. Handle them as a secret.
+func (k EpochKey) Bytes() []byte { return append([]byte(nil), k.k[:]...) }
+
+// Equal reports in constant time whether two keys are the same.
+func (k EpochKey) Equal(o EpochKey) bool { return subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1 }
+
+const redactedEpochKey = "session.EpochKey(REDACTED)"
+
+// String returns a redacted placeholder.
+func (k EpochKey) String() string { return redactedEpochKey }
+
+// GoString returns a redacted placeholder.
+func (k EpochKey) GoString() string { return redactedEpochKey }
+
+// Format prints a redacted placeholder under every verb.
+func (k EpochKey) Format(f fmt.State, verb rune) { io.WriteString(f, redactedEpochKey) }
+
+// LogValue implements slog.LogValuer with a redacted placeholder.
+func (k EpochKey) LogValue() slog.Value { return slog.StringValue(redactedEpochKey) }
+
+// epoch is an epoch key with what is derived from it once.
+type epoch struct {
+	key    EpochKey
+	aead   cipher.AEAD
+	commit [32]byte
+}
+
+const (
+	labelEnvelopeKey    = "veil/v1/envelope/key"
+	labelEnvelopeCommit = "veil/v1/envelope/commitment"
+)
+
+func newEpoch(k EpochKey) *epoch {
+	msgKey, err := hkdf.Key(sha256.New, k.k[:], nil, labelEnvelopeKey, chacha20poly1305.KeySize)
+	if err != nil {
+		panic("session: hkdf: " + err.Error())
+	}
+	aead, err := chacha20poly1305.NewX(msgKey)
+	clear(msgKey)
+	if err != nil {
+		panic("session: " + err.Error())
+	}
+	commit, err := hkdf.Key(sha256.New, k.k[:], nil, labelEnvelopeCommit, 32)
+	if err != nil {
+		panic("session: hkdf: " + err.Error())
+	}
+	e := &epoch{key: k, aead: aead}
+	copy(e.commit[:], commit)
+	return e
+}
+
+// MaxChannelCIDLen bounds channel CIDs (Stream's "type:id").
+const MaxChannelCIDLen = 1024
+
+// MaxEpochs bounds the number of epochs of a session.
+const MaxEpochs = 1 << 20
+
+func checkCID(cid string) error {
+	if cid == "" || len(cid) > MaxChannelCIDLen || !utf8.ValidString(cid) {
+		return errors.New("session: invalid channel CID")
+	}
+	return nil
+}
+
+// Session is an encryption session bound to one Stream channel: an ID, the
+// channel CID, and the keys of the epochs its holder was granted. Messages
+// are sealed under the newest epoch. A Session is immutable and safe for
+// concurrent use: Rotate and WithEpoch return new values.
+//
+// A Session holds secrets; it prints only its ID, channel and epochs.
+type Session struct {
+	id      ID
+	cid     string
+	epochs  map[uint32]*epoch
+	current uint32
+	rand    io.Reader
+}
+
+// New creates a session for channelCID with a random ID and a random epoch-0
+// key, reading from rand (nil means crypto/rand; the session keeps it for
+// message nonces).
+func New(rnd io.Reader, channelCID string) (*Session, error) {
+	if err := checkCID(channelCID); err != nil {
+		return nil, err
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	id, err := NewID(rnd)
+	if err != nil {
+		return nil, err
+	}
+	k, err := NewEpochKey(rnd)
+	if err != nil {
+		return nil, err
+	}
+	return FromKeys(rnd, id, channelCID, map[uint32]EpochKey{0: k})
+}
+
+// FromKeys rebuilds a session from epoch keys, typically those of opened
+// grants. keys must not be empty; the newest epoch becomes current. rand is
+// kept for message nonces (nil means crypto/rand).
+func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey) (*Session, error) {
+	if err := checkCID(channelCID); err != nil {
+		return nil, err
+	}
+	if id.IsZero() || len(keys) == 0 || len(keys) > MaxEpochs {
+		return nil, errors.New("session: a session needs an ID and at least one epoch key")
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	s := &Session{id: id, cid: channelCID, epochs: make(map[uint32]*epoch, len(keys)), rand: rnd}
+	for n, k := range keys {
+		s.epochs[n] = newEpoch(k)
+		s.current = max(s.current, n)
+	}
+	return s, nil
+}
+
+// WithEpoch returns a copy of s that also holds key for epoch n (which
+// becomes current if it is the newest). An existing key for n must be equal.
+func (s *Session) WithEpoch(n uint32, key EpochKey) (*Session, error) {
+	if e, ok := s.epochs[n]; ok {
+		if !e.key.Equal(key) {
+			return nil, errors.New("session: conflicting keys for one epoch")
+		}
+		return s, nil
+	}
+	if len(s.epochs) >= MaxEpochs {
+		return nil, errors.New("session: too many epochs")
+	}
+	c := s.clone()
+	c.epochs[n] = newEpoch(key)
+	c.current = max(c.current, n)
+	return c, nil
+}
+
+// Rotate returns a copy of s with a new random epoch current+1, as done when
+// a member is removed. Grant its key to the remaining members only.
+func (s *Session) Rotate() (*Session, error) {
+	if s.current == MaxEpochs-1 {
+		return nil, errors.New("session: too many epochs")
+	}
+	k, err := NewEpochKey(s.rand)
+	if err != nil {
+		return nil, err
+	}
+	return s.WithEpoch(s.current+1, k)
+}
+
+func (s *Session) clone() *Session {
+	c := *s
+	c.epochs = maps.Clone(s.epochs)
+	return &c
+}
+
+// ID returns the session ID.
+func (s *Session) ID() ID { return s.id }
+
+// ChannelCID returns the Stream channel CID the session is bound to.
+func (s *Session) ChannelCID() string { return s.cid }
+
+// Epoch returns the current (newest) epoch number.
+func (s *Session) Epoch() uint32 { return s.current }
+
+// Epochs returns the epoch numbers whose keys the session holds, ascending.
+func (s *Session) Epochs() []uint32 { return slices.Sorted(maps.Keys(s.epochs)) }
+
+// Key returns the key of epoch n, or ErrUnknownEpoch.
+func (s *Session) Key(n uint32) (EpochKey, error) {
+	e, ok := s.epochs[n]
+	if !ok {
+		return EpochKey{}, ErrUnknownEpoch
+	}
+	return e.key, nil
+}
+
+// HasEpoch reports whether s holds the key of epoch n.
+func (s *Session) HasEpoch(n uint32) bool { _, ok := s.epochs[n]; return ok }
+
+// String describes the session without its keys.
+func (s *Session) String() string {
+	if s == nil {
+		return "session.Session(nil)"
+	}
+	return fmt.Sprintf("session.Session(%s %q epoch %d, %d key(s) REDACTED)", s.id, s.cid, s.current, len(s.epochs))
+}
+
+// GoString returns the same redacted text as String.
+func (s *Session) GoString() string { return s.String() }
+
+// Format prints the redacted String under every verb.
+func (s *Session) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+
+// LogValue implements slog.LogValuer without keys.
+func (s *Session) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("session_id", s.id.String()), slog.String("channel_cid", s.cid), slog.Uint64("epoch", uint64(s.current)))
+}
