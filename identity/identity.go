@@ -235,7 +235,7 @@ func (id *Identity) UserID() string { return id.userID }
 func (id *Identity) Generation() uint32 { return uint32(len(id.gens) - 1) }
 
 // Card returns the public card of the current generation.
-func (id *Identity) Card() *Card { return id.current().card }
+func (id *Identity) Card() *Card { return id.gens[len(id.gens)-1].card }
 
 // Cards returns the card history, generation 0 first. The slice is a copy.
 func (id *Identity) Cards() []*Card {
@@ -296,19 +296,20 @@ func boolInt(b bool) int {
 
 // String returns a redacted description: the user ID, generation and
 // fingerprint, never key material.
-func (id *Identity) String() string {
-	if id == nil {
-		return "identity.Identity(nil)"
+func (id Identity) String() string {
+	if len(id.gens) == 0 {
+		return "identity.Identity(empty)"
 	}
 	return fmt.Sprintf("identity.Identity(%q gen %d %s, keys REDACTED)", id.userID, id.Generation(), id.Card().Fingerprint())
 }
 
 // GoString implements fmt.GoStringer with the same redacted text as String.
-func (id *Identity) GoString() string { return id.String() }
+func (id Identity) GoString() string { return id.String() }
 
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
-// %x, ...) prints the redacted String.
-func (id *Identity) Format(f fmt.State, verb rune) {
+// %x, ...) prints the redacted String. It has a value receiver so that a
+// dereferenced *Identity redacts itself too.
+func (id Identity) Format(f fmt.State, verb rune) {
 	if verb == 'q' {
 		fmt.Fprintf(f, "%q", id.String())
 		return
@@ -318,15 +319,21 @@ func (id *Identity) Format(f fmt.State, verb rune) {
 
 // LogValue implements slog.LogValuer: logs see the user ID, generation and
 // fingerprint only.
-func (id *Identity) LogValue() slog.Value {
-	if id == nil {
-		return slog.StringValue("identity.Identity(nil)")
+func (id Identity) LogValue() slog.Value {
+	if len(id.gens) == 0 {
+		return slog.StringValue("identity.Identity(empty)")
 	}
 	return slog.GroupValue(
 		slog.String("user_id", id.userID),
 		slog.Uint64("generation", uint64(id.Generation())),
 		slog.String("fingerprint", id.Card().Fingerprint()),
 	)
+}
+
+// Format keeps a generation's keys out of fmt output even when reached
+// through a bad verb or a container.
+func (g *generation) Format(f fmt.State, verb rune) {
+	io.WriteString(f, "identity.generation(REDACTED)")
 }
 
 // signedMessage builds purpose ‖ 0x00 ‖ msg.

@@ -391,7 +391,8 @@ func TestRedaction(t *testing.T) {
 	for _, g := range id.gens {
 		secrets = append(secrets, g.ageSecret(), strings.ToLower(g.ageSecret()),
 			b64.EncodeToString(g.signSeed[:]), base64.StdEncoding.EncodeToString(g.signSeed[:]),
-			hex.EncodeToString(g.signSeed[:]), hex.EncodeToString(g.encKey[:]), string(g.signSeed[:8]))
+			hex.EncodeToString(g.signSeed[:]), hex.EncodeToString(g.encKey[:]), string(g.signSeed[:8]),
+			strings.Trim(fmt.Sprint(g.signSeed[:6]), "[]"), strings.Trim(fmt.Sprint(g.encKey[:6]), "[]"))
 	}
 	var out bytes.Buffer
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {

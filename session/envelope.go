@@ -277,13 +277,13 @@ func DecodeText(s string) ([]byte, error) {
 
 // MaxPlaintext returns the longest plaintext, in bytes, whose envelope's
 // text form fits in textLimit characters (Stream's default message limit is
-// 5,000). It returns 0 if not even an empty message fits.
+// 5,000). It returns -1 if not even an empty message fits.
 func MaxPlaintext(textLimit int) int {
 	fits := func(n int) bool {
 		return len(TextPrefix)+b64.EncodedLen(SealedSize(n)) <= textLimit
 	}
 	if !fits(0) {
-		return 0
+		return -1
 	}
 	lo, hi := 0, min(MaxPlaintextSize, max(textLimit, 0))
 	for lo < hi { // largest n in [lo, hi] with fits(n)

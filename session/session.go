@@ -288,20 +288,22 @@ func (s *Session) Key(n uint32) (EpochKey, error) {
 func (s *Session) HasEpoch(n uint32) bool { _, ok := s.epochs[n]; return ok }
 
 // String describes the session without its keys.
-func (s *Session) String() string {
-	if s == nil {
-		return "session.Session(nil)"
-	}
+func (s Session) String() string {
 	return fmt.Sprintf("session.Session(%s %q epoch %d, %d key(s) REDACTED)", s.id, s.cid, s.current, len(s.epochs))
 }
 
 // GoString returns the same redacted text as String.
-func (s *Session) GoString() string { return s.String() }
+func (s Session) GoString() string { return s.String() }
 
-// Format prints the redacted String under every verb.
-func (s *Session) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+// Format prints the redacted String under every verb. It has a value
+// receiver so that a dereferenced *Session redacts itself too.
+func (s Session) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
 
 // LogValue implements slog.LogValuer without keys.
-func (s *Session) LogValue() slog.Value {
+func (s Session) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("session_id", s.id.String()), slog.String("channel_cid", s.cid), slog.Uint64("epoch", uint64(s.current)))
 }
+
+// Format keeps an epoch's keys out of fmt output even when reached through
+// a bad verb or a container.
+func (e *epoch) Format(f fmt.State, verb rune) { io.WriteString(f, "session.epoch(REDACTED)") }
