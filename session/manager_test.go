@@ -294,7 +294,9 @@ func TestMemoryServiceRules(t *testing.T) {
 	ctx := context.Background()
 	var svc MemoryService
 	id := ID{1}
-	rec := func(user string, epoch uint32) GrantRecord { return GrantRecord{Grantee: user, Epoch: epoch, Grant: []byte("sealed")} }
+	rec := func(user string, epoch uint32) GrantRecord {
+		return GrantRecord{Grantee: user, Epoch: epoch, Grant: []byte("sealed")}
+	}
 	alice, bob, mallory := svc.As("alice"), svc.As("bob"), svc.As("mallory")
 	if _, err := alice.Create(ctx, id, cid, []GrantRecord{rec("bob", 0)}); !errors.Is(err, ErrInvalidGrants) {
 		t.Fatalf("create without a grant for the creator: %v", err)
