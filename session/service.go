@@ -104,7 +104,9 @@ type MemoryDirectory struct {
 	cards map[string][]*identity.Card
 }
 
-// Publish adds card to its user's history, or returns ErrConflict.
+// Publish adds card to its user's history. Publishing a card that is
+// already there is a no-op; a card that is neither generation 0 of a new
+// user nor the successor of the latest returns ErrConflict.
 func (d *MemoryDirectory) Publish(card *identity.Card) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -114,8 +116,8 @@ func (d *MemoryDirectory) Publish(card *identity.Card) error {
 	h := d.cards[card.UserID()]
 	switch {
 	case len(h) == 0 && card.Generation() == 0:
-	case len(h) > 0 && h[len(h)-1].Equal(card):
-		return nil
+	case int(card.Generation()) < len(h) && h[card.Generation()].Equal(card):
+		return nil // already published
 	case len(h) > 0 && card.IsSuccessorOf(h[len(h)-1]):
 	default:
 		return ErrConflict
@@ -124,7 +126,14 @@ func (d *MemoryDirectory) Publish(card *identity.Card) error {
 	return nil
 }
 
-// PublishAll publishes every card of a history in order.
+// PublishHistory publishes every card of a history in order; cards already
+// published are skipped. It implements e2ee.Publisher.
+func (d *MemoryDirectory) PublishHistory(_ context.Context, cards []*identity.Card) error {
+	return d.PublishAll(cards)
+}
+
+// PublishAll publishes every card of a history in order; cards already
+// published are skipped.
 func (d *MemoryDirectory) PublishAll(cards []*identity.Card) error {
 	for _, c := range cards {
 		if err := d.Publish(c); err != nil {

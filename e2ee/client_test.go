@@ -1,0 +1,127 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/session"
+)
+
+func TestStatePersistsAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var dir session.MemoryDirectory
+	var svc session.MemoryService
+	key := bytes.Repeat([]byte{7}, StateKeySize)
+	store := &FileStore{Path: filepath.Join(t.TempDir(), "bot.state")}
+	cfg := Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir, State: store, StateKey: key, Kind: identity.KindX25519}
+	bot, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := New(ctx, Config{UserID: "alice", Service: svc.As("alice"), Directory: &dir, Publisher: &dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CreateSession(ctx, "messaging:c", []string{"bot"}); err != nil {
+		t.Fatal(err)
+	}
+	msg := session.Context{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "alice"}
+	text, err := alice.Encrypt(ctx, msg, []byte("persisted?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bot.Decrypt(ctx, msg, text); err != nil {
+		t.Fatal(err)
+	}
+
+	// The state file holds no key material in the clear.
+	raw, _ := os.ReadFile(store.Path)
+	if bytes.Contains(raw, []byte("AGE-SECRET-KEY")) || bytes.Contains(raw, []byte("veil-identity")) {
+		t.Fatal("the state file is not encrypted")
+	}
+	if fi, _ := os.Stat(store.Path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	}
+
+	// A restarted bot (new process: new manager, empty caches) keeps its
+	// identity and its pins.
+	again, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Identity().Equal(bot.Identity()) {
+		t.Fatal("the restarted client has another identity")
+	}
+	if p, _ := again.Pins().Pinned("alice"); p == nil {
+		t.Fatal("pins were not persisted")
+	}
+	if got, err := again.Decrypt(ctx, msg, text); err != nil || string(got) != "persisted?" {
+		t.Fatalf("restarted bot: %q, %v", got, err)
+	}
+
+	wrong := cfg
+	wrong.StateKey = bytes.Repeat([]byte{8}, StateKeySize)
+	if _, err := New(ctx, wrong); !errors.Is(err, ErrStateKey) {
+		t.Fatalf("wrong state key: %v, want ErrStateKey", err)
+	}
+	other := cfg
+	other.UserID = "mallory"
+	if _, err := New(ctx, other); err == nil {
+		t.Fatal("state of another user accepted")
+	}
+	raw[len(raw)-1] ^= 1
+	os.WriteFile(store.Path, raw, 0o600)
+	if _, err := New(ctx, cfg); !errors.Is(err, ErrStateKey) {
+		t.Fatalf("tampered state: %v, want ErrStateKey", err)
+	}
+}
+
+func TestRotateIdentityKeepsHistory(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var dir session.MemoryDirectory
+	var svc session.MemoryService
+	newC := func(u string) *Client {
+		c, err := New(ctx, Config{UserID: u, Service: svc.As(u), Directory: &dir, Publisher: &dir, Kind: identity.KindX25519})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alice, bob := newC("alice"), newC("bob")
+	alice.CreateSession(ctx, "messaging:c", []string{"bob"})
+	m1 := session.Context{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
+	old, _ := bob.Encrypt(ctx, m1, []byte("before rotation"))
+	if err := bob.RotateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m2 := session.Context{ChannelCID: "messaging:c", MessageID: "m2", SenderID: "bob"}
+	fresh, err := bob.Encrypt(ctx, m2, []byte("after rotation"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		msg  session.Context
+		text string
+	}{{m1, old}, {m2, fresh}} {
+		if _, err := alice.Decrypt(ctx, c.msg, c.text); err != nil {
+			t.Fatalf("%s: %v", c.msg.MessageID, err)
+		}
+		if _, err := bob.Decrypt(ctx, c.msg, c.text); err != nil {
+			t.Fatalf("bob re-reads %s: %v", c.msg.MessageID, err)
+		}
+	}
+	if _, err := bob.Encrypt(ctx, session.Context{ChannelCID: "messaging:c", MessageID: "x", SenderID: "alice"}, nil); err == nil {
+		t.Fatal("Encrypt as another sender accepted")
+	}
+	var tl *session.TooLongError
+	if _, err := bob.Encrypt(ctx, m2, make([]byte, 4000)); !errors.As(err, &tl) {
+		t.Fatalf("oversize message: %v", err)
+	}
+}

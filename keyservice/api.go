@@ -1,0 +1,160 @@
+package keyservice
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/veilchat/veil/session"
+)
+
+// Wire types of the /v1 JSON API. Byte strings are standard base64 (as
+// encoding/json writes []byte); session IDs are 32 lower-case hex digits.
+
+type publishCardRequest struct {
+	Card []byte `json:"card"`
+}
+
+type cardsResponse struct {
+	Cards [][]byte `json:"cards"`
+}
+
+type lookupRequest struct {
+	UserIDs []string `json:"user_ids"`
+}
+
+type lookupResponse struct {
+	Cards map[string][]byte `json:"cards"`
+}
+
+type grantJSON struct {
+	Grantee string `json:"grantee"`
+	Epoch   uint32 `json:"epoch"`
+	Grant   []byte `json:"grant"`
+}
+
+type createSessionRequest struct {
+	ID         string      `json:"id"`
+	ChannelCID string      `json:"channel_cid"`
+	Grants     []grantJSON `json:"grants"`
+}
+
+type createSessionResponse struct {
+	ID      string `json:"id"`
+	Created bool   `json:"created"`
+}
+
+type lookupSessionResponse struct {
+	ID string `json:"id"`
+}
+
+type memberJSON struct {
+	UserID string `json:"user_id"`
+	Admin  bool   `json:"admin"`
+	Since  uint32 `json:"since_epoch"`
+}
+
+type sessionResponse struct {
+	ID         string       `json:"id"`
+	ChannelCID string       `json:"channel_cid"`
+	Epoch      uint32       `json:"epoch"`
+	Members    []memberJSON `json:"members"`
+}
+
+type grantsResponse struct {
+	Grants []grantJSON `json:"grants"`
+}
+
+type extendRequest struct {
+	Epoch  uint32      `json:"epoch"`
+	Grants []grantJSON `json:"grants"`
+}
+
+type rotateRequest struct {
+	FromEpoch uint32      `json:"from_epoch"`
+	Remove    []string    `json:"remove"`
+	Grants    []grantJSON `json:"grants"`
+}
+
+type adminRequest struct {
+	Admin bool `json:"admin"`
+}
+
+type errorBody struct {
+	Error errorJSON `json:"error"`
+}
+
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Stable error codes of the API. Clients branch on Code, never on Message.
+const (
+	CodeInvalidRequest   = "invalid_request"        // 400: malformed JSON, unknown fields, bad values
+	CodeInvalidCard      = "invalid_card"           // 400: card does not parse, is not the caller's, or does not chain
+	CodeInvalidGrants    = "invalid_grants"         // 400: grants do not match the members or are malformed
+	CodeTooManyMembers   = "too_many_members"       // 400: more members in one call than allowed
+	CodeUnauthenticated  = "unauthenticated"        // 401: missing or invalid token
+	CodeForbidden        = "forbidden"              // 403: not a member, not an admin, not that user
+	CodeUnknownUser      = "unknown_user"           // 404: no card for the user
+	CodeUnknownSession   = "unknown_session"        // 404: no such session
+	CodeNotFound         = "not_found"              // 404: no such route
+	CodeMethodNotAllowed = "method_not_allowed"     // 405
+	CodeConflict         = "conflict"               // 409: epoch moved on, generation taken, member exists
+	CodeIdempotencyReuse = "idempotency_key_reused" // 422: same key, different request (or expired key)
+	CodeBodyTooLarge     = "body_too_large"         // 413
+	CodeRateLimited      = "rate_limited"           // 429
+	CodeInternal         = "internal"               // 500
+	CodeUnavailable      = "unavailable"            // 503: store unreachable
+)
+
+// Typed errors the Client returns; errors.Is matches both these and the
+// session package's sentinels where they mean the same thing.
+var (
+	ErrUnauthenticated = errors.New("keyservice: unauthenticated")
+	ErrInvalid         = errors.New("keyservice: invalid request")
+	ErrRateLimited     = errors.New("keyservice: rate limited")
+	ErrUnavailable     = errors.New("keyservice: unavailable")
+)
+
+// APIError is an error response of the key service.
+type APIError struct {
+	Status  int    // HTTP status
+	Code    string // stable code, one of the Code constants
+	Message string // human-readable detail; never contains secrets
+}
+
+// Error returns "keyservice: <code> (<status>): <message>".
+func (e *APIError) Error() string {
+	return fmt.Sprintf("keyservice: %s (%d): %s", e.Code, e.Status, e.Message)
+}
+
+// Is makes errors.Is(err, ErrNotFound) and the like work on API errors, and
+// matches the session package's sentinels (session.ErrForbidden,
+// session.ErrUnknownSession, ...) so a session.Manager behaves the same over
+// HTTP as in memory.
+func (e *APIError) Is(target error) bool {
+	switch e.Code {
+	case CodeUnknownUser:
+		return target == ErrNotFound || target == session.ErrUnknownUser
+	case CodeUnknownSession:
+		return target == ErrNotFound || target == session.ErrUnknownSession
+	case CodeNotFound:
+		return target == ErrNotFound
+	case CodeForbidden:
+		return target == ErrForbidden || target == session.ErrForbidden
+	case CodeConflict:
+		return target == ErrConflict || target == session.ErrConflict
+	case CodeInvalidGrants:
+		return target == ErrInvalid || target == session.ErrInvalidGrants
+	case CodeInvalidRequest, CodeInvalidCard, CodeTooManyMembers, CodeBodyTooLarge, CodeIdempotencyReuse, CodeMethodNotAllowed:
+		return target == ErrInvalid
+	case CodeUnauthenticated:
+		return target == ErrUnauthenticated
+	case CodeRateLimited:
+		return target == ErrRateLimited
+	case CodeUnavailable:
+		return target == ErrUnavailable
+	}
+	return false
+}

@@ -1,0 +1,713 @@
+package keyservice
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/session"
+)
+
+// Config configures a Handler. Store and at least one way to authenticate
+// (Auth.Keys or Auth.StreamSecret) are required; every other zero field is
+// the safe default.
+type Config struct {
+	Store Store
+	Auth  Auth
+	// Logger receives one line per request (route, status, duration, user)
+	// and never a token, card or grant. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes caps request bodies. Zero means 8 MiB, enough for 1,000
+	// post-quantum grants.
+	MaxBodyBytes int64
+	// MaxMembersPerCall caps grants and users per request. Zero means 1,000.
+	MaxMembersPerCall int
+	// RateLimit and RateBurst bound each user's (and each unauthenticated
+	// client address's) request rate. Zero means 100 per second, burst 200.
+	RateLimit rate.Limit
+	RateBurst int
+	// IdempotencyTTL is how long an Idempotency-Key is remembered; a reuse
+	// after that is refused rather than executed again. Zero means 24h.
+	IdempotencyTTL time.Duration
+	// Metrics is where the Prometheus metrics are registered and what
+	// /metrics serves. Nil means a new registry of the handler's own.
+	Metrics *prometheus.Registry
+}
+
+// Handler serves the key service's /v1 API, /healthz and /metrics. It is an
+// http.Handler to mount in an existing server, safe for concurrent use and
+// stateless apart from its rate limiters, so replicas scale out over one
+// PostgreSQL store.
+type Handler struct {
+	cfg      Config
+	mux      *http.ServeMux
+	log      *slog.Logger
+	now      func() time.Time
+	limiters *limiters
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewHandler checks cfg and returns the Handler.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("keyservice: Config.Store is required")
+	}
+	if len(cfg.Auth.Keys) == 0 && len(cfg.Auth.StreamSecret) == 0 {
+		return nil, errors.New("keyservice: Config.Auth needs Keys or StreamSecret")
+	}
+	for _, k := range cfg.Auth.Keys {
+		if len(k.HS256) > 0 && len(k.HS256) < 32 {
+			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
+		}
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Now}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.cfg.MaxBodyBytes <= 0 {
+		h.cfg.MaxBodyBytes = 8 << 20
+	}
+	if h.cfg.MaxMembersPerCall <= 0 {
+		h.cfg.MaxMembersPerCall = 1000
+	}
+	if h.cfg.RateLimit == 0 {
+		h.cfg.RateLimit, h.cfg.RateBurst = 100, 200
+	}
+	if h.cfg.RateBurst <= 0 {
+		h.cfg.RateBurst = max(1, int(h.cfg.RateLimit))
+	}
+	if h.cfg.IdempotencyTTL <= 0 {
+		h.cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if h.cfg.Metrics == nil {
+		h.cfg.Metrics = prometheus.NewRegistry()
+	}
+	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst)
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_keyservice_requests_total", Help: "Requests by route and status code.",
+	}, []string{"route", "code"})
+	h.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "veil_keyservice_request_duration_seconds", Help: "Request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
+	}, []string{"route"})
+	if err := h.cfg.Metrics.Register(h.requests); err != nil {
+		return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
+	}
+	if err := h.cfg.Metrics.Register(h.latency); err != nil {
+		return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
+	}
+
+	h.handle("PUT /v1/users/{user}/cards", h.publishCard)
+	h.handle("GET /v1/users/{user}/cards", h.cardHistory)
+	h.handle("POST /v1/cards/lookup", h.lookupCards)
+	h.handle("POST /v1/sessions", h.createSession)
+	h.handle("GET /v1/sessions", h.lookupSession)
+	h.handle("GET /v1/sessions/{id}", h.getSession)
+	h.handle("DELETE /v1/sessions/{id}", h.deleteSession)
+	h.handle("GET /v1/sessions/{id}/grants", h.myGrants)
+	h.handle("POST /v1/sessions/{id}/members", h.extend)
+	h.handle("POST /v1/sessions/{id}/rotate", h.rotate)
+	h.handle("PUT /v1/sessions/{id}/admins/{user}", h.setAdmin)
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.cfg.Metrics, promhttp.HandlerOpts{}))
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, "no such route")
+	})
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// apiFunc handles one authenticated API request. It returns the status and
+// the response value, or an error (an *APIError, or a store error that
+// storeError maps).
+type apiFunc func(r *http.Request, p Principal, body []byte) (int, any, error)
+
+// handle registers an authenticated, rate-limited, logged and measured
+// route. The body is read (bounded) before fn runs.
+func (h *Handler) handle(pattern string, fn apiFunc) {
+	route := pattern
+	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := h.now()
+		rec := &statusRecorder{ResponseWriter: w}
+		p, err := h.serve(rec, r, fn)
+		code := rec.status
+		h.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+		h.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		attrs := []any{"route", route, "status", code, "duration", time.Since(start)}
+		if p.UserID != "" {
+			attrs = append(attrs, "user", p.UserID)
+		} else if p.Service {
+			attrs = append(attrs, "user", "(service)")
+		}
+		if err != nil && code >= 500 {
+			attrs = append(attrs, "error", err.Error())
+			h.log.Error("request failed", attrs...)
+			return
+		}
+		h.log.Info("request", attrs...)
+	})
+}
+
+func (h *Handler) serve(w *statusRecorder, r *http.Request, fn apiFunc) (Principal, error) {
+	p, err := h.cfg.Auth.authenticate(r.Header.Get("Authorization"), h.now)
+	if err != nil {
+		if !h.limiters.allow("ip:" + clientIP(r)) {
+			writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests")
+			return Principal{}, nil
+		}
+		writeError(w, http.StatusUnauthorized, CodeUnauthenticated, err.Error())
+		return Principal{}, nil
+	}
+	key := "user:" + p.UserID
+	if p.Service {
+		key = "service"
+	}
+	if !h.limiters.allow(key) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests")
+		return p, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("request body over %d bytes", h.cfg.MaxBodyBytes))
+			return p, nil
+		}
+		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "cannot read request body")
+		return p, nil
+	}
+	status, out, err := fn(r, p, body)
+	if err != nil {
+		ae := h.apiError(err)
+		writeError(w, ae.Status, ae.Code, ae.Message)
+		return p, err
+	}
+	writeJSON(w, status, out)
+	return p, nil
+}
+
+// apiError maps an error to its API form; unknown errors are internal and
+// their text is not sent.
+func (h *Handler) apiError(err error) *APIError {
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, ErrForbidden):
+		return &APIError{http.StatusForbidden, CodeForbidden, "not allowed"}
+	case errors.Is(err, ErrConflict):
+		return &APIError{http.StatusConflict, CodeConflict, "the session or directory changed; reload and retry"}
+	case errors.Is(err, ErrNotFound):
+		return &APIError{http.StatusNotFound, CodeUnknownSession, "no such session"}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &APIError{http.StatusServiceUnavailable, CodeUnavailable, "request cancelled"}
+	}
+	return &APIError{http.StatusInternalServerError, CodeInternal, "internal error"}
+}
+
+func bad(code, format string, args ...any) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+func forbidden(msg string) *APIError {
+	return &APIError{Status: http.StatusForbidden, Code: CodeForbidden, Message: msg}
+}
+
+// decode parses exactly one JSON object with no unknown fields.
+func decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bad(CodeInvalidRequest, "malformed JSON: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return bad(CodeInvalidRequest, "malformed JSON: trailing data")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad(CodeInvalidRequest, "malformed JSON: trailing data")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing request content
+// beyond field names.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Error: errorJSON{Code: code, Message: msg}})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limiters holds one token bucket per principal, forgetting idle ones.
+type limiters struct {
+	mu    sync.Mutex
+	limit rate.Limit
+	burst int
+	m     map[string]*limiterEntry
+}
+
+type limiterEntry struct {
+	l    *rate.Limiter
+	seen time.Time
+}
+
+const maxLimiters = 100_000
+
+func newLimiters(l rate.Limit, burst int) *limiters {
+	return &limiters{limit: l, burst: burst, m: map[string]*limiterEntry{}}
+}
+
+func (ls *limiters) allow(key string) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	now := time.Now()
+	e, ok := ls.m[key]
+	if !ok {
+		if len(ls.m) >= maxLimiters {
+			for k, v := range ls.m {
+				if now.Sub(v.seen) > time.Minute {
+					delete(ls.m, k)
+				}
+			}
+		}
+		e = &limiterEntry{l: rate.NewLimiter(ls.limit, ls.burst)}
+		ls.m[key] = e
+	}
+	e.seen = now
+	return e.l.AllowN(now, 1)
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.cfg.Store.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "store unreachable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// ---- directory ----
+
+func (h *Handler) publishCard(r *http.Request, p Principal, body []byte) (int, any, error) {
+	user := r.PathValue("user")
+	if p.UserID != user {
+		return 0, nil, forbidden("only a user may publish their own card")
+	}
+	var req publishCardRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	card, err := identity.ParseCard(req.Card)
+	if err != nil {
+		return 0, nil, bad(CodeInvalidCard, "the card does not parse or its self-signature is invalid")
+	}
+	if card.UserID() != user {
+		return 0, nil, bad(CodeInvalidCard, "the card names another user")
+	}
+	ctx := r.Context()
+	history, err := h.cfg.Store.CardHistory(ctx, user)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return 0, nil, err
+	}
+	if n := len(history); n > 0 {
+		latest, err := identity.ParseCard(history[n-1])
+		if err != nil {
+			return 0, nil, fmt.Errorf("stored card of %q does not parse: %w", user, err)
+		}
+		if latest.Equal(card) {
+			return http.StatusOK, struct{}{}, nil // idempotent republish
+		}
+		if !card.IsSuccessorOf(latest) {
+			return 0, nil, bad(CodeInvalidCard, "the card is not signed by the user's latest generation %d", latest.Generation())
+		}
+	} else if card.Generation() != 0 {
+		return 0, nil, bad(CodeInvalidCard, "a user's first card must be generation 0")
+	}
+	if err := h.cfg.Store.InsertCard(ctx, user, card.Generation(), card.Marshal()); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, struct{}{}, nil
+}
+
+func (h *Handler) cardHistory(r *http.Request, p Principal, body []byte) (int, any, error) {
+	cards, err := h.cfg.Store.CardHistory(r.Context(), r.PathValue("user"))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil, &APIError{http.StatusNotFound, CodeUnknownUser, "the user has no card"}
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, cardsResponse{Cards: cards}, nil
+}
+
+func (h *Handler) lookupCards(r *http.Request, p Principal, body []byte) (int, any, error) {
+	var req lookupRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if len(req.UserIDs) == 0 {
+		return 0, nil, bad(CodeInvalidRequest, "user_ids is empty")
+	}
+	if len(req.UserIDs) > h.cfg.MaxMembersPerCall {
+		return 0, nil, bad(CodeTooManyMembers, "at most %d users per call", h.cfg.MaxMembersPerCall)
+	}
+	cards, err := h.cfg.Store.LatestCards(r.Context(), req.UserIDs)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, lookupResponse{Cards: cards}, nil
+}
+
+// ---- sessions ----
+
+func parseSessionID(s string) (session.ID, error) {
+	id, err := session.ParseID(s)
+	if err != nil || id.IsZero() {
+		return session.ID{}, bad(CodeInvalidRequest, "session IDs are 32 lower-case hex digits")
+	}
+	return id, nil
+}
+
+// checkGrants validates a grant list: bounded, one per grantee, all for
+// epoch, well-formed age files of bounded size, every grantee with a card.
+func (h *Handler) checkGrants(ctx context.Context, grants []grantJSON, epoch uint32) ([]session.GrantRecord, error) {
+	if len(grants) == 0 {
+		return nil, bad(CodeInvalidGrants, "no grants")
+	}
+	if len(grants) > h.cfg.MaxMembersPerCall {
+		return nil, bad(CodeTooManyMembers, "at most %d grants per call", h.cfg.MaxMembersPerCall)
+	}
+	out := make([]session.GrantRecord, 0, len(grants))
+	seen := make(map[string]bool, len(grants))
+	users := make([]string, 0, len(grants))
+	for _, g := range grants {
+		switch {
+		case g.Grantee == "" || len(g.Grantee) > identity.MaxUserIDLen:
+			return nil, bad(CodeInvalidGrants, "a grant has an invalid grantee")
+		case seen[g.Grantee]:
+			return nil, bad(CodeInvalidGrants, "two grants for %q", g.Grantee)
+		case g.Epoch != epoch:
+			return nil, bad(CodeInvalidGrants, "grant for %q is for epoch %d, expected %d", g.Grantee, g.Epoch, epoch)
+		case len(g.Grant) > session.MaxGrantSize || !bytes.HasPrefix(g.Grant, []byte("age-encryption.org/v1\n")):
+			return nil, bad(CodeInvalidGrants, "grant for %q is not an age file of at most %d bytes", g.Grantee, session.MaxGrantSize)
+		}
+		seen[g.Grantee] = true
+		users = append(users, g.Grantee)
+		out = append(out, session.GrantRecord{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant})
+	}
+	cards, err := h.cfg.Store.LatestCards(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		if _, ok := cards[u]; !ok {
+			return nil, bad(CodeInvalidGrants, "grantee %q has no published card", u)
+		}
+	}
+	return out, nil
+}
+
+func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int, any, error) {
+	if p.Service {
+		return 0, nil, forbidden("sessions are created by their members")
+	}
+	idemKey := r.Header.Get("Idempotency-Key")
+	if len(idemKey) > 255 {
+		return 0, nil, bad(CodeInvalidRequest, "Idempotency-Key longer than 255 characters")
+	}
+	sum := sha256.Sum256(body)
+	ctx := r.Context()
+	if idemKey != "" {
+		rec, err := h.cfg.Store.Idempotency(ctx, p.UserID, idemKey)
+		switch {
+		case err == nil:
+			if subtle.ConstantTimeCompare(rec.RequestHash, sum[:]) != 1 {
+				return 0, nil, &APIError{http.StatusUnprocessableEntity, CodeIdempotencyReuse, "Idempotency-Key already used for another request"}
+			}
+			if h.now().Sub(rec.CreatedAt) > h.cfg.IdempotencyTTL {
+				return 0, nil, &APIError{http.StatusUnprocessableEntity, CodeIdempotencyReuse, "Idempotency-Key expired; use a new key"}
+			}
+			return rec.Status, json.RawMessage(rec.Response), nil
+		case !errors.Is(err, ErrNotFound):
+			return 0, nil, err
+		}
+	}
+	var req createSessionRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	id, err := parseSessionID(req.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if req.ChannelCID == "" || len(req.ChannelCID) > session.MaxChannelCIDLen {
+		return 0, nil, bad(CodeInvalidRequest, "invalid channel_cid")
+	}
+	grants, err := h.checkGrants(ctx, req.Grants, 0)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !slices.ContainsFunc(grants, func(g session.GrantRecord) bool { return g.Grantee == p.UserID }) {
+		return 0, nil, bad(CodeInvalidGrants, "the creator must grant itself")
+	}
+	got, created, err := h.cfg.Store.CreateSession(ctx, SessionRecord{ID: id, ChannelCID: req.ChannelCID, CreatedBy: p.UserID, CreatedAt: h.now()}, grants)
+	if err != nil {
+		return 0, nil, err
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+	}
+	resp := createSessionResponse{ID: got.String(), Created: created}
+	if idemKey != "" {
+		b, _ := json.Marshal(resp)
+		err := h.cfg.Store.PutIdempotency(ctx, IdempotencyRecord{UserID: p.UserID, Key: idemKey, RequestHash: sum[:], Status: status, Response: b, CreatedAt: h.now()})
+		if err != nil && !errors.Is(err, ErrConflict) {
+			return 0, nil, err
+		}
+	}
+	return status, resp, nil
+}
+
+func (h *Handler) lookupSession(r *http.Request, p Principal, body []byte) (int, any, error) {
+	cid := r.URL.Query().Get("channel_cid")
+	if cid == "" || len(cid) > session.MaxChannelCIDLen {
+		return 0, nil, bad(CodeInvalidRequest, "channel_cid query parameter required")
+	}
+	id, err := h.cfg.Store.SessionByChannel(r.Context(), cid)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, lookupSessionResponse{ID: id.String()}, nil
+}
+
+// member loads a session and checks that p may read it (a member, or the
+// service).
+func (h *Handler) member(ctx context.Context, p Principal, id session.ID) (SessionRecord, []session.Member, error) {
+	rec, members, err := h.cfg.Store.Session(ctx, id)
+	if err != nil {
+		return SessionRecord{}, nil, err
+	}
+	if !p.Service && !slices.ContainsFunc(members, func(m session.Member) bool { return m.UserID == p.UserID }) {
+		return SessionRecord{}, nil, forbidden("not a member of this session")
+	}
+	return rec, members, nil
+}
+
+func (h *Handler) getSession(r *http.Request, p Principal, body []byte) (int, any, error) {
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	rec, members, err := h.member(r.Context(), p, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := sessionResponse{ID: rec.ID.String(), ChannelCID: rec.ChannelCID, Epoch: rec.Epoch, Members: make([]memberJSON, len(members))}
+	for i, m := range members {
+		resp.Members[i] = memberJSON{UserID: m.UserID, Admin: m.Admin, Since: m.Since}
+	}
+	return http.StatusOK, resp, nil
+}
+
+func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any, error) {
+	if p.Service {
+		return 0, nil, forbidden("grants are read by their grantee")
+	}
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, _, err := h.member(r.Context(), p, id); err != nil {
+		return 0, nil, err
+	}
+	grants, err := h.cfg.Store.Grants(r.Context(), id, p.UserID)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := grantsResponse{Grants: make([]grantJSON, len(grants))}
+	for i, g := range grants {
+		resp.Grants[i] = grantJSON{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant}
+	}
+	return http.StatusOK, resp, nil
+}
+
+func (h *Handler) extend(r *http.Request, p Principal, body []byte) (int, any, error) {
+	if p.Service {
+		return 0, nil, forbidden("members are added by members")
+	}
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	var req extendRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	grants, err := h.checkGrants(r.Context(), req.Grants, req.Epoch)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.cfg.Store.Extend(r.Context(), id, p.UserID, req.Epoch, grants); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (h *Handler) rotate(r *http.Request, p Principal, body []byte) (int, any, error) {
+	if p.Service {
+		return 0, nil, forbidden("rotation needs new grants from an admin member")
+	}
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	var req rotateRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Remove) > h.cfg.MaxMembersPerCall {
+		return 0, nil, bad(CodeTooManyMembers, "at most %d users per call", h.cfg.MaxMembersPerCall)
+	}
+	if req.FromEpoch == session.MaxEpochs-1 {
+		return 0, nil, bad(CodeInvalidRequest, "too many epochs")
+	}
+	ctx := r.Context()
+	grants, err := h.checkGrants(ctx, req.Grants, req.FromEpoch+1)
+	if err != nil {
+		return 0, nil, err
+	}
+	_, members, err := h.cfg.Store.Session(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	granted := make(map[string]bool, len(grants))
+	for _, g := range grants {
+		if slices.Contains(req.Remove, g.Grantee) {
+			return 0, nil, bad(CodeInvalidGrants, "grant for removed member %q", g.Grantee)
+		}
+		granted[g.Grantee] = true
+	}
+	for _, m := range members {
+		if !slices.Contains(req.Remove, m.UserID) && !granted[m.UserID] {
+			return 0, nil, bad(CodeInvalidGrants, "remaining member %q has no grant for the new epoch", m.UserID)
+		}
+	}
+	if err := h.cfg.Store.Rotate(ctx, id, p.UserID, req.FromEpoch, req.Remove, grants); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (h *Handler) setAdmin(r *http.Request, p Principal, body []byte) (int, any, error) {
+	if p.Service {
+		return 0, nil, forbidden("admins are named by admins")
+	}
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	var req adminRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	err = h.cfg.Store.SetAdmin(r.Context(), id, p.UserID, r.PathValue("user"), req.Admin)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil, &APIError{http.StatusNotFound, CodeUnknownUser, "not a member of this session"}
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (h *Handler) deleteSession(r *http.Request, p Principal, body []byte) (int, any, error) {
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	caller := p.UserID
+	if p.Service {
+		caller = ""
+	}
+	if err := h.cfg.Store.DeleteSession(r.Context(), id, caller); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
