@@ -1,0 +1,129 @@
+package keyservice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/testrand"
+	"github.com/veilchat/veil/session"
+)
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := newTestServer(t, openTestStore(t), func(c *Config) { c.MaxBodyBytes = 64 << 10 })
+	alice := srv.member(t, "alice")
+	srv.member(t, "bob")
+	s, err := alice.mgr.Create(ctx, "messaging:bad", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := s.ID().String()
+	tok := userToken(t, "alice")
+
+	// A card signed by a key other than the one it carries.
+	forged := alice.id.Card().Marshal()
+	forged[len(forged)-1] ^= 1
+	// A generation-1 card that is not signed by alice's generation 0.
+	other, _ := identity.Generate(testrand.New("other"), "alice", identity.Options{Kind: identity.KindX25519})
+	other1, _ := other.Rotate(testrand.New("other1"), identity.Options{})
+	// A card for another user, published under alice's name.
+	bobsCard, _ := identity.Generate(testrand.New("b"), "bob", identity.Options{Kind: identity.KindX25519})
+
+	tests := []struct {
+		name, method, path string
+		body               any
+		status             int
+		code, reason       string
+	}{
+		{"malformed JSON", "POST", "/v1/cards/lookup", `{"user_ids": [`, 400, CodeInvalidRequest, "truncated JSON"},
+		{"not an object", "POST", "/v1/cards/lookup", `[1,2]`, 400, CodeInvalidRequest, "wrong shape"},
+		{"trailing data", "POST", "/v1/cards/lookup", `{"user_ids":["a"]} {}`, 400, CodeInvalidRequest, "one JSON value per body"},
+		{"unknown field", "POST", "/v1/cards/lookup", `{"user_ids":["a"],"admin":true}`, 400, CodeInvalidRequest, "unknown fields are refused"},
+		{"wrong type", "POST", "/v1/sessions/" + sid + "/rotate", `{"from_epoch":"zero"}`, 400, CodeInvalidRequest, "types are checked"},
+		{"oversize body", "POST", "/v1/cards/lookup", `{"user_ids":["` + strings.Repeat("a", 70<<10) + `"]}`, 413, CodeBodyTooLarge, "bodies are capped"},
+		{"too many users", "POST", "/v1/cards/lookup", lookupRequest{UserIDs: make([]string, 1001)}, 400, CodeTooManyMembers, "per-call member cap"},
+		{"forged card", "PUT", "/v1/users/alice/cards", publishCardRequest{Card: forged}, 400, CodeInvalidCard, "self-signature checked"},
+		{"unchained card", "PUT", "/v1/users/alice/cards", publishCardRequest{Card: other1.Card().Marshal()}, 400, CodeInvalidCard, "a new generation must be signed by the latest"},
+		{"fresh gen 0 over existing", "PUT", "/v1/users/alice/cards", publishCardRequest{Card: other.Card().Marshal()}, 400, CodeInvalidCard, "no silent key replacement"},
+		{"card of another user", "PUT", "/v1/users/alice/cards", publishCardRequest{Card: bobsCard.Card().Marshal()}, 400, CodeInvalidCard, "the card must name the path's user"},
+		{"bad session ID", "GET", "/v1/sessions/XYZ", nil, 400, CodeInvalidRequest, "IDs are validated"},
+		{"unknown session", "GET", "/v1/sessions/" + strings.Repeat("ab", 16), nil, 404, CodeUnknownSession, "clear not-found"},
+		{"unknown user history", "GET", "/v1/users/nobody/cards", nil, 404, CodeUnknownUser, "clear not-found"},
+		{"grant for user without card", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 0, Grants: []grantJSON{fakeGrant("ghost", 0)}}, 400, CodeInvalidGrants, "grantees must exist"},
+		{"grant that is not age", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 0, Grants: []grantJSON{{Grantee: "bob", Grant: []byte("hello")}}}, 400, CodeInvalidGrants, "grants are age files"},
+		{"duplicate grants", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("alice", 1), fakeGrant("bob", 1)}}, 400, CodeInvalidGrants, "one grant per member per epoch"},
+		{"grant for removed member", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Remove: []string{"bob"}, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("bob", 1)}}, 400, CodeInvalidGrants, "removed members get nothing"},
+		{"member left out", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Grants: []grantJSON{fakeGrant("alice", 1)}}, 400, CodeInvalidGrants, "every remaining member gets the new epoch"},
+		{"stale epoch", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 5, Grants: []grantJSON{fakeGrant("alice", 6), fakeGrant("bob", 6)}}, 409, CodeConflict, "rotation from an old epoch"},
+		{"wrong extend epoch", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 3, Grants: []grantJSON{fakeGrant("ghost2", 3)}}, 400, CodeInvalidGrants, "grantee check comes first"},
+		{"existing member", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 0, Grants: []grantJSON{fakeGrant("bob", 0)}}, 409, CodeConflict, "members are not granted twice"},
+		{"no such route", "GET", "/v2/anything", nil, 404, CodeNotFound, "JSON 404"},
+	}
+	for _, tc := range tests {
+		got, eb := rawRequest(t, srv, tc.method, tc.path, tok, tc.body)
+		if got != tc.status || eb.Error.Code != tc.code {
+			t.Errorf("%s: %d %q (%s), want %d %q; %s", tc.name, got, eb.Error.Code, eb.Error.Message, tc.status, tc.code, tc.reason)
+		}
+	}
+	// Nothing was stored half-way: the session is still at epoch 0 with
+	// its two members and the directory still has alice's first card.
+	info, err := alice.c.Info(ctx, s.ID())
+	if err != nil || info.Epoch != 0 || len(info.Members) != 2 {
+		t.Fatalf("state changed by refused requests: %+v %v", info, err)
+	}
+	if h, err := alice.c.History(ctx, "alice"); err != nil || len(h) != 1 || !h[0].Equal(alice.id.Card()) {
+		t.Fatalf("directory changed by refused requests: %v", err)
+	}
+	// A refused create leaves no session behind.
+	id, _ := session.NewID(nil)
+	got, _ := rawRequest(t, srv, "POST", "/v1/sessions", tok, createSessionRequest{ID: id.String(), ChannelCID: "messaging:half", Grants: []grantJSON{fakeGrant("alice", 0), fakeGrant("ghost", 0)}})
+	if got != 400 {
+		t.Fatalf("create with a ghost grantee: %d", got)
+	}
+	if _, err := alice.c.Lookup(ctx, "messaging:half"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused create left a session: %v", err)
+	}
+}
+
+func TestIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, openTestStore(t))
+	srv.member(t, "alice")
+	tok := userToken(t, "alice")
+	id, _ := session.NewID(nil)
+	body, _ := json.Marshal(createSessionRequest{ID: id.String(), ChannelCID: "messaging:idem", Grants: []grantJSON{fakeGrant("alice", 0)}})
+	post := func(key string, b []byte) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/sessions", bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	s1, r1 := post("k1", body)
+	s2, r2 := post("k1", body)
+	if s1 != 201 || s2 != 201 || r1 != r2 {
+		t.Fatalf("retry with the same key: %d %s / %d %s; want the first response replayed", s1, r1, s2, r2)
+	}
+	other, _ := json.Marshal(createSessionRequest{ID: id.String(), ChannelCID: "messaging:other", Grants: []grantJSON{fakeGrant("alice", 0)}})
+	if s, r := post("k1", other); s != http.StatusUnprocessableEntity || !strings.Contains(r, CodeIdempotencyReuse) {
+		t.Fatalf("same key, other request: %d %s", s, r)
+	}
+	// Without the key, a second create for the channel converges (200).
+	s3, r3 := post("k2", body)
+	if s3 != 200 || !strings.Contains(r3, `"created":false`) {
+		t.Fatalf("second create for the channel: %d %s", s3, r3)
+	}
+}
