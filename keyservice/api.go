@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/veilchat/veil/internal/httpjson"
 	"github.com/veilchat/veil/session"
 )
 
@@ -79,14 +80,7 @@ type adminRequest struct {
 	Admin bool `json:"admin"`
 }
 
-type errorBody struct {
-	Error errorJSON `json:"error"`
-}
-
-type errorJSON struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
+type errorBody = httpjson.ErrorBody
 
 // Stable error codes of the API. Clients branch on Code, never on Message.
 const (

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/httpjson"
 	"github.com/veilchat/veil/session"
 )
 
@@ -153,9 +153,9 @@ func (h *Handler) handle(pattern string, fn apiFunc) {
 	route := pattern
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := h.now()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &httpjson.StatusRecorder{ResponseWriter: w}
 		p, err := h.serve(rec, r, fn)
-		code := rec.status
+		code := rec.Status
 		h.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 		h.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		attrs := []any{"route", route, "status", code, "duration", time.Since(start)}
@@ -173,7 +173,7 @@ func (h *Handler) handle(pattern string, fn apiFunc) {
 	})
 }
 
-func (h *Handler) serve(w *statusRecorder, r *http.Request, fn apiFunc) (Principal, error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc) (Principal, error) {
 	p, err := h.cfg.Auth.authenticate(r.Header.Get("Authorization"), h.now)
 	if err != nil {
 		if !h.limiters.allow("ip:" + clientIP(r)) {
@@ -192,14 +192,10 @@ func (h *Handler) serve(w *statusRecorder, r *http.Request, fn apiFunc) (Princip
 		writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many requests")
 		return p, nil
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	body, err := httpjson.ReadBody(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, fmt.Sprintf("request body over %d bytes", h.cfg.MaxBodyBytes))
-			return p, nil
-		}
-		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "cannot read request body")
+		ae := h.apiError(err)
+		writeError(w, ae.Status, ae.Code, ae.Message)
 		return p, nil
 	}
 	status, out, err := fn(r, p, body)
@@ -216,9 +212,12 @@ func (h *Handler) serve(w *statusRecorder, r *http.Request, fn apiFunc) (Princip
 // their text is not sent.
 func (h *Handler) apiError(err error) *APIError {
 	var ae *APIError
+	var he *httpjson.Error
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &he):
+		return &APIError{Status: he.Status, Code: he.Code, Message: he.Message}
 	case errors.Is(err, ErrForbidden):
 		return &APIError{http.StatusForbidden, CodeForbidden, "not allowed"}
 	case errors.Is(err, ErrConflict):
@@ -239,70 +238,12 @@ func forbidden(msg string) *APIError {
 	return &APIError{Status: http.StatusForbidden, Code: CodeForbidden, Message: msg}
 }
 
-// decode parses exactly one JSON object with no unknown fields.
-func decode(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bad(CodeInvalidRequest, "malformed JSON: %s", jsonProblem(err))
-	}
-	if dec.More() {
-		return bad(CodeInvalidRequest, "malformed JSON: trailing data")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return bad(CodeInvalidRequest, "malformed JSON: trailing data")
-	}
-	return nil
-}
+func decode(body []byte, v any) error { return httpjson.Decode(body, v) }
 
-// jsonProblem describes a decoding error without echoing request content
-// beyond field names.
-func jsonProblem(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Sprintf("syntax error at offset %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("field %q has the wrong type", te.Field)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "unexpected end of input"
-	}
-	msg := err.Error()
-	if len(msg) > 120 {
-		msg = msg[:120]
-	}
-	return msg
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, errorBody{Error: errorJSON{Code: code, Message: msg}})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
+	httpjson.WriteError(w, status, code, msg)
 }
 
 func clientIP(r *http.Request) string {

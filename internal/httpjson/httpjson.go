@@ -1,0 +1,126 @@
+// Package httpjson holds the JSON-over-HTTP plumbing Veil's services share:
+// strict bounded decoding, responses, and the error body
+// {"error": {"code": "...", "message": "..."}}.
+package httpjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error ErrorJSON `json:"error"`
+}
+
+// ErrorJSON is the error object: a stable code and a human-readable message
+// that never contains secrets.
+type ErrorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error is an error with its HTTP status and stable code.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error returns "<code> (<status>): <message>".
+func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Code, e.Status, e.Message) }
+
+// Errorf returns an *Error with a formatted message.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeInvalidRequest is the code of Decode's errors.
+const CodeInvalidRequest = "invalid_request"
+
+// Decode parses body as exactly one JSON value into v, refusing unknown
+// fields and trailing data. Its errors are *Error with status 400 and
+// messages that do not echo the input.
+func Decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "malformed JSON: %s", problem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "malformed JSON: trailing data")
+	}
+	return nil
+}
+
+func problem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at offset %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	msg := err.Error()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
+
+// ReadBody reads at most limit bytes of r's body. Over the limit it returns
+// an *Error with status 413 and code "body_too_large".
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body over %d bytes", limit)
+		}
+		return nil, Errorf(http.StatusBadRequest, CodeInvalidRequest, "cannot read request body")
+	}
+	return body, nil
+}
+
+// Write writes v as JSON with status, and headers that keep it out of
+// caches.
+func Write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes an error body.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	Write(w, status, ErrorBody{Error: ErrorJSON{Code: code, Message: msg}})
+}
+
+// StatusRecorder remembers the status written through it.
+type StatusRecorder struct {
+	http.ResponseWriter
+	Status int
+}
+
+// WriteHeader records the first status.
+func (s *StatusRecorder) WriteHeader(code int) {
+	if s.Status == 0 {
+		s.Status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write records 200 if no status was written yet.
+func (s *StatusRecorder) Write(b []byte) (int, error) {
+	if s.Status == 0 {
+		s.Status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
