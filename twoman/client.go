@@ -1,0 +1,258 @@
+package twoman
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/veilchat/veil/identity"
+)
+
+// Client is the device side of recovery: it encrypts the identity before it
+// leaves the device and decrypts it after retrieval. The SSKS only ever sees
+// ciphertext. A Client is safe for concurrent use.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a Client for the SSKS at baseURL. hc nil means a client
+// with a 30 s timeout.
+func NewClient(baseURL string, hc *http.Client) (*Client, error) {
+	if !strings.HasPrefix(baseURL, "http://") && !strings.HasPrefix(baseURL, "https://") {
+		return nil, errors.New("twoman: the SSKS URL must be http(s)")
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc}, nil
+}
+
+func (c *Client) post(ctx context.Context, path string, in, out any) error {
+	return postJSON(ctx, c.http, c.base+path, "", in, out)
+}
+
+// encryptIdentity encrypts an exported identity under the twoManRuleKey,
+// bound to the user and the factor.
+func encryptIdentity(s *Session, id *identity.Identity) ([]byte, error) {
+	if id.UserID() != s.UserID {
+		return nil, errors.New("twoman: the identity belongs to another user")
+	}
+	key, err := identityKey(s.RuleKey.k[:])
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	plain := id.Export()
+	defer clear(plain)
+	return sealBlob(key, plain, identityAD(labelIdentityAD, s.UserID, s.Factor))
+}
+
+// SaveIdentity encrypts id under the session's twoManRuleKey and stores it
+// on the SSKS. code is the one-time code the user received; it may be empty
+// when s.MustAuthenticate is false (a new user). Call it again after every
+// identity rotation.
+func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *identity.Identity) error {
+	blob, err := encryptIdentity(s, id)
+	if err != nil {
+		return err
+	}
+	return c.post(ctx, "/v1/identity/push", pushRequest{SessionID: s.SessionID, Code: code, Blob: blob}, nil)
+}
+
+// RetrieveIdentity fetches the user's encrypted identity with the one-time
+// code and decrypts it with the session's twoManRuleKey. A blob that does
+// not decrypt (wrong key, another user or factor, tampering) returns
+// ErrDecrypt.
+func (c *Client) RetrieveIdentity(ctx context.Context, s *Session, code string) (*identity.Identity, error) {
+	var resp retrieveResponse
+	if err := c.post(ctx, "/v1/identity/retrieve", sessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
+		return nil, err
+	}
+	key, err := identityKey(s.RuleKey.k[:])
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	plain, err := openBlob(key, resp.Blob, identityAD(labelIdentityAD, s.UserID, s.Factor))
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	id, err := identity.Import(plain)
+	if err != nil || id.UserID() != s.UserID {
+		return nil, ErrDecrypt
+	}
+	return id, nil
+}
+
+// ChangeFactor moves the user's recovery to a new factor. s must be a
+// session challenged on the current factor (answered with code); the
+// identity is re-encrypted for the new factor.
+func (c *Client) ChangeFactor(ctx context.Context, s *Session, code string, newFactor Factor, id *identity.Identity) error {
+	f, err := newFactor.Normalize()
+	if err != nil {
+		return err
+	}
+	next := *s
+	next.Factor = f
+	blob, err := encryptIdentity(&next, id)
+	if err != nil {
+		return err
+	}
+	return c.post(ctx, "/v1/identity/factor", factorRequest{SessionID: s.SessionID, Code: code, Factor: f, Blob: blob}, nil)
+}
+
+// DeleteIdentity removes the user's stored identity (and so the factor).
+func (c *Client) DeleteIdentity(ctx context.Context, s *Session, code string) error {
+	return c.post(ctx, "/v1/identity/delete", sessionAnswer{SessionID: s.SessionID, Code: code}, nil)
+}
+
+// PasswordParams are the Argon2id parameters of a password backup. They are
+// stored with the backup; readers refuse values outside the bounds.
+type PasswordParams struct {
+	Alg     string `json:"alg"`   // "argon2id"
+	Time    uint32 `json:"t"`     // passes
+	Memory  uint32 `json:"m_kib"` // memory in KiB
+	Threads uint8  `json:"p"`     // parallelism
+	Version int    `json:"v"`     // format version, 1
+}
+
+// DefaultPasswordParams: Argon2id, 3 passes over 64 MiB with 4 lanes.
+var DefaultPasswordParams = PasswordParams{Alg: "argon2id", Time: 3, Memory: 64 << 10, Threads: 4, Version: 1}
+
+// Bounds on PasswordParams: below them a backup is too weak, above them a
+// hostile server could make clients spin or exhaust memory.
+const (
+	MinPasswordMemory = 19 << 10 // 19 MiB (OWASP's minimum for Argon2id)
+	MaxPasswordMemory = 1 << 20  // 1 GiB
+	MaxPasswordTime   = 10
+	MaxPasswordLanes  = 16
+)
+
+func (p PasswordParams) check() error {
+	if p.Alg != "argon2id" || p.Version != 1 || p.Time < 1 || p.Time > MaxPasswordTime ||
+		p.Memory < MinPasswordMemory || p.Memory > MaxPasswordMemory || p.Threads < 1 || p.Threads > MaxPasswordLanes {
+		return errors.New("twoman: password parameters out of bounds")
+	}
+	return nil
+}
+
+// derive returns the lookup secret and the encryption key for a passphrase.
+func (p PasswordParams) derive(userID, passphrase string) (lookup, key []byte) {
+	salt := sha256.Sum256([]byte(labelPassword + "\x00" + userID))
+	out := argon2.IDKey([]byte(passphrase), salt[:16], p.Time, p.Memory, p.Threads, 64)
+	return out[:32], out[32:]
+}
+
+// ErrWrongPassphrase is returned when a passphrase does not match the backup.
+var ErrWrongPassphrase = errors.New("twoman: wrong passphrase")
+
+// passwordBlob encrypts an identity for a password backup.
+func passwordBlob(userID string, key []byte, id *identity.Identity) ([]byte, error) {
+	plain := id.Export()
+	defer clear(plain)
+	return sealBlob(key, plain, identityAD(labelPasswordAD, userID, Factor{}))
+}
+
+// SavePassword stores a password-protected backup of id: the passphrase
+// derives (Argon2id, params) a lookup secret the SSKS checks and a key it
+// never sees. Creating a backup needs a challenge session for the user (s,
+// answered with code when it must authenticate); params nil means
+// DefaultPasswordParams.
+func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase string, id *identity.Identity, params *PasswordParams) error {
+	return c.storePassword(ctx, passwordStoreRequest{SessionID: s.SessionID, Code: code}, id, passphrase, params)
+}
+
+// ChangePassword replaces the passphrase of a backup, proving knowledge of
+// the old one instead of answering a challenge, and stores id under the new
+// one.
+func (c *Client) ChangePassword(ctx context.Context, oldPassphrase, newPassphrase string, id *identity.Identity, params *PasswordParams) error {
+	old, err := c.passwordParams(ctx, id.UserID())
+	if err != nil {
+		return err
+	}
+	oldLookup, oldKey := old.derive(id.UserID(), oldPassphrase)
+	clear(oldKey)
+	return c.storePassword(ctx, passwordStoreRequest{OldLookup: oldLookup}, id, newPassphrase, params)
+}
+
+func (c *Client) storePassword(ctx context.Context, req passwordStoreRequest, id *identity.Identity, passphrase string, params *PasswordParams) error {
+	if passphrase == "" {
+		return errors.New("twoman: empty passphrase")
+	}
+	p := DefaultPasswordParams
+	if params != nil {
+		p = *params
+	}
+	if err := p.check(); err != nil {
+		return err
+	}
+	lookup, key := p.derive(id.UserID(), passphrase)
+	defer clear(key)
+	blob, err := passwordBlob(id.UserID(), key, id)
+	if err != nil {
+		return err
+	}
+	pj, _ := json.Marshal(p)
+	req.UserID, req.Lookup, req.Params, req.Blob = id.UserID(), lookup, pj, blob
+	err = c.post(ctx, "/v1/password/store", req, nil)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
+		return ErrWrongPassphrase
+	}
+	return err
+}
+
+func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordParams, error) {
+	var resp passwordParamsResponse
+	if err := c.post(ctx, "/v1/password/params", passwordParamsRequest{UserID: userID}, &resp); err != nil {
+		return PasswordParams{}, err
+	}
+	if resp.Params == nil {
+		return PasswordParams{}, &APIError{Status: http.StatusNotFound, Code: CodeNoIdentity, Message: "no password backup for this user"}
+	}
+	var p PasswordParams
+	if err := json.Unmarshal(resp.Params, &p); err != nil {
+		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters")
+	}
+	return p, p.check()
+}
+
+// RetrievePassword recovers an identity from its password backup. A wrong
+// passphrase returns ErrWrongPassphrase; the SSKS counts it and locks the
+// backup after repeated failures (an *APIError with code "locked").
+func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string) (*identity.Identity, error) {
+	p, err := c.passwordParams(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	lookup, key := p.derive(userID, passphrase)
+	defer clear(key)
+	var resp passwordRetrieveResponse
+	err = c.post(ctx, "/v1/password/retrieve", passwordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
+		return nil, ErrWrongPassphrase
+	}
+	if err != nil {
+		return nil, err
+	}
+	plain, err := openBlob(key, resp.Blob, identityAD(labelPasswordAD, userID, Factor{}))
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	id, err := identity.Import(plain)
+	if err != nil || id.UserID() != userID {
+		return nil, ErrDecrypt
+	}
+	return id, nil
+}

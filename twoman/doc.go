@@ -1,0 +1,36 @@
+// Package twoman recovers a user's Veil identity on a new device under the
+// two-man rule, and keeps password-protected backups.
+//
+// Three parties, none of which can recover an identity alone:
+//
+//   - the app's backend (Backend) keeps a random 32-byte twoManRuleKey per
+//     user in its own store and gives it to the user's authenticated devices;
+//   - the SSKS (Server, the Secure Key Storage Service, run by another
+//     party) keeps the identity encrypted under a key derived from the
+//     twoManRuleKey, and releases it only to whoever answers a one-time code
+//     it sends to the user's email or phone;
+//   - the user's device (Client) encrypts before upload and decrypts after
+//     retrieval.
+//
+// The flow: the app's backend calls Backend.StartChallenge for its logged-in
+// user; the SSKS sends the user a code; the device calls
+// Client.SaveIdentity (at sign-up, or after a key rotation) or
+// Client.RetrieveIdentity (on a new device) with the Session the backend
+// returned and the code the user typed. The backend never sees the code; the
+// SSKS never sees the twoManRuleKey.
+//
+// Codes have at least 8 digits from crypto/rand, are stored only as keyed
+// hashes, expire (10 minutes by default), are single use, and a session
+// dies after 5 wrong answers; challenges are rate-limited per user and per
+// factor; factor values are stored as keyed hashes. docs/RECOVERY.md works
+// out what an attacker can achieve against these limits.
+//
+// Password backups (Client.SavePassword, RetrievePassword, ChangePassword)
+// derive a lookup secret and an encryption key from the passphrase with
+// Argon2id (parameters stored with the backup and bounded); the SSKS checks
+// the lookup secret and locks the backup after repeated failures.
+//
+// Codes reach users through a Sender: SMTPSender (email), WebhookSender
+// (HMAC-signed JSON for SMS gateways), or, for development only,
+// InsecureLogSender.
+package twoman

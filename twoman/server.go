@@ -1,0 +1,559 @@
+package twoman
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/veilchat/veil/internal/httpjson"
+)
+
+// Stable error codes of the SSKS API.
+const (
+	CodeInvalidRequest = httpjson.CodeInvalidRequest // 400
+	CodeInvalidFactor  = "invalid_factor"            // 400: unknown type or implausible value
+	CodeFactorMismatch = "factor_mismatch"           // 403: not the factor registered for the user
+	CodeUnauthorized   = "unauthorized"              // 401: missing or wrong app API key
+	CodeUnknownSession = "unknown_session"           // 404
+	CodeWrongCode      = "wrong_code"                // 403: the code does not match; attempts remain
+	CodeSessionDead    = "session_dead"              // 410: used, expired, or too many wrong codes
+	CodeNoIdentity     = "no_identity"               // 404: nothing stored for the user
+	CodeAuthRequired   = "code_required"             // 403: this session needs the code
+	CodeRateLimited    = "rate_limited"              // 429
+	CodeLocked         = "locked"                    // 429: too many wrong passphrases; retry later
+	CodeBodyTooLarge   = "body_too_large"            // 413
+	CodeInternal       = "internal"                  // 500
+)
+
+// ServerConfig configures the SSKS Server. Store, AppKeys, HashKey and
+// Sender are required; every other zero field is the safe default.
+type ServerConfig struct {
+	Store Store
+	// AppKeys are the SSKS API keys of the app backends allowed to start
+	// challenges (Authorization: Bearer <key>). Each at least 32 bytes.
+	AppKeys [][]byte
+	// HashKey (32 bytes) keys the hashes of codes and factor values, so
+	// that a copy of the database alone cannot test codes or recover
+	// addresses. Keep it outside the database.
+	HashKey []byte
+	// Sender delivers the codes.
+	Sender Sender
+	// CodeDigits is the length of codes, 8 to 12. Zero means 8.
+	CodeDigits int
+	// CodeTTL is how long a code is valid. Zero means 10 minutes.
+	CodeTTL time.Duration
+	// MaxAttempts is the number of wrong codes after which a session is
+	// dead. Zero means 5.
+	MaxAttempts int
+	// MaxChallengesPerHour bounds the challenges started per factor and per
+	// user in any hour. Zero means 5.
+	MaxChallengesPerHour int
+	// MaxBlobSize caps a stored encrypted identity. Zero means 256 KiB.
+	MaxBlobSize int
+	// PasswordMaxFailures is the number of wrong passphrases after which a
+	// password backup locks, for 15 minutes doubling with each further
+	// failure (capped at a day). Zero means 5.
+	PasswordMaxFailures int
+	// Logger receives one line per request, never a code, factor value or
+	// blob. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Rand is the source of codes and
+	// session IDs; nil means crypto/rand.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Server is the Secure Key Storage Service: it keeps users' encrypted
+// identities and releases one only to whoever answers a one-time code sent
+// to the user's registered email or phone. It is an http.Handler, safe for
+// concurrent use and stateless (replicas share a PostgreSQL store).
+type Server struct {
+	cfg ServerConfig
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// NewServer checks cfg and returns the Server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Store == nil || cfg.Sender == nil {
+		return nil, errors.New("twoman: ServerConfig needs Store and Sender")
+	}
+	if len(cfg.HashKey) != 32 {
+		return nil, errors.New("twoman: ServerConfig.HashKey must be 32 bytes")
+	}
+	if len(cfg.AppKeys) == 0 {
+		return nil, errors.New("twoman: ServerConfig.AppKeys is empty")
+	}
+	for _, k := range cfg.AppKeys {
+		if len(k) < 32 {
+			return nil, errors.New("twoman: app keys must be at least 32 bytes")
+		}
+	}
+	if cfg.CodeDigits == 0 {
+		cfg.CodeDigits = 8
+	}
+	if cfg.CodeDigits < 8 || cfg.CodeDigits > 12 {
+		return nil, errors.New("twoman: CodeDigits must be 8 to 12")
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 10 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.MaxChallengesPerHour <= 0 {
+		cfg.MaxChallengesPerHour = 5
+	}
+	if cfg.MaxBlobSize <= 0 {
+		cfg.MaxBlobSize = 256 << 10
+	}
+	if cfg.PasswordMaxFailures <= 0 {
+		cfg.PasswordMaxFailures = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.route("POST /v1/challenges", s.startChallenge)
+	s.route("POST /v1/identity/push", s.push)
+	s.route("POST /v1/identity/retrieve", s.retrieve)
+	s.route("POST /v1/identity/factor", s.changeFactor)
+	s.route("POST /v1/identity/delete", s.deleteIdentity)
+	s.route("POST /v1/password/params", s.passwordParams)
+	s.route("POST /v1/password/store", s.passwordStore)
+	s.route("POST /v1/password/retrieve", s.passwordRetrieve)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := cfg.Store.Ping(r.Context()); err != nil {
+			httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "store unreachable")
+			return
+		}
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no such route")
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := s.cfg.Now()
+		rec := &httpjson.StatusRecorder{ResponseWriter: w}
+		status, out, err := 0, any(nil), error(nil)
+		body, err := httpjson.ReadBody(rec, r, int64(s.cfg.MaxBlobSize)*2+4096)
+		if err == nil {
+			status, out, err = fn(r, body)
+		}
+		if err != nil {
+			var he *httpjson.Error
+			if !errors.As(err, &he) {
+				s.log.Error("request failed", "route", pattern, "error", err.Error())
+				he = httpjson.Errorf(http.StatusInternalServerError, CodeInternal, "internal error")
+			}
+			httpjson.WriteError(rec, he.Status, he.Code, he.Message)
+		} else {
+			httpjson.Write(rec, status, out)
+		}
+		s.log.Info("request", "route", pattern, "status", rec.Status, "duration", time.Since(start))
+	})
+}
+
+func bad(code, format string, args ...any) error {
+	return httpjson.Errorf(http.StatusBadRequest, code, format, args...)
+}
+
+// ---- backend-facing ----
+
+type challengeRequest struct {
+	UserID    string `json:"user_id"`
+	Factor    Factor `json:"factor"`
+	ForceAuth bool   `json:"force_auth"`
+}
+
+type challengeResponse struct {
+	SessionID        string    `json:"session_id"`
+	MustAuthenticate bool      `json:"must_authenticate"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+func (s *Server) appAuthorized(r *http.Request) bool {
+	got := r.Header.Get("Authorization")
+	ok := 0
+	for _, k := range s.cfg.AppKeys {
+		ok |= subtle.ConstantTimeCompare([]byte(got), append([]byte("Bearer "), k...))
+	}
+	return ok == 1
+}
+
+func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) {
+	if !s.appAuthorized(r) {
+		return 0, nil, httpjson.Errorf(http.StatusUnauthorized, CodeUnauthorized, "missing or wrong app API key")
+	}
+	var req challengeRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.UserID == "" || len(req.UserID) > 255 {
+		return 0, nil, bad(CodeInvalidRequest, "invalid user_id")
+	}
+	f, err := req.Factor.Normalize()
+	if err != nil {
+		return 0, nil, bad(CodeInvalidFactor, "the factor is not a valid email address or phone number")
+	}
+	ctx := r.Context()
+	fh := s.factorHash(f)
+	now := s.cfg.Now()
+	mustAuth := req.ForceAuth
+	existing, err := s.cfg.Store.Identity(ctx, req.UserID)
+	switch {
+	case err == nil:
+		mustAuth = true
+		if existing.FactorType != f.Type || !hmac.Equal(existing.FactorHash, fh) {
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, CodeFactorMismatch, "this is not the factor registered for the user")
+		}
+	case !errors.Is(err, ErrNotFound):
+		return 0, nil, err
+	}
+	byUser, byFactor, err := s.cfg.Store.CountChallenges(ctx, req.UserID, fh, now.Add(-time.Hour))
+	if err != nil {
+		return 0, nil, err
+	}
+	if byUser >= s.cfg.MaxChallengesPerHour || byFactor >= s.cfg.MaxChallengesPerHour {
+		return 0, nil, httpjson.Errorf(http.StatusTooManyRequests, CodeRateLimited, "too many challenges for this user or factor; retry within the hour")
+	}
+	var id [16]byte
+	if _, err := io.ReadFull(s.cfg.Rand, id[:]); err != nil {
+		return 0, nil, err
+	}
+	code, err := newOTP(s.cfg.Rand, s.cfg.CodeDigits)
+	if err != nil {
+		return 0, nil, err
+	}
+	rec := ChallengeRecord{
+		ID: id, UserID: req.UserID, FactorType: f.Type, FactorHash: fh,
+		CodeHash: s.codeHash(id, code), MustAuth: mustAuth,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL),
+	}
+	if err := s.cfg.Store.CreateChallenge(ctx, rec); err != nil {
+		return 0, nil, err
+	}
+	if mustAuth {
+		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Expires: rec.ExpiresAt}); err != nil {
+			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", err.Error())
+			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
+		}
+	}
+	return http.StatusCreated, challengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
+}
+
+func (s *Server) factorHash(f Factor) []byte {
+	return keyedHash(s.cfg.HashKey, labelFactor, string(f.Type), f.Value)
+}
+
+func (s *Server) codeHash(id [16]byte, code string) []byte {
+	return keyedHash(s.cfg.HashKey, labelOTP, hex.EncodeToString(id[:]), code)
+}
+
+// ---- client-facing: identity ----
+
+type sessionAnswer struct {
+	SessionID string `json:"session_id"`
+	Code      string `json:"code"`
+}
+
+type pushRequest struct {
+	SessionID string `json:"session_id"`
+	Code      string `json:"code"`
+	Blob      []byte `json:"blob"`
+}
+
+type retrieveResponse struct {
+	Blob []byte `json:"blob"`
+}
+
+type factorRequest struct {
+	SessionID string `json:"session_id"`
+	Code      string `json:"code"`
+	Factor    Factor `json:"factor"`
+	Blob      []byte `json:"blob"`
+}
+
+// redeem checks a session answer. allowWithoutCode lets a session that
+// does not require authentication (a new user) through without a code.
+func (s *Server) redeem(ctx context.Context, sessionID, code string, allowWithoutCode bool) (ChallengeRecord, error) {
+	var id [16]byte
+	if b, err := hex.DecodeString(sessionID); err != nil || len(b) != 16 {
+		return ChallengeRecord{}, bad(CodeInvalidRequest, "session_id must be 32 hex digits")
+	} else {
+		copy(id[:], b)
+	}
+	if len(code) > 32 {
+		return ChallengeRecord{}, bad(CodeInvalidRequest, "code too long")
+	}
+	rec, verdict, err := s.cfg.Store.Redeem(ctx, id, s.cfg.Now(), s.cfg.MaxAttempts, func(rec ChallengeRecord) bool {
+		if code == "" {
+			return allowWithoutCode && !rec.MustAuth
+		}
+		return hmac.Equal(rec.CodeHash, s.codeHash(id, code))
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return ChallengeRecord{}, httpjson.Errorf(http.StatusNotFound, CodeUnknownSession, "no such challenge session")
+	case err != nil:
+		return ChallengeRecord{}, err
+	}
+	switch verdict {
+	case Accepted:
+		return rec, nil
+	case WrongCode:
+		if code == "" {
+			return ChallengeRecord{}, httpjson.Errorf(http.StatusForbidden, CodeAuthRequired, "this session requires the code sent to the user")
+		}
+		left := s.cfg.MaxAttempts - rec.Attempts - 1
+		return ChallengeRecord{}, httpjson.Errorf(http.StatusForbidden, CodeWrongCode, "wrong code; %d attempt(s) left", left)
+	}
+	return ChallengeRecord{}, httpjson.Errorf(http.StatusGone, CodeSessionDead, "the session is used, expired, or had too many wrong codes; start a new challenge")
+}
+
+func (s *Server) checkBlob(b []byte) error {
+	if len(b) == 0 || len(b) > s.cfg.MaxBlobSize {
+		return bad(CodeInvalidRequest, "blob must be 1 to %d bytes", s.cfg.MaxBlobSize)
+	}
+	return nil
+}
+
+func (s *Server) push(r *http.Request, body []byte) (int, any, error) {
+	var req pushRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.checkBlob(req.Blob); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: rec.FactorType, FactorHash: rec.FactorHash, Blob: req.Blob, UpdatedAt: s.cfg.Now()})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (s *Server) retrieve(r *http.Request, body []byte) (int, any, error) {
+	var req sessionAnswer
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := s.cfg.Store.Identity(r.Context(), rec.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if id.FactorType != rec.FactorType || !hmac.Equal(id.FactorHash, rec.FactorHash) {
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, CodeFactorMismatch, "the factor changed since the challenge")
+	}
+	return http.StatusOK, retrieveResponse{Blob: id.Blob}, nil
+}
+
+func (s *Server) changeFactor(r *http.Request, body []byte) (int, any, error) {
+	var req factorRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	f, err := req.Factor.Normalize()
+	if err != nil {
+		return 0, nil, bad(CodeInvalidFactor, "the factor is not a valid email address or phone number")
+	}
+	if err := s.checkBlob(req.Blob); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.cfg.Store.Identity(r.Context(), rec.UserID); errors.Is(err, ErrNotFound) {
+		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
+	} else if err != nil {
+		return 0, nil, err
+	}
+	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: f.Type, FactorHash: s.factorHash(f), Blob: req.Blob, UpdatedAt: s.cfg.Now()})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (s *Server) deleteIdentity(r *http.Request, body []byte) (int, any, error) {
+	var req sessionAnswer
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.cfg.Store.DeleteIdentity(r.Context(), rec.UserID); errors.Is(err, ErrNotFound) {
+		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
+	} else if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// ---- client-facing: password backups ----
+
+type passwordParamsRequest struct {
+	UserID string `json:"user_id"`
+}
+
+type passwordParamsResponse struct {
+	Params []byte `json:"params,omitempty"` // absent: no backup, use the defaults
+}
+
+type passwordStoreRequest struct {
+	UserID string `json:"user_id"`
+	// Authorization: a challenge session for the user, or the lookup
+	// secret of the current backup (to change the passphrase).
+	SessionID string `json:"session_id,omitempty"`
+	Code      string `json:"code,omitempty"`
+	OldLookup []byte `json:"old_lookup,omitempty"`
+	Lookup    []byte `json:"lookup"`
+	Params    []byte `json:"params"`
+	Blob      []byte `json:"blob"`
+}
+
+type passwordRetrieveRequest struct {
+	UserID string `json:"user_id"`
+	Lookup []byte `json:"lookup"`
+}
+
+type passwordRetrieveResponse struct {
+	Params []byte `json:"params"`
+	Blob   []byte `json:"blob"`
+}
+
+func (s *Server) passwordParams(r *http.Request, body []byte) (int, any, error) {
+	var req passwordParamsRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.cfg.Store.Password(r.Context(), req.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return http.StatusOK, passwordParamsResponse{}, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, passwordParamsResponse{Params: rec.Params}, nil
+}
+
+func lookupHash(lookup []byte) []byte {
+	h := sha256.Sum256(lookup)
+	return h[:]
+}
+
+// lockFor is how long a password backup stays locked after n failures.
+func lockFor(max int) func(int) time.Duration {
+	return func(n int) time.Duration {
+		d := 15 * time.Minute
+		for i := max; i < n && d < 24*time.Hour; i++ {
+			d *= 2
+		}
+		return min(d, 24*time.Hour)
+	}
+}
+
+// attempt checks a lookup secret against a user's backup with throttling.
+func (s *Server) attempt(ctx context.Context, userID string, lookup []byte) (PasswordRecord, error) {
+	if len(lookup) != 32 {
+		return PasswordRecord{}, bad(CodeInvalidRequest, "lookup must be 32 bytes")
+	}
+	now := s.cfg.Now()
+	rec, ok, err := s.cfg.Store.PasswordAttempt(ctx, userID, now, func(p PasswordRecord) bool {
+		return hmac.Equal(p.LookupHash, lookupHash(lookup))
+	}, s.cfg.PasswordMaxFailures, lockFor(s.cfg.PasswordMaxFailures))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return PasswordRecord{}, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no password backup for this user")
+	case err != nil:
+		return PasswordRecord{}, err
+	case ok:
+		return rec, nil
+	case rec.LockedUntil.After(now):
+		secs := int(rec.LockedUntil.Sub(now).Seconds()) + 1
+		return PasswordRecord{}, httpjson.Errorf(http.StatusTooManyRequests, CodeLocked, "too many wrong passphrases; retry in %d seconds", secs)
+	}
+	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, "wrong_passphrase", "wrong passphrase")
+}
+
+func (s *Server) passwordStore(r *http.Request, body []byte) (int, any, error) {
+	var req passwordStoreRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.checkBlob(req.Blob); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Lookup) != 32 || len(req.Params) == 0 || len(req.Params) > 1024 {
+		return 0, nil, bad(CodeInvalidRequest, "lookup must be 32 bytes and params 1 to 1024 bytes")
+	}
+	ctx := r.Context()
+	switch {
+	case req.SessionID != "":
+		rec, err := s.redeem(ctx, req.SessionID, req.Code, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		if rec.UserID != req.UserID {
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "the session is for another user")
+		}
+	case req.OldLookup != nil:
+		if _, err := s.attempt(ctx, req.UserID, req.OldLookup); err != nil {
+			return 0, nil, err
+		}
+	default:
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "a challenge session or the current passphrase is required")
+	}
+	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (s *Server) passwordRetrieve(r *http.Request, body []byte) (int, any, error) {
+	var req passwordRetrieveRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.attempt(r.Context(), req.UserID, req.Lookup)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, passwordRetrieveResponse{Params: rec.Params, Blob: rec.Blob}, nil
+}
