@@ -73,9 +73,8 @@ type Store interface {
 	// Redeem checks an answer to challenge id atomically: a session that is
 	// used, expired at now, or has maxAttempts wrong answers is Dead; if
 	// check(rec) is true the session becomes used (Accepted); otherwise its
-	// attempts grow by one (WrongCode, or Dead if that was the last). It
-	// returns the record as it was before the answer. ErrNotFound for an
-	// unknown session.
+	// attempts grow by one (WrongCode). It returns the record as it was
+	// before the answer. ErrNotFound for an unknown session.
 	Redeem(ctx context.Context, id [16]byte, now time.Time, maxAttempts int, check func(ChallengeRecord) bool) (ChallengeRecord, Verdict, error)
 
 	// Identity returns a user's encrypted identity or ErrNotFound.

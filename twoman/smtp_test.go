@@ -1,0 +1,183 @@
+package twoman
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// mailbox is a go-smtp backend that accepts mail for one user/password.
+type mailbox struct {
+	mu    sync.Mutex
+	mails []string
+	rcpts []string
+}
+
+func (m *mailbox) NewSession(*smtp.Conn) (smtp.Session, error) { return &mailSession{box: m}, nil }
+
+type mailSession struct {
+	box    *mailbox
+	authed bool
+	rcpt   string
+}
+
+func (s *mailSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *mailSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		if user != "veil" || pass != "s3cret" {
+			return errors.New("bad credentials")
+		}
+		s.authed = true
+		return nil
+	}), nil
+}
+
+func (s *mailSession) Mail(string, *smtp.MailOptions) error {
+	if !s.authed {
+		return smtp.ErrAuthRequired
+	}
+	return nil
+}
+
+func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error { s.rcpt = to; return nil }
+
+func (s *mailSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.box.mu.Lock()
+	s.box.mails = append(s.box.mails, string(b))
+	s.box.rcpts = append(s.box.rcpts, s.rcpt)
+	s.box.mu.Unlock()
+	return nil
+}
+
+func (s *mailSession) Reset()        {}
+func (s *mailSession) Logout() error { return nil }
+
+// selfSigned returns a server certificate for 127.0.0.1 and a pool that
+// trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+func TestSMTPSenderOverLoopback(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	lw := &lockedWriter{w: &logs}
+	cert, pool := selfSigned(t)
+	box := &mailbox{}
+	srv := smtp.NewServer(box)
+	srv.Domain = "127.0.0.1"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.ErrorLog = log.New(lw, "smtp ", 0)
+	srv.Debug = lw // the whole SMTP conversation, to prove the code is only in the mail body
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	// The SSKS, logging to the same buffer, sends through SMTP.
+	sender := &SMTPSender{Addr: ln.Addr().String(), From: "no-reply@veil.test", AppName: "Acme Chat",
+		Username: "veil", Password: "s3cret", TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+	f := newFixture(t, func(c *ServerConfig) {
+		c.Sender = sender
+		c.Logger = slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	ctx := context.Background()
+	s, err := f.backend.StartChallenge(ctx, "alice", aliceEmail, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.MustAuthenticate {
+		t.Fatal("force_auth did not require the code")
+	}
+	box.mu.Lock()
+	if len(box.mails) != 1 {
+		box.mu.Unlock()
+		t.Fatalf("%d mails arrived, want 1", len(box.mails))
+	}
+	mail, rcpt := box.mails[0], box.rcpts[0]
+	box.mu.Unlock()
+	if rcpt != "alice@example.com" || !strings.Contains(mail, "Subject: Acme Chat verification code") {
+		t.Fatalf("mail to %q:\n%s", rcpt, mail)
+	}
+	i := strings.Index(mail, "verification code is ")
+	if i < 0 {
+		t.Fatalf("no code in the mail:\n%s", mail)
+	}
+	code := mail[i+len("verification code is ") : i+len("verification code is ")+8]
+	if strings.Trim(code, "0123456789") != "" {
+		t.Fatalf("code %q is not 8 digits", code)
+	}
+	// The code from the mail answers the challenge.
+	alice := mustIdentity(t)
+	if err := f.client.SaveIdentity(ctx, s, code, alice); err != nil {
+		t.Fatalf("the mailed code was refused: %v", err)
+	}
+	// The conversation was encrypted (STARTTLS), so the debug log of the
+	// SMTP server shows no body; and no log line of the run has the code.
+	out := logs.String()
+	if !strings.Contains(out, "STARTTLS") {
+		t.Fatalf("STARTTLS was not used; log:\n%s", out)
+	}
+	if strings.Contains(out, code) {
+		t.Fatalf("the code %s appears in the logs:\n%s", code, out)
+	}
+	if !strings.Contains(out, `"route":"POST /v1/challenges"`) {
+		t.Fatalf("the SSKS logged nothing (the check would prove nothing):\n%s", out)
+	}
+
+	// Without STARTTLS on the server, the sender refuses to send a code in
+	// clear text.
+	plain := smtp.NewServer(box)
+	plain.Domain = "127.0.0.1"
+	plain.ErrorLog = log.New(io.Discard, "", 0)
+	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
+	go plain.Serve(ln2)
+	t.Cleanup(func() { plain.Close() })
+	insecure := &SMTPSender{Addr: ln2.Addr().String(), From: "no-reply@veil.test"}
+	if err := insecure.Send(ctx, Challenge{UserID: "u", Factor: aliceEmail, Code: Code{"12345678"}, Expires: time.Now().Add(time.Minute)}); err == nil {
+		t.Fatal("a code was sent over plaintext SMTP")
+	}
+}
