@@ -46,6 +46,7 @@ type Challenge struct {
 	UserID  string
 	Factor  Factor
 	Code    Code
+	Issued  time.Time
 	Expires time.Time
 }
 
@@ -119,7 +120,7 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 		app = "Veil"
 	}
 	var body bytes.Buffer
-	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(time.Until(c.Expires).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
+	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
 		return fmt.Errorf("twoman: email template: %w", err)
 	}
 	var msg bytes.Buffer

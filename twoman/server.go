@@ -154,7 +154,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 func (s *Server) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		start := s.cfg.Now()
+		start := time.Now()
 		rec := &httpjson.StatusRecorder{ResponseWriter: w}
 		status, out, err := 0, any(nil), error(nil)
 		body, err := httpjson.ReadBody(rec, r, int64(s.cfg.MaxBlobSize)*2+4096)
@@ -255,7 +255,7 @@ func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) 
 		return 0, nil, err
 	}
 	if mustAuth {
-		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Expires: rec.ExpiresAt}); err != nil {
+		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Issued: now, Expires: rec.ExpiresAt}); err != nil {
 			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", err.Error())
 			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
 		}
