@@ -45,6 +45,11 @@ type Config struct {
 	// Kind is the key type of a newly generated identity. Zero means the
 	// post-quantum hybrid.
 	Kind identity.Kind
+	// Identity, if set, is used instead of generating one when State holds
+	// none: an identity recovered on a new device (twoman.Client), or
+	// imported from a backup. It must belong to UserID. A saved identity
+	// in State takes precedence.
+	Identity *identity.Identity
 	// EpochCheckInterval is passed to the session.Manager.
 	EpochCheckInterval time.Duration
 	// Rand is the randomness source. Nil means crypto/rand.
@@ -87,7 +92,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	blob, err := cfg.State.Load(ctx)
 	switch {
 	case errors.Is(err, ErrNoState):
-		if c.id, err = identity.Generate(cfg.Rand, cfg.UserID, identity.Options{Kind: cfg.Kind}); err != nil {
+		if cfg.Identity != nil {
+			if cfg.Identity.UserID() != cfg.UserID {
+				return nil, errors.New("e2ee: Config.Identity belongs to another user")
+			}
+			c.id = cfg.Identity
+		} else if c.id, err = identity.Generate(cfg.Rand, cfg.UserID, identity.Options{Kind: cfg.Kind}); err != nil {
 			return nil, err
 		}
 		if err := c.save(ctx); err != nil {

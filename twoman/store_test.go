@@ -213,3 +213,38 @@ func storeConcurrentRedeem(t *testing.T, st Store) {
 		t.Fatalf("%d concurrent redemptions accepted, want exactly 1", accepted)
 	}
 }
+
+func TestKeyStore(t *testing.T) {
+	stores := map[string]KeyStore{"memory": &MemoryKeyStore{}}
+	sq, err := OpenKeyStore(context.Background(), filepath.Join(t.TempDir(), "backend.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	stores["sqlite"] = sq
+	if dsn := os.Getenv("VEIL_TEST_POSTGRES"); dsn != "" {
+		pg, err := OpenKeyStore(context.Background(), pgSchema(t, dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pg.Close()
+		stores["postgres"] = pg
+	}
+	for name, ks := range stores {
+		ctx := context.Background()
+		if _, err := ks.RuleKey(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: missing key: %v", name, err)
+		}
+		k, _ := NewRuleKey(nil)
+		if err := ks.PutRuleKey(ctx, "alice", k); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		other, _ := NewRuleKey(nil)
+		if err := ks.PutRuleKey(ctx, "alice", other); !errors.Is(err, ErrConflict) {
+			t.Errorf("%s: replacing a key: %v, want ErrConflict", name, err)
+		}
+		if got, err := ks.RuleKey(ctx, "alice"); err != nil || !got.Equal(k) {
+			t.Errorf("%s: read back: %v", name, err)
+		}
+	}
+}
