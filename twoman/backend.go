@@ -126,8 +126,8 @@ type Backend struct {
 
 // NewBackend checks cfg and returns a Backend.
 func NewBackend(cfg BackendConfig) (*Backend, error) {
-	if cfg.Keys == nil || cfg.SSKSURL == "" || len(cfg.AppKey) < 32 {
-		return nil, errors.New("twoman: BackendConfig needs Keys, SSKSURL and an AppKey of at least 32 bytes")
+	if cfg.Keys == nil || cfg.SSKSURL == "" || !validAppKey(cfg.AppKey) {
+		return nil, errors.New("twoman: BackendConfig needs Keys, SSKSURL and an AppKey of at least 32 printable ASCII characters")
 	}
 	b := &Backend{cfg: cfg, http: cfg.HTTPClient}
 	if b.http == nil {

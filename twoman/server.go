@@ -38,7 +38,8 @@ const (
 type ServerConfig struct {
 	Store Store
 	// AppKeys are the SSKS API keys of the app backends allowed to start
-	// challenges (Authorization: Bearer <key>). Each at least 32 bytes.
+	// challenges (Authorization: Bearer <key>). Each is at least 32
+	// printable ASCII characters (hex or base64 of random bytes).
 	AppKeys [][]byte
 	// HashKey (32 bytes) keys the hashes of codes and factor values, so
 	// that a copy of the database alone cannot test codes or recover
@@ -93,8 +94,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("twoman: ServerConfig.AppKeys is empty")
 	}
 	for _, k := range cfg.AppKeys {
-		if len(k) < 32 {
-			return nil, errors.New("twoman: app keys must be at least 32 bytes")
+		if !validAppKey(k) {
+			return nil, errors.New("twoman: app keys must be at least 32 printable ASCII characters")
 		}
 	}
 	if cfg.CodeDigits == 0 {
@@ -173,6 +174,18 @@ func (s *Server) route(pattern string, fn func(r *http.Request, body []byte) (in
 		}
 		s.log.Info("request", "route", pattern, "status", rec.Status, "duration", time.Since(start))
 	})
+}
+
+func validAppKey(k []byte) bool {
+	if len(k) < 32 {
+		return false
+	}
+	for _, c := range k {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func bad(code, format string, args ...any) error {
