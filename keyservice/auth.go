@@ -93,26 +93,10 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 	}
 	parser := jwt.NewParser(opts...)
 
-	// Veil keys first, then the Stream secret.
-	for _, k := range a.candidates(raw) {
-		var c claims
-		if _, err := parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-			switch t.Method.Alg() {
-			case "HS256":
-				if len(k.HS256) == 0 {
-					return nil, errBadToken
-				}
-				return k.HS256, nil
-			case "EdDSA":
-				if len(k.Ed25519) != ed25519.PublicKeySize {
-					return nil, errBadToken
-				}
-				return k.Ed25519, nil
-			}
-			return nil, errBadToken
-		}); err != nil {
-			continue
-		}
+	// Veil keys first (one parse, whatever their number), then the Stream
+	// secret: a Stream-signed token must never carry the service role.
+	var c claims
+	if _, err := parser.ParseWithClaims(raw, &c, a.veilKeys); err == nil {
 		return principalOf(c, true)
 	}
 	if len(a.StreamSecret) > 0 {
@@ -132,21 +116,29 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 	return Principal{}, errBadToken
 }
 
-// candidates returns the keys to try: the one named by "kid", or all.
-func (a *Auth) candidates(raw string) []Key {
-	tok, _, err := jwt.NewParser().ParseUnverified(raw, jwt.MapClaims{})
-	if err != nil {
-		return nil
-	}
-	if kid, _ := tok.Header["kid"].(string); kid != "" {
-		for _, k := range a.Keys {
-			if k.ID == kid {
-				return []Key{k}
-			}
+// veilKeys is the jwt.Keyfunc of Veil tokens: the key the "kid" header
+// names, or every key of the token's algorithm.
+func (a *Auth) veilKeys(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	var set jwt.VerificationKeySet
+	for _, k := range a.Keys {
+		if kid != "" && k.ID != kid {
+			continue
 		}
-		return nil
+		switch {
+		case t.Method.Alg() == "HS256" && len(k.HS256) > 0:
+			set.Keys = append(set.Keys, k.HS256)
+		case t.Method.Alg() == "EdDSA" && len(k.Ed25519) == ed25519.PublicKeySize:
+			set.Keys = append(set.Keys, k.Ed25519)
+		}
 	}
-	return a.Keys
+	switch len(set.Keys) {
+	case 0:
+		return nil, errBadToken
+	case 1:
+		return set.Keys[0], nil
+	}
+	return set, nil
 }
 
 func principalOf(c claims, mayBeService bool) (Principal, error) {

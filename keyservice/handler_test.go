@@ -280,8 +280,8 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 	if err := owner.mgr.Revoke(ctx, s.ID(), []string{revoked.id.UserID()}); err != nil {
 		t.Fatal(err)
 	}
-	m2 := send(members[n/2], "m2", "after the revocation")
-	if got, err := read(newcomer, names[n/2], "m2", m2); err != nil || got != "after the revocation" {
+	m2 := send(members[(n-1)/2], "m2", "after the revocation")
+	if got, err := read(newcomer, names[(n-1)/2], "m2", m2); err != nil || got != "after the revocation" {
 		t.Fatalf("newcomer after rotation: %q, %v", got, err)
 	}
 	// The revoked user's fetch of the new epoch is refused, and its cached
@@ -289,11 +289,11 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 	if _, err := revoked.c.Grants(ctx, s.ID()); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("revoked user fetched grants: %v", err)
 	}
-	if _, err := read(revoked, names[n/2], "m2", m2); err == nil {
+	if _, err := read(revoked, names[(n-1)/2], "m2", m2); err == nil {
 		t.Fatal("revoked user opened a post-revocation message")
 	}
 	cached, _ := revoked.mgr.Retrieve(ctx, s.ID())
-	if _, err := cached.OpenText(m2, session.Context{ChannelCID: cid, MessageID: "m2", SenderID: names[n/2]}, members[n/2].id.Card()); err == nil {
+	if _, err := cached.OpenText(m2, session.Context{ChannelCID: cid, MessageID: "m2", SenderID: names[(n-1)/2]}, members[(n-1)/2].id.Card()); err == nil {
 		t.Fatal("revoked user's cached keys opened a post-revocation message")
 	}
 }
