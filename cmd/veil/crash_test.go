@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/testrand"
+	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/session"
+)
+
+var crashSecret = strings.Repeat("s", 32)
+
+// buildVeil compiles this command once per test binary.
+var buildVeil = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "veil-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "veil")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// startServe starts `veil serve` on a free port and returns its URL.
+func startServe(t *testing.T, bin, db string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db, "--rate", "100000")
+	cmd.Env = append(os.Environ(), "VEIL_JWT_SECRETS="+crashSecret)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("veil serve printed nothing; stderr:\n%s", stderr.String())
+	}
+	line := lines.Text()
+	i := strings.Index(line, "http://")
+	if i < 0 {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	return cmd, strings.Fields(line[i:])[0]
+}
+
+// TestCrashSafety kills `veil serve` with SIGKILL in the middle of a stream
+// of writes, restarts it on the same database, and checks that every write
+// it had acknowledged is there.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildVeil()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		crashOnce(t, bin, filepath.Join(t.TempDir(), "keys.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := os.Getenv("VEIL_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("VEIL_TEST_POSTGRES not set")
+		}
+		crashOnce(t, bin, freshSchema(t, dsn))
+	})
+}
+
+// freshSchema creates a schema for this test and returns a DSN that uses it.
+func freshSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	schema := fmt.Sprintf("veil_crash_%d", time.Now().UnixNano())
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", dsn)
+		if err == nil {
+			db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func crashOnce(t *testing.T, bin, db string) {
+	const users = 400
+	cards := make([]*identity.Card, users)
+	for i := range cards {
+		id, err := identity.Generate(testrand.New(fmt.Sprint("crash", i)), fmt.Sprintf("u%03d", i), identity.Options{Kind: identity.KindX25519})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cards[i] = id.Card()
+	}
+	cmd, base := startServe(t, bin, db)
+
+	type ack struct {
+		user    int
+		session string // empty for a card write
+	}
+	var (
+		mu    sync.Mutex
+		acked []ack
+		wg    sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 5 * time.Second}
+	do := func(method, path, user string, body any) (int, []byte) {
+		tok, _ := keyservice.UserToken([]byte(crashSecret), "", user, time.Hour)
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var out bytes.Buffer
+		out.ReadFrom(resp.Body)
+		return resp.StatusCode, out.Bytes()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	const writers = 8
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < users && ctx.Err() == nil; i += writers {
+				user := cards[i].UserID()
+				if s, _ := do("PUT", "/v1/users/"+user+"/cards", user, map[string]any{"card": cards[i].Marshal()}); s != 201 {
+					continue
+				}
+				mu.Lock()
+				acked = append(acked, ack{user: i})
+				mu.Unlock()
+				sid, _ := session.NewID(nil)
+				body := map[string]any{"id": sid.String(), "channel_cid": "crash:" + user,
+					"grants": []map[string]any{{"grantee": user, "epoch": 0, "grant": []byte("age-encryption.org/v1\n")}}}
+				if s, _ := do("POST", "/v1/sessions", user, body); s == 201 {
+					mu.Lock()
+					acked = append(acked, ack{user: i, session: sid.String()})
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	// Kill once a good number of writes were acknowledged, mid-stream.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 150 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 20 {
+		t.Fatalf("only %d writes acknowledged before the kill; the test proves nothing", len(acked))
+	}
+	if len(acked) >= 2*users {
+		t.Fatalf("every write finished before the kill; the test proves nothing")
+	}
+
+	cmd2, base2 := startServe(t, bin, db)
+	defer func() { cmd2.Process.Kill(); cmd2.Wait() }()
+	base = base2
+	for _, a := range acked {
+		user := cards[a.user].UserID()
+		if a.session == "" {
+			s, body := do("GET", "/v1/users/"+user+"/cards", user, nil)
+			var resp struct{ Cards [][]byte }
+			json.Unmarshal(body, &resp)
+			if s != 200 || len(resp.Cards) != 1 || !bytes.Equal(resp.Cards[0], cards[a.user].Marshal()) {
+				t.Errorf("acknowledged card of %s lost after the crash: %d", user, s)
+			}
+			continue
+		}
+		s, body := do("GET", "/v1/sessions?channel_cid=crash:"+user, user, nil)
+		if s != 200 || !strings.Contains(string(body), a.session) {
+			t.Errorf("acknowledged session of %s lost after the crash: %d %s", user, s, body)
+		}
+	}
+	t.Logf("%d acknowledged writes before SIGKILL, all present after restart", len(acked))
+}
