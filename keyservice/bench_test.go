@@ -163,7 +163,7 @@ func BenchmarkSessionCreate(b *testing.B) {
 			for _, n := range []int{10, 100, 1000} {
 				b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
 					for i := 0; b.Loop(); i++ {
-						if _, err := owner.mgr.Create(ctx, fmt.Sprintf("bench:%s:%d:%d", name, n, i), names[:n]); err != nil {
+						if _, err := owner.mgr.Create(ctx, fmt.Sprintf("bench:%s:%d:%d", name, n, i), names[:n-1]); err != nil { // n members with the owner
 							b.Fatal(err)
 						}
 					}

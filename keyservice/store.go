@@ -81,8 +81,9 @@ type Store interface {
 	// fromEpoch; then sets the epoch to fromEpoch+1, deletes the members in
 	// remove and all their grants, adds grantees that are not members yet
 	// (since fromEpoch+1, not admin), and stores the grants (all for
-	// fromEpoch+1). The caller has checked that grants cover exactly the
-	// remaining and new members.
+	// fromEpoch+1). If a member is then left without a grant for the new
+	// epoch (one was added since the caller read the membership), it
+	// stores nothing and returns ErrConflict.
 	Rotate(ctx context.Context, id session.ID, caller string, fromEpoch uint32, remove []string, grants []session.GrantRecord) error
 	// SetAdmin, atomically: ErrForbidden unless caller is an admin member;
 	// ErrNotFound if userID is not a member; then sets its admin flag.

@@ -1,0 +1,236 @@
+package keyservice_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/veilchat/veil/internal/sqlstore"
+	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/storetest"
+	"github.com/veilchat/veil/session"
+)
+
+// sqliteDSN returns the DSN of a new SQLite file for t.
+func sqliteDSN(t testing.TB) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "keys.db")
+}
+
+// postgresDSN creates a schema of its own for t in the database named by
+// VEIL_TEST_POSTGRES, drops it when t ends, and returns a DSN whose
+// search_path is that schema; it skips t when VEIL_TEST_POSTGRES is empty.
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("VEIL_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("VEIL_TEST_POSTGRES not set")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r [8]byte
+	rand.Read(r[:])
+	schema := "veil_test_" + hex.EncodeToString(r[:])
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		admin.Close()
+		t.Fatalf("creating a test schema (is PostgreSQL up?): %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("dropping %s: %v", schema, err)
+		}
+		admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// openStore opens a Store on dsn and closes it when t ends.
+func openStore(t testing.TB, dsn string) keyservice.Store {
+	t.Helper()
+	st, err := keyservice.OpenStore(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return st
+}
+
+func TestSQLiteStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) keyservice.Store { return openStore(t, sqliteDSN(t)) })
+}
+
+func TestPostgresStore(t *testing.T) {
+	t.Parallel()
+	if os.Getenv("VEIL_TEST_POSTGRES") == "" {
+		t.Skip("VEIL_TEST_POSTGRES not set")
+	}
+	storetest.Run(t, func(t *testing.T) keyservice.Store { return openStore(t, postgresDSN(t)) })
+}
+
+// TestReopen checks that what a store acknowledged is there after Close
+// and OpenStore on the same database, and that reopening (migrations
+// already applied) works.
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	for _, b := range []struct {
+		name string
+		dsn  func(testing.TB) string
+	}{{"sqlite", sqliteDSN}, {"postgres", postgresDSN}} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dsn := b.dsn(t)
+			st, err := keyservice.OpenStore(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := session.ID{1, 2, 3}
+			g := []session.GrantRecord{{Grantee: "alice", Epoch: 0, Grant: []byte("g")}}
+			if err := st.InsertCard(ctx, "alice", 0, []byte("card")); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := st.CreateSession(ctx, keyservice.SessionRecord{ID: id, ChannelCID: "messaging:x", CreatedBy: "alice"}, g); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st = openStore(t, dsn)
+			cards, err := st.CardHistory(ctx, "alice")
+			if diff := cmp.Diff([][]byte{[]byte("card")}, cards); err != nil || diff != "" {
+				t.Errorf("card after reopen: %v (-want +got)\n%s", err, diff)
+			}
+			grants, err := st.Grants(ctx, id, "alice")
+			if diff := cmp.Diff(g, grants); err != nil || diff != "" {
+				t.Errorf("grants after reopen: %v (-want +got)\n%s", err, diff)
+			}
+		})
+	}
+}
+
+func TestOpenStoreErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		dsn    string
+		reason string
+	}{
+		{"empty", "", "no database named"},
+		{"memory", ":memory:", "a key service that forgets on restart is a bug"},
+		{"scheme", "mysql://localhost/veil", "unsupported database"},
+		{"directory missing", "sqlite://" + filepath.Join(t.TempDir(), "no", "keys.db"), "the directory is not created"},
+	}
+	for _, tt := range tests {
+		st, err := keyservice.OpenStore(context.Background(), tt.dsn)
+		if err == nil {
+			st.Close()
+			t.Errorf("%s: OpenStore(%q) succeeded, want an error (%s)", tt.name, tt.dsn, tt.reason)
+		} else if st != nil {
+			t.Errorf("%s: OpenStore returned a Store with its error", tt.name)
+		}
+	}
+	// A store of another service in the same database is no obstacle, but a
+	// keyservice schema newer than this program is refused.
+	dsn := sqliteDSN(t)
+	openStore(t, dsn).Close()
+	db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("INSERT INTO schema_migrations (namespace, version, name, applied_at) VALUES ('keyservice', 99, 'future', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := keyservice.OpenStore(context.Background(), dsn)
+	if err == nil {
+		st.Close()
+	}
+	if sv, ok := errors.AsType[*sqlstore.SchemaVersionError](err); !ok || sv.Database != 99 {
+		t.Errorf("OpenStore on a database migrated by a newer release = %v, want a SchemaVersionError", err)
+	}
+}
+
+// BenchmarkStore gives sanity figures for the hot paths: LatestCards of
+// one user (every message send looks up cards) and InsertCard (a durable
+// write: one fsync'd transaction on SQLite, one commit on Postgres).
+//
+//	go test -run '^$' -bench Store -count 5 ./keyservice/
+func BenchmarkStore(b *testing.B) {
+	for _, be := range []struct {
+		name string
+		dsn  func(testing.TB) string
+	}{{"sqlite", sqliteDSN}, {"postgres", postgresDSN}} {
+		b.Run(be.name, func(b *testing.B) {
+			ctx := context.Background()
+			st := openStore(b, be.dsn(b))
+			card := make([]byte, 1500) // about a hybrid (ML-KEM) card
+			for i := range 1000 {
+				if err := st.InsertCard(ctx, fmt.Sprintf("user%04d", i), 0, card); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Run("LatestCards/1user", func(b *testing.B) {
+				users := []string{"user0042"}
+				for b.Loop() {
+					if m, err := st.LatestCards(ctx, users); err != nil || len(m) != 1 {
+						b.Fatal(m, err)
+					}
+				}
+			})
+			b.Run("LatestCards/1000users", func(b *testing.B) {
+				users := make([]string, 1000)
+				for i := range users {
+					users[i] = fmt.Sprintf("user%04d", i)
+				}
+				for b.Loop() {
+					if m, err := st.LatestCards(ctx, users); err != nil || len(m) != 1000 {
+						b.Fatal(len(m), err)
+					}
+				}
+			})
+			var n atomic.Int64
+			b.Run("InsertCard", func(b *testing.B) {
+				for b.Loop() {
+					if err := st.InsertCard(ctx, fmt.Sprintf("new%d", n.Add(1)), 0, card); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("InsertCard/parallel", func(b *testing.B) {
+				b.SetParallelism(4) // 4 × GOMAXPROCS writers
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := st.InsertCard(ctx, fmt.Sprintf("new%d", n.Add(1)), 0, card); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		})
+	}
+}
