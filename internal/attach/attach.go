@@ -1,0 +1,282 @@
+// Package attach implements the wire format of Veil's encrypted
+// attachments: a header with a key commitment, then the STREAM construction
+// over ChaCha20-Poly1305 in 64 KiB chunks (docs/PROTOCOL.md §8).
+package attach
+
+import (
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+const (
+	// ChunkSize is the plaintext size of every chunk but the last.
+	ChunkSize = 64 << 10
+	// Magic starts every attachment.
+	Magic = "VEILATT1"
+	// NonceSize is the size of the per-file random nonce.
+	NonceSize = 16
+	// KeySize is the size of a file key.
+	KeySize = 32
+	// HeaderSize is magic ‖ nonce ‖ commitment.
+	HeaderSize = len(Magic) + NonceSize + 32
+
+	tagSize  = chacha20poly1305.Overhead
+	encChunk = ChunkSize + tagSize
+
+	labelPayload = "veil/v1/attachment/payload-key"
+	labelCommit  = "veil/v1/attachment/commitment"
+)
+
+// ErrAuth is the one error for an attachment that does not authenticate:
+// wrong key, tampered, truncated, reordered, extended or spliced.
+var ErrAuth = errors.New("attach: attachment cannot be decrypted")
+
+// EncryptedSize returns the ciphertext size of an n-byte plaintext.
+func EncryptedSize(n int64) int64 {
+	chunks := n / ChunkSize
+	if n%ChunkSize != 0 || n == 0 {
+		chunks++
+	}
+	return int64(HeaderSize) + n + chunks*tagSize
+}
+
+// keys derives the payload AEAD and the commitment from the file key and
+// nonce.
+func keys(key *[KeySize]byte, nonce []byte) (cipher.AEAD, []byte) {
+	pk, err := hkdf.Key(sha256.New, key[:], nonce, labelPayload, chacha20poly1305.KeySize)
+	if err != nil {
+		panic("attach: " + err.Error())
+	}
+	aead, err := chacha20poly1305.New(pk)
+	clear(pk)
+	if err != nil {
+		panic("attach: " + err.Error())
+	}
+	commit, err := hkdf.Key(sha256.New, key[:], nonce, labelCommit, 32)
+	if err != nil {
+		panic("attach: " + err.Error())
+	}
+	return aead, commit
+}
+
+// chunkNonce is the 11-byte big-endian counter and the last-chunk flag.
+func chunkNonce(n *[chacha20poly1305.NonceSize]byte, counter uint64, last bool) {
+	clear(n[:3])
+	binary.BigEndian.PutUint64(n[3:11], counter)
+	n[11] = 0
+	if last {
+		n[11] = 1
+	}
+}
+
+// Writer encrypts a stream. It is not safe for concurrent use.
+type Writer struct {
+	dst     io.Writer
+	aead    cipher.AEAD
+	buf     []byte // plaintext of the pending chunk, then its ciphertext
+	n       int    // plaintext bytes pending
+	counter uint64
+	nonce   [chacha20poly1305.NonceSize]byte
+	err     error
+}
+
+// NewWriter writes the header to dst and returns a Writer whose Close
+// writes the final chunk (it does not close dst). Memory use is one chunk
+// buffer, whatever the size of the stream.
+func NewWriter(dst io.Writer, key *[KeySize]byte, nonce *[NonceSize]byte) (*Writer, error) {
+	aead, commit := keys(key, nonce[:])
+	hdr := make([]byte, 0, HeaderSize)
+	hdr = append(append(append(hdr, Magic...), nonce[:]...), commit...)
+	if _, err := dst.Write(hdr); err != nil {
+		return nil, err
+	}
+	return &Writer{dst: dst, aead: aead, buf: make([]byte, encChunk)}, nil
+}
+
+// Write encrypts p. A full chunk is only sealed once more data arrives (or
+// Close is called), because only then is it known not to be the last.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	total := 0
+	for len(p) > 0 {
+		// A whole chunk with more data after it is sealed straight from
+		// p, without the copy into the buffer.
+		if w.n == 0 && len(p) > ChunkSize {
+			if err := w.seal(p[:ChunkSize], false); err != nil {
+				return total, err
+			}
+			p = p[ChunkSize:]
+			total += ChunkSize
+			continue
+		}
+		if w.n == ChunkSize {
+			if err := w.flush(false); err != nil {
+				return total, err
+			}
+		}
+		c := copy(w.buf[w.n:ChunkSize], p)
+		w.n += c
+		p = p[c:]
+		total += c
+	}
+	return total, nil
+}
+
+func (w *Writer) flush(last bool) error {
+	if err := w.seal(w.buf[:w.n], last); err != nil {
+		return err
+	}
+	w.n = 0
+	return nil
+}
+
+// seal encrypts one chunk of plaintext into w.buf and writes it out. plain
+// may alias w.buf.
+func (w *Writer) seal(plain []byte, last bool) error {
+	if w.counter == math.MaxUint64 {
+		w.err = errors.New("attach: too many chunks")
+		return w.err
+	}
+	chunkNonce(&w.nonce, w.counter, last)
+	out := w.aead.Seal(w.buf[:0], w.nonce[:], plain, nil)
+	if _, err := w.dst.Write(out); err != nil {
+		w.err = err
+		return err
+	}
+	w.counter++
+	return nil
+}
+
+// Close seals the last chunk. It must be called; after it, Write fails.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.flush(true); err != nil {
+		return err
+	}
+	w.err = errors.New("attach: write after Close")
+	return nil
+}
+
+// Reader decrypts a stream. It releases a chunk's plaintext only after the
+// chunk authenticated, and detects a missing last chunk before releasing
+// the one before it. It is not safe for concurrent use.
+type Reader struct {
+	src     io.Reader
+	aead    cipher.AEAD
+	buf     []byte // ciphertext chunk plus one byte of look-ahead
+	carry   int    // bytes of the next chunk already in buf
+	out     []byte // plaintext buffer, one chunk
+	plain   []byte // authenticated plaintext not yet returned (in out)
+	counter uint64
+	nonce   [chacha20poly1305.NonceSize]byte
+	done    bool
+	err     error
+}
+
+// NewReader reads and checks the header (magic and key commitment) and
+// returns a Reader. A wrong key or a malformed header returns ErrAuth.
+func NewReader(src io.Reader, key *[KeySize]byte) (*Reader, error) {
+	hdr := make([]byte, HeaderSize)
+	if _, err := io.ReadFull(src, hdr); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, ErrAuth
+		}
+		return nil, err
+	}
+	if string(hdr[:len(Magic)]) != Magic {
+		return nil, ErrAuth
+	}
+	nonce := hdr[len(Magic) : len(Magic)+NonceSize]
+	aead, commit := keys(key, nonce)
+	if subtle.ConstantTimeCompare(commit, hdr[len(Magic)+NonceSize:]) != 1 {
+		return nil, ErrAuth
+	}
+	return &Reader{src: src, aead: aead, buf: make([]byte, encChunk+1), out: make([]byte, 0, ChunkSize)}, nil
+}
+
+// Read returns authenticated plaintext.
+func (r *Reader) Read(p []byte) (int, error) {
+	for len(r.plain) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		if r.done {
+			return 0, io.EOF
+		}
+		r.err = r.next()
+	}
+	n := copy(p, r.plain)
+	r.plain = r.plain[n:]
+	return n, nil
+}
+
+// WriteTo writes the rest of the plaintext to w chunk by chunk, without the
+// intermediate buffer io.Copy would use.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(r.plain) > 0 {
+			n, err := w.Write(r.plain)
+			total += int64(n)
+			r.plain = r.plain[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if r.err != nil {
+			return total, r.err
+		}
+		if r.done {
+			return total, nil
+		}
+		r.err = r.next()
+	}
+}
+
+// next reads, authenticates and decrypts one chunk into r.plain.
+func (r *Reader) next() error {
+	n, err := io.ReadFull(r.src, r.buf[r.carry:])
+	n += r.carry
+	switch {
+	case err == nil: // a full chunk and one byte of the next: not the last
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		err = nil
+	default:
+		return err
+	}
+	last := n <= encChunk
+	size := min(n, encChunk)
+	if size < tagSize || (last && size == tagSize && r.counter != 0) {
+		// A chunk shorter than a tag, or an empty last chunk after
+		// others (only an empty file has an empty chunk).
+		return ErrAuth
+	}
+	chunkNonce(&r.nonce, r.counter, last)
+	plain, aerr := r.aead.Open(r.out[:0], r.nonce[:], r.buf[:size], nil)
+	if aerr != nil {
+		return ErrAuth
+	}
+	r.counter++
+	r.plain = plain
+	if last {
+		r.done = true
+		r.carry = 0
+		return nil
+	}
+	// The look-ahead byte starts the next chunk.
+	r.buf[0] = r.buf[encChunk]
+	r.carry = 1
+	return nil
+}
