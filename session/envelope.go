@@ -265,7 +265,9 @@ func DecodeText(s string) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	enc := s[len(TextPrefix):]
-	if len(enc) > b64.EncodedLen(MaxPlaintextSize+Overhead+MaxPlaintextSize/8) {
+	// encoding/base64 skips CR and LF even in strict mode; a canonical
+	// text has neither.
+	if len(enc) > b64.EncodedLen(MaxPlaintextSize+Overhead+MaxPlaintextSize/8) || strings.ContainsAny(enc, "\r\n") {
 		return nil, ErrMalformed
 	}
 	env, err := b64.Strict().DecodeString(enc)
