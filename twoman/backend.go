@@ -53,10 +53,19 @@ func (k RuleKey) Bytes() []byte { return bytes.Clone(k.k[:]) }
 // Equal reports in constant time whether two keys are equal.
 func (k RuleKey) Equal(o RuleKey) bool { return subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1 }
 
-func (k RuleKey) String() string             { return "twoman.RuleKey(REDACTED)" }
-func (k RuleKey) GoString() string           { return k.String() }
+// String returns a redacted placeholder.
+func (k RuleKey) String() string { return "twoman.RuleKey(REDACTED)" }
+
+// GoString returns a redacted placeholder.
+func (k RuleKey) GoString() string { return k.String() }
+
+// Format prints a redacted placeholder under every verb.
 func (k RuleKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
-func (k RuleKey) LogValue() slog.Value       { return slog.StringValue(k.String()) }
+
+// LogValue implements slog.LogValuer with a redacted placeholder.
+func (k RuleKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// MarshalJSON refuses: a key reaches JSON only through an explicit Bytes.
 func (k RuleKey) MarshalJSON() ([]byte, error) {
 	return nil, errors.New("twoman: RuleKey is not serialized implicitly; use Bytes")
 }
