@@ -59,10 +59,16 @@ type sessionResponse struct {
 	ChannelCID string       `json:"channel_cid"`
 	Epoch      uint32       `json:"epoch"`
 	Members    []memberJSON `json:"members"`
+	// Next, when not empty, is the cursor of the next page of members:
+	// pass it as ?after=.
+	Next string `json:"next,omitempty"`
 }
 
 type grantsResponse struct {
 	Grants []grantJSON `json:"grants"`
+	// Next, when set, is the cursor of the next page: pass it as
+	// ?after_epoch=.
+	Next *uint32 `json:"next,omitempty"`
 }
 
 type extendRequest struct {

@@ -293,30 +293,43 @@ func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, err
 	return session.ParseID(resp.ID)
 }
 
-// Info implements session.Service.
+// Info implements session.Service. It follows the pages of members.
 func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) {
-	var resp sessionResponse
-	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), nil, nil, &resp, retrySafe, nil); err != nil {
-		return session.Info{}, err
+	info := session.Info{ID: id}
+	q := url.Values{}
+	for {
+		var resp sessionResponse
+		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), q, nil, &resp, retrySafe, nil); err != nil {
+			return session.Info{}, err
+		}
+		info.ChannelCID, info.Epoch = resp.ChannelCID, resp.Epoch
+		for _, m := range resp.Members {
+			info.Members = append(info.Members, session.Member{UserID: m.UserID, Admin: m.Admin, Since: m.Since})
+		}
+		if resp.Next == "" || len(resp.Members) == 0 {
+			return info, nil
+		}
+		q.Set("after", resp.Next)
 	}
-	info := session.Info{ID: id, ChannelCID: resp.ChannelCID, Epoch: resp.Epoch, Members: make([]session.Member, len(resp.Members))}
-	for i, m := range resp.Members {
-		info.Members[i] = session.Member{UserID: m.UserID, Admin: m.Admin, Since: m.Since}
-	}
-	return info, nil
 }
 
-// Grants implements session.Service.
+// Grants implements session.Service. It follows the pages of grants.
 func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantRecord, error) {
-	var resp grantsResponse
-	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", nil, nil, &resp, retrySafe, nil); err != nil {
-		return nil, err
+	var out []session.GrantRecord
+	q := url.Values{}
+	for {
+		var resp grantsResponse
+		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp, retrySafe, nil); err != nil {
+			return nil, err
+		}
+		for _, g := range resp.Grants {
+			out = append(out, session.GrantRecord{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant})
+		}
+		if resp.Next == nil || len(resp.Grants) == 0 {
+			return out, nil
+		}
+		q.Set("after_epoch", strconv.FormatUint(uint64(*resp.Next), 10))
 	}
-	out := make([]session.GrantRecord, len(resp.Grants))
-	for i, g := range resp.Grants {
-		out[i] = session.GrantRecord{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant}
-	}
-	return out, nil
 }
 
 // Extend implements session.Service.

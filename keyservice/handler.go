@@ -2,6 +2,7 @@ package keyservice
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -511,8 +513,25 @@ func (h *Handler) member(ctx context.Context, p Principal, id session.ID) (Sessi
 	return rec, members, nil
 }
 
+// pageLimit reads ?limit= (1 to MaxMembersPerCall, default the maximum).
+func (h *Handler) pageLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return h.cfg.MaxMembersPerCall, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > h.cfg.MaxMembersPerCall {
+		return 0, bad(CodeInvalidRequest, "limit must be 1 to %d", h.cfg.MaxMembersPerCall)
+	}
+	return n, nil
+}
+
 func (h *Handler) getSession(r *http.Request, p Principal, body []byte) (int, any, error) {
 	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := h.pageLimit(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -520,9 +539,20 @@ func (h *Handler) getSession(r *http.Request, p Principal, body []byte) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	resp := sessionResponse{ID: rec.ID.String(), ChannelCID: rec.ChannelCID, Epoch: rec.Epoch, Members: make([]memberJSON, len(members))}
-	for i, m := range members {
+	// Members come sorted by user ID; a page is the next limit after the
+	// cursor.
+	after := r.URL.Query().Get("after")
+	start, _ := slices.BinarySearchFunc(members, after, func(m session.Member, u string) int { return strings.Compare(m.UserID, u) })
+	if start < len(members) && members[start].UserID == after && after != "" {
+		start++
+	}
+	page := members[start:min(start+limit, len(members))]
+	resp := sessionResponse{ID: rec.ID.String(), ChannelCID: rec.ChannelCID, Epoch: rec.Epoch, Members: make([]memberJSON, len(page))}
+	for i, m := range page {
 		resp.Members[i] = memberJSON{UserID: m.UserID, Admin: m.Admin, Since: m.Since}
+	}
+	if start+limit < len(members) {
+		resp.Next = page[len(page)-1].UserID
 	}
 	return http.StatusOK, resp, nil
 }
@@ -538,13 +568,31 @@ func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any,
 	if _, _, err := h.member(r.Context(), p, id); err != nil {
 		return 0, nil, err
 	}
+	limit, err := h.pageLimit(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	grants, err := h.cfg.Store.Grants(r.Context(), id, p.UserID)
 	if err != nil {
 		return 0, nil, err
 	}
-	resp := grantsResponse{Grants: make([]grantJSON, len(grants))}
-	for i, g := range grants {
-		resp.Grants[i] = grantJSON{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant}
+	// Grants come in ascending epochs; a page is the next limit after the
+	// cursor.
+	if v := r.URL.Query().Get("after_epoch"); v != "" {
+		after, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, nil, bad(CodeInvalidRequest, "after_epoch must be an epoch number")
+		}
+		i, _ := slices.BinarySearchFunc(grants, uint32(after)+1, func(g session.GrantRecord, e uint32) int { return cmp.Compare(g.Epoch, e) })
+		grants = grants[i:]
+	}
+	resp := grantsResponse{Grants: make([]grantJSON, 0, min(limit, len(grants)))}
+	for _, g := range grants[:min(limit, len(grants))] {
+		resp.Grants = append(resp.Grants, grantJSON{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant})
+	}
+	if len(grants) > limit {
+		next := grants[limit-1].Epoch
+		resp.Next = &next
 	}
 	return http.StatusOK, resp, nil
 }
