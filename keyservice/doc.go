@@ -22,8 +22,8 @@
 //	POST   /v1/cards/lookup                newest cards of up to 1,000 users
 //	POST   /v1/sessions                    create a session with its epoch-0 grants (Idempotency-Key)
 //	GET    /v1/sessions?channel_cid=…      the session of a channel
-//	GET    /v1/sessions/{id}               epoch and members (members, service)
-//	GET    /v1/sessions/{id}/grants        the caller's grants, every epoch (members)
+//	GET    /v1/sessions/{id}               epoch and members (members, service); pages: ?limit=&after=
+//	GET    /v1/sessions/{id}/grants        the caller's grants, every epoch (members); ?limit=&after_epoch=
 //	POST   /v1/sessions/{id}/members       add members at the current epoch (members)
 //	POST   /v1/sessions/{id}/rotate        new epoch, optionally removing members (admins)
 //	PUT    /v1/sessions/{id}/admins/{user} grant or take the admin right (admins)
