@@ -60,11 +60,13 @@ type Config struct {
 // session manager, trust pins and the persisted local state. It is safe for
 // concurrent use.
 type Client struct {
-	cfg  Config
-	mu   sync.Mutex
-	id   *identity.Identity
-	mgr  *session.Manager
-	pins *pins
+	cfg      Config
+	mu       sync.Mutex
+	id       *identity.Identity
+	mgr      *session.Manager
+	pins     *pins
+	sessions map[session.ID]*session.Session // what the state keeps
+	saveMu   sync.Mutex                      // one save at a time
 }
 
 // New loads the user's identity from cfg.State, or generates one on first
@@ -86,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.StateKey) != StateKeySize {
 		return nil, fmt.Errorf("e2ee: StateKey must be %d bytes", StateKeySize)
 	}
-	c := &Client{cfg: cfg}
+	c := &Client{cfg: cfg, sessions: map[session.ID]*session.Session{}}
 	c.pins = &pins{m: map[string]*identity.Card{}, save: func() error { return c.save(context.Background()) }}
 
 	blob, err := cfg.State.Load(ctx)
@@ -123,6 +125,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			}
 			c.pins.m[card.UserID()] = card
 		}
+		for _, saved := range st.Sessions {
+			s, err := restoreSession(cfg.Rand, saved)
+			if err != nil {
+				return nil, err
+			}
+			c.sessions[s.ID()] = s
+		}
 	}
 	if err := cfg.Publisher.PublishHistory(ctx, c.id.Cards()); err != nil {
 		return nil, fmt.Errorf("e2ee: publishing the identity: %w", err)
@@ -133,25 +142,86 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// newManager builds the session manager for the current identity and
+// preloads the saved sessions. It takes c.mu itself; callers must not hold
+// it.
 func (c *Client) newManager() error {
+	c.mu.Lock()
+	id := c.id
+	c.mu.Unlock()
 	mgr, err := session.NewManager(session.Config{
-		Identity: c.id, Service: c.cfg.Service, Directory: c.cfg.Directory, Pins: c.pins,
+		Identity: id, Service: c.cfg.Service, Directory: c.cfg.Directory, Pins: c.pins,
 		Rand: c.cfg.Rand, EpochCheckInterval: c.cfg.EpochCheckInterval,
+		OnSession: c.remember,
 	})
 	if err != nil {
 		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sessions {
+		mgr.Preload(s)
 	}
 	c.mgr = mgr
 	return nil
 }
 
+// remember keeps a session's keys in the persisted state.
+func (c *Client) remember(s *session.Session) {
+	c.mu.Lock()
+	if old, ok := c.sessions[s.ID()]; ok && len(old.Epochs()) >= len(s.Epochs()) && old.Epoch() >= s.Epoch() {
+		c.mu.Unlock()
+		return
+	}
+	c.sessions[s.ID()] = s
+	c.mu.Unlock()
+	// A failed save loses only a cache entry: the grants are fetched
+	// again after a restart.
+	c.save(context.Background())
+}
+
+func restoreSession(rnd io.Reader, saved savedSession) (*session.Session, error) {
+	id, err := session.ParseID(saved.ID)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: saved session: %w", err)
+	}
+	keys := make(map[uint32]session.EpochKey, len(saved.Keys))
+	for n, b := range saved.Keys {
+		k, err := session.ParseEpochKey(b)
+		clear(b)
+		if err != nil {
+			return nil, fmt.Errorf("e2ee: saved session: %w", err)
+		}
+		keys[n] = k
+	}
+	return session.FromKeys(rnd, id, saved.ChannelCID, keys)
+}
+
 func (c *Client) save(ctx context.Context) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
 	c.mu.Lock()
 	id := c.id
+	saved := make([]savedSession, 0, len(c.sessions))
+	for _, s := range c.sessions {
+		keys := make(map[uint32][]byte, len(s.Epochs()))
+		for _, n := range s.Epochs() {
+			k, _ := s.Key(n)
+			keys[n] = k.Bytes()
+		}
+		saved = append(saved, savedSession{ID: s.ID().String(), ChannelCID: s.ChannelCID(), Keys: keys})
+	}
 	c.mu.Unlock()
+	defer func() {
+		for _, s := range saved {
+			for _, k := range s.Keys {
+				clear(k)
+			}
+		}
+	}()
 	export := id.Export()
 	defer clear(export)
-	blob, err := sealState(c.cfg.StateKey, c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot()})
+	blob, err := sealState(c.cfg.StateKey, c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
 	if err != nil {
 		return err
 	}
@@ -232,7 +302,5 @@ func (c *Client) RotateIdentity(ctx context.Context) error {
 	if err := c.cfg.Publisher.PublishHistory(ctx, next.Cards()); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	return c.newManager()
 }

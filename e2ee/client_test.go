@@ -64,6 +64,17 @@ func TestStatePersistsAcrossRestarts(t *testing.T) {
 	if got, err := again.Decrypt(ctx, msg, text); err != nil || string(got) != "persisted?" {
 		t.Fatalf("restarted bot: %q, %v", got, err)
 	}
+	// The session keys were persisted too: a restarted bot reads without
+	// fetching its grants again.
+	offline := cfg
+	offline.Service = noGrants{svc.As("bot")}
+	third, err := New(ctx, offline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := third.Decrypt(ctx, msg, text); err != nil || string(got) != "persisted?" {
+		t.Fatalf("restarted bot without grant fetches: %q, %v", got, err)
+	}
 
 	wrong := cfg
 	wrong.StateKey = bytes.Repeat([]byte{8}, StateKeySize)
@@ -124,4 +135,11 @@ func TestRotateIdentityKeepsHistory(t *testing.T) {
 	if _, err := bob.Encrypt(ctx, m2, make([]byte, 4000)); !errors.As(err, &tl) {
 		t.Fatalf("oversize message: %v", err)
 	}
+}
+
+// noGrants is a session.Service whose grant fetches fail.
+type noGrants struct{ session.Service }
+
+func (noGrants) Grants(context.Context, session.ID) ([]session.GrantRecord, error) {
+	return nil, errors.New("grants unavailable")
 }

@@ -116,9 +116,17 @@ func (m *MemoryStore) Save(_ context.Context, blob []byte) error {
 
 // state is what is saved, before encryption.
 type state struct {
-	Version  int      `json:"version"`
-	Identity []byte   `json:"identity"` // identity.Export text
-	Pins     [][]byte `json:"pins"`     // pinned cards
+	Version  int            `json:"version"`
+	Identity []byte         `json:"identity"` // identity.Export text
+	Pins     [][]byte       `json:"pins"`     // pinned cards
+	Sessions []savedSession `json:"sessions,omitempty"`
+}
+
+// savedSession is a session's keys as the local state keeps them.
+type savedSession struct {
+	ID         string            `json:"id"`
+	ChannelCID string            `json:"channel_cid"`
+	Keys       map[uint32][]byte `json:"keys"` // epoch → key
 }
 
 const (

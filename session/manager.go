@@ -39,6 +39,11 @@ type Config struct {
 	EpochCheckInterval time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// OnSession, if set, is called with every session the manager creates,
+	// opens or rotates (a new value each time), for example to persist its
+	// keys in an encrypted local store (e2ee does). It runs outside the
+	// manager's locks, possibly concurrently.
+	OnSession func(*Session)
 }
 
 // Manager creates, retrieves, extends, revokes and rotates sessions through
@@ -486,19 +491,36 @@ func (m *Manager) touch(id ID) {
 	}
 }
 
-// store caches s, replacing an older copy unless that one is newer.
+// Preload puts sessions in the cache (for example those a restarted
+// program saved), so that they need not be fetched again. Their current
+// epoch is still checked with the Service before sealing.
+func (m *Manager) Preload(sessions ...*Session) {
+	for _, s := range sessions {
+		m.cache(s, time.Time{})
+	}
+}
+
+// store caches s and reports it to Config.OnSession.
 func (m *Manager) store(s *Session) {
+	m.cache(s, m.now())
+	if m.cfg.OnSession != nil {
+		m.cfg.OnSession(s)
+	}
+}
+
+// cache caches s, replacing an older copy unless that one is newer.
+func (m *Manager) cache(s *Session, checked time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if e, ok := m.byID[s.ID()]; ok {
 		ce := e.Value.(*cacheEntry)
 		if ce.s.Epoch() <= s.Epoch() {
-			ce.s, ce.checked = s, m.now()
+			ce.s, ce.checked = s, checked
 		}
 		m.lru.MoveToFront(e)
 		return
 	}
-	m.byID[s.ID()] = m.lru.PushFront(&cacheEntry{s: s, checked: m.now()})
+	m.byID[s.ID()] = m.lru.PushFront(&cacheEntry{s: s, checked: checked})
 	for m.lru.Len() > m.cfg.CacheSize {
 		last := m.lru.Back()
 		m.lru.Remove(last)
