@@ -3,19 +3,18 @@ package keyservice
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/veilchat/veil/internal/pgtest"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -36,9 +35,9 @@ func benchStores(b *testing.B) map[string]func(b *testing.B) Store {
 			return st
 		},
 	}
-	if dsn := os.Getenv("VEIL_TEST_POSTGRES"); dsn != "" {
+	if pgtest.Available() {
 		m["postgres"] = func(b *testing.B) Store {
-			st, err := OpenStore(context.Background(), benchSchema(b, dsn))
+			st, err := OpenStore(context.Background(), pgtest.DSN(b))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -172,33 +171,4 @@ func BenchmarkSessionCreate(b *testing.B) {
 			}
 		})
 	}
-}
-
-// benchSchema creates a PostgreSQL schema for one benchmark and returns a
-// DSN that uses it.
-func benchSchema(tb testing.TB, dsn string) string {
-	tb.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	schema := fmt.Sprintf("veil_bench_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if db, err := sql.Open("pgx", dsn); err == nil {
-			db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			db.Close()
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

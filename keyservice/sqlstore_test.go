@@ -2,17 +2,15 @@ package keyservice_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/veilchat/veil/internal/pgtest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -25,42 +23,6 @@ import (
 // sqliteDSN returns the DSN of a new SQLite file for t.
 func sqliteDSN(t testing.TB) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "keys.db")
-}
-
-// postgresDSN creates a schema of its own for t in the database named by
-// VEIL_TEST_POSTGRES, drops it when t ends, and returns a DSN whose
-// search_path is that schema; it skips t when VEIL_TEST_POSTGRES is empty.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("VEIL_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("VEIL_TEST_POSTGRES not set")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r [8]byte
-	rand.Read(r[:])
-	schema := "veil_test_" + hex.EncodeToString(r[:])
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("creating a test schema (is PostgreSQL up?): %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // openStore opens a Store on dsn and closes it when t ends.
@@ -85,10 +47,10 @@ func TestSQLiteStore(t *testing.T) {
 
 func TestPostgresStore(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("VEIL_TEST_POSTGRES") == "" {
+	if !pgtest.Available() {
 		t.Skip("VEIL_TEST_POSTGRES not set")
 	}
-	storetest.Run(t, func(t *testing.T) keyservice.Store { return openStore(t, postgresDSN(t)) })
+	storetest.Run(t, func(t *testing.T) keyservice.Store { return openStore(t, pgtest.DSN(t)) })
 }
 
 // TestReopen checks that what a store acknowledged is there after Close
@@ -99,7 +61,7 @@ func TestReopen(t *testing.T) {
 	for _, b := range []struct {
 		name string
 		dsn  func(testing.TB) string
-	}{{"sqlite", sqliteDSN}, {"postgres", postgresDSN}} {
+	}{{"sqlite", sqliteDSN}, {"postgres", func(t testing.TB) string { return pgtest.DSN(t) }}} {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -183,7 +145,7 @@ func BenchmarkStore(b *testing.B) {
 	for _, be := range []struct {
 		name string
 		dsn  func(testing.TB) string
-	}{{"sqlite", sqliteDSN}, {"postgres", postgresDSN}} {
+	}{{"sqlite", sqliteDSN}, {"postgres", func(t testing.TB) string { return pgtest.DSN(t) }}} {
 		b.Run(be.name, func(b *testing.B) {
 			ctx := context.Background()
 			st := openStore(b, be.dsn(b))

@@ -3,15 +3,13 @@ package twoman
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/veilchat/veil/internal/pgtest"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
@@ -30,9 +28,9 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) Store {
 			return st
 		},
 	}
-	if dsn := os.Getenv("VEIL_TEST_POSTGRES"); dsn != "" {
+	if pgtest.Available() {
 		m["postgres"] = func(t *testing.T) Store {
-			st, err := OpenStore(context.Background(), pgSchema(t, dsn))
+			st, err := OpenStore(context.Background(), pgtest.DSN(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -41,34 +39,6 @@ func storeOpeners(t *testing.T) map[string]func(t *testing.T) Store {
 		}
 	}
 	return m
-}
-
-// pgSchema creates a schema for one test and returns a DSN using it.
-func pgSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	schema := fmt.Sprintf("veil_ssks_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if db, err := sql.Open("pgx", dsn); err == nil {
-			db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			db.Close()
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func TestStoreConformance(t *testing.T) {
@@ -222,8 +192,8 @@ func TestKeyStore(t *testing.T) {
 	}
 	defer sq.Close()
 	stores["sqlite"] = sq
-	if dsn := os.Getenv("VEIL_TEST_POSTGRES"); dsn != "" {
-		pg, err := OpenKeyStore(context.Background(), pgSchema(t, dsn))
+	if pgtest.Available() {
+		pg, err := OpenKeyStore(context.Background(), pgtest.DSN(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/veilchat/veil/internal/pgtest"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -89,41 +89,8 @@ func TestCrashSafety(t *testing.T) {
 		crashOnce(t, bin, filepath.Join(t.TempDir(), "keys.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := os.Getenv("VEIL_TEST_POSTGRES")
-		if dsn == "" {
-			t.Skip("VEIL_TEST_POSTGRES not set")
-		}
-		crashOnce(t, bin, freshSchema(t, dsn))
+		crashOnce(t, bin, pgtest.DSN(t))
 	})
-}
-
-// freshSchema creates a schema for this test and returns a DSN that uses it.
-func freshSchema(t *testing.T, dsn string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	schema := fmt.Sprintf("veil_crash_%d", time.Now().UnixNano())
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", dsn)
-		if err == nil {
-			db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			db.Close()
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func crashOnce(t *testing.T, bin, db string) {

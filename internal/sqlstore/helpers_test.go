@@ -2,13 +2,11 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/veilchat/veil/internal/pgtest"
 )
 
 // backend is a database kind the tests run on.
@@ -21,44 +19,7 @@ type backend struct {
 
 var backends = []backend{
 	{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "test.db") }},
-	{"postgres", freshPostgres},
-}
-
-// freshPostgres creates a schema of its own for the test in the database
-// named by VEIL_TEST_POSTGRES, drops it when the test ends, and returns a
-// DSN whose search_path is that schema. It skips the test when
-// VEIL_TEST_POSTGRES is empty.
-func freshPostgres(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("VEIL_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("VEIL_TEST_POSTGRES not set")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r [8]byte
-	rand.Read(r[:])
-	schema := "veil_test_" + hex.EncodeToString(r[:])
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		t.Fatalf("creating a test schema (is PostgreSQL up?): %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("dropping %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }},
 }
 
 // mustOpen opens dsn with migrations under namespace "test" and closes it

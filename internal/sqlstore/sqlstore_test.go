@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/veilchat/veil/internal/pgtest"
+
 	"github.com/google/go-cmp/cmp"
 	"modernc.org/sqlite"
 )
@@ -58,7 +60,7 @@ func TestSQLitePragmas(t *testing.T) {
 
 func TestPostgresPool(t *testing.T) {
 	t.Parallel()
-	db := mustOpen(t, freshPostgres(t))
+	db := mustOpen(t, pgtest.DSN(t))
 	if db.read != db.write {
 		t.Error("Postgres should use one pool")
 	}
@@ -273,7 +275,7 @@ func TestTxRetry(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
-		db := mustOpen(t, freshPostgres(t), counterTable)
+		db := mustOpen(t, pgtest.DSN(t), counterTable)
 		for _, tt := range []struct {
 			code   string
 			want   int
