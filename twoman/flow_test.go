@@ -487,3 +487,37 @@ func mustIdentity(t *testing.T) *identity.Identity {
 	}
 	return id
 }
+
+func TestChangeFactorAndDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	alice := mustIdentity(t)
+	s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if err := f.client.SaveIdentity(ctx, s1, "", alice); err != nil {
+		t.Fatal(err)
+	}
+	phone := Factor{Type: SMS, Value: "+33 6 12 34 56 78"}
+	s2, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if err := f.client.ChangeFactor(ctx, s2, f.sender.code("alice"), phone, alice); err != nil {
+		t.Fatal(err)
+	}
+	// The old factor no longer receives codes; the new one recovers.
+	if _, err := f.backend.StartChallenge(ctx, "alice", aliceEmail, false); apiCode(err) != CodeFactorMismatch {
+		t.Fatalf("old factor after the change: %v", err)
+	}
+	s3, err := f.backend.StartChallenge(ctx, "alice", phone, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.client.RetrieveIdentity(ctx, s3, f.sender.code("alice")); err != nil || !got.Equal(alice) {
+		t.Fatalf("recovery through the new factor: %v", err)
+	}
+	s4, _ := f.backend.StartChallenge(ctx, "alice", phone, false)
+	if err := f.client.DeleteIdentity(ctx, s4, f.sender.code("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Identity(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("identity still stored after delete: %v", err)
+	}
+}

@@ -380,18 +380,30 @@ func (s *Server) retrieve(r *http.Request, body []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	id, err := s.cfg.Store.Identity(r.Context(), rec.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
-	}
+	id, err := s.storedIdentity(r.Context(), rec)
 	if err != nil {
 		return 0, nil, err
 	}
-	if id.FactorType != rec.FactorType || !hmac.Equal(id.FactorHash, rec.FactorHash) {
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, CodeFactorMismatch, "the factor changed since the challenge")
-	}
 	return http.StatusOK, retrieveResponse{Blob: id.Blob}, nil
 }
+
+// storedIdentity returns the identity of the challenged user, provided it
+// is still registered with the factor the challenge went to.
+func (s *Server) storedIdentity(ctx context.Context, rec ChallengeRecord) (IdentityRecord, error) {
+	id, err := s.cfg.Store.Identity(ctx, rec.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return IdentityRecord{}, errNoIdentity
+	}
+	if err != nil {
+		return IdentityRecord{}, err
+	}
+	if id.FactorType != rec.FactorType || !hmac.Equal(id.FactorHash, rec.FactorHash) {
+		return IdentityRecord{}, httpjson.Errorf(http.StatusForbidden, CodeFactorMismatch, "the factor changed since the challenge")
+	}
+	return id, nil
+}
+
+var errNoIdentity = httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
 
 func (s *Server) changeFactor(r *http.Request, body []byte) (int, any, error) {
 	var req factorRequest
@@ -409,9 +421,7 @@ func (s *Server) changeFactor(r *http.Request, body []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := s.cfg.Store.Identity(r.Context(), rec.UserID); errors.Is(err, ErrNotFound) {
-		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
-	} else if err != nil {
+	if _, err := s.storedIdentity(r.Context(), rec); err != nil {
 		return 0, nil, err
 	}
 	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: f.Type, FactorHash: s.factorHash(f), Blob: req.Blob, UpdatedAt: s.cfg.Now()})
@@ -431,7 +441,7 @@ func (s *Server) deleteIdentity(r *http.Request, body []byte) (int, any, error) 
 		return 0, nil, err
 	}
 	if err := s.cfg.Store.DeleteIdentity(r.Context(), rec.UserID); errors.Is(err, ErrNotFound) {
-		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no identity stored for this user")
+		return 0, nil, errNoIdentity
 	} else if err != nil {
 		return 0, nil, err
 	}
