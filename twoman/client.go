@@ -56,9 +56,10 @@ func encryptIdentity(s *Session, id *identity.Identity) ([]byte, error) {
 }
 
 // SaveIdentity encrypts id under the session's twoManRuleKey and stores it
-// on the SSKS. code is the one-time code the user received; it may be empty
-// when s.MustAuthenticate is false (a new user). Call it again after every
-// identity rotation.
+// on the SSKS. code is the one-time code the user received (it may be empty
+// only when s.MustAuthenticate is false, which an SSKS allows solely in its
+// InsecureUnverifiedSignup mode). Call it again after every identity
+// rotation.
 func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *identity.Identity) error {
 	blob, err := encryptIdentity(s, id)
 	if err != nil {

@@ -31,7 +31,7 @@ func TestNewDeviceWithE2EE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.client.SaveIdentity(ctx, s1, "", alice.Identity()); err != nil {
+	if err := f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), alice.Identity()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.CreateSession(ctx, "messaging:c", []string{"alice"}); err != nil {

@@ -39,11 +39,11 @@ func Example() {
 	device, _ := twoman.NewClient(srv.URL, nil)
 	email := twoman.Factor{Type: twoman.Email, Value: "alice@example.com"}
 
-	// Sign-up: save the identity (no code needed for a new user).
+	// Sign-up: the user proves the address with the code, and saves.
 	alice, _ := identity.Generate(nil, "alice", identity.Options{})
 	s, _ := backend.StartChallenge(ctx, "alice", email, false)
 	fmt.Println("sign-up needs a code:", s.MustAuthenticate)
-	fmt.Println("saved:", device.SaveIdentity(ctx, s, "", alice))
+	fmt.Println("saved:", device.SaveIdentity(ctx, s, inbox.last, alice))
 
 	// New device: the code goes to alice's mailbox, never to the backend.
 	s, _ = backend.StartChallenge(ctx, "alice", email, false)
@@ -51,7 +51,7 @@ func Example() {
 	recovered, err := device.RetrieveIdentity(ctx, s, inbox.last)
 	fmt.Println("recovered:", err == nil && recovered.Equal(alice))
 	// Output:
-	// sign-up needs a code: false
+	// sign-up needs a code: true
 	// saved: <nil>
 	// recovery needs a code: true
 	// recovered: true

@@ -136,7 +136,7 @@ func TestReferenceFlow(t *testing.T) {
 	f := newFixture(t)
 
 	// Sign-up: the device creates the identity; the backend starts a
-	// challenge; a new user need not answer a code to save.
+	// challenge; the user proves the factor with the code it receives.
 	alice, err := identity.Generate(testrand.New("alice"), "alice", identity.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -145,10 +145,13 @@ func TestReferenceFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s1.MustAuthenticate || f.sender.sent != 0 {
-		t.Fatalf("sign-up: must_authenticate %v, %d codes sent; want false, 0", s1.MustAuthenticate, f.sender.sent)
+	if !s1.MustAuthenticate || f.sender.sent != 1 {
+		t.Fatalf("sign-up: must_authenticate %v, %d codes sent; want true, 1", s1.MustAuthenticate, f.sender.sent)
 	}
-	if err := f.client.SaveIdentity(ctx, s1, "", alice); err != nil {
+	if err := f.client.SaveIdentity(ctx, s1, "", alice); apiCode(err) != CodeAuthRequired {
+		t.Fatalf("sign-up without the code: %v", err)
+	}
+	if err := f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), alice); err != nil {
 		t.Fatal(err)
 	}
 	// A grant made for alice before she loses her device.
@@ -206,7 +209,7 @@ func TestWrongCodesKillTheSession(t *testing.T) {
 	f := newFixture(t)
 	alice, _ := identity.Generate(testrand.New("alice"), "alice", identity.Options{Kind: identity.KindX25519})
 	s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
-	f.client.SaveIdentity(ctx, s1, "", alice)
+	f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), alice)
 
 	s2, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
 	right := f.sender.code("alice")
@@ -243,7 +246,7 @@ func TestChallengeRules(t *testing.T) {
 	f := newFixture(t)
 	alice, _ := identity.Generate(testrand.New("alice"), "alice", identity.Options{Kind: identity.KindX25519})
 	s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
-	if err := f.client.SaveIdentity(ctx, s1, "", alice); err != nil {
+	if err := f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), alice); err != nil {
 		t.Fatal(err)
 	}
 	// The backend cannot redirect the code to an address it controls.
@@ -276,7 +279,7 @@ func TestSplitKnowledge(t *testing.T) {
 	f := newFixture(t)
 	alice, _ := identity.Generate(testrand.New("alice"), "alice", identity.Options{Kind: identity.KindX25519})
 	s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
-	if err := f.client.SaveIdentity(ctx, s1, "", alice); err != nil {
+	if err := f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), alice); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
@@ -351,7 +354,7 @@ func TestPasswordBackup(t *testing.T) {
 	alice, _ := identity.Generate(testrand.New("alice"), "alice", identity.Options{Kind: identity.KindX25519})
 	fast := &PasswordParams{Alg: "argon2id", Time: 1, Memory: MinPasswordMemory, Threads: 1, Version: 1}
 	s, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
-	if err := f.client.SavePassword(ctx, s, "", "correct horse battery", alice, fast); err != nil {
+	if err := f.client.SavePassword(ctx, s, f.sender.code("alice"), "correct horse battery", alice, fast); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.client.RetrievePassword(ctx, "alice", "correct horse battery")
@@ -450,7 +453,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("a refused request stored an identity: %v", err)
 	}
 	alice, _ := identity.Generate(testrand.New("alice"), "alice", identity.Options{Kind: identity.KindX25519})
-	if err := f.client.SaveIdentity(ctx, s, "", alice); err != nil {
+	if err := f.client.SaveIdentity(ctx, s, f.sender.code("alice"), alice); err != nil {
 		t.Fatalf("session consumed by refused requests: %v", err)
 	}
 }
@@ -494,7 +497,7 @@ func TestChangeFactorAndDelete(t *testing.T) {
 	f := newFixture(t)
 	alice := mustIdentity(t)
 	s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
-	if err := f.client.SaveIdentity(ctx, s1, "", alice); err != nil {
+	if err := f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), alice); err != nil {
 		t.Fatal(err)
 	}
 	phone := Factor{Type: SMS, Value: "+33 6 12 34 56 78"}
@@ -519,5 +522,28 @@ func TestChangeFactorAndDelete(t *testing.T) {
 	}
 	if _, err := f.store.Identity(ctx, "alice"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("identity still stored after delete: %v", err)
+	}
+}
+
+// TestUnverifiedSignup: the Seald-compatible mode lets a new user save
+// without a code, once, and never retrieve without one.
+func TestUnverifiedSignup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, func(c *ServerConfig) { c.InsecureUnverifiedSignup = true })
+	s1, err := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if err != nil || s1.MustAuthenticate || f.sender.sent != 0 {
+		t.Fatalf("new user: %+v %v, %d codes", s1, err, f.sender.sent)
+	}
+	alice := mustIdentity(t)
+	if err := f.client.SaveIdentity(ctx, s1, "", alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.RetrieveIdentity(ctx, s1, ""); apiCode(err) == "" {
+		t.Fatal("a sign-up session retrieved without a code")
+	}
+	s2, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if !s2.MustAuthenticate {
+		t.Fatal("an existing user must authenticate")
 	}
 }

@@ -59,6 +59,12 @@ type ServerConfig struct {
 	MaxChallengesPerHour int
 	// MaxBlobSize caps a stored encrypted identity. Zero means 256 KiB.
 	MaxBlobSize int
+	// InsecureUnverifiedSignup lets a user with no stored identity save one
+	// without answering a code (must_authenticate false), as Seald's SSKS
+	// does. The factor is then whatever the app backend claimed, unverified:
+	// a malicious backend could register its own address and later recover
+	// the identity alone. By default every session requires the code.
+	InsecureUnverifiedSignup bool
 	// PasswordMaxFailures is the number of wrong passphrases after which a
 	// password backup locks, for 15 minutes doubling with each further
 	// failure (capped at a day). Zero means 5.
@@ -233,7 +239,7 @@ func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) 
 	ctx := r.Context()
 	fh := s.factorHash(f)
 	now := s.cfg.Now()
-	mustAuth := req.ForceAuth
+	mustAuth := req.ForceAuth || !s.cfg.InsecureUnverifiedSignup
 	existing, err := s.cfg.Store.Identity(ctx, req.UserID)
 	switch {
 	case err == nil:
