@@ -42,17 +42,19 @@ var buildVeil = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// startServe starts `veil serve` on a free port and returns its URL.
-func startServe(t *testing.T, bin, db string) (*exec.Cmd, string) {
+// startVeil runs the built binary with env added to the environment and
+// args, waits for the line announcing its URL, and returns the process, the
+// URL and its standard error so far and to come.
+func startVeil(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, string, *syncBuffer) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--db", db, "--rate", "100000")
-	cmd.Env = append(os.Environ(), "VEIL_JWT_SECRETS="+crashSecret)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -60,18 +62,26 @@ func startServe(t *testing.T, bin, db string) (*exec.Cmd, string) {
 	if !lines.Scan() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		t.Fatalf("veil serve printed nothing; stderr:\n%s", stderr.String())
+		t.Fatalf("veil printed nothing; stderr:\n%s", stderr.String())
 	}
 	line := lines.Text()
 	i := strings.Index(line, "http://")
 	if i < 0 {
+		cmd.Process.Kill()
+		cmd.Wait()
 		t.Fatalf("unexpected first line %q", line)
 	}
 	go func() {
 		for lines.Scan() {
 		}
 	}()
-	return cmd, strings.Fields(line[i:])[0]
+	return cmd, strings.Fields(line[i:])[0], stderr
+}
+
+// startServe starts the key service on db with the test's secret.
+func startServe(t *testing.T, bin, db string) (*exec.Cmd, string) {
+	cmd, url, _ := startVeil(t, bin, []string{"VEIL_JWT_SECRETS=" + crashSecret}, "serve", "--addr", "127.0.0.1:0", "--db", db, "--rate", "100000")
+	return cmd, url
 }
 
 // TestCrashSafety kills `veil serve` with SIGKILL in the middle of a stream

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,22 +42,9 @@ func TestServeSSKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--ssks", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "ssks.db"), "--insecure-log-codes")
-	cmd.Env = append(os.Environ(), "VEIL_SSKS_APP_KEYS="+strings.Repeat("k", 32), "VEIL_SSKS_HASH_KEY="+strings.Repeat("ab", 32))
-	stdout, _ := cmd.StdoutPipe()
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, url, stderr := startVeil(t, bin, []string{"VEIL_SSKS_APP_KEYS=" + strings.Repeat("k", 32), "VEIL_SSKS_HASH_KEY=" + strings.Repeat("ab", 32)},
+		"serve", "--ssks", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "ssks.db"), "--insecure-log-codes")
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	buf := make([]byte, 256)
-	n, _ := stdout.Read(buf)
-	line := string(buf[:n])
-	if !strings.Contains(line, "veil SSKS listening on http://") {
-		t.Fatalf("first line %q; stderr %s", line, stderr.String())
-	}
-	url := strings.Fields(line[strings.Index(line, "http://"):])[0]
 	resp, err := http.Get(url + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("/healthz: %v %v", resp, err)
