@@ -225,6 +225,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if got, _ := rawRequest(t, srv, "GET", "/healthz", "", nil); got != ok {
 		t.Errorf("/healthz: %d", got)
 	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`veil_keyservice_requests_total{code="403",route="POST /v1/sessions/{id}/rotate"}`, "veil_keyservice_request_duration_seconds_bucket"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func TestEndToEndOverHTTP(t *testing.T) {
