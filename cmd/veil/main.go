@@ -2,6 +2,7 @@
 // SSKS, and holds the tools around them.
 //
 //	veil serve [--ssks] [flags]     serve the key service (or the SSKS)
+//	veil streamtest [flags]         serve a local Stream Chat emulation
 //	veil help [command]             show help
 //
 // Each command documents its flags and environment variables with --help.
@@ -25,7 +26,8 @@ type command struct {
 
 // commands is the subcommand table; each entry documents itself.
 var commands = map[string]command{
-	"serve": {"serve the key service, or the SSKS with --ssks", serveCommand},
+	"serve":      {"serve the key service, or the SSKS with --ssks", serveCommand},
+	"streamtest": {"serve a local emulation of Stream Chat's API", streamtestCommand},
 }
 
 func main() {

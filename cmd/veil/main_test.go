@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -71,4 +73,26 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestStreamtestCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin, err := buildVeil()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, url, _ := startVeil(t, bin, nil, "streamtest", "--addr", "127.0.0.1:0", "--key", "k123", "--secret", "s456")
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// A server token signed with the given secret, as stream-chat-go sends.
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"server": true}).SignedString([]byte("s456"))
+	req, _ := http.NewRequest("GET", url+"/users?api_key=k123", nil)
+	req.Header.Set("Authorization", tok)
+	req.Header.Set("Stream-Auth-Type", "jwt")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /users on `veil streamtest`: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

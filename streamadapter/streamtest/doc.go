@@ -1,0 +1,32 @@
+// Package streamtest is a local server that speaks Stream Chat's REST API as
+// the official Go client (github.com/GetStream/stream-chat-go/v6) uses it,
+// for tests, demos and offline development. Stream's servers are not needed.
+//
+// Point any stream-chat-go program at it with the STREAM_CHAT_URL
+// environment variable (the client reads it in NewClient) or by setting
+// Client.BaseURL; use the Server's APIKey and APISecret as credentials.
+// `veil streamtest --addr 127.0.0.1:3030` runs one as a standalone process
+// and prints the export lines to paste into a shell.
+//
+// Emulated: authentication (api_key parameter, HS256 JWTs signed with the
+// app secret, Stream-Auth-Type, error codes 5 and 40–43); users (upsert,
+// query with $eq/$in/$autocomplete, sort, limit/offset, partial update with
+// dotted keys); channels (get-or-create with an ID or distinct by members,
+// query with type/id/cid/members/custom-field filters and $and/$or, update,
+// partial update of custom data such as session_id, delete); members (add,
+// remove); messages (send with a client-chosen ID, replies, get, update,
+// soft and hard delete, html rendered from text, custom data flattened and
+// preserved); file and image upload with a URL serving the bytes back;
+// webhooks (message.new/updated/deleted, member.added/removed,
+// channel.updated/deleted, delivered in order with X-Signature = hex
+// HMAC-SHA256 of the body under the app secret); limits (message text 5,000
+// characters, code 20; 5 KB of custom data per object, code 22; unknown
+// objects code 16 with HTTP 404; malformed JSON code 4) and X-Ratelimit-*
+// headers on every response.
+//
+// Not emulated (yet): search, moderation, push, reactions, bans, roles and
+// moderators, invites, pinning, truncation, message pagination parameters,
+// member queries, partial message updates, async user deletion, the
+// before-message-send hook, permissions. Requests to them answer a Stream
+// error with code 16.
+package streamtest

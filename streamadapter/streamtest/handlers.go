@@ -1,0 +1,768 @@
+package streamtest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"unicode/utf8"
+)
+
+var userReserved = []string{"id", "role", "created_at", "updated_at", "last_active", "online", "banned", "teams", "deactivated_at", "deleted_at"}
+
+// ---- users ----
+
+func (s *Server) upsertUsers(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Users map[string]map[string]any `json:"users"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Users) == 0 {
+		return nil, fail(http.StatusBadRequest, codeInputError, "users is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]any{}
+	now := ts(s.cfg.Now())
+	for _, id := range sortedKeys(req.Users) {
+		u := req.Users[id]
+		if id == "" || u["id"] != id {
+			return nil, &apiError{Code: codeInputError, Message: "user id does not match its key", StatusCode: 400, ExceptionFields: map[string]string{"id": id}}
+		}
+		if err := checkCustomSize(u, userReserved); err != nil {
+			return nil, err
+		}
+		old := s.users[id]
+		if old == nil {
+			old = map[string]any{"id": id, "role": "user", "created_at": now}
+		}
+		for k, v := range u {
+			if k != "created_at" && k != "updated_at" {
+				old[k] = v
+			}
+		}
+		old["updated_at"] = now
+		s.users[id] = old
+		out[id] = old
+	}
+	return map[string]any{"users": out}, nil
+}
+
+func (s *Server) queryUsers(r *http.Request, body []byte) (any, error) {
+	var q struct {
+		Filter map[string]any `json:"filter_conditions"`
+		Sort   []struct {
+			Field     string `json:"field"`
+			Direction int    `json:"direction"`
+		} `json:"sort"`
+		Limit  int `json:"limit"`
+		Offset int `json:"offset"`
+	}
+	if p := r.URL.Query().Get("payload"); p != "" {
+		if err := decode([]byte(p), &q); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var users []map[string]any
+	for _, id := range sortedKeys(s.users) {
+		if matches(s.users[id], q.Filter) {
+			users = append(users, s.users[id])
+		}
+	}
+	field, dir := "created_at", -1 // newest first by default
+	if len(q.Sort) > 0 {
+		field, dir = q.Sort[0].Field, q.Sort[0].Direction
+	}
+	sort.SliceStable(users, func(i, j int) bool {
+		c := compare(users[i][field], users[j][field])
+		if dir < 0 {
+			return c > 0
+		}
+		return c < 0
+	})
+	return map[string]any{"users": page(users, q.Offset, q.Limit, 30)}, nil
+}
+
+func (s *Server) partialUpdateUsers(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Users []struct {
+			ID    string         `json:"id"`
+			Set   map[string]any `json:"set"`
+			Unset []string       `json:"unset"`
+		} `json:"users"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]any{}
+	for _, p := range req.Users {
+		u := s.users[p.ID]
+		if u == nil {
+			return nil, notFound("user", p.ID)
+		}
+		for k, v := range p.Set {
+			setPath(u, k, v)
+		}
+		for _, k := range p.Unset {
+			unsetPath(u, k)
+		}
+		u["updated_at"] = ts(s.cfg.Now())
+		out[p.ID] = u
+	}
+	return map[string]any{"users": out}, nil
+}
+
+func page[T any](items []T, offset, limit, def int) []T {
+	if limit <= 0 {
+		limit = def
+	}
+	if offset >= len(items) {
+		return []T{}
+	}
+	return items[offset:min(offset+limit, len(items))]
+}
+
+// matches evaluates a Stream filter: field: value, field: {$eq|$in|$autocomplete},
+// $and, $or.
+func matches(obj map[string]any, filter map[string]any) bool {
+	for k, cond := range filter {
+		switch k {
+		case "$and", "$or":
+			subs, _ := cond.([]any)
+			some := false
+			for _, sub := range subs {
+				m, _ := sub.(map[string]any)
+				ok := matches(obj, m)
+				if k == "$and" && !ok {
+					return false
+				}
+				some = some || ok
+			}
+			if k == "$or" && !some {
+				return false
+			}
+			continue
+		}
+		v := obj[k]
+		op, isOp := cond.(map[string]any)
+		if !isOp {
+			if !equal(v, cond) {
+				return false
+			}
+			continue
+		}
+		for o, arg := range op {
+			switch o {
+			case "$eq":
+				if !equal(v, arg) {
+					return false
+				}
+			case "$in":
+				list, _ := arg.([]any)
+				found := false
+				for _, a := range list {
+					if equal(v, a) || contains(v, a) {
+						found = true
+					}
+				}
+				if !found {
+					return false
+				}
+			case "$autocomplete":
+				str, _ := v.(string)
+				prefix, _ := arg.(string)
+				if !strings.Contains(strings.ToLower(str), strings.ToLower(prefix)) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func equal(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// contains reports whether a list value holds x (for "members": {"$in": [...]}).
+func contains(list, x any) bool {
+	l, ok := list.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range l {
+		if equal(e, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func compare(a, b any) int {
+	switch x := a.(type) {
+	case string:
+		y, _ := b.(string)
+		return strings.Compare(x, y)
+	case float64:
+		y, _ := b.(float64)
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+	}
+	return 0
+}
+
+// ---- channels ----
+
+var channelReserved = []string{"id", "type", "cid", "members", "created_by", "created_by_id", "created_at", "updated_at", "frozen", "disabled", "team", "config", "member_count"}
+
+func (s *Server) channelJSON(ch *channel) map[string]any {
+	out := map[string]any{}
+	for k, v := range ch.data {
+		out[k] = v
+	}
+	out["id"], out["type"], out["cid"] = ch.id, ch.typ, ch.typ+":"+ch.id
+	out["created_at"], out["updated_at"] = ts(ch.created), ts(ch.updated)
+	out["member_count"] = len(ch.members)
+	out["created_by"] = s.userJSON(ch.createdBy)
+	out["config"] = map[string]any{"name": ch.typ, "max_message_length": s.cfg.MaxMessageLength}
+	return out
+}
+
+func (s *Server) userJSON(id string) map[string]any {
+	if u := s.users[id]; u != nil {
+		return u
+	}
+	return map[string]any{"id": id}
+}
+
+func (s *Server) membersJSON(ch *channel) []any {
+	out := make([]any, 0, len(ch.members))
+	for _, m := range ch.members {
+		out = append(out, map[string]any{"user_id": m.userID, "user": s.userJSON(m.userID), "role": m.role, "channel_role": "channel_" + m.role, "created_at": ts(m.created), "updated_at": ts(m.created)})
+	}
+	return out
+}
+
+func (s *Server) channelState(ch *channel) map[string]any {
+	var msgs []any
+	for _, m := range s.channelMessages(ch) {
+		msgs = append(msgs, m.fields)
+	}
+	if msgs == nil {
+		msgs = []any{}
+	}
+	return map[string]any{"channel": s.channelJSON(ch), "members": s.membersJSON(ch), "messages": msgs}
+}
+
+func (s *Server) channelMessages(ch *channel) []*message {
+	var out []*message
+	cid := ch.typ + ":" + ch.id
+	for _, m := range s.messages {
+		if m.cid == cid && m.fields["parent_id"] == nil {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return out
+}
+
+func (s *Server) lookupChannel(r *http.Request) (*channel, error) {
+	cid := r.PathValue("type") + ":" + r.PathValue("id")
+	ch := s.channels[cid]
+	if ch == nil {
+		return nil, notFound("channel", cid)
+	}
+	return ch, nil
+}
+
+// queryChannel is get-or-create (with an ID, or distinct by members).
+func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
+	var q struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := decode(body, &q); err != nil {
+		return nil, err
+	}
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var memberIDs []string
+	if ms, ok := q.Data["members"].([]any); ok {
+		for _, m := range ms {
+			if str, ok := m.(string); ok {
+				memberIDs = append(memberIDs, str)
+			}
+		}
+	}
+	if id == "" {
+		if len(memberIDs) == 0 {
+			return nil, fail(http.StatusBadRequest, codeInputError, "either an ID or members are required")
+		}
+		sorted := append([]string(nil), memberIDs...)
+		sort.Strings(sorted)
+		sum := sha256.Sum256([]byte(strings.Join(sorted, "\x00")))
+		id = "!members-" + hex.EncodeToString(sum[:12])
+	}
+	cid := typ + ":" + id
+	ch := s.channels[cid]
+	if ch == nil {
+		if err := checkCustomSize(q.Data, channelReserved); err != nil {
+			return nil, err
+		}
+		now := s.cfg.Now()
+		createdBy := ""
+		if cb, ok := q.Data["created_by"].(map[string]any); ok {
+			createdBy, _ = cb["id"].(string)
+		}
+		s.seq++
+		ch = &channel{typ: typ, id: id, data: map[string]any{}, createdBy: createdBy, created: now, updated: now, seq: s.seq}
+		for k, v := range q.Data {
+			if !contains2(channelReserved, k) {
+				ch.data[k] = v
+			}
+		}
+		for _, m := range memberIDs {
+			ch.members = append(ch.members, &member{userID: m, role: "member", created: now})
+		}
+		s.channels[cid] = ch
+	}
+	return s.channelState(ch), nil
+}
+
+func contains2(list []string, x string) bool {
+	for _, e := range list {
+		if e == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) queryChannels(r *http.Request, body []byte) (any, error) {
+	var q struct {
+		Filter map[string]any `json:"filter_conditions"`
+		Limit  int            `json:"limit"`
+		Offset int            `json:"offset"`
+	}
+	if err := decode(body, &q); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var chans []*channel
+	for _, cid := range sortedKeys(s.channels) {
+		ch := s.channels[cid]
+		obj := s.channelJSON(ch)
+		ids := []any{}
+		for _, m := range ch.members {
+			ids = append(ids, m.userID)
+		}
+		obj["members"] = ids
+		if matches(obj, q.Filter) {
+			chans = append(chans, ch)
+		}
+	}
+	sort.SliceStable(chans, func(i, j int) bool { return chans[i].seq > chans[j].seq })
+	out := []any{}
+	for _, ch := range page(chans, q.Offset, q.Limit, 10) {
+		out = append(out, s.channelState(ch))
+	}
+	return map[string]any{"channels": out}, nil
+}
+
+// updateChannel handles the POST /channels/{type}/{id} family: data update,
+// add_members, remove_members.
+func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Data          map[string]any `json:"data"`
+		AddMembers    []string       `json:"add_members"`
+		RemoveMembers []string       `json:"remove_members"`
+		Message       map[string]any `json:"message"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.lookupChannel(r)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	cid := ch.typ + ":" + ch.id
+	switch {
+	case req.AddMembers != nil:
+		for _, u := range req.AddMembers {
+			if !ch.hasMember(u) {
+				ch.members = append(ch.members, &member{userID: u, role: "member", created: now})
+				s.emit("member.added", cid, map[string]any{"member": map[string]any{"user_id": u}, "user": s.userJSON(u)})
+			}
+		}
+	case req.RemoveMembers != nil:
+		for _, u := range req.RemoveMembers {
+			for i, m := range ch.members {
+				if m.userID == u {
+					ch.members = append(ch.members[:i], ch.members[i+1:]...)
+					s.emit("member.removed", cid, map[string]any{"member": map[string]any{"user_id": u}, "user": s.userJSON(u)})
+					break
+				}
+			}
+		}
+	default:
+		if err := checkCustomSize(req.Data, channelReserved); err != nil {
+			return nil, err
+		}
+		ch.data = map[string]any{}
+		for k, v := range req.Data {
+			if !contains2(channelReserved, k) {
+				ch.data[k] = v
+			}
+		}
+		ch.updated = now
+		s.emit("channel.updated", cid, map[string]any{"channel": s.channelJSON(ch)})
+	}
+	return s.channelState(ch), nil
+}
+
+func (ch *channel) hasMember(u string) bool {
+	for _, m := range ch.members {
+		if m.userID == u {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) partialUpdateChannel(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Set   map[string]any `json:"set"`
+		Unset []string       `json:"unset"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.lookupChannel(r)
+	if err != nil {
+		return nil, err
+	}
+	next := map[string]any{}
+	for k, v := range ch.data {
+		next[k] = v
+	}
+	for k, v := range req.Set {
+		setPath(next, k, v)
+	}
+	for _, k := range req.Unset {
+		unsetPath(next, k)
+	}
+	if err := checkCustomSize(next, channelReserved); err != nil {
+		return nil, err
+	}
+	ch.data, ch.updated = next, s.cfg.Now()
+	s.emit("channel.updated", ch.typ+":"+ch.id, map[string]any{"channel": s.channelJSON(ch)})
+	return s.channelState(ch), nil
+}
+
+func (s *Server) deleteChannel(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.lookupChannel(r)
+	if err != nil {
+		return nil, err
+	}
+	cid := ch.typ + ":" + ch.id
+	for id, m := range s.messages {
+		if m.cid == cid {
+			delete(s.messages, id)
+		}
+	}
+	delete(s.channels, cid)
+	s.emit("channel.deleted", cid, map[string]any{"channel": s.channelJSON(ch)})
+	return map[string]any{"channel": s.channelJSON(ch)}, nil
+}
+
+// ---- messages ----
+
+var messageReserved = []string{"id", "cid", "text", "html", "type", "user", "user_id", "attachments", "latest_reactions", "own_reactions",
+	"reaction_counts", "reaction_scores", "parent_id", "show_in_channel", "reply_count", "quoted_message_id", "mentioned_users",
+	"created_at", "updated_at", "deleted_at", "silent", "pinned", "pinned_at", "pinned_by", "pin_expires", "command", "mml", "i18n"}
+
+func renderHTML(text string) string {
+	if text == "" {
+		return ""
+	}
+	return "<p>" + html.EscapeString(text) + "</p>\n"
+}
+
+func (s *Server) sendMessage(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Message       map[string]any `json:"message"`
+		SkipPush      bool           `json:"skip_push"`
+		SkipEnrichURL bool           `json:"skip_enrich_url"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if req.Message == nil {
+		return nil, fail(http.StatusBadRequest, codeInputError, "message is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.lookupChannel(r)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.newMessage(ch, req.Message)
+	if err != nil {
+		return nil, err
+	}
+	s.emit("message.new", m.cid, map[string]any{"message": m.fields, "user": m.fields["user"]})
+	return map[string]any{"message": m.fields}, nil
+}
+
+func (s *Server) checkText(fields map[string]any) error {
+	text, _ := fields["text"].(string)
+	if n := utf8.RuneCountInString(text); n > s.cfg.MaxMessageLength {
+		return &apiError{Code: codeMessageTooLong, StatusCode: 400, MoreInfo: "https://getstream.io/chat/docs/api_errors_response",
+			Message:         "SendMessage failed with error: \"message is too long\"",
+			ExceptionFields: map[string]string{"message.text": "message is too long (" + itoa(n) + " characters, max " + itoa(s.cfg.MaxMessageLength) + ")"}}
+	}
+	return checkCustomSize(fields, messageReserved)
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func (s *Server) newMessage(ch *channel, in map[string]any) (*message, error) {
+	if err := s.checkText(in); err != nil {
+		return nil, err
+	}
+	id, _ := in["id"].(string)
+	if id == "" {
+		id = s.cfg.NewID()
+	}
+	if _, dup := s.messages[id]; dup {
+		return nil, fail(http.StatusBadRequest, codeInputError, "a message with ID %s already exists", id)
+	}
+	userID, _ := in["user_id"].(string)
+	if u, ok := in["user"].(map[string]any); ok && userID == "" {
+		userID, _ = u["id"].(string)
+	}
+	now := ts(s.cfg.Now())
+	f := map[string]any{}
+	for k, v := range in {
+		f[k] = v
+	}
+	typ := "regular"
+	if p, _ := in["parent_id"].(string); p != "" {
+		parent := s.messages[p]
+		if parent == nil {
+			return nil, notFound("parent message", p)
+		}
+		typ = "reply"
+		n, _ := parent.fields["reply_count"].(int)
+		parent.fields["reply_count"] = n + 1
+	}
+	if t, _ := in["type"].(string); t == "system" {
+		typ = t
+	}
+	f["id"], f["cid"], f["type"] = id, ch.typ+":"+ch.id, typ
+	f["user_id"], f["user"] = userID, s.userJSON(userID)
+	text, _ := in["text"].(string)
+	f["text"], f["html"] = text, renderHTML(text)
+	f["created_at"], f["updated_at"] = now, now
+	if f["attachments"] == nil {
+		f["attachments"] = []any{}
+	}
+	s.seq++
+	m := &message{fields: f, cid: ch.typ + ":" + ch.id, seq: s.seq}
+	s.messages[id] = m
+	return m, nil
+}
+
+func (s *Server) getMessage(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[r.PathValue("id")]
+	if m == nil {
+		return nil, notFound("message", r.PathValue("id"))
+	}
+	return map[string]any{"message": m.fields}, nil
+}
+
+func (s *Server) updateMessage(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Message map[string]any `json:"message"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[r.PathValue("id")]
+	if m == nil {
+		return nil, notFound("message", r.PathValue("id"))
+	}
+	if err := s.checkText(req.Message); err != nil {
+		return nil, err
+	}
+	keep := map[string]any{}
+	for _, k := range []string{"id", "cid", "type", "user", "user_id", "created_at", "parent_id", "reply_count"} {
+		if v, ok := m.fields[k]; ok {
+			keep[k] = v
+		}
+	}
+	for k, v := range req.Message {
+		if _, fixed := keep[k]; !fixed {
+			keep[k] = v
+		}
+	}
+	text, _ := keep["text"].(string)
+	keep["text"], keep["html"], keep["updated_at"] = text, renderHTML(text), ts(s.cfg.Now())
+	if keep["attachments"] == nil {
+		keep["attachments"] = []any{}
+	}
+	m.fields = keep
+	s.emit("message.updated", m.cid, map[string]any{"message": m.fields})
+	return map[string]any{"message": m.fields}, nil
+}
+
+func (s *Server) deleteMessage(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := r.PathValue("id")
+	m := s.messages[id]
+	if m == nil {
+		return nil, notFound("message", id)
+	}
+	if r.URL.Query().Get("hard") == "true" {
+		delete(s.messages, id)
+	} else {
+		m.fields["type"], m.fields["deleted_at"] = "deleted", ts(s.cfg.Now())
+		m.fields["text"], m.fields["html"] = "", ""
+	}
+	s.emit("message.deleted", m.cid, map[string]any{"message": m.fields, "hard_delete": r.URL.Query().Get("hard") == "true"})
+	return map[string]any{"message": m.fields}, nil
+}
+
+// ---- files ----
+
+func (s *Server) uploadFile(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	_, err := s.lookupChannel(r)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	mr, err := multipartReader(r, body)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, codeInputError, "expected a multipart form with a file")
+	}
+	var data []byte
+	found := false
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		if p.FormName() == "file" {
+			data, err = io.ReadAll(p)
+			if err != nil {
+				return nil, fail(http.StatusBadRequest, codeInputError, "cannot read the file")
+			}
+			found = true
+		}
+	}
+	if !found {
+		return nil, fail(http.StatusBadRequest, codeInputError, "the form has no file")
+	}
+	name := randomHex(16)
+	s.mu.Lock()
+	s.files[name] = data
+	base := s.URL
+	s.mu.Unlock()
+	return map[string]any{"file": base + "/files/" + name}, nil
+}
+
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	data, ok := s.files[r.PathValue("name")]
+	s.mu.Unlock()
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(data)
+}
+
+// ---- webhooks ----
+
+// emit queues an event for the webhook (called with s.mu held, so events
+// keep the order of the changes).
+func (s *Server) emit(typ, cid string, fields map[string]any) {
+	if s.cfg.WebhookURL == "" {
+		return
+	}
+	ev := map[string]any{"type": typ, "cid": cid, "created_at": ts(s.cfg.Now())}
+	if i := strings.IndexByte(cid, ':'); i > 0 {
+		ev["channel_type"], ev["channel_id"] = cid[:i], cid[i+1:]
+	}
+	for k, v := range fields {
+		ev[k] = v
+	}
+	b, _ := json.Marshal(ev)
+	select {
+	case s.events <- b:
+	default:
+		s.log.Warn("webhook queue full; event dropped", "type", typ)
+	}
+}
+
+// deliver posts queued events one at a time, in order.
+func (s *Server) deliver() {
+	for {
+		select {
+		case <-s.done:
+			return
+		case b := <-s.events:
+			req, err := http.NewRequest(http.MethodPost, s.cfg.WebhookURL, strings.NewReader(string(b)))
+			if err != nil {
+				continue
+			}
+			m := hmac.New(sha256.New, s.secret)
+			m.Write(b)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Signature", hex.EncodeToString(m.Sum(nil)))
+			req.Header.Set("X-Api-Key", s.cfg.APIKey)
+			req.Header.Set("X-Webhook-Id", randomHex(8))
+			resp, err := s.cfg.HTTPClient.Do(req)
+			if err != nil {
+				s.log.Warn("webhook delivery failed", "error", err.Error())
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+}

@@ -1,0 +1,409 @@
+package streamtest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	stream "github.com/GetStream/stream-chat-go/v6"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Config configures a Server. The zero value is ready: random credentials,
+// the real clock, random IDs, no webhook.
+type Config struct {
+	// APIKey and APISecret are the app's credentials; empty means random.
+	APIKey, APISecret string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// NewID generates message IDs when the client sends none; nil means
+	// random UUID-like IDs.
+	NewID func() string
+	// WebhookURL, if set, receives events (message.new, message.updated,
+	// message.deleted, member.added, member.removed, channel.updated,
+	// channel.deleted), in order, signed with X-Signature.
+	WebhookURL string
+	// HTTPClient delivers webhooks; nil means a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// MaxMessageLength is the longest message text in characters; 0 means
+	// Stream's default of 5,000.
+	MaxMessageLength int
+	// Logger receives a line per request; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is an in-process Stream Chat API for the real stream-chat-go/v6
+// client. It is safe for concurrent use.
+type Server struct {
+	// URL is the base URL to give the client (Client.BaseURL or
+	// STREAM_CHAT_URL).
+	URL string
+
+	cfg    Config
+	secret []byte
+	http   *httptest.Server
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	users    map[string]map[string]any
+	channels map[string]*channel // by CID
+	messages map[string]*message // by ID
+	files    map[string][]byte
+	seq      int // creation order of channels and messages
+
+	events chan []byte
+	done   chan struct{}
+}
+
+type channel struct {
+	typ, id   string
+	data      map[string]any // custom data
+	createdBy string
+	created   time.Time
+	updated   time.Time
+	members   []*member
+	seq       int
+}
+
+type member struct {
+	userID  string
+	role    string
+	created time.Time
+}
+
+type message struct {
+	fields map[string]any // the message's JSON, custom data flattened
+	cid    string
+	seq    int
+}
+
+// NewServer starts a Server on a loopback port. Close it when done.
+func NewServer(cfg Config) *Server {
+	if cfg.APIKey == "" {
+		cfg.APIKey = randomHex(8)
+	}
+	if cfg.APISecret == "" {
+		cfg.APISecret = randomHex(32)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() string { return randomHex(16) }
+	}
+	if cfg.MaxMessageLength == 0 {
+		cfg.MaxMessageLength = 5000
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	s := &Server{cfg: cfg, secret: []byte(cfg.APISecret), log: cfg.Logger,
+		users: map[string]map[string]any{}, channels: map[string]*channel{}, messages: map[string]*message{}, files: map[string][]byte{},
+		events: make(chan []byte, 1024), done: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.http = httptest.NewServer(s.routes())
+	s.URL = s.http.URL
+	go s.deliver()
+	return s
+}
+
+// TB is the part of testing.TB that NewTestServer needs.
+type TB interface {
+	Helper()
+	Cleanup(func())
+}
+
+// NewTestServer starts a Server that closes when the test ends.
+func NewTestServer(t TB, cfg Config) *Server {
+	t.Helper()
+	s := NewServer(cfg)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// APIKey returns the app's API key.
+func (s *Server) APIKey() string { return s.cfg.APIKey }
+
+// APISecret returns the app's API secret. It is a secret: Server's String
+// and Format never print it.
+func (s *Server) APISecret() string { return s.cfg.APISecret }
+
+// String describes the server without its secret.
+func (s *Server) String() string {
+	return fmt.Sprintf("streamtest.Server(%s, key %s)", s.URL, s.cfg.APIKey)
+}
+
+// GoString is String.
+func (s *Server) GoString() string { return s.String() }
+
+// Format prints String under every verb, so the secret never shows.
+func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+
+// Client returns a stream-chat-go client pointed at the server.
+func (s *Server) Client() *stream.Client {
+	c, err := stream.NewClient(s.cfg.APIKey, s.cfg.APISecret)
+	if err != nil {
+		panic("streamtest: " + err.Error()) // the credentials are never empty
+	}
+	c.BaseURL = s.URL
+	return c
+}
+
+// Handler returns the server's HTTP handler, to serve it on an address of
+// one's choice (see SetURL).
+func (s *Server) Handler() http.Handler { return s.http.Config.Handler }
+
+// SetURL records the address the handler is served on when it is served
+// elsewhere than the built-in loopback listener, so that file URLs point
+// there.
+func (s *Server) SetURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.URL = u
+}
+
+// Close stops the server and the webhook delivery.
+func (s *Server) Close() {
+	s.http.Close()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ---- errors ----
+
+// apiError is Stream's error body.
+type apiError struct {
+	Code            int               `json:"code"`
+	Message         string            `json:"message"`
+	ExceptionFields map[string]string `json:"exception_fields,omitempty"`
+	StatusCode      int               `json:"StatusCode"`
+	Duration        string            `json:"duration"`
+	MoreInfo        string            `json:"more_info"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+// Stream error codes used here.
+const (
+	codeInputError       = 4
+	codeNotAllowed       = 5
+	codeDoesNotExist     = 16
+	codeMessageTooLong   = 20
+	codeCustomDataTooBig = 22
+	codeTokenExpired     = 40
+	codeTokenNotValidYet = 41
+	codeTokenDateWrong   = 42
+	codeTokenSignature   = 43
+)
+
+func fail(status, code int, format string, args ...any) *apiError {
+	return &apiError{Code: code, Message: fmt.Sprintf(format, args...), StatusCode: status, MoreInfo: "https://getstream.io/chat/docs/api_errors_response"}
+}
+
+func notFound(what, id string) *apiError {
+	return fail(http.StatusNotFound, codeDoesNotExist, "%s %q does not exist", what, id)
+}
+
+// ---- routing ----
+
+type handlerFunc func(r *http.Request, body []byte) (any, error)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	h := func(pattern string, fn handlerFunc) { mux.HandleFunc(pattern, s.api(fn)) }
+	h("POST /users", s.upsertUsers)
+	h("GET /users", s.queryUsers)
+	h("PATCH /users", s.partialUpdateUsers)
+	h("POST /channels", s.queryChannels)
+	h("POST /channels/{type}/query", s.queryChannel)
+	h("POST /channels/{type}/{id}/query", s.queryChannel)
+	h("POST /channels/{type}/{id}", s.updateChannel)
+	h("PATCH /channels/{type}/{id}", s.partialUpdateChannel)
+	h("DELETE /channels/{type}/{id}", s.deleteChannel)
+	h("POST /channels/{type}/{id}/message", s.sendMessage)
+	h("POST /channels/{type}/{id}/file", s.uploadFile)
+	h("POST /channels/{type}/{id}/image", s.uploadFile)
+	h("GET /messages/{id}", s.getMessage)
+	h("POST /messages/{id}", s.updateMessage)
+	h("DELETE /messages/{id}", s.deleteMessage)
+	mux.HandleFunc("GET /files/{name}", s.serveFile)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, fail(http.StatusNotFound, codeDoesNotExist, "%s %s is not emulated", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// api wraps a handler with authentication, bounded bodies, rate-limit
+// headers and Stream's error shape.
+func (s *Server) api(fn handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		w.Header().Set("X-Ratelimit-Limit", "10000")
+		w.Header().Set("X-Ratelimit-Remaining", "9999")
+		w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(s.cfg.Now().Add(time.Minute).Unix(), 10))
+		out, err := func() (any, error) {
+			if err := s.authenticate(r); err != nil {
+				return nil, err
+			}
+			limit := int64(1 << 20)
+			if strings.HasSuffix(r.URL.Path, "/file") || strings.HasSuffix(r.URL.Path, "/image") {
+				limit = 10 << 20
+			}
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+			if err != nil {
+				return nil, fail(http.StatusRequestEntityTooLarge, codeInputError, "request body too large")
+			}
+			return fn(r, body)
+		}()
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				ae = fail(http.StatusInternalServerError, -1, "internal error")
+			}
+			ae.Duration = time.Since(start).String()
+			writeJSON(w, ae.StatusCode, ae)
+			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", ae.StatusCode)
+			return
+		}
+		if m, ok := out.(map[string]any); ok {
+			m["duration"] = time.Since(start).String()
+		}
+		writeJSON(w, http.StatusOK, out)
+		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", 200)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// authenticate checks the api_key parameter and the JWT as Stream does.
+func (s *Server) authenticate(r *http.Request) error {
+	if r.URL.Query().Get("api_key") != s.cfg.APIKey {
+		return fail(http.StatusUnauthorized, codeNotAllowed, "api_key not valid")
+	}
+	if r.Header.Get("Stream-Auth-Type") != "jwt" {
+		return fail(http.StatusUnauthorized, codeNotAllowed, "Stream-Auth-Type must be jwt")
+	}
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if tok == "" {
+		return fail(http.StatusUnauthorized, codeNotAllowed, "missing Authorization token")
+	}
+	claims := jwt.MapClaims{}
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(s.cfg.Now), jwt.WithIssuedAt()).
+		ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.secret, nil })
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return fail(http.StatusUnauthorized, codeTokenExpired, "JWTAuth error: token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return fail(http.StatusUnauthorized, codeTokenNotValidYet, "JWTAuth error: token not valid yet")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return fail(http.StatusUnauthorized, codeTokenDateWrong, "JWTAuth error: token used before issue at (iat)")
+	}
+	return fail(http.StatusUnauthorized, codeTokenSignature, "JWTAuth error: signature is not valid")
+}
+
+// decode parses a JSON object; malformed input is Stream's input error.
+func decode(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fail(http.StatusBadRequest, codeInputError, "request body is empty")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fail(http.StatusBadRequest, codeInputError, "invalid JSON: %s", jsonProblem(err))
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at offset %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q has the wrong type", te.Field)
+	}
+	return "cannot parse"
+}
+
+// ---- helpers over flattened objects ----
+
+// checkCustomSize enforces Stream's 5 KB of custom data per object.
+func checkCustomSize(custom map[string]any, reserved []string) error {
+	c := make(map[string]any, len(custom))
+	for k, v := range custom {
+		if !slices.Contains(reserved, k) {
+			c[k] = v
+		}
+	}
+	b, _ := json.Marshal(c)
+	if len(b) > 5*1024 {
+		return fail(http.StatusBadRequest, codeCustomDataTooBig, "custom data is %d bytes, more than 5KB", len(b))
+	}
+	return nil
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// setPath sets a dotted key ("a.b.c") in a nested object.
+func setPath(m map[string]any, key string, v any) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+func unsetPath(m map[string]any, key string) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			return
+		}
+		m = next
+	}
+	delete(m, parts[len(parts)-1])
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
