@@ -13,10 +13,12 @@
 // query with $eq/$in/$autocomplete, sort, limit/offset, partial update with
 // dotted keys); channels (get-or-create with an ID or distinct by members,
 // query with type/id/cid/members/custom-field filters and $and/$or, update,
-// partial update of custom data such as session_id, delete); members (add,
-// remove); messages (send with a client-chosen ID, replies, get, update,
-// soft and hard delete, html rendered from text, custom data flattened and
-// preserved); file and image upload with a URL serving the bytes back;
+// partial update of custom data such as session_id, update with a system
+// message, truncate, delete); members (add, remove, query); messages (send
+// with a client-chosen ID, replies with limit and id_lt/id_gt paging, get
+// one or many, update, partial update, soft and hard delete, html rendered
+// from text, custom data flattened and preserved); file and image upload
+// with a URL serving the bytes back, and deletion;
 // webhooks (message.new/updated/deleted, member.added/removed,
 // channel.updated/deleted, delivered in order with X-Signature = hex
 // HMAC-SHA256 of the body under the app secret); limits (message text 5,000
@@ -25,8 +27,7 @@
 // headers on every response.
 //
 // Not emulated (yet): search, moderation, push, reactions, bans, roles and
-// moderators, invites, pinning, truncation, message pagination parameters,
-// member queries, partial message updates, async user deletion, the
-// before-message-send hook, permissions. Requests to them answer a Stream
+// moderators, invites, pinning, message pagination inside channel queries,
+// async user deletion and tasks, the before-message-send hook, permissions. Requests to them answer a Stream
 // error with code 16.
 package streamtest

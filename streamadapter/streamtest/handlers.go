@@ -440,6 +440,14 @@ func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
 		ch.updated = now
 		s.emit("channel.updated", cid, map[string]any{"channel": s.channelJSON(ch)})
 	}
+	if req.Message != nil {
+		req.Message["type"] = "system"
+		m, err := s.newMessage(ch, req.Message)
+		if err != nil {
+			return nil, err
+		}
+		s.emit("message.new", cid, map[string]any{"message": m.fields})
+	}
 	return s.channelState(ch), nil
 }
 

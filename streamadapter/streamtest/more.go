@@ -1,0 +1,200 @@
+package streamtest
+
+import (
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// partialUpdateMessage is PUT /messages/{id}: set and unset fields.
+func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		Set   map[string]any `json:"set"`
+		Unset []string       `json:"unset"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.messages[r.PathValue("id")]
+	if m == nil {
+		return nil, notFound("message", r.PathValue("id"))
+	}
+	next := map[string]any{}
+	for k, v := range m.fields {
+		next[k] = v
+	}
+	for k, v := range req.Set {
+		if k != "id" && k != "cid" && k != "user" && k != "user_id" && k != "created_at" {
+			setPath(next, k, v)
+		}
+	}
+	for _, k := range req.Unset {
+		unsetPath(next, k)
+	}
+	if err := s.checkText(next); err != nil {
+		return nil, err
+	}
+	text, _ := next["text"].(string)
+	next["text"], next["html"], next["updated_at"] = text, renderHTML(text), ts(s.cfg.Now())
+	m.fields = next
+	s.emit("message.updated", m.cid, map[string]any{"message": m.fields})
+	return map[string]any{"message": m.fields}, nil
+}
+
+// replies is GET /messages/{id}/replies with limit and id_lt/id_gt.
+func (s *Server) replies(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	parent := r.PathValue("id")
+	if s.messages[parent] == nil {
+		return nil, notFound("message", parent)
+	}
+	var out []*message
+	for _, m := range s.messages {
+		if m.fields["parent_id"] == parent {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	out = s.paginate(out, r)
+	return map[string]any{"messages": fieldsOf(out)}, nil
+}
+
+// paginate applies limit, offset and id_lt/id_lte/id_gt/id_gte (by
+// creation order) from the query string.
+func (s *Server) paginate(msgs []*message, r *http.Request) []*message {
+	q := r.URL.Query()
+	seqOf := func(id string) (int, bool) {
+		m := s.messages[id]
+		if m == nil {
+			return 0, false
+		}
+		return m.seq, true
+	}
+	var kept []*message
+	for _, m := range msgs {
+		ok := true
+		for param, keep := range map[string]func(a, b int) bool{
+			"id_lt": func(a, b int) bool { return a < b }, "id_lte": func(a, b int) bool { return a <= b },
+			"id_gt": func(a, b int) bool { return a > b }, "id_gte": func(a, b int) bool { return a >= b },
+		} {
+			if id := q.Get(param); id != "" {
+				if ref, found := seqOf(id); found && !keep(m.seq, ref) {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			kept = append(kept, m)
+		}
+	}
+	offset, _ := strconv.Atoi(q.Get("offset"))
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 {
+		limit = 25
+	}
+	// Newest messages of the window, oldest first, as Stream pages.
+	if q.Get("id_gt") == "" && q.Get("id_gte") == "" && len(kept) > limit+offset {
+		kept = kept[len(kept)-limit-offset:]
+	}
+	return page(kept, offset, limit, 25)
+}
+
+func fieldsOf(msgs []*message) []any {
+	out := make([]any, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.fields
+	}
+	return out
+}
+
+// getMessages is GET /channels/{type}/{id}/messages?ids=a,b.
+func (s *Server) getMessages(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.lookupChannel(r)
+	if err != nil {
+		return nil, err
+	}
+	out := []any{}
+	for _, id := range strings.Split(r.URL.Query().Get("ids"), ",") {
+		if m := s.messages[id]; m != nil && m.cid == ch.typ+":"+ch.id {
+			out = append(out, m.fields)
+		}
+	}
+	return map[string]any{"messages": out}, nil
+}
+
+// truncate is POST /channels/{type}/{id}/truncate.
+func (s *Server) truncate(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		HardDelete bool `json:"hard_delete"`
+	}
+	if len(body) > 0 {
+		if err := decode(body, &req); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, err := s.lookupChannel(r)
+	if err != nil {
+		return nil, err
+	}
+	cid := ch.typ + ":" + ch.id
+	for id, m := range s.messages {
+		if m.cid == cid {
+			delete(s.messages, id)
+		}
+	}
+	ch.updated = s.cfg.Now()
+	return map[string]any{"channel": s.channelJSON(ch)}, nil
+}
+
+// queryMembers is GET /members?payload={type, id, filter_conditions, ...}.
+func (s *Server) queryMembers(r *http.Request, body []byte) (any, error) {
+	var q struct {
+		Type   string         `json:"type"`
+		ID     string         `json:"id"`
+		Filter map[string]any `json:"filter_conditions"`
+		Limit  int            `json:"limit"`
+		Offset int            `json:"offset"`
+	}
+	if err := decode([]byte(r.URL.Query().Get("payload")), &q); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := s.channels[q.Type+":"+q.ID]
+	if ch == nil {
+		return nil, notFound("channel", q.Type+":"+q.ID)
+	}
+	var out []any
+	for _, m := range s.membersJSON(ch) {
+		obj := m.(map[string]any)
+		probe := map[string]any{"id": obj["user_id"], "user_id": obj["user_id"], "role": obj["role"]}
+		if matches(probe, q.Filter) {
+			out = append(out, obj)
+		}
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return map[string]any{"members": page(out, q.Offset, q.Limit, 100)}, nil
+}
+
+// deleteFile is DELETE /channels/{type}/{id}/file?url=…
+func (s *Server) deleteFile(r *http.Request, body []byte) (any, error) {
+	u := r.URL.Query().Get("url")
+	name := u[strings.LastIndexByte(u, '/')+1:]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.files[name]; !ok {
+		return nil, notFound("file", u)
+	}
+	delete(s.files, name)
+	return map[string]any{}, nil
+}

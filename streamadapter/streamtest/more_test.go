@@ -1,0 +1,76 @@
+package streamtest
+
+import (
+	"bytes"
+	"net/http"
+	"testing"
+
+	stream "github.com/GetStream/stream-chat-go/v6"
+)
+
+func TestMoreMessageOperations(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	c.UpsertUsers(ctx, &stream.User{ID: "alice"}, &stream.User{ID: "bob"})
+	created, err := c.CreateChannelWithMembers(ctx, "messaging", "more", "alice", "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := created.Channel
+	ch.SendMessage(ctx, &stream.Message{Text: "root", ExtraData: map[string]any{"id": "root"}}, "alice")
+	for _, id := range []string{"r1", "r2", "r3"} {
+		if _, err := ch.SendMessage(ctx, &stream.Message{Text: id, ParentID: "root", ExtraData: map[string]any{"id": id}}, "bob"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := ch.GetReplies(ctx, "root", map[string][]string{"limit": {"2"}})
+	if err != nil || len(rep.Messages) != 2 || rep.Messages[0].ID != "r2" || rep.Messages[1].ID != "r3" {
+		t.Fatalf("last 2 replies: %+v %v", rep, err)
+	}
+	rep, err = ch.GetReplies(ctx, "root", map[string][]string{"id_lt": {"r3"}})
+	if err != nil || len(rep.Messages) != 2 || rep.Messages[0].ID != "r1" {
+		t.Fatalf("replies before r3: %+v %v", rep, err)
+	}
+	many, err := ch.GetMessages(ctx, []string{"root", "r2", "missing"})
+	if err != nil || len(many.Messages) != 2 {
+		t.Fatalf("get many: %+v %v", many, err)
+	}
+	pu, err := c.PartialUpdateMessage(ctx, "root", &stream.MessagePartialUpdateRequest{
+		PartialUpdate: stream.PartialUpdate{Set: map[string]any{"text": "root!", "veil.epoch": 2.0}}, UserID: "alice"})
+	if err != nil || pu.Message.Text != "root!" || pu.Message.HTML != "<p>root!</p>\n" || pu.Message.ExtraData["veil"].(map[string]any)["epoch"] != 2.0 {
+		t.Fatalf("partial update: %+v %v", pu, err)
+	}
+	// Channel update with a system message.
+	if _, err := ch.Update(ctx, map[string]any{"name": "More"}, &stream.Message{Text: "renamed", User: &stream.User{ID: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	q, _ := c.CreateChannel(ctx, "messaging", "more", "alice", nil)
+	last := q.Channel.Messages[len(q.Channel.Messages)-1]
+	if last.Type != "system" || last.Text != "renamed" {
+		t.Fatalf("system message: %+v", last)
+	}
+	// Members query.
+	mq, err := ch.QueryMembers(ctx, &stream.QueryOption{Filter: map[string]any{"id": map[string]any{"$in": []string{"bob"}}}})
+	if err != nil || len(mq.Members) != 1 || mq.Members[0].UserID != "bob" {
+		t.Fatalf("query members: %+v %v", mq, err)
+	}
+	// Truncate.
+	if _, err := ch.Truncate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetMessage(ctx, "root"); streamErr(t, err).Code != 16 {
+		t.Fatal("message survived truncation")
+	}
+	// File deletion.
+	f, err := ch.SendFile(ctx, stream.SendFileRequest{Reader: bytes.NewReader([]byte("x")), FileName: "x", User: &stream.User{ID: "alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.DeleteFile(ctx, f.File); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := http.Get(f.File); resp.StatusCode != 404 {
+		t.Fatalf("deleted file still served: %d", resp.StatusCode)
+	}
+}
