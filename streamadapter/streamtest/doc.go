@@ -14,7 +14,9 @@
 // dotted keys); channels (get-or-create with an ID or distinct by members,
 // query with type/id/cid/members/custom-field filters and $and/$or, update,
 // partial update of custom data such as session_id, update with a system
-// message, truncate, delete); members (add, remove, query); messages (send
+// message, truncate, delete); members (add with hide_history and roles,
+// remove, query, moderators added and demoted, invites accepted or
+// rejected, channel roles in responses); messages (send
 // with a client-chosen ID, replies with limit and id_lt/id_gt paging, get
 // one or many, update, partial update, soft and hard delete, html rendered
 // from text, custom data flattened and preserved); file and image upload
@@ -26,8 +28,9 @@
 // objects code 16 with HTTP 404; malformed JSON code 4) and X-Ratelimit-*
 // headers on every response.
 //
-// Not emulated (yet): search, moderation, push, reactions, bans, roles and
-// moderators, invites, pinning, message pagination inside channel queries,
-// async user deletion and tasks, the before-message-send hook, permissions. Requests to them answer a Stream
+// Not emulated (yet): search, moderation, push, reactions, bans, pinning,
+// message pagination inside channel queries, hiding history from members
+// added with hide_history, async user deletion and tasks, the
+// before-message-send hook, permissions. Requests to them answer a Stream
 // error with code 16.
 package streamtest

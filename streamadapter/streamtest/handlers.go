@@ -257,7 +257,18 @@ func (s *Server) userJSON(id string) map[string]any {
 func (s *Server) membersJSON(ch *channel) []any {
 	out := make([]any, 0, len(ch.members))
 	for _, m := range ch.members {
-		out = append(out, map[string]any{"user_id": m.userID, "user": s.userJSON(m.userID), "role": m.role, "channel_role": "channel_" + m.role, "created_at": ts(m.created), "updated_at": ts(m.created)})
+		j := map[string]any{"user_id": m.userID, "user": s.userJSON(m.userID), "role": m.role, "channel_role": "channel_" + m.role,
+			"is_moderator": m.role == "moderator", "created_at": ts(m.created), "updated_at": ts(m.created)}
+		if m.invited {
+			j["invited"] = true
+		}
+		if m.accepted != nil {
+			j["invite_accepted_at"] = ts(*m.accepted)
+		}
+		if m.rejected != nil {
+			j["invite_rejected_at"] = ts(*m.rejected)
+		}
+		out = append(out, j)
 	}
 	return out
 }
@@ -389,14 +400,27 @@ func (s *Server) queryChannels(r *http.Request, body []byte) (any, error) {
 	return map[string]any{"channels": out}, nil
 }
 
-// updateChannel handles the POST /channels/{type}/{id} family: data update,
-// add_members, remove_members.
+// updateChannel handles the POST /channels/{type}/{id} family: data
+// update, add_members (with assign_roles and hide_history),
+// remove_members, add_moderators, demote_moderators, invites,
+// accept_invite and reject_invite; each may carry a system message.
 func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
 	var req struct {
-		Data          map[string]any `json:"data"`
-		AddMembers    []string       `json:"add_members"`
-		RemoveMembers []string       `json:"remove_members"`
-		Message       map[string]any `json:"message"`
+		Data             map[string]any `json:"data"`
+		AddMembers       []string       `json:"add_members"`
+		RemoveMembers    []string       `json:"remove_members"`
+		AddModerators    []string       `json:"add_moderators"`
+		DemoteModerators []string       `json:"demote_moderators"`
+		Invites          []string       `json:"invites"`
+		AcceptInvite     bool           `json:"accept_invite"`
+		RejectInvite     bool           `json:"reject_invite"`
+		UserID           string         `json:"user_id"`
+		HideHistory      bool           `json:"hide_history"`
+		AssignRoles      []struct {
+			UserID      string `json:"user_id"`
+			ChannelRole string `json:"channel_role"`
+		} `json:"assign_roles"`
+		Message map[string]any `json:"message"`
 	}
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -409,13 +433,23 @@ func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
 	}
 	now := s.cfg.Now()
 	cid := ch.typ + ":" + ch.id
+	add := func(u string, invited bool) *member {
+		if m := ch.member(u); m != nil {
+			return m
+		}
+		m := &member{userID: u, role: "member", created: now, invited: invited, hideHistory: req.HideHistory}
+		ch.members = append(ch.members, m)
+		s.emit("member.added", cid, map[string]any{"member": map[string]any{"user_id": u}, "user": s.userJSON(u)})
+		return m
+	}
 	switch {
-	case req.AddMembers != nil:
+	case req.AddMembers != nil || req.AssignRoles != nil:
 		for _, u := range req.AddMembers {
-			if !ch.hasMember(u) {
-				ch.members = append(ch.members, &member{userID: u, role: "member", created: now})
-				s.emit("member.added", cid, map[string]any{"member": map[string]any{"user_id": u}, "user": s.userJSON(u)})
-			}
+			add(u, false)
+		}
+		for _, a := range req.AssignRoles {
+			role := strings.TrimPrefix(a.ChannelRole, "channel_")
+			add(a.UserID, false).role = role
 		}
 	case req.RemoveMembers != nil:
 		for _, u := range req.RemoveMembers {
@@ -426,6 +460,31 @@ func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
 					break
 				}
 			}
+		}
+	case req.AddModerators != nil:
+		for _, u := range req.AddModerators {
+			add(u, false).role = "moderator"
+		}
+	case req.DemoteModerators != nil:
+		for _, u := range req.DemoteModerators {
+			if m := ch.member(u); m != nil {
+				m.role = "member"
+			}
+		}
+	case req.Invites != nil:
+		for _, u := range req.Invites {
+			add(u, true)
+		}
+	case req.AcceptInvite || req.RejectInvite:
+		m := ch.member(req.UserID)
+		if m == nil || !m.invited {
+			return nil, fail(http.StatusBadRequest, codeInputError, "user %q has no pending invite", req.UserID)
+		}
+		t := now
+		if req.AcceptInvite {
+			m.accepted = &t
+		} else {
+			m.rejected = &t
 		}
 	default:
 		if err := checkCustomSize(req.Data, channelReserved); err != nil {
@@ -449,6 +508,15 @@ func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
 		s.emit("message.new", cid, map[string]any{"message": m.fields})
 	}
 	return s.channelState(ch), nil
+}
+
+func (ch *channel) member(u string) *member {
+	for _, m := range ch.members {
+		if m.userID == u {
+			return m
+		}
+	}
+	return nil
 }
 
 func (ch *channel) hasMember(u string) bool {

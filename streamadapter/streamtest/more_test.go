@@ -74,3 +74,59 @@ func TestMoreMessageOperations(t *testing.T) {
 		t.Fatalf("deleted file still served: %d", resp.StatusCode)
 	}
 }
+
+func TestRolesModeratorsInvites(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	c.UpsertUsers(ctx, &stream.User{ID: "alice"}, &stream.User{ID: "bob"}, &stream.User{ID: "carol"}, &stream.User{ID: "dave"})
+	created, err := c.CreateChannelWithMembers(ctx, "messaging", "roles", "alice", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := created.Channel
+	if _, err := ch.AddMembers(ctx, []string{"bob"}, stream.AddMembersWithHideHistory(), stream.AddMembersWithMessage(&stream.Message{Text: "bob joined", User: &stream.User{ID: "alice"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.AddModerators(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.AssignRole(ctx, []*stream.RoleAssignment{{UserID: "carol", ChannelRole: "channel_admin"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.InviteMembers(ctx, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.AcceptInvite(ctx, "dave", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.RejectInvite(ctx, "alice", nil); err == nil {
+		t.Fatal("rejecting an invite that does not exist succeeded")
+	}
+	got, _ := c.CreateChannel(ctx, "messaging", "roles", "alice", nil)
+	roles := map[string]string{}
+	for _, m := range got.Channel.Members {
+		roles[m.UserID] = m.Role
+		if m.UserID == "bob" && !m.IsModerator {
+			t.Error("bob is not a moderator")
+		}
+		if m.UserID == "dave" && (!m.Invited || m.InviteAcceptedAt == nil) {
+			t.Errorf("dave's invite: %+v", m)
+		}
+	}
+	if roles["bob"] != "moderator" || roles["carol"] != "admin" || roles["dave"] != "member" {
+		t.Fatalf("roles %v", roles)
+	}
+	if _, err := ch.DemoteModerators(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = c.CreateChannel(ctx, "messaging", "roles", "alice", nil)
+	for _, m := range got.Channel.Members {
+		if m.UserID == "bob" && m.Role != "member" {
+			t.Fatalf("bob after demotion: %s", m.Role)
+		}
+	}
+	if n := len(got.Channel.Messages); n != 1 || got.Channel.Messages[0].Type != "system" {
+		t.Fatalf("the add-members message: %d messages", n)
+	}
+}

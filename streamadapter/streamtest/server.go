@@ -79,9 +79,12 @@ type channel struct {
 }
 
 type member struct {
-	userID  string
-	role    string
-	created time.Time
+	userID             string
+	role               string // member, moderator, or an assigned channel role without "channel_"
+	created            time.Time
+	invited            bool
+	accepted, rejected *time.Time
+	hideHistory        bool // added with hide_history
 }
 
 type message struct {
