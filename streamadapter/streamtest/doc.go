@@ -11,7 +11,8 @@
 // Emulated: authentication (api_key parameter, HS256 JWTs signed with the
 // app secret, Stream-Auth-Type, error codes 5 and 40–43); users (upsert,
 // query with $eq/$in/$autocomplete, sort, limit/offset, partial update with
-// dotted keys); channels (get-or-create with an ID or distinct by members,
+// dotted keys, deletion as an asynchronous task with GET tasks/{id});
+// channels (get-or-create with an ID or distinct by members,
 // query with type/id/cid/members/custom-field filters and $and/$or, update,
 // partial update of custom data such as session_id, update with a system
 // message, truncate, delete); members (add with hide_history and roles,
@@ -19,7 +20,9 @@
 // rejected, channel roles in responses); messages (send
 // with a client-chosen ID, replies with limit and id_lt/id_gt paging, get
 // one or many, update, partial update, soft and hard delete, html rendered
-// from text, custom data flattened and preserved); file and image upload
+// from text, custom data flattened and preserved, pin and unpin with
+// expiry, Config.BeforeMessageSend to reject or rewrite messages as Stream's
+// before-message-send hook does); file and image upload
 // with a URL serving the bytes back, and deletion;
 // webhooks (message.new/updated/deleted, member.added/removed,
 // channel.updated/deleted, delivered in order with X-Signature = hex
@@ -28,9 +31,9 @@
 // objects code 16 with HTTP 404; malformed JSON code 4) and X-Ratelimit-*
 // headers on every response.
 //
-// Not emulated (yet): search, moderation, push, reactions, bans, pinning,
-// message pagination inside channel queries, hiding history from members
-// added with hide_history, async user deletion and tasks, the
-// before-message-send hook, permissions. Requests to them answer a Stream
+// Not emulated (yet): search, moderation, push, reactions, bans, message
+// pagination inside channel queries (the 25 newest messages are returned),
+// hiding history from members added with hide_history, pending messages,
+// permissions, and the HTTP form of the before-message-send hook. Requests to them answer a Stream
 // error with code 16.
 package streamtest

@@ -603,6 +603,16 @@ func (s *Server) sendMessage(r *http.Request, body []byte) (any, error) {
 	if req.Message == nil {
 		return nil, fail(http.StatusBadRequest, codeInputError, "message is required")
 	}
+	// The hook runs outside the lock: it may call the server.
+	if hook := s.cfg.BeforeMessageSend; hook != nil {
+		rewritten, err := hook(req.Message)
+		if err != nil {
+			return nil, fail(http.StatusBadRequest, codeInputError, "SendMessage failed: message rejected by the before-message-send hook: %s", err.Error())
+		}
+		if rewritten != nil {
+			req.Message = rewritten
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch, err := s.lookupChannel(r)
@@ -683,6 +693,7 @@ func (s *Server) getMessage(r *http.Request, body []byte) (any, error) {
 	if m == nil {
 		return nil, notFound("message", r.PathValue("id"))
 	}
+	s.expirePin(m)
 	return map[string]any{"message": m.fields}, nil
 }
 

@@ -5,13 +5,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // partialUpdateMessage is PUT /messages/{id}: set and unset fields.
 func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error) {
 	var req struct {
-		Set   map[string]any `json:"set"`
-		Unset []string       `json:"unset"`
+		Set    map[string]any `json:"set"`
+		Unset  []string       `json:"unset"`
+		UserID string         `json:"user_id"`
 	}
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -39,6 +41,16 @@ func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error)
 	}
 	text, _ := next["text"].(string)
 	next["text"], next["html"], next["updated_at"] = text, renderHTML(text), ts(s.cfg.Now())
+	// Pinning (PinMessage and UnPinMessage are partial updates).
+	if p, ok := req.Set["pinned"].(bool); ok {
+		if p {
+			next["pinned_at"], next["pinned_by"] = ts(s.cfg.Now()), s.userJSON(req.UserID)
+		} else {
+			delete(next, "pinned_at")
+			delete(next, "pinned_by")
+			delete(next, "pin_expires")
+		}
+	}
 	m.fields = next
 	s.emit("message.updated", m.cid, map[string]any{"message": m.fields})
 	return map[string]any{"message": m.fields}, nil
@@ -197,4 +209,77 @@ func (s *Server) deleteFile(r *http.Request, body []byte) (any, error) {
 	}
 	delete(s.files, name)
 	return map[string]any{}, nil
+}
+
+// expirePin unpins a message whose pin_expires has passed (called with the
+// lock held before a message is returned).
+func (s *Server) expirePin(m *message) {
+	exp, _ := m.fields["pin_expires"].(string)
+	if exp == "" || m.fields["pinned"] != true {
+		return
+	}
+	t, err := time.Parse(time.RFC3339Nano, exp)
+	if err == nil && !s.cfg.Now().Before(t) {
+		m.fields["pinned"] = false
+		delete(m.fields, "pinned_at")
+		delete(m.fields, "pinned_by")
+		delete(m.fields, "pin_expires")
+	}
+}
+
+// deleteUsers is POST /users/delete: an asynchronous task, completed at
+// once.
+func (s *Server) deleteUsers(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		UserIDs  []string `json:"user_ids"`
+		User     string   `json:"user"`
+		Messages string   `json:"messages"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.UserIDs) == 0 {
+		return nil, fail(http.StatusBadRequest, codeInputError, "user_ids is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, u := range req.UserIDs {
+		if s.users[u] == nil {
+			return nil, notFound("user", u)
+		}
+	}
+	now := s.cfg.Now()
+	for _, u := range req.UserIDs {
+		if req.User == "hard" {
+			delete(s.users, u)
+		} else {
+			s.users[u]["deleted_at"] = ts(now)
+		}
+		if req.Messages != "" {
+			for id, m := range s.messages {
+				if m.fields["user_id"] == u {
+					if req.Messages == "hard" {
+						delete(s.messages, id)
+					} else {
+						m.fields["type"], m.fields["deleted_at"], m.fields["text"], m.fields["html"] = "deleted", ts(now), "", ""
+					}
+				}
+			}
+		}
+	}
+	id := randomHex(12)
+	s.tasks[id] = map[string]any{"task_id": id, "status": "completed", "created_at": ts(now), "updated_at": ts(now),
+		"result": map[string]any{"deleted_users": req.UserIDs}}
+	return map[string]any{"task_id": id}, nil
+}
+
+// getTask is GET /tasks/{id}.
+func (s *Server) getTask(r *http.Request, body []byte) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tasks[r.PathValue("id")]
+	if t == nil {
+		return nil, notFound("task", r.PathValue("id"))
+	}
+	return t, nil
 }

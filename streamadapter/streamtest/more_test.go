@@ -2,8 +2,12 @@ package streamtest
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	stream "github.com/GetStream/stream-chat-go/v6"
 )
@@ -128,5 +132,61 @@ func TestRolesModeratorsInvites(t *testing.T) {
 	}
 	if n := len(got.Channel.Messages); n != 1 || got.Channel.Messages[0].Type != "system" {
 		t.Fatalf("the add-members message: %d messages", n)
+	}
+}
+
+func TestPinsTasksAndHook(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 2, 1, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := NewTestServer(t, Config{Now: clock, BeforeMessageSend: func(m map[string]any) (map[string]any, error) {
+		if text, _ := m["text"].(string); strings.HasPrefix(text, "plaintext:") {
+			return nil, errors.New("encrypted channels refuse plaintext")
+		}
+		m["checked"] = true
+		return m, nil
+	}})
+	c := s.Client()
+	c.UpsertUsers(ctx, &stream.User{ID: "alice"}, &stream.User{ID: "bob"})
+	created, _ := c.CreateChannelWithMembers(ctx, "messaging", "pins", "alice", "alice", "bob")
+	ch := created.Channel
+	_, err := ch.SendMessage(ctx, &stream.Message{Text: "plaintext: hello"}, "alice")
+	if se := streamErr(t, err); se.Code != 4 || !strings.Contains(se.Message, "refuse plaintext") {
+		t.Fatalf("rejected by the hook: %+v", se)
+	}
+	sent, err := ch.SendMessage(ctx, &stream.Message{Text: "veil1:AAAA", ExtraData: map[string]any{"id": "p1"}}, "alice")
+	if err != nil || sent.Message.ExtraData["checked"] != true {
+		t.Fatalf("rewritten by the hook: %+v %v", sent, err)
+	}
+	exp := now.Add(time.Hour)
+	pinned, err := c.PinMessage(ctx, "p1", "bob", &exp)
+	if err != nil || !pinned.Message.Pinned || pinned.Message.PinnedBy == nil || pinned.Message.PinnedBy.ID != "bob" || pinned.Message.PinExpires == nil {
+		t.Fatalf("pin: %+v %v", pinned, err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if g, _ := c.GetMessage(ctx, "p1"); g.Message.Pinned {
+		t.Fatal("the pin did not expire")
+	}
+	c.PinMessage(ctx, "p1", "bob", nil)
+	if un, err := c.UnPinMessage(ctx, "p1", "bob"); err != nil || un.Message.Pinned || un.Message.PinnedAt != nil {
+		t.Fatalf("unpin: %+v %v", un, err)
+	}
+	task, err := c.DeleteUsers(ctx, []string{"bob"}, stream.DeleteUserOptions{User: stream.HardDelete, Messages: stream.HardDelete})
+	if err != nil || task.TaskID == "" {
+		t.Fatalf("delete users: %+v %v", task, err)
+	}
+	st, err := c.GetTask(ctx, task.TaskID)
+	if err != nil || st.Status != stream.TaskStatusCompleted {
+		t.Fatalf("task: %+v %v", st, err)
+	}
+	q, _ := c.QueryUsers(ctx, &stream.QueryOption{Filter: map[string]any{"id": map[string]any{"$eq": "bob"}}})
+	if len(q.Users) != 0 {
+		t.Fatal("bob survived a hard delete")
+	}
+	if _, err := c.GetTask(ctx, "nope"); streamErr(t, err).Code != 16 {
+		t.Fatal("unknown task")
 	}
 }

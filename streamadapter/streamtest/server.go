@@ -43,6 +43,11 @@ type Config struct {
 	MaxMessageLength int
 	// Logger receives a line per request; nil discards.
 	Logger *slog.Logger
+	// BeforeMessageSend, if set, sees every new message (its JSON object)
+	// before it is stored, as Stream's before-message-send hook does: it
+	// may return a rewritten message, or reject it with a non-nil error
+	// (the client gets a Stream input error, code 4, with that text).
+	BeforeMessageSend func(message map[string]any) (map[string]any, error)
 }
 
 // Server is an in-process Stream Chat API for the real stream-chat-go/v6
@@ -62,6 +67,7 @@ type Server struct {
 	channels map[string]*channel // by CID
 	messages map[string]*message // by ID
 	files    map[string][]byte
+	tasks    map[string]map[string]any
 	seq      int // creation order of channels and messages
 
 	events chan []byte
@@ -114,7 +120,7 @@ func NewServer(cfg Config) *Server {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	s := &Server{cfg: cfg, secret: []byte(cfg.APISecret), log: cfg.Logger,
-		users: map[string]map[string]any{}, channels: map[string]*channel{}, messages: map[string]*message{}, files: map[string][]byte{},
+		users: map[string]map[string]any{}, channels: map[string]*channel{}, messages: map[string]*message{}, files: map[string][]byte{}, tasks: map[string]map[string]any{},
 		events: make(chan []byte, 1024), done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -241,6 +247,8 @@ func (s *Server) routes() http.Handler {
 	h("POST /users", s.upsertUsers)
 	h("GET /users", s.queryUsers)
 	h("PATCH /users", s.partialUpdateUsers)
+	h("POST /users/delete", s.deleteUsers)
+	h("GET /tasks/{id}", s.getTask)
 	h("POST /channels", s.queryChannels)
 	h("POST /channels/{type}/query", s.queryChannel)
 	h("POST /channels/{type}/{id}/query", s.queryChannel)
