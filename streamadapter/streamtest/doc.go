@@ -31,9 +31,12 @@
 // objects code 16 with HTTP 404; malformed JSON code 4) and X-Ratelimit-*
 // headers on every response.
 //
-// Not emulated (yet): search, moderation, push, reactions, bans, message
-// pagination inside channel queries (the 25 newest messages are returned),
-// hiding history from members added with hide_history, pending messages,
+// Channel queries page their messages with limit, offset and
+// id_lt/id_lte/id_gt/id_gte (25 newest by default).
+//
+// Not emulated (yet): search, moderation, push, reactions, bans, paging by
+// id_around and created_at_*, member paging inside channel queries, hiding
+// history from members added with hide_history, pending messages,
 // permissions, and the HTTP form of the before-message-send hook. Requests to them answer a Stream
 // error with code 16.
 package streamtest

@@ -274,21 +274,25 @@ func (s *Server) membersJSON(ch *channel) []any {
 }
 
 func (s *Server) channelState(ch *channel) map[string]any {
-	var msgs []any
-	for _, m := range s.channelMessages(ch) {
-		msgs = append(msgs, m.fields)
+	return s.channelStatePage(ch, pageParams{})
+}
+
+// channelStatePage is a channel with a page of its messages.
+func (s *Server) channelStatePage(ch *channel, p pageParams) map[string]any {
+	msgs := s.paginate(s.channelMessages(ch), p)
+	for _, m := range msgs {
+		s.expirePin(m)
 	}
-	if msgs == nil {
-		msgs = []any{}
-	}
-	return map[string]any{"channel": s.channelJSON(ch), "members": s.membersJSON(ch), "messages": msgs}
+	return map[string]any{"channel": s.channelJSON(ch), "members": s.membersJSON(ch), "messages": fieldsOf(msgs)}
 }
 
 func (s *Server) channelMessages(ch *channel) []*message {
 	var out []*message
 	cid := ch.typ + ":" + ch.id
 	for _, m := range s.messages {
-		if m.cid == cid && m.fields["parent_id"] == nil {
+		parent, _ := m.fields["parent_id"].(string)
+		shown, _ := m.fields["show_in_channel"].(bool)
+		if m.cid == cid && (parent == "" || shown) {
 			out = append(out, m)
 		}
 	}
@@ -308,7 +312,8 @@ func (s *Server) lookupChannel(r *http.Request) (*channel, error) {
 // queryChannel is get-or-create (with an ID, or distinct by members).
 func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 	var q struct {
-		Data map[string]any `json:"data"`
+		Data     map[string]any `json:"data"`
+		Messages pageParams     `json:"messages"`
 	}
 	if err := decode(body, &q); err != nil {
 		return nil, err
@@ -356,7 +361,7 @@ func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 		}
 		s.channels[cid] = ch
 	}
-	return s.channelState(ch), nil
+	return s.channelStatePage(ch, q.Messages), nil
 }
 
 func contains2(list []string, x string) bool {

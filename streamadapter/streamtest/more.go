@@ -71,48 +71,57 @@ func (s *Server) replies(r *http.Request, body []byte) (any, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
-	out = s.paginate(out, r)
+	out = s.paginate(out, queryPage(r))
 	return map[string]any{"messages": fieldsOf(out)}, nil
 }
 
-// paginate applies limit, offset and id_lt/id_lte/id_gt/id_gte (by
-// creation order) from the query string.
-func (s *Server) paginate(msgs []*message, r *http.Request) []*message {
+// pageParams are Stream's message pagination parameters.
+type pageParams struct {
+	Limit  int    `json:"limit"`
+	Offset int    `json:"offset"`
+	IDLT   string `json:"id_lt"`
+	IDLTE  string `json:"id_lte"`
+	IDGT   string `json:"id_gt"`
+	IDGTE  string `json:"id_gte"`
+}
+
+func queryPage(r *http.Request) pageParams {
 	q := r.URL.Query()
-	seqOf := func(id string) (int, bool) {
-		m := s.messages[id]
-		if m == nil {
-			return 0, false
+	p := pageParams{IDLT: q.Get("id_lt"), IDLTE: q.Get("id_lte"), IDGT: q.Get("id_gt"), IDGTE: q.Get("id_gte")}
+	p.Limit, _ = strconv.Atoi(q.Get("limit"))
+	p.Offset, _ = strconv.Atoi(q.Get("offset"))
+	return p
+}
+
+// paginate keeps the messages inside the id_* bounds (by creation order)
+// and returns a page of limit (default 25): the newest of the window unless
+// paging forward with id_gt/id_gte, oldest first, as Stream pages.
+func (s *Server) paginate(msgs []*message, p pageParams) []*message {
+	bound := func(id string, keep func(a, b int) bool) func(*message) bool {
+		ref := s.messages[id]
+		if id == "" || ref == nil {
+			return func(*message) bool { return true }
 		}
-		return m.seq, true
+		return func(m *message) bool { return keep(m.seq, ref.seq) }
+	}
+	checks := []func(*message) bool{
+		bound(p.IDLT, func(a, b int) bool { return a < b }), bound(p.IDLTE, func(a, b int) bool { return a <= b }),
+		bound(p.IDGT, func(a, b int) bool { return a > b }), bound(p.IDGTE, func(a, b int) bool { return a >= b }),
 	}
 	var kept []*message
 	for _, m := range msgs {
-		ok := true
-		for param, keep := range map[string]func(a, b int) bool{
-			"id_lt": func(a, b int) bool { return a < b }, "id_lte": func(a, b int) bool { return a <= b },
-			"id_gt": func(a, b int) bool { return a > b }, "id_gte": func(a, b int) bool { return a >= b },
-		} {
-			if id := q.Get(param); id != "" {
-				if ref, found := seqOf(id); found && !keep(m.seq, ref) {
-					ok = false
-				}
-			}
-		}
-		if ok {
+		if checks[0](m) && checks[1](m) && checks[2](m) && checks[3](m) {
 			kept = append(kept, m)
 		}
 	}
-	offset, _ := strconv.Atoi(q.Get("offset"))
-	limit, _ := strconv.Atoi(q.Get("limit"))
+	limit := p.Limit
 	if limit <= 0 {
 		limit = 25
 	}
-	// Newest messages of the window, oldest first, as Stream pages.
-	if q.Get("id_gt") == "" && q.Get("id_gte") == "" && len(kept) > limit+offset {
-		kept = kept[len(kept)-limit-offset:]
+	if p.IDGT == "" && p.IDGTE == "" && len(kept) > limit+p.Offset {
+		kept = kept[len(kept)-limit-p.Offset:]
 	}
-	return page(kept, offset, limit, 25)
+	return page(kept, p.Offset, limit, 25)
 }
 
 func fieldsOf(msgs []*message) []any {

@@ -3,6 +3,7 @@ package streamtest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -188,5 +189,51 @@ func TestPinsTasksAndHook(t *testing.T) {
 	}
 	if _, err := c.GetTask(ctx, "nope"); streamErr(t, err).Code != 16 {
 		t.Fatal("unknown task")
+	}
+}
+
+func TestChannelMessagePaging(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	c.UpsertUser(ctx, &stream.User{ID: "alice"})
+	created, _ := c.CreateChannelWithMembers(ctx, "messaging", "paging", "alice", "alice")
+	ch := created.Channel
+	for i := range 30 {
+		if _, err := ch.SendMessage(ctx, &stream.Message{Text: "x", ExtraData: map[string]any{"id": fmt.Sprintf("m%02d", i)}}, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(msgs []*stream.Message) string {
+		var out []string
+		for _, m := range msgs {
+			out = append(out, m.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	tests := []struct {
+		name string
+		p    *stream.MessagePaginationParamsRequest
+		want string
+	}{
+		{"default: 25 newest", nil, "first=m05 last=m29 n=25"},
+		{"limit 3", &stream.MessagePaginationParamsRequest{PaginationParamsRequest: stream.PaginationParamsRequest{Limit: 3}}, "first=m27 last=m29 n=3"},
+		{"before m10", &stream.MessagePaginationParamsRequest{PaginationParamsRequest: stream.PaginationParamsRequest{Limit: 2, IDLT: "m10"}}, "first=m08 last=m09 n=2"},
+		{"after m10", &stream.MessagePaginationParamsRequest{PaginationParamsRequest: stream.PaginationParamsRequest{Limit: 2, IDGT: "m10"}}, "first=m11 last=m12 n=2"},
+	}
+	for _, tc := range tests {
+		resp, err := ch.Query(ctx, &stream.QueryRequest{State: true, Messages: tc.p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := resp.Messages
+		if len(m) == 0 {
+			t.Errorf("%s: no messages", tc.name)
+			continue
+		}
+		got := fmt.Sprintf("first=%s last=%s n=%d", m[0].ID, m[len(m)-1].ID, len(m))
+		if got != tc.want {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got, ids(m), tc.want)
+		}
 	}
 }
