@@ -572,14 +572,7 @@ func (s *Server) deleteChannel(r *http.Request, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cid := ch.typ + ":" + ch.id
-	for id, m := range s.messages {
-		if m.cid == cid {
-			delete(s.messages, id)
-		}
-	}
-	delete(s.channels, cid)
-	s.emit("channel.deleted", cid, map[string]any{"channel": s.channelJSON(ch)})
+	s.removeChannel(ch, r.URL.Query().Get("hard_delete") == "true")
 	return map[string]any{"channel": s.channelJSON(ch)}, nil
 }
 

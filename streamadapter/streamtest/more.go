@@ -292,3 +292,48 @@ func (s *Server) getTask(r *http.Request, body []byte) (any, error) {
 	}
 	return t, nil
 }
+
+// deleteChannels is POST /channels/delete, soft or hard, as an asynchronous
+// task completed at once.
+func (s *Server) deleteChannels(r *http.Request, body []byte) (any, error) {
+	var req struct {
+		CIDs       []string `json:"cids"`
+		HardDelete bool     `json:"hard_delete"`
+	}
+	if err := decode(body, &req); err != nil {
+		return nil, err
+	}
+	if len(req.CIDs) == 0 {
+		return nil, fail(http.StatusBadRequest, codeInputError, "cids is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cid := range req.CIDs {
+		if s.channels[cid] == nil {
+			return nil, notFound("channel", cid)
+		}
+	}
+	now := s.cfg.Now()
+	for _, cid := range req.CIDs {
+		ch := s.channels[cid]
+		s.removeChannel(ch, req.HardDelete)
+	}
+	id := randomHex(12)
+	s.tasks[id] = map[string]any{"task_id": id, "status": "completed", "created_at": ts(now), "updated_at": ts(now),
+		"result": map[string]any{"deleted_channels": req.CIDs, "hard_delete": req.HardDelete}}
+	return map[string]any{"task_id": id}, nil
+}
+
+// removeChannel deletes a channel and its messages (with s.mu held). Soft
+// and hard deletion look the same through the API: the channel and its
+// messages are gone; the event says which it was.
+func (s *Server) removeChannel(ch *channel, hard bool) {
+	cid := ch.typ + ":" + ch.id
+	for id, m := range s.messages {
+		if m.cid == cid {
+			delete(s.messages, id)
+		}
+	}
+	delete(s.channels, cid)
+	s.emit("channel.deleted", cid, map[string]any{"channel": s.channelJSON(ch), "hard_delete": hard})
+}

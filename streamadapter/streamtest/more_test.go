@@ -237,3 +237,31 @@ func TestChannelMessagePaging(t *testing.T) {
 		}
 	}
 }
+
+func TestDeleteChannels(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	c.UpsertUser(ctx, &stream.User{ID: "alice"})
+	for _, id := range []string{"a", "b"} {
+		created, _ := c.CreateChannelWithMembers(ctx, "messaging", id, "alice", "alice")
+		created.Channel.SendMessage(ctx, &stream.Message{Text: "x", ExtraData: map[string]any{"id": "msg-" + id}}, "alice")
+	}
+	task, err := c.DeleteChannels(ctx, []string{"messaging:a", "messaging:b"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.GetTask(ctx, task.TaskID); err != nil || st.Status != stream.TaskStatusCompleted {
+		t.Fatalf("task: %+v %v", st, err)
+	}
+	q, _ := c.QueryChannels(ctx, &stream.QueryOption{Filter: map[string]any{"type": "messaging"}})
+	if len(q.Channels) != 0 {
+		t.Fatalf("%d channels left", len(q.Channels))
+	}
+	if _, err := c.GetMessage(ctx, "msg-a"); streamErr(t, err).Code != 16 {
+		t.Fatal("a message of a deleted channel is still there")
+	}
+	if _, err := c.DeleteChannels(ctx, []string{"messaging:nope"}, false); streamErr(t, err).Code != 16 {
+		t.Fatal("deleting an unknown channel")
+	}
+}

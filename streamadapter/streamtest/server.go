@@ -250,6 +250,7 @@ func (s *Server) routes() http.Handler {
 	h("POST /users/delete", s.deleteUsers)
 	h("GET /tasks/{id}", s.getTask)
 	h("POST /channels", s.queryChannels)
+	h("POST /channels/delete", s.deleteChannels)
 	h("POST /channels/{type}/query", s.queryChannel)
 	h("POST /channels/{type}/{id}/query", s.queryChannel)
 	h("POST /channels/{type}/{id}", s.updateChannel)
