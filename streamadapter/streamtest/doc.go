@@ -15,7 +15,8 @@
 // channels (get-or-create with an ID or distinct by members,
 // query with type/id/cid/members/custom-field filters and $and/$or, update,
 // partial update of custom data such as session_id, update with a system
-// message, truncate, delete); members (add with hide_history and roles,
+// message, truncate, delete one, or several as an asynchronous task, soft or
+// hard); members (add with hide_history and roles,
 // remove, query, moderators added and demoted, invites accepted or
 // rejected, channel roles in responses); messages (send
 // with a client-chosen ID, replies with limit and id_lt/id_gt paging, get
