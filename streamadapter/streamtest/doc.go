@@ -32,12 +32,14 @@
 // objects code 16 with HTTP 404; malformed JSON code 4) and X-Ratelimit-*
 // headers on every response.
 //
-// Channel queries page their messages with limit, offset and
-// id_lt/id_lte/id_gt/id_gte (25 newest by default).
+// Channel queries page their messages with limit, offset,
+// id_lt/id_lte/id_gt/id_gte, id_around and created_at_* (25 newest by
+// default) and their members with limit and offset. Pending messages are
+// stored but stay out of the channel.
 //
-// Not emulated (yet): search, moderation, push, reactions, bans, paging by
-// id_around and created_at_*, member paging inside channel queries, hiding
-// history from members added with hide_history, pending messages,
-// permissions, and the HTTP form of the before-message-send hook. Requests to them answer a Stream
+// Not emulated (yet): search, moderation, push, reactions, bans, hiding
+// history from members added with hide_history (the flag is kept),
+// committing pending messages, permissions, and the HTTP form of the
+// before-message-send hook (Config.BeforeMessageSend is its Go form). Requests to them answer a Stream
 // error with code 16.
 package streamtest

@@ -292,7 +292,7 @@ func (s *Server) channelMessages(ch *channel) []*message {
 	for _, m := range s.messages {
 		parent, _ := m.fields["parent_id"].(string)
 		shown, _ := m.fields["show_in_channel"].(bool)
-		if m.cid == cid && (parent == "" || shown) {
+		if m.cid == cid && !m.pending && (parent == "" || shown) {
 			out = append(out, m)
 		}
 	}
@@ -314,6 +314,7 @@ func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 	var q struct {
 		Data     map[string]any `json:"data"`
 		Messages pageParams     `json:"messages"`
+		Members  pageParams     `json:"members"`
 	}
 	if err := decode(body, &q); err != nil {
 		return nil, err
@@ -361,7 +362,10 @@ func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 		}
 		s.channels[cid] = ch
 	}
-	return s.channelStatePage(ch, q.Messages), nil
+	state := s.channelStatePage(ch, q.Messages)
+	members := state["members"].([]any)
+	state["members"] = page(members, q.Members.Offset, q.Members.Limit, 100)
+	return state, nil
 }
 
 func contains2(list []string, x string) bool {
@@ -591,9 +595,11 @@ func renderHTML(text string) string {
 
 func (s *Server) sendMessage(r *http.Request, body []byte) (any, error) {
 	var req struct {
-		Message       map[string]any `json:"message"`
-		SkipPush      bool           `json:"skip_push"`
-		SkipEnrichURL bool           `json:"skip_enrich_url"`
+		Message                map[string]any    `json:"message"`
+		SkipPush               bool              `json:"skip_push"`
+		SkipEnrichURL          bool              `json:"skip_enrich_url"`
+		Pending                bool              `json:"pending"`
+		PendingMessageMetadata map[string]string `json:"pending_message_metadata"`
 	}
 	if err := decode(body, &req); err != nil {
 		return nil, err
@@ -620,6 +626,12 @@ func (s *Server) sendMessage(r *http.Request, body []byte) (any, error) {
 	m, err := s.newMessage(ch, req.Message)
 	if err != nil {
 		return nil, err
+	}
+	if req.Pending {
+		// A pending message is stored but stays out of the channel (and no
+		// event is sent) until the app commits it.
+		m.pending = true
+		return map[string]any{"message": m.fields, "pending_message_metadata": req.PendingMessageMetadata}, nil
 	}
 	s.emit("message.new", m.cid, map[string]any{"message": m.fields, "user": m.fields["user"]})
 	return map[string]any{"message": m.fields}, nil

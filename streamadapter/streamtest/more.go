@@ -77,12 +77,17 @@ func (s *Server) replies(r *http.Request, body []byte) (any, error) {
 
 // pageParams are Stream's message pagination parameters.
 type pageParams struct {
-	Limit  int    `json:"limit"`
-	Offset int    `json:"offset"`
-	IDLT   string `json:"id_lt"`
-	IDLTE  string `json:"id_lte"`
-	IDGT   string `json:"id_gt"`
-	IDGTE  string `json:"id_gte"`
+	Limit    int        `json:"limit"`
+	Offset   int        `json:"offset"`
+	IDLT     string     `json:"id_lt"`
+	IDLTE    string     `json:"id_lte"`
+	IDGT     string     `json:"id_gt"`
+	IDGTE    string     `json:"id_gte"`
+	IDAround string     `json:"id_around"`
+	After    *time.Time `json:"created_at_after"`
+	AfterEq  *time.Time `json:"created_at_after_or_equal"`
+	Before   *time.Time `json:"created_at_before"`
+	BeforeEq *time.Time `json:"created_at_before_or_equal"`
 }
 
 func queryPage(r *http.Request) pageParams {
@@ -108,15 +113,35 @@ func (s *Server) paginate(msgs []*message, p pageParams) []*message {
 		bound(p.IDLT, func(a, b int) bool { return a < b }), bound(p.IDLTE, func(a, b int) bool { return a <= b }),
 		bound(p.IDGT, func(a, b int) bool { return a > b }), bound(p.IDGTE, func(a, b int) bool { return a >= b }),
 	}
+	created := func(m *message) time.Time {
+		t, _ := time.Parse(time.RFC3339Nano, m.fields["created_at"].(string))
+		return t
+	}
+	timeOK := func(m *message) bool {
+		c := created(m)
+		return (p.After == nil || c.After(*p.After)) && (p.AfterEq == nil || !c.Before(*p.AfterEq)) &&
+			(p.Before == nil || c.Before(*p.Before)) && (p.BeforeEq == nil || !c.After(*p.BeforeEq))
+	}
 	var kept []*message
 	for _, m := range msgs {
-		if checks[0](m) && checks[1](m) && checks[2](m) && checks[3](m) {
+		if checks[0](m) && checks[1](m) && checks[2](m) && checks[3](m) && timeOK(m) {
 			kept = append(kept, m)
 		}
 	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = 25
+	}
+	if ref := s.messages[p.IDAround]; p.IDAround != "" && ref != nil {
+		// A window of limit messages centred on the reference.
+		at := 0
+		for i, m := range kept {
+			if m.seq <= ref.seq {
+				at = i
+			}
+		}
+		start := max(0, min(at-limit/2, len(kept)-limit))
+		return kept[start:min(start+limit, len(kept))]
 	}
 	if p.IDGT == "" && p.IDGTE == "" && len(kept) > limit+p.Offset {
 		kept = kept[len(kept)-limit-p.Offset:]

@@ -265,3 +265,76 @@ func TestDeleteChannels(t *testing.T) {
 		t.Fatal("deleting an unknown channel")
 	}
 }
+
+func TestMorePagingAndMessageOptions(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	tick := func() time.Time { mu.Lock(); defer mu.Unlock(); now = now.Add(time.Second); return now }
+	s := NewTestServer(t, Config{Now: tick})
+	c := s.Client()
+	c.UpsertUsers(ctx, &stream.User{ID: "u0"}, &stream.User{ID: "u1"}, &stream.User{ID: "u2"})
+	created, _ := c.CreateChannel(ctx, "messaging", "opts", "u0", &stream.ChannelRequest{Members: []string{"u0", "u1", "u2"}, ExtraData: map[string]any{"tier": "gold", "region": "eu"}})
+	ch := created.Channel
+	for i := range 10 {
+		ch.SendMessage(ctx, &stream.Message{Text: "x", ExtraData: map[string]any{"id": fmt.Sprintf("m%d", i)}}, "u0")
+	}
+	q := func(p stream.MessagePaginationParamsRequest, members *stream.PaginationParamsRequest) *stream.QueryResponse {
+		resp, err := ch.Query(ctx, &stream.QueryRequest{State: true, Messages: &p, Members: members})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	around := q(stream.MessagePaginationParamsRequest{PaginationParamsRequest: stream.PaginationParamsRequest{Limit: 3}, IDAround: "m5"}, nil)
+	if len(around.Messages) != 3 || around.Messages[0].ID != "m4" || around.Messages[2].ID != "m6" {
+		t.Fatalf("id_around: %v", around.Messages)
+	}
+	m7, _ := c.GetMessage(ctx, "m7")
+	after := q(stream.MessagePaginationParamsRequest{CreatedAtAfterEq: m7.Message.CreatedAt}, nil)
+	if len(after.Messages) != 3 || after.Messages[0].ID != "m7" {
+		t.Fatalf("created_at_after_or_equal: %d messages", len(after.Messages))
+	}
+	mp := q(stream.MessagePaginationParamsRequest{}, &stream.PaginationParamsRequest{Limit: 2, Offset: 1})
+	if len(mp.Members) != 2 || mp.Members[0].UserID != "u1" {
+		t.Fatalf("member paging: %v", mp.Members)
+	}
+
+	// Pending messages stay out of the channel; replies shown in channel
+	// appear; quoted and silent messages keep their fields.
+	pend, err := ch.SendMessage(ctx, &stream.Message{Text: "wait", ExtraData: map[string]any{"id": "pend"}}, "u0", stream.MessagePending, stream.MessagePendingMessageMetadata(map[string]string{"k": "v"}))
+	if err != nil || pend.PendingMessageMetadata["k"] != "v" {
+		t.Fatalf("pending: %+v %v", pend, err)
+	}
+	ch.SendMessage(ctx, &stream.Message{Text: "shown", ParentID: "m9", ShowInChannel: true, ExtraData: map[string]any{"id": "shown"}}, "u1")
+	ch.SendMessage(ctx, &stream.Message{Text: "quote", QuotedMessageID: "m1", Silent: true, ExtraData: map[string]any{"id": "quote"}}, "u2", stream.MessageSkipEnrichURL)
+	all := q(stream.MessagePaginationParamsRequest{PaginationParamsRequest: stream.PaginationParamsRequest{Limit: 100}}, nil)
+	seen := map[string]*stream.Message{}
+	for _, m := range all.Messages {
+		seen[m.ID] = m
+	}
+	if seen["pend"] != nil || seen["shown"] == nil || seen["quote"] == nil || seen["quote"].QuotedMessageID != "m1" || !seen["quote"].Silent {
+		t.Fatalf("pending/shown/quoted: %v", seen)
+	}
+
+	// Custom-field filters with $in and $and.
+	qc, err := c.QueryChannels(ctx, &stream.QueryOption{Filter: map[string]any{"$and": []any{
+		map[string]any{"tier": map[string]any{"$in": []string{"gold", "silver"}}}, map[string]any{"region": "eu"}}}})
+	if err != nil || len(qc.Channels) != 1 {
+		t.Fatalf("$and/$in on custom fields: %v %v", qc, err)
+	}
+	// Custom data limits on users and channels too.
+	_, err = c.UpsertUser(ctx, &stream.User{ID: "big", ExtraData: map[string]any{"bio": strings.Repeat("b", 6000)}})
+	if streamErr(t, err).Code != 22 {
+		t.Fatal("6 KB of user custom data accepted")
+	}
+	_, err = ch.PartialUpdate(ctx, stream.PartialUpdate{Set: map[string]any{"blob": strings.Repeat("c", 6000)}})
+	if streamErr(t, err).Code != 22 {
+		t.Fatal("6 KB of channel custom data accepted")
+	}
+	// Images upload like files.
+	img, err := ch.SendImage(ctx, stream.SendFileRequest{Reader: strings.NewReader("png"), FileName: "a.png", User: &stream.User{ID: "u0"}})
+	if err != nil || !strings.HasPrefix(img.File, s.URL) {
+		t.Fatalf("image: %+v %v", img, err)
+	}
+}

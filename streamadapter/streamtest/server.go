@@ -94,9 +94,10 @@ type member struct {
 }
 
 type message struct {
-	fields map[string]any // the message's JSON, custom data flattened
-	cid    string
-	seq    int
+	fields  map[string]any // the message's JSON, custom data flattened
+	cid     string
+	seq     int
+	pending bool // sent with pending: stored, not shown in the channel
 }
 
 // NewServer starts a Server on a loopback port. Close it when done.
