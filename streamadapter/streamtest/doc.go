@@ -37,9 +37,11 @@
 // default) and their members with limit and offset. Pending messages are
 // stored but stay out of the channel.
 //
-// Not emulated (yet): search, moderation, push, reactions, bans, hiding
-// history from members added with hide_history (the flag is kept),
+// A member added with hide_history does not see earlier messages when it
+// queries the channel with its own user token.
+//
+// Not emulated (yet): search, moderation, push, reactions, bans,
 // committing pending messages, permissions, and the HTTP form of the
-// before-message-send hook (Config.BeforeMessageSend is its Go form). Requests to them answer a Stream
-// error with code 16.
+// before-message-send hook (Config.BeforeMessageSend is its Go form).
+// Requests to unknown routes answer a Stream error with code 16.
 package streamtest

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -363,6 +364,21 @@ func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 		s.channels[cid] = ch
 	}
 	state := s.channelStatePage(ch, q.Messages)
+	// A member added with hide_history does not see what was sent before
+	// it joined, when it queries with its own token.
+	if m := ch.member(caller(r)); m != nil && m.hideHistory {
+		var visible []any
+		for _, f := range state["messages"].([]any) {
+			created, _ := time.Parse(time.RFC3339Nano, f.(map[string]any)["created_at"].(string))
+			if !created.Before(m.created) {
+				visible = append(visible, f)
+			}
+		}
+		if visible == nil {
+			visible = []any{}
+		}
+		state["messages"] = visible
+	}
 	members := state["members"].([]any)
 	state["members"] = page(members, q.Members.Offset, q.Members.Limit, 100)
 	return state, nil

@@ -2,6 +2,7 @@ package streamtest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -336,5 +337,45 @@ func TestMorePagingAndMessageOptions(t *testing.T) {
 	img, err := ch.SendImage(ctx, stream.SendFileRequest{Reader: strings.NewReader("png"), FileName: "a.png", User: &stream.User{ID: "u0"}})
 	if err != nil || !strings.HasPrefix(img.File, s.URL) {
 		t.Fatalf("image: %+v %v", img, err)
+	}
+}
+
+// TestHideHistory: stream-chat-go has no way to act with a user token, so
+// the member's own query is a raw request with a token the client made.
+func TestHideHistory(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	c.UpsertUsers(ctx, &stream.User{ID: "alice"}, &stream.User{ID: "late"}, &stream.User{ID: "early"})
+	created, _ := c.CreateChannelWithMembers(ctx, "messaging", "hh", "alice", "alice", "early")
+	ch := created.Channel
+	ch.SendMessage(ctx, &stream.Message{Text: "before", ExtraData: map[string]any{"id": "before"}}, "alice")
+	time.Sleep(2 * time.Millisecond)
+	ch.AddMembers(ctx, []string{"late"}, stream.AddMembersWithHideHistory())
+	time.Sleep(2 * time.Millisecond)
+	ch.SendMessage(ctx, &stream.Message{Text: "after", ExtraData: map[string]any{"id": "after"}}, "alice")
+	seen := func(user string) string {
+		tok, _ := c.CreateToken(user, time.Time{})
+		req, _ := http.NewRequest("POST", s.URL+"/channels/messaging/hh/query?api_key="+s.APIKey(), strings.NewReader(`{"state":true}`))
+		req.Header.Set("Authorization", tok)
+		req.Header.Set("Stream-Auth-Type", "jwt")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out stream.QueryResponse
+		json.NewDecoder(resp.Body).Decode(&out)
+		var ids []string
+		for _, m := range out.Messages {
+			ids = append(ids, m.ID)
+		}
+		return strings.Join(ids, ",")
+	}
+	if got := seen("early"); got != "before,after" {
+		t.Errorf("early member sees %q", got)
+	}
+	if got := seen("late"); got != "after" {
+		t.Errorf("member added with hide_history sees %q, want only \"after\"", got)
 	}
 }

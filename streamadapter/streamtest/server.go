@@ -2,6 +2,7 @@ package streamtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -323,6 +324,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// callerKey is the request-context key of the authenticated user ID (empty
+// for server tokens).
+type callerKey struct{}
+
+// caller returns the user a request's token names, or "" for a server token.
+func caller(r *http.Request) string {
+	u, _ := r.Context().Value(callerKey{}).(string)
+	return u
+}
+
 // authenticate checks the api_key parameter and the JWT as Stream does.
 func (s *Server) authenticate(r *http.Request) error {
 	if r.URL.Query().Get("api_key") != s.cfg.APIKey {
@@ -340,6 +351,9 @@ func (s *Server) authenticate(r *http.Request) error {
 		ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.secret, nil })
 	switch {
 	case err == nil:
+		if u, _ := claims["user_id"].(string); u != "" {
+			*r = *r.WithContext(context.WithValue(r.Context(), callerKey{}, u))
+		}
 		return nil
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return fail(http.StatusUnauthorized, codeTokenExpired, "JWTAuth error: token has expired")
