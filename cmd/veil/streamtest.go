@@ -7,9 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/veilchat/veil/streamadapter/streamtest"
@@ -49,16 +46,5 @@ func streamtestCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	url := "http://" + ln.Addr().String()
 	emu.SetURL(url)
 	fmt.Fprintf(stdout, "export STREAM_KEY=%s STREAM_SECRET=%s STREAM_CHAT_URL=%s\n", emu.APIKey(), emu.APISecret(), url)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
+	return serveUntilSignal(ctx, srv, ln)
 }

@@ -750,14 +750,20 @@ func (s *Server) updateMessage(r *http.Request, body []byte) (any, error) {
 			keep[k] = v
 		}
 	}
-	text, _ := keep["text"].(string)
-	keep["text"], keep["html"], keep["updated_at"] = text, renderHTML(text), ts(s.cfg.Now())
-	if keep["attachments"] == nil {
-		keep["attachments"] = []any{}
+	return s.storeUpdated(m, keep), nil
+}
+
+// storeUpdated renders the new fields of an edited message (html,
+// updated_at), stores them and announces the update.
+func (s *Server) storeUpdated(m *message, fields map[string]any) map[string]any {
+	text, _ := fields["text"].(string)
+	fields["text"], fields["html"], fields["updated_at"] = text, renderHTML(text), ts(s.cfg.Now())
+	if fields["attachments"] == nil {
+		fields["attachments"] = []any{}
 	}
-	m.fields = keep
+	m.fields = fields
 	s.emit("message.updated", m.cid, map[string]any{"message": m.fields})
-	return map[string]any{"message": m.fields}, nil
+	return map[string]any{"message": m.fields}
 }
 
 func (s *Server) deleteMessage(r *http.Request, body []byte) (any, error) {

@@ -39,8 +39,6 @@ func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error)
 	if err := s.checkText(next); err != nil {
 		return nil, err
 	}
-	text, _ := next["text"].(string)
-	next["text"], next["html"], next["updated_at"] = text, renderHTML(text), ts(s.cfg.Now())
 	// Pinning (PinMessage and UnPinMessage are partial updates).
 	if p, ok := req.Set["pinned"].(bool); ok {
 		if p {
@@ -51,9 +49,7 @@ func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error)
 			delete(next, "pin_expires")
 		}
 	}
-	m.fields = next
-	s.emit("message.updated", m.cid, map[string]any{"message": m.fields})
-	return map[string]any{"message": m.fields}, nil
+	return s.storeUpdated(m, next), nil
 }
 
 // replies is GET /messages/{id}/replies with limit and id_lt/id_gt.
