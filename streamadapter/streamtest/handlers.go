@@ -8,6 +8,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -354,7 +355,7 @@ func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 		s.seq++
 		ch = &channel{typ: typ, id: id, data: map[string]any{}, createdBy: createdBy, created: now, updated: now, seq: s.seq}
 		for k, v := range q.Data {
-			if !contains2(channelReserved, k) {
+			if !slices.Contains(channelReserved, k) {
 				ch.data[k] = v
 			}
 		}
@@ -382,15 +383,6 @@ func (s *Server) queryChannel(r *http.Request, body []byte) (any, error) {
 	members := state["members"].([]any)
 	state["members"] = page(members, q.Members.Offset, q.Members.Limit, 100)
 	return state, nil
-}
-
-func contains2(list []string, x string) bool {
-	for _, e := range list {
-		if e == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) queryChannels(r *http.Request, body []byte) (any, error) {
@@ -517,7 +509,7 @@ func (s *Server) updateChannel(r *http.Request, body []byte) (any, error) {
 		}
 		ch.data = map[string]any{}
 		for k, v := range req.Data {
-			if !contains2(channelReserved, k) {
+			if !slices.Contains(channelReserved, k) {
 				ch.data[k] = v
 			}
 		}
@@ -542,15 +534,6 @@ func (ch *channel) member(u string) *member {
 		}
 	}
 	return nil
-}
-
-func (ch *channel) hasMember(u string) bool {
-	for _, m := range ch.members {
-		if m.userID == u {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) partialUpdateChannel(r *http.Request, body []byte) (any, error) {

@@ -297,10 +297,7 @@ func (s *Server) deleteUsers(r *http.Request, body []byte) (any, error) {
 			}
 		}
 	}
-	id := randomHex(12)
-	s.tasks[id] = map[string]any{"task_id": id, "status": "completed", "created_at": ts(now), "updated_at": ts(now),
-		"result": map[string]any{"deleted_users": req.UserIDs}}
-	return map[string]any{"task_id": id}, nil
+	return map[string]any{"task_id": s.completedTask(map[string]any{"deleted_users": req.UserIDs})}, nil
 }
 
 // getTask is GET /tasks/{id}.
@@ -334,15 +331,10 @@ func (s *Server) deleteChannels(r *http.Request, body []byte) (any, error) {
 			return nil, notFound("channel", cid)
 		}
 	}
-	now := s.cfg.Now()
 	for _, cid := range req.CIDs {
-		ch := s.channels[cid]
-		s.removeChannel(ch, req.HardDelete)
+		s.removeChannel(s.channels[cid], req.HardDelete)
 	}
-	id := randomHex(12)
-	s.tasks[id] = map[string]any{"task_id": id, "status": "completed", "created_at": ts(now), "updated_at": ts(now),
-		"result": map[string]any{"deleted_channels": req.CIDs, "hard_delete": req.HardDelete}}
-	return map[string]any{"task_id": id}, nil
+	return map[string]any{"task_id": s.completedTask(map[string]any{"deleted_channels": req.CIDs, "hard_delete": req.HardDelete})}, nil
 }
 
 // removeChannel deletes a channel and its messages (with s.mu held). Soft
@@ -357,4 +349,13 @@ func (s *Server) removeChannel(ch *channel, hard bool) {
 	}
 	delete(s.channels, cid)
 	s.emit("channel.deleted", cid, map[string]any{"channel": s.channelJSON(ch), "hard_delete": hard})
+}
+
+// completedTask records an asynchronous task that has already finished
+// (with s.mu held) and returns its ID for GET /tasks/{id}.
+func (s *Server) completedTask(result map[string]any) string {
+	id := randomHex(12)
+	now := ts(s.cfg.Now())
+	s.tasks[id] = map[string]any{"task_id": id, "status": "completed", "created_at": now, "updated_at": now, "result": result}
+	return id
 }
