@@ -1,11 +1,3 @@
-// Command veil is Veil's command line: it serves the key service or the
-// SSKS, and holds the tools around them.
-//
-//	veil serve [--ssks] [flags]     serve the key service (or the SSKS)
-//	veil streamtest [flags]         serve a local Stream Chat emulation
-//	veil help [command]             show help
-//
-// Each command documents its flags and environment variables with --help.
 package main
 
 import (
@@ -47,10 +39,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 0
 			}
 		}
-		usage(stderr)
 		if len(args) == 0 {
+			usage(stderr)
 			return 2
 		}
+		usage(stdout)
 		return 0
 	}
 	c, ok := commands[args[0]]

@@ -1,0 +1,19 @@
+package main
+
+import (
+	"context"
+	"os"
+)
+
+// The commands, as `veil help` lists them.
+func Example() {
+	run(context.Background(), []string{"help"}, os.Stdout, os.Stderr)
+	// Output:
+	// Usage: veil <command> [flags]
+	//
+	// Commands:
+	//   serve        serve the key service, or the SSKS with --ssks
+	//   streamtest   serve a local emulation of Stream Chat's API
+	//
+	// Run 'veil <command> --help' for a command's flags.
+}
