@@ -1,0 +1,1385 @@
+#!/usr/bin/env python3
+"""Check Veil's known-answer vectors against docs/PROTOCOL.md.
+
+An independent implementation of Veil protocol version 1, written from the
+specification alone, that recomputes and checks everything a third party can
+check in testdata/vectors/*.json, and that checks tampered copies of each
+vector are rejected.
+
+Run from the repository root:
+
+    python3 interop/python/verify_vectors.py [-v]
+
+With -v, every expected rejection is printed with its reason. The environment
+variable VEIL_VECTORS_DIR points it at another copy of the vectors.
+
+The attachment vectors describe their plaintext as (plaintext_seed,
+plaintext_length); it is SHA-256(seed || u64(0)) || SHA-256(seed || u64(1)) || ...
+truncated to the length (u64 big-endian), which PROTOCOL.md does not state.
+
+Exit status: 0 if every check passed (or if the `cryptography` package is not
+installed: the run is then skipped), 1 on any mismatch.
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import struct
+import sys
+
+try:
+    from cryptography.exceptions import InvalidSignature, InvalidTag
+    from cryptography.hazmat.primitives.asymmetric import x25519
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+except ImportError:  # pragma: no cover
+    print("verify_vectors: the Python 'cryptography' package is not installed; skipped")
+    sys.exit(0)
+
+try:
+    from cryptography.hazmat.primitives.asymmetric import mlkem
+except ImportError:  # pragma: no cover
+    mlkem = None
+
+VERBOSE = "-v" in sys.argv[1:]
+HERE = os.path.dirname(os.path.abspath(__file__))
+VECTORS = os.environ.get("VEIL_VECTORS_DIR") or os.path.normpath(os.path.join(HERE, "..", "..", "testdata", "vectors"))
+
+
+class Reject(Exception):
+    """A reader rejected its input (the spec's single opaque error)."""
+
+
+# --------------------------------------------------------------------------
+# Generic primitives
+
+def u16(b):
+    return struct.unpack(">H", b)[0]
+
+
+def u32(b):
+    return struct.unpack(">I", b)[0]
+
+
+def u64(b):
+    return struct.unpack(">Q", b)[0]
+
+
+def lp8(x):
+    """len8(x) || x"""
+    if len(x) > 255:
+        raise ValueError("len8 overflow")
+    return bytes([len(x)]) + x
+
+
+def lp16(x):
+    """len16(x) || x"""
+    if len(x) > 65535:
+        raise ValueError("len16 overflow")
+    return struct.pack(">H", len(x)) + x
+
+
+def hkdf_extract(salt, ikm):
+    return hmac.new(salt if salt else b"\x00" * 32, ikm, hashlib.sha256).digest()
+
+
+def hkdf_expand(prk, info, length):
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac.new(prk, t + info + bytes([i]), hashlib.sha256).digest()
+        out += t
+        i += 1
+    return out[:length]
+
+
+def hkdf(ikm, salt, info, length=32):
+    """HKDF-SHA256 (RFC 5869); an empty salt is HashLen zero bytes."""
+    return hkdf_expand(hkdf_extract(salt, ikm), info, length)
+
+
+def ct_eq(a, b):
+    return hmac.compare_digest(a, b)
+
+
+def b64url_decode(s):
+    """Unpadded base64url (RFC 4648 section 5), canonical encodings only."""
+    if isinstance(s, bytes):
+        s = s.decode("ascii")
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    if any(c not in alphabet for c in s) or len(s) % 4 == 1:
+        raise Reject("not unpadded base64url")
+    raw = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    if b64url_encode(raw) != s:
+        raise Reject("non-canonical base64url")
+    return raw
+
+
+def b64url_encode(b):
+    return base64.urlsafe_b64encode(b).decode("ascii").rstrip("=")
+
+
+def b64std_decode(s):
+    """Unpadded standard base64 as age uses it, canonical encodings only."""
+    alphabet = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    if any(c not in alphabet for c in s) or len(s) % 4 == 1:
+        raise Reject("not unpadded base64")
+    raw = base64.b64decode(s + "=" * (-len(s) % 4))
+    if base64.b64encode(raw).decode("ascii").rstrip("=") != s:
+        raise Reject("non-canonical base64")
+    return raw
+
+
+def ed25519_public(seed):
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+
+
+def ed25519_sign(seed, msg):
+    return Ed25519PrivateKey.from_private_bytes(seed).sign(msg)
+
+
+def ed25519_verify(pub, sig, msg):
+    try:
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, msg)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def x25519_base(scalar):
+    return x25519.X25519PrivateKey.from_private_bytes(scalar).public_key().public_bytes_raw()
+
+
+def x25519_dh(scalar, point):
+    return x25519.X25519PrivateKey.from_private_bytes(scalar).exchange(
+        x25519.X25519PublicKey.from_public_bytes(point))
+
+
+# ---- Bech32 (BIP 173, no length limit) -----------------------------------
+
+BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values):
+    gen = [0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3]
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= gen[i]
+    return chk
+
+
+def _bech32_hrp_expand(hrp):
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def _convertbits(data, frombits, tobits, pad):
+    acc, bits, out = 0, 0, []
+    maxv = (1 << tobits) - 1
+    for v in data:
+        acc = (acc << frombits) | v
+        bits += frombits
+        while bits >= tobits:
+            bits -= tobits
+            out.append((acc >> bits) & maxv)
+    if pad:
+        if bits:
+            out.append((acc << (tobits - bits)) & maxv)
+    elif bits >= frombits or ((acc << (tobits - bits)) & maxv):
+        raise Reject("bech32: invalid padding")
+    return out
+
+
+def bech32_decode(s):
+    if s.lower() != s and s.upper() != s:
+        raise Reject("bech32: mixed case")
+    s_low = s.lower()
+    pos = s_low.rfind("1")
+    if pos < 1 or pos + 7 > len(s_low):
+        raise Reject("bech32: bad separator")
+    hrp, data = s_low[:pos], s_low[pos + 1:]
+    if any(ord(c) < 33 or ord(c) > 126 for c in hrp):
+        raise Reject("bech32: bad hrp")
+    try:
+        values = [BECH32_CHARSET.index(c) for c in data]
+    except ValueError:
+        raise Reject("bech32: bad character")
+    if _bech32_polymod(_bech32_hrp_expand(hrp) + values) != 1:
+        raise Reject("bech32: bad checksum")
+    return hrp, bytes(_convertbits(values[:-6], 5, 8, False))
+
+
+def bech32_encode(hrp, data, upper=False):
+    hrp_l = hrp.lower()
+    values = _convertbits(data, 8, 5, True)
+    poly = _bech32_polymod(_bech32_hrp_expand(hrp_l) + values + [0] * 6) ^ 1
+    checksum = [(poly >> 5 * (5 - i)) & 31 for i in range(6)]
+    s = hrp_l + "1" + "".join(BECH32_CHARSET[v] for v in values + checksum)
+    return s.upper() if upper else s
+
+
+# ---- ChaCha20 quarter rounds: HChaCha20 and XChaCha20-Poly1305 -----------
+
+def _rotl(v, n):
+    return ((v << n) & 0xFFFFFFFF) | (v >> (32 - n))
+
+
+def _qr(s, a, b, c, d):
+    s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = _rotl(s[d] ^ s[a], 16)
+    s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = _rotl(s[b] ^ s[c], 12)
+    s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = _rotl(s[d] ^ s[a], 8)
+    s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = _rotl(s[b] ^ s[c], 7)
+
+
+def hchacha20(key, nonce16):
+    s = list(struct.unpack("<4I", b"expand 32-byte k")) + list(struct.unpack("<8I", key)) \
+        + list(struct.unpack("<4I", nonce16))
+    for _ in range(10):
+        _qr(s, 0, 4, 8, 12); _qr(s, 1, 5, 9, 13); _qr(s, 2, 6, 10, 14); _qr(s, 3, 7, 11, 15)
+        _qr(s, 0, 5, 10, 15); _qr(s, 1, 6, 11, 12); _qr(s, 2, 7, 8, 13); _qr(s, 3, 4, 9, 14)
+    return struct.pack("<8I", *(s[0:4] + s[12:16]))
+
+
+def xchacha20poly1305_seal(key, nonce24, pt, ad):
+    sub = hchacha20(key, nonce24[:16])
+    return ChaCha20Poly1305(sub).encrypt(b"\x00" * 4 + nonce24[16:], pt, ad)
+
+
+def xchacha20poly1305_open(key, nonce24, ct, ad):
+    sub = hchacha20(key, nonce24[:16])
+    try:
+        return ChaCha20Poly1305(sub).decrypt(b"\x00" * 4 + nonce24[16:], ct, ad)
+    except InvalidTag:
+        raise Reject("aead")
+
+
+# --------------------------------------------------------------------------
+# age v1 (c2sp.org/age): keys, X25519 and mlkem768x25519 stanzas, files
+
+XWING_LABEL = b"\\.//^\\"          # 5c2e2f2f5e5c
+HPKE_KEM_MLKEM768_X25519 = 0x647A
+HPKE_SUITE = b"HPKE" + struct.pack(">HHH", HPKE_KEM_MLKEM768_X25519, 0x0001, 0x0003)
+AGE_PQ_INFO = b"age-encryption.org/mlkem768x25519"
+
+
+def xwing_expand(seed):
+    """filippo.io/hpke-pq expandKey for MLKEM768-X25519."""
+    if mlkem is None:
+        raise NotImplementedError("ML-KEM-768 is not available in this cryptography build")
+    full = hashlib.shake_256(seed).digest(64 + 32)
+    dk_pq = mlkem.MLKEM768PrivateKey.from_seed_bytes(full[:64])
+    ek_pq = dk_pq.public_key().public_bytes_raw()
+    dk_t = full[64:96]
+    ek_t = x25519_base(dk_t)
+    return ek_pq, ek_t, dk_pq, dk_t
+
+
+def age_secret_to_recipient(kind, secret):
+    if kind == 1:
+        ek_pq, ek_t, _, _ = xwing_expand(secret)
+        return ek_pq + ek_t
+    return x25519_base(secret)
+
+
+def parse_age_secret_key(text):
+    hrp, data = bech32_decode(text)
+    if text != text.upper():
+        raise Reject("age secret key not upper case")
+    if len(data) != 32:
+        raise Reject("age secret key: bad length")
+    if hrp == "age-secret-key-pq-":
+        return 1, data
+    if hrp == "age-secret-key-":
+        return 2, data
+    raise Reject("age secret key: unknown HRP " + hrp)
+
+
+def valid_age_recipient(kind, raw):
+    if kind == 2:
+        return len(raw) == 32
+    if len(raw) != 1216:
+        return False
+    if mlkem is None:
+        return True  # cannot check the ML-KEM encapsulation key here
+    try:
+        mlkem.MLKEM768PublicKey.from_public_bytes(raw[:1184])
+    except ValueError:
+        return False
+    return True
+
+
+def hpke_labeled_extract(salt, label, ikm):
+    return hkdf_extract(salt, b"HPKE-v1" + HPKE_SUITE + label + ikm)
+
+
+def hpke_labeled_expand(prk, label, info, length):
+    return hkdf_expand(prk, struct.pack(">H", length) + b"HPKE-v1" + HPKE_SUITE + label + info, length)
+
+
+def hpke_open_base_xwing(seed, enc, info, aad, ct):
+    """RFC 9180 OpenBase with KEM MLKEM768-X25519, HKDF-SHA256, ChaCha20Poly1305."""
+    if len(enc) != 1120:
+        raise Reject("hpke: bad enc length")
+    ek_pq, ek_t, dk_pq, dk_t = xwing_expand(seed)
+    ct_pq, ct_t = enc[:1088], enc[1088:]
+    ss_pq = dk_pq.decapsulate(ct_pq)
+    ss_t = x25519_dh(dk_t, ct_t)
+    shared = hashlib.sha3_256(ss_pq + ss_t + ct_t + ek_t + XWING_LABEL).digest()
+    psk_id_hash = hpke_labeled_extract(b"", b"psk_id_hash", b"")
+    info_hash = hpke_labeled_extract(b"", b"info_hash", info)
+    context = b"\x00" + psk_id_hash + info_hash
+    secret = hpke_labeled_extract(shared, b"secret", b"")
+    key = hpke_labeled_expand(secret, b"key", context, 32)
+    base_nonce = hpke_labeled_expand(secret, b"base_nonce", context, 12)
+    try:
+        return ChaCha20Poly1305(key).decrypt(base_nonce, ct, aad)
+    except InvalidTag:
+        raise Reject("hpke: aead")
+
+
+def parse_age_file(data):
+    """Parse a binary age v1 file: ([(args, body)], header_for_mac, mac, payload)."""
+    pos = 0
+
+    def line():
+        nonlocal pos
+        end = data.find(b"\n", pos)
+        if end < 0:
+            raise Reject("age: unterminated header line")
+        ln = data[pos:end]
+        pos = end + 1
+        try:
+            return ln.decode("ascii")
+        except UnicodeDecodeError:
+            raise Reject("age: non-ASCII header")
+
+    if line() != "age-encryption.org/v1":
+        raise Reject("age: not a v1 file")
+    stanzas = []
+    while True:
+        start = pos
+        ln = line()
+        if ln.startswith("--- "):
+            mac_text = ln[4:]
+            header = data[:start + 3]
+            if len(mac_text) != 43:
+                raise Reject("age: bad MAC line")
+            return stanzas, header, b64std_decode(mac_text), data[pos:]
+        if not ln.startswith("-> "):
+            raise Reject("age: unexpected header line")
+        args = ln[3:].split(" ")
+        if not args or any(a == "" or any(ord(c) < 33 or ord(c) > 126 for c in a) for a in args):
+            raise Reject("age: bad stanza arguments")
+        body = ""
+        while True:
+            bl = line()
+            if len(bl) > 64:
+                raise Reject("age: body line too long")
+            body += bl
+            if len(bl) < 64:
+                break
+        stanzas.append((args, b64std_decode(body)))
+
+
+def age_unwrap(stanzas, identities):
+    """identities: list of (kind, secret). Returns (file_key, index of identity)."""
+    for idx, (kind, secret) in enumerate(identities):
+        for args, body in stanzas:
+            if kind == 2 and args[0] == "X25519":
+                if len(args) != 2:
+                    raise Reject("age: X25519 stanza arity")
+                share = b64std_decode(args[1])
+                if len(share) != 32 or len(body) != 32:
+                    raise Reject("age: X25519 stanza sizes")
+                shared = x25519_dh(secret, share)
+                if shared == b"\x00" * 32:
+                    raise Reject("age: all-zero X25519 shared secret")
+                wrap = hkdf(shared, share + x25519_base(secret), b"age-encryption.org/v1/X25519")
+                try:
+                    return ChaCha20Poly1305(wrap).decrypt(b"\x00" * 12, body, b""), idx
+                except InvalidTag:
+                    continue
+            if kind == 1 and args[0] == "mlkem768x25519":
+                if len(args) != 2:
+                    raise Reject("age: mlkem768x25519 stanza arity")
+                enc = b64std_decode(args[1])
+                if len(enc) != 1120 or len(body) != 32:
+                    raise Reject("age: mlkem768x25519 stanza sizes")
+                try:
+                    return hpke_open_base_xwing(secret, enc, AGE_PQ_INFO, b"", body), idx
+                except Reject:
+                    continue
+    raise Reject("age: no identity matched")
+
+
+def age_encrypt_x25519(recipients, plaintext):
+    """Minimal age v1 writer for X25519 recipients (used only to build negative cases)."""
+    file_key = os.urandom(16)
+    header = "age-encryption.org/v1\n"
+    for rec in recipients:
+        eph = os.urandom(32)
+        share = x25519_base(eph)
+        wrap = hkdf(x25519_dh(eph, rec), share + rec, b"age-encryption.org/v1/X25519")
+        body = base64.b64encode(ChaCha20Poly1305(wrap).encrypt(b"\x00" * 12, file_key, b"")).decode().rstrip("=")
+        lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+        if not lines or len(lines[-1]) == 64:
+            lines.append("")
+        header += "-> X25519 " + base64.b64encode(share).decode().rstrip("=") + "\n" + "\n".join(lines) + "\n"
+    header += "---"
+    mac = hmac.new(hkdf(file_key, b"", b"header"), header.encode(), hashlib.sha256).digest()
+    nonce = os.urandom(16)
+    return (header.encode() + b" " + base64.b64encode(mac).rstrip(b"=") + b"\n" + nonce
+            + stream_seal(hkdf(file_key, nonce, b"payload"), plaintext))
+
+
+def age_decrypt(data, identities):
+    stanzas, header, mac, payload = parse_age_file(data)
+    file_key, idx = age_unwrap(stanzas, identities)
+    if len(file_key) != 16:
+        raise Reject("age: bad file key length")
+    mac_key = hkdf(file_key, b"", b"header")
+    if not ct_eq(hmac.new(mac_key, header, hashlib.sha256).digest(), mac):
+        raise Reject("age: header MAC")
+    if len(payload) < 16:
+        raise Reject("age: short payload")
+    pkey = hkdf(file_key, payload[:16], b"payload")
+    return stream_open(pkey, payload[16:]), stanzas, idx
+
+
+# --------------------------------------------------------------------------
+# STREAM (age payload and VEILATT1 share the chunking rules)
+
+CHUNK = 65536
+TAG = 16
+
+
+def stream_nonce(i, last):
+    return i.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def stream_open(key, ct, trace=None):
+    """Open the chunk sequence with the spec's one-byte look-ahead rule."""
+    aead = ChaCha20Poly1305(key)
+    out, pos, i = [], 0, 0
+    while True:
+        rest = len(ct) - pos
+        last = rest <= CHUNK + TAG  # the stream ends within chunk + 1 look-ahead byte
+        n = rest if last else CHUNK + TAG
+        if n < TAG:
+            raise Reject("stream: truncated chunk")
+        try:
+            pt = aead.decrypt(stream_nonce(i, last), ct[pos:pos + n], b"")
+        except InvalidTag:
+            raise Reject("stream: chunk %d tag" % i)
+        if last and not pt and i > 0:
+            raise Reject("stream: empty last chunk")
+        if trace is not None:
+            trace.append((i, len(pt), last))
+        out.append(pt)
+        pos += n
+        i += 1
+        if last:
+            return b"".join(out)
+
+
+def stream_seal(key, pt):
+    aead = ChaCha20Poly1305(key)
+    chunks = [pt[i:i + CHUNK] for i in range(0, len(pt), CHUNK)] or [b""]
+    return b"".join(aead.encrypt(stream_nonce(i, i == len(chunks) - 1), c, b"")
+                    for i, c in enumerate(chunks))
+
+
+# --------------------------------------------------------------------------
+# Veil: cards (section 4.2)
+
+LABEL_CARD = b"veil/v1/card"
+LABEL_SUCCESSOR = b"veil/v1/card-successor"
+LABEL_GRANT = b"veil/v1/grant"
+LABEL_ENVELOPE = b"veil/v1/envelope"
+MAX_CREATED = 253402300799
+
+
+def signed(label, msg):
+    return label + b"\x00" + msg
+
+
+def valid_user_id(uid):
+    if not 1 <= len(uid) <= 255:
+        return False
+    try:
+        s = uid.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(c) < 0x20 or ord(c) == 0x7F for c in s)
+
+
+def encode_card_body(c):
+    return (bytes([1, c["kind"]]) + struct.pack(">IQ", c["generation"], c["created"])
+            + lp8(c["user_id"]) + c["signing_key"] + lp16(c["recipient"]))
+
+
+def parse_card(b):
+    if len(b) < 15:
+        raise Reject("card: short")
+    if b[0] != 1:
+        raise Reject("card: version")
+    kind = b[1]
+    if kind not in (1, 2):
+        raise Reject("card: kind")
+    gen, created = u32(b[2:6]), u64(b[6:14])
+    if created > MAX_CREATED:
+        raise Reject("card: created")
+    n = b[14]
+    uid = b[15:15 + n]
+    if len(uid) != n or not valid_user_id(uid):
+        raise Reject("card: user ID")
+    off = 15 + n
+    sk = b[off:off + 32]
+    off += 32
+    if len(b) < off + 2:
+        raise Reject("card: short")
+    rl = u16(b[off:off + 2])
+    off += 2
+    if rl != (1216 if kind == 1 else 32):
+        raise Reject("card: recipient length")
+    rec = b[off:off + rl]
+    off += rl
+    body = b[:off]
+    self_sig = b[off:off + 64]
+    off += 64
+    prev_sig = None
+    if gen > 0:
+        prev_sig = b[off:off + 64]
+        off += 64
+    if len(sk) != 32 or len(rec) != rl or len(self_sig) != 64 or off != len(b) \
+            or (prev_sig is not None and len(prev_sig) != 64):
+        raise Reject("card: size")
+    if not valid_age_recipient(kind, rec):
+        raise Reject("card: recipient")
+    if not ed25519_verify(sk, self_sig, signed(LABEL_CARD, body)):
+        raise Reject("card: self-signature")
+    c = dict(kind=kind, generation=gen, created=created, user_id=uid, signing_key=sk,
+             recipient=rec, body=body, self_sig=self_sig, prev_sig=prev_sig, raw=b)
+    if encode_card_body(c) + self_sig + (prev_sig or b"") != b:
+        raise Reject("card: not canonical")
+    return c
+
+
+def is_successor(a, b):
+    return (a["user_id"] == b["user_id"] and b["generation"] == a["generation"] + 1
+            and b["created"] >= a["created"] and b["prev_sig"] is not None
+            and ed25519_verify(a["signing_key"], b["prev_sig"], signed(LABEL_SUCCESSOR, b["body"])))
+
+
+def valid_history(cards):
+    return all(is_successor(cards[i], cards[i + 1]) for i in range(len(cards) - 1))
+
+
+def fingerprint(c):
+    return hashlib.sha256(b"veil/v1/fingerprint\x00" + c["signing_key"] + c["recipient"]).hexdigest()
+
+
+# ---- safety numbers (4.4) -------------------------------------------------
+
+def safety_digest(c):
+    key = c["signing_key"] + c["recipient"]
+    d = hashlib.sha512(b"veil/v1/safety-number\x00" + lp8(c["user_id"]) + key).digest()
+    for _ in range(5199):
+        d = hashlib.sha512(d + key).digest()
+    return d[:30]
+
+
+def safety_digits(digest):
+    return "".join("%05d" % (int.from_bytes(digest[i:i + 5], "big") % 100000) for i in range(0, 30, 5))
+
+
+def safety_number(ca, cb):
+    parts = sorted((safety_digits(d), d) for d in (safety_digest(ca), safety_digest(cb)))
+    return parts[0][0] + parts[1][0], b"\x01" + parts[0][1] + parts[1][1]
+
+
+# ---- identity export (4.5) -----------------------------------------------
+
+MAX_EXPORT = 4 << 20
+MAX_GENERATIONS = 1024
+
+
+def parse_export(text):
+    if len(text.encode("utf-8")) > MAX_EXPORT:
+        raise Reject("export: too large")
+    seen_identity, user, gens, pending = False, None, [], None
+    for ln in text.split("\n"):
+        if ln == "" or (ln.startswith("#") and not ln.startswith("# veil-")):
+            continue
+        if pending is not None:
+            kind, secret = parse_age_secret_key(ln)
+            seed, card = pending
+            if kind != card["kind"]:
+                raise Reject("export: age key kind differs from card kind")
+            if (kind == 2 or mlkem is not None) and age_secret_to_recipient(kind, secret) != card["recipient"]:
+                raise Reject("export: age key does not derive the card's recipient")
+            gens.append(dict(seed=seed, age_kind=kind, age_secret=secret, age_text=ln, card=card))
+            pending = None
+            continue
+        if ln == "# veil-identity: v1":
+            if seen_identity or user is not None or gens:
+                raise Reject("export: misplaced veil-identity")
+            seen_identity = True
+        elif ln.startswith("# veil-identity: "):
+            raise Reject("export: unknown version")
+        elif ln.startswith("# veil-user: "):
+            if not seen_identity or user is not None:
+                raise Reject("export: misplaced veil-user")
+            user = b64url_decode(ln[len("# veil-user: "):])
+            if not valid_user_id(user):
+                raise Reject("export: user ID")
+        elif ln.startswith("# veil-generation: "):
+            if user is None:
+                raise Reject("export: generation before user")
+            f = ln[len("# veil-generation: "):].split(" ")
+            if len(f) != 3 or not f[0].isdigit() or str(int(f[0])) != f[0]:
+                raise Reject("export: bad generation line")
+            if int(f[0]) != len(gens):
+                raise Reject("export: generations out of order")
+            if len(gens) >= MAX_GENERATIONS:
+                raise Reject("export: too many generations")
+            seed = b64url_decode(f[1])
+            card = parse_card(b64url_decode(f[2]))
+            if len(seed) != 32 or ed25519_public(seed) != card["signing_key"]:
+                raise Reject("export: seed does not derive the card's signing key")
+            if card["generation"] != len(gens) or card["user_id"] != user:
+                raise Reject("export: card does not match its line")
+            pending = (seed, card)
+        else:
+            raise Reject("export: unknown veil- line or stray line: %r" % ln[:40])
+    if pending is not None or not gens:
+        raise Reject("export: missing age key or no generation")
+    if not valid_history([g["card"] for g in gens]):
+        raise Reject("export: cards do not form a valid chain")
+    return user, gens
+
+
+# ---- sessions and envelopes (5, 6) ---------------------------------------
+
+def epoch_keys(k):
+    return hkdf(k, b"", b"veil/v1/envelope/key"), hkdf(k, b"", b"veil/v1/envelope/commitment")
+
+
+def pad_len(L):
+    if L <= 32:
+        return 32
+    E = L.bit_length() - 1
+    S = E.bit_length()  # floor(log2 E) + 1
+    m = (1 << (E - S)) - 1
+    return (L + m) & ~m
+
+
+def pad(pt):
+    p = pad_len(len(pt) + 1)
+    return pt + b"\x80" + b"\x00" * (p - len(pt) - 1)
+
+
+def unpad(padded):
+    stripped = padded.rstrip(b"\x00")
+    if not stripped or stripped[-1] != 0x80:
+        raise Reject("padding: no 0x80 marker")
+    pt = stripped[:-1]
+    if len(padded) != pad_len(len(pt) + 1):
+        raise Reject("padding: wrong length")
+    return pt
+
+
+def context_bytes(cid, mid, sender, parent):
+    for f in (cid, mid, sender):
+        if not f:
+            raise Reject("context: empty field")
+    for f in (cid, mid, sender, parent):
+        if len(f) > 1024:
+            raise Reject("context: field too long")
+    return lp16(cid) + lp16(mid) + lp16(sender) + lp16(parent)
+
+
+def seal_envelope(session_id, epoch, k, sender_seed, sender_gen, ctx, pt, nonce):
+    mk, com = epoch_keys(k)
+    header = b"\x01" + session_id + struct.pack(">II", epoch, sender_gen) + com + nonce
+    ad = header + ctx
+    padded = pad(pt)
+    sig = ed25519_sign(sender_seed, signed(LABEL_ENVELOPE, ad + padded))
+    return header + xchacha20poly1305_seal(mk, nonce, padded + sig, ad)
+
+
+def open_envelope(env, ctx_fields, session, cards):
+    """session: dict(id, cid, keys={epoch: K}); cards: {(user_id, generation): card}."""
+    if len(env) < 161 + 32 or env[0] != 1:
+        raise Reject("envelope: version/size")
+    sid, epoch, gen = env[1:17], u32(env[17:21]), u32(env[21:25])
+    com, nonce = env[25:57], env[57:81]
+    cid, mid, sender, parent = ctx_fields
+    if not ct_eq(sid, session["id"]) or cid != session["cid"]:
+        raise Reject("envelope: session")
+    if epoch not in session["keys"]:
+        raise Reject("envelope: epoch")
+    mk, want = epoch_keys(session["keys"][epoch])
+    if not ct_eq(want, com):
+        raise Reject("envelope: commitment")
+    card = cards.get((sender, gen))
+    if card is None:
+        raise Reject("envelope: no card")
+    ad = env[:81] + context_bytes(cid, mid, sender, parent)
+    inner = xchacha20poly1305_open(mk, nonce, env[81:], ad)
+    padded, sig = inner[:-64], inner[-64:]
+    if not ed25519_verify(card["signing_key"], sig, signed(LABEL_ENVELOPE, ad + padded)):
+        raise Reject("envelope: signature")
+    return unpad(padded), len(padded)
+
+
+def envelope_text(env):
+    return "veil1:" + b64url_encode(env)
+
+
+def parse_envelope_text(s):
+    if not s.startswith("veil1:"):
+        raise Reject("text: prefix")
+    return b64url_decode(s[6:])
+
+
+def max_plaintext(limit):
+    n = -1
+    while True:
+        env = 161 + pad_len(n + 2)
+        if 6 + (4 * env + 2) // 3 > limit:
+            return n
+        n += 1
+
+
+# ---- grants (7) ------------------------------------------------------------
+
+MAX_GRANT = 16 * 1024
+
+
+def encode_grant_unsigned(g):
+    return (b"\x01" + g["session_id"] + struct.pack(">I", g["epoch"]) + g["epoch_key"]
+            + lp16(g["channel_cid"]) + lp8(g["grantee"]) + struct.pack(">I", g["grantee_generation"])
+            + lp8(g["granter"]) + struct.pack(">I", g["granter_generation"]))
+
+
+def parse_grant_payload(b):
+    try:
+        if b[0] != 1:
+            raise Reject("grant: version")
+        off = 1
+        sid = b[off:off + 16]; off += 16
+        epoch = u32(b[off:off + 4]); off += 4
+        key = b[off:off + 32]; off += 32
+        n = u16(b[off:off + 2]); off += 2
+        cid = b[off:off + n]; off += n
+        n = b[off]; off += 1
+        grantee = b[off:off + n]; off += n
+        ge_gen = u32(b[off:off + 4]); off += 4
+        n = b[off]; off += 1
+        granter = b[off:off + n]; off += n
+        gr_gen = u32(b[off:off + 4]); off += 4
+        sig = b[off:off + 64]; off += 64
+    except (IndexError, struct.error):
+        raise Reject("grant: truncated")
+    if off != len(b) or len(sig) != 64 or len(key) != 32 or len(sid) != 16:
+        raise Reject("grant: size")
+    return dict(session_id=sid, epoch=epoch, epoch_key=key, channel_cid=cid, grantee=grantee,
+                grantee_generation=ge_gen, granter=granter, granter_generation=gr_gen,
+                signature=sig, unsigned=b[:-64])
+
+
+def open_grant(data, export_text, granter_cards, want):
+    """want: dict(session_id, epoch, channel_cid). Returns the parsed payload."""
+    if len(data) > MAX_GRANT:
+        raise Reject("grant: too large")
+    user, gens = parse_export(export_text)
+    ids = [(g["age_kind"], g["age_secret"]) for g in gens]
+    payload, stanzas, idx = age_decrypt(data, ids)
+    if len(stanzas) != 1:
+        raise Reject("grant: not exactly one stanza")
+    g = parse_grant_payload(payload)
+    if g["grantee"] != user or g["grantee_generation"] != gens[idx]["card"]["generation"]:
+        raise Reject("grant: grantee is not us")
+    card = granter_cards.get((g["granter"], g["granter_generation"]))
+    if card is None or not ed25519_verify(card["signing_key"], g["signature"],
+                                          signed(LABEL_GRANT, g["unsigned"])):
+        raise Reject("grant: signature")
+    if (g["session_id"], g["epoch"], g["channel_cid"]) != (want["session_id"], want["epoch"], want["channel_cid"]):
+        raise Reject("grant: not the grant asked for")
+    g["_stanza_type"] = stanzas[0][0][0]
+    g["_identity_generation"] = gens[idx]["card"]["generation"]
+    return g
+
+
+# ---- attachments (8) -------------------------------------------------------
+
+def attachment_keys(k, n):
+    return (hkdf(k, n, b"veil/v1/attachment/payload-key"),
+            hkdf(k, n, b"veil/v1/attachment/commitment"))
+
+
+def attachment_seal(k, n, pt):
+    p, c = attachment_keys(k, n)
+    return b"VEILATT1" + n + c + stream_seal(p, pt)
+
+
+def attachment_open(k, data, trace=None):
+    if len(data) < 56 + TAG or data[:8] != b"VEILATT1":
+        raise Reject("attachment: header")
+    n, c = data[8:24], data[24:56]
+    p, want = attachment_keys(k, n)
+    if not ct_eq(want, c):
+        raise Reject("attachment: commitment")
+    return stream_open(p, data[56:], trace)
+
+
+def vector_plaintext(seed, length):
+    """Test-vector plaintext: SHA-256(seed || u64(i)) blocks, truncated (found by inspection)."""
+    out = bytearray()
+    i = 0
+    while len(out) < length:
+        out += hashlib.sha256(seed + struct.pack(">Q", i)).digest()
+        i += 1
+    return bytes(out[:length])
+
+
+# --------------------------------------------------------------------------
+# Test driver
+
+class Runner:
+    def __init__(self):
+        self.groups = []
+        self.failures = 0
+
+    def group(self, name):
+        self.cur = [name, 0, 0]
+        self.groups.append(self.cur)
+
+    def check(self, cond, what):
+        self.cur[1] += 1
+        if not cond:
+            self.cur[2] += 1
+            self.failures += 1
+            print("FAIL [%s] %s" % (self.cur[0], what))
+        return cond
+
+    def eq(self, got, want, what):
+        if got != want:
+            return self.check(False, "%s: got %r, want %r" % (what, _short(got), _short(want)))
+        return self.check(True, what)
+
+    def ok(self, fn, what):
+        try:
+            r = fn()
+        except Exception as e:  # noqa: BLE001
+            self.check(False, "%s: %s: %s" % (what, type(e).__name__, e))
+            return None
+        self.check(True, what)
+        return r
+
+    def rejects(self, fn, what):
+        try:
+            fn()
+        except Reject as e:
+            if VERBOSE:
+                print("  rejected as expected: %s: %s" % (what, e))
+            return self.check(True, what)
+        except Exception as e:  # noqa: BLE001
+            return self.check(False, "%s: expected a rejection, got %s: %s" % (what, type(e).__name__, e))
+        return self.check(False, "%s: accepted a tampered input" % what)
+
+    def report(self):
+        for name, n, bad in self.groups:
+            print("%-34s %4d checks  %s" % (name, n, "ok" if not bad else "%d FAILED" % bad))
+
+
+def _short(x):
+    if isinstance(x, (bytes, bytearray)):
+        x = bytes(x).hex()
+    if isinstance(x, str) and len(x) > 80:
+        return x[:40] + "..." + x[-16:]
+    return x
+
+
+def flip(b, i, mask=0x01):
+    b = bytearray(b)
+    b[i] ^= mask
+    return bytes(b)
+
+
+def load(name):
+    with open(os.path.join(VECTORS, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def iso_to_unix(s):
+    return int(datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ")
+               .replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
+def main():
+    R = Runner()
+    if mlkem is None:
+        print("note: this cryptography build has no ML-KEM; hybrid keys and mlkem768x25519 stanzas are skipped")
+
+    # ---------------------------------------------------------------- self-tests
+    R.group("primitives (self-tests)")
+    R.eq(hchacha20(bytes(range(32)), bytes.fromhex("000000090000004a0000000031415927")).hex(),
+         "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc",
+         "HChaCha20 (draft-irtf-cfrg-xchacha section 2.2.1)")
+    for L, want in [(1, 32), (32, 32), (33, 36), (101, 104), (1000, 1024), (3584, 3584), (3585, 3712)]:
+        R.eq(pad_len(L), want, "Padme P(%d)" % L)
+    R.eq(max_plaintext(5000), 3583, "section 6.6: MaxPlaintext(5000)")
+    R.eq(81 + 64 + 16, 161, "section 6.1: envelope overhead")
+    R.eq(bech32_decode(bech32_encode("age", b"\x01" * 32))[1], b"\x01" * 32, "bech32 round trip")
+
+    # ---------------------------------------------------------------- identities
+    ids = load("identities.json")
+    cards_by = {}
+    R.group("identities: cards")
+    for i, v in enumerate(ids):
+        tag = "identities[%d] %s gen %d" % (i, v["user_id"], v["generation"])
+        raw = bytes.fromhex(v["card"])
+        c = R.ok(lambda: parse_card(raw), tag + ": card parses and self-signature verifies")
+        if c is None:
+            continue
+        cards_by[(c["user_id"], c["generation"])] = c
+        kind = {"hybrid": 1, "x25519": 2}[v["kind"]]
+        R.eq(c["user_id"], v["user_id"].encode(), tag + ": user ID")
+        R.eq(c["kind"], kind, tag + ": kind")
+        R.eq(c["generation"], v["generation"], tag + ": generation")
+        R.eq(c["created"], iso_to_unix(v["created"]), tag + ": created")
+        seed = bytes.fromhex(v["ed25519_seed"])
+        R.eq(ed25519_public(seed).hex(), v["signing_public_key"], tag + ": seed derives signing key")
+        R.eq(c["signing_key"].hex(), v["signing_public_key"], tag + ": card signing key")
+        hrp, rec = R.ok(lambda: bech32_decode(v["recipient"]), tag + ": recipient bech32") or ("", b"")
+        R.eq(hrp, "age1pq" if kind == 1 else "age", tag + ": recipient HRP")
+        R.eq(rec, c["recipient"], tag + ": card recipient = bech32 recipient")
+        R.eq(bech32_encode(hrp, rec), v["recipient"], tag + ": recipient re-encodes")
+        akind, asec = R.ok(lambda: parse_age_secret_key(v["age_secret_key"]), tag + ": age secret key") or (0, b"")
+        R.eq(akind, kind, tag + ": age secret key HRP matches kind")
+        R.eq(bech32_encode("AGE-SECRET-KEY-PQ-" if kind == 1 else "AGE-SECRET-KEY-", asec, upper=True),
+             v["age_secret_key"], tag + ": age secret key re-encodes")
+        if kind == 2 or mlkem is not None:
+            R.eq(age_secret_to_recipient(kind, asec), c["recipient"], tag + ": age key derives recipient")
+        R.eq(len(seed + asec), 64, tag + ": key material M is 64 bytes")
+        R.eq(fingerprint(c), v["fingerprint"], tag + ": fingerprint")
+        R.eq(encode_card_body(c) + c["self_sig"] + (c["prev_sig"] or b""), raw, tag + ": canonical re-encoding")
+        R.eq(ed25519_sign(seed, signed(LABEL_CARD, c["body"])), c["self_sig"],
+             tag + ": self-signature reproduced (deterministic Ed25519)")
+        R.eq(c["prev_sig"] is not None, v["generation"] > 0, tag + ": prev_sig present iff generation > 0")
+
+    R.group("identities: card negatives")
+    for i, v in enumerate(ids):
+        tag = "identities[%d]" % i
+        raw = bytes.fromhex(v["card"])
+        gen = v["generation"]
+        R.rejects(lambda: parse_card(raw + b"\x00"), tag + ": trailing byte")
+        R.rejects(lambda: parse_card(raw[:-1]), tag + ": truncated")
+        R.rejects(lambda: parse_card(b"\x02" + raw[1:]), tag + ": version 2")
+        R.rejects(lambda: parse_card(raw[:1] + b"\x03" + raw[2:]), tag + ": kind 3")
+        R.rejects(lambda: parse_card(flip(raw, 10)), tag + ": created changed (self-signature)")
+        R.rejects(lambda: parse_card(flip(raw, 15)), tag + ": user ID changed (self-signature)")
+        R.rejects(lambda: parse_card(flip(raw, len(raw) - 70 - (64 if gen else 0))), tag + ": recipient changed")
+        R.rejects(lambda: parse_card(flip(raw, len(raw) - 1 - (64 if gen else 0))), tag + ": self-signature changed")
+        R.rejects(lambda: parse_card(raw[:14] + b"\x00" + raw[15:]), tag + ": user ID length 0")
+        R.rejects(lambda: parse_card(raw[:15] + b"\x07" + raw[16:]), tag + ": control character in user ID")
+        R.rejects(lambda: parse_card(raw[:6] + struct.pack(">Q", MAX_CREATED + 1) + raw[14:]),
+                  tag + ": created after year 9999")
+        if gen == 0:
+            R.rejects(lambda: parse_card(raw + b"\x00" * 64), tag + ": generation 0 with a prev_sig")
+        else:
+            R.rejects(lambda: parse_card(raw[:-64]), tag + ": generation 1 without prev_sig")
+        c = cards_by.get((v["user_id"].encode(), gen))
+        if c:
+            n = len(c["user_id"])
+            roff = 15 + n + 32
+            other = 32 if c["kind"] == 1 else 1216
+            R.rejects(lambda: parse_card(raw[:roff] + struct.pack(">H", other) + raw[roff + 2:]),
+                      tag + ": recipient length of the other kind")
+            R.rejects(lambda: parse_card(raw[:roff] + struct.pack(">H", 33) + raw[roff + 2:]),
+                      tag + ": recipient length 33")
+
+    for i, v in enumerate(ids):
+        c = cards_by.get((v["user_id"].encode(), v["generation"]))
+        if not c or c["kind"] != 1 or mlkem is None:
+            continue
+        seed = bytes.fromhex(v["ed25519_seed"])
+        rec = bytearray(c["recipient"])
+        rec[0], rec[1] = 0xFF, rec[1] | 0x0F  # first ML-KEM coefficient = 4095 >= q
+        body = encode_card_body(dict(c, recipient=bytes(rec)))
+        bad = body + ed25519_sign(seed, signed(LABEL_CARD, body)) + (c["prev_sig"] or b"")
+        R.rejects(lambda: parse_card(bad), "identities[%d]: self-signed card with an invalid ML-KEM key" % i)
+
+    R.group("identities: chains")
+    users = sorted({k[0] for k in cards_by})
+    for u in users:
+        hist = [cards_by[(u, g)] for g in sorted(g for (uu, g) in cards_by if uu == u)]
+        R.check(valid_history(hist), "%s: generations 0..%d form a valid chain" % (u.decode(), len(hist) - 1))
+        if len(hist) >= 2:
+            a, b = hist[0], hist[1]
+            R.check(not is_successor(b, a), "%s: reversed order is not a chain" % u.decode())
+            R.check(not is_successor(a, a), "%s: a card is not its own successor" % u.decode())
+            R.check(ed25519_verify(a["signing_key"], b["prev_sig"], signed(LABEL_SUCCESSOR, b["body"])),
+                    "%s: prev_sig under veil/v1/card-successor" % u.decode())
+            R.check(not ed25519_verify(a["signing_key"], b["prev_sig"], signed(LABEL_CARD, b["body"])),
+                    "%s: prev_sig is not valid under veil/v1/card (domain separation)" % u.decode())
+            b2 = dict(b, prev_sig=flip(b["prev_sig"], 0))
+            R.check(not is_successor(a, b2), "%s: tampered prev_sig breaks the chain" % u.decode())
+    if len(users) >= 2:
+        a = cards_by[(users[0], 0)]
+        b = cards_by[(users[1], 1)]
+        R.check(not is_successor(a, b), "cross-user cards are not a chain")
+
+    R.group("identities: exports")
+    for i, v in enumerate(ids):
+        if "export" not in v:
+            continue
+        tag = "identities[%d] export of %s" % (i, v["user_id"])
+        text = v["export"]
+        res = R.ok(lambda: parse_export(text), tag + ": parses")
+        if res is None:
+            continue
+        user, gens = res
+        R.eq(user, v["user_id"].encode(), tag + ": veil-user")
+        mine = [x for x in ids if x["user_id"] == v["user_id"]]
+        R.eq(len(gens), len(mine), tag + ": number of generations")
+        for g in gens:
+            x = next(x for x in mine if x["generation"] == g["card"]["generation"])
+            R.eq(g["seed"].hex(), x["ed25519_seed"], tag + ": gen %d seed" % x["generation"])
+            R.eq(g["card"]["raw"].hex(), x["card"], tag + ": gen %d card" % x["generation"])
+            R.eq(g["age_text"], x["age_secret_key"], tag + ": gen %d age key" % x["generation"])
+        lines = text.split("\n")
+        gl = [j for j, ln in enumerate(lines) if ln.startswith("# veil-generation: ")]
+        R.check(all(not ln.startswith("AGE-SECRET-KEY") or lines[j - 1].startswith("# veil-generation: ")
+                    for j, ln in enumerate(lines)), tag + ": each age key follows its generation line")
+        R.check(text.endswith("\n") and "\r" not in text, tag + ": LF line ends")
+        # negatives
+        R.rejects(lambda: parse_export(text.replace("# veil-identity: v1", "# veil-identity: v2")),
+                  tag + ": unknown export version")
+        if len(gl) >= 2:
+            swapped = list(lines)
+            swapped[gl[0]:gl[0] + 2], swapped[gl[1]:gl[1] + 2] = lines[gl[1]:gl[1] + 2], lines[gl[0]:gl[0] + 2]
+            R.rejects(lambda: parse_export("\n".join(swapped)), tag + ": generations out of order")
+            keys = list(lines)
+            keys[gl[0] + 1], keys[gl[1] + 1] = lines[gl[1] + 1], lines[gl[0] + 1]
+            if mlkem is not None or all(g["card"]["kind"] == 2 for g in gens):
+                R.rejects(lambda: parse_export("\n".join(keys)), tag + ": age keys swapped between generations")
+            f = lines[gl[1]].split(" ")
+            f0 = lines[gl[0]].split(" ")
+            seeds = list(lines)
+            seeds[gl[1]] = " ".join(f[:3] + [f0[3]] + f[4:])
+            R.rejects(lambda: parse_export("\n".join(seeds)), tag + ": seed of another generation")
+            R.rejects(lambda: parse_export("\n".join(lines[:gl[1]] + lines[gl[1] + 2:]).replace(
+                "# veil-generation: 0 ", "# veil-generation: 1 ")), tag + ": history not starting at 0")
+        bad = list(lines)
+        f = bad[gl[0]].split(" ")
+        card = bytearray(b64url_decode(f[4]))
+        card[16] ^= 1
+        bad[gl[0]] = " ".join(f[:4] + [b64url_encode(bytes(card))])
+        R.rejects(lambda: parse_export("\n".join(bad)), tag + ": tampered card")
+        R.rejects(lambda: parse_export(text.replace("# veil-user: ", "# veil-user: x")), tag + ": wrong veil-user")
+        R.rejects(lambda: parse_export("\n".join(l for l in lines if not l.startswith("AGE-SECRET-KEY"))),
+                  tag + ": missing age keys")
+
+    # ---------------------------------------------------------------- safety numbers
+    R.group("safety numbers")
+    for i, v in enumerate(load("safety_numbers.json")):
+        tag = "safety_numbers[%d]" % i
+        ca = parse_card(bytes.fromhex(v["card_a"]))
+        cb = parse_card(bytes.fromhex(v["card_b"]))
+        d1, p1 = safety_number(ca, cb)
+        d2, p2 = safety_number(cb, ca)
+        R.eq(d1, v["digits"], tag + ": digits")
+        R.eq(p1.hex(), v["payload"], tag + ": scannable payload")
+        R.eq((d2, p2), (d1, p1), tag + ": argument order does not matter")
+        R.eq(len(d1), 60, tag + ": 60 digits")
+        R.eq(len(p1), 61, tag + ": 61-byte payload")
+        da, db = safety_digest(ca), safety_digest(cb)
+        first, second = sorted([(safety_digits(da), da), (safety_digits(db), db)])
+        R.check(d1[:30] == first[0] and d1[30:] == second[0] and p1[1:31] == first[1],
+                tag + ": halves are per-party digests in ascending digit order")
+        other = cards_by.get((ca["user_id"], ca["generation"] - 1))
+        if other:
+            R.check(safety_number(other, cb)[0] != d1, tag + ": another generation changes the number")
+
+    # ---------------------------------------------------------------- envelopes
+    R.group("envelopes")
+    seeds = {(x["user_id"].encode(), x["generation"]): bytes.fromhex(x["ed25519_seed"]) for x in ids}
+    for i, v in enumerate(load("envelopes.json")):
+        tag = "envelopes[%d] (%s)" % (i, v["comment"])
+        K = bytes.fromhex(v["epoch_key"])
+        mk, com = epoch_keys(K)
+        R.eq(mk.hex(), v["message_key"], tag + ": message key")
+        R.eq(com.hex(), v["commitment"], tag + ": commitment")
+        card = parse_card(bytes.fromhex(v["sender_card"]))
+        R.eq(card["user_id"], v["sender_id"].encode(), tag + ": sender card names the sender")
+        env = bytes.fromhex(v["envelope"])
+        sid = bytes.fromhex(v["session_id"])
+        R.eq(env[0], 1, tag + ": version byte")
+        R.eq(env[1:17], sid, tag + ": header session ID")
+        R.eq(u32(env[17:21]), v["epoch"], tag + ": header epoch")
+        R.eq(u32(env[21:25]), card["generation"], tag + ": header sender generation")
+        R.eq(env[25:57], com, tag + ": header commitment")
+        R.eq(env[57:81].hex(), v["nonce"], tag + ": header nonce")
+        fields = (v["channel_cid"].encode(), v["message_id"].encode(), v["sender_id"].encode(),
+                  v["parent_id"].encode())
+        session = dict(id=sid, cid=fields[0], keys={v["epoch"]: K})
+        cards = {(card["user_id"], card["generation"]): card}
+        pt_want = bytes.fromhex(v["plaintext_hex"])
+        res = R.ok(lambda: open_envelope(env, fields, session, cards), tag + ": opens")
+        if res:
+            R.eq(res[0], pt_want, tag + ": plaintext")
+            R.eq(res[1], v["padded_length"], tag + ": padded length")
+            R.eq(res[1], pad_len(len(pt_want) + 1), tag + ": padded length = P(len + 1)")
+        R.eq(len(env), 161 + v["padded_length"], tag + ": size = 161 + p")
+        seed = seeds.get((card["user_id"], card["generation"]))
+        if seed is not None:
+            R.eq(seal_envelope(sid, v["epoch"], K, seed, card["generation"], context_bytes(*fields),
+                               pt_want, bytes.fromhex(v["nonce"])), env,
+                 tag + ": re-sealing with the vector's nonce reproduces the envelope")
+        R.eq(envelope_text(env), v["text"], tag + ": text form")
+        R.eq(R.ok(lambda: parse_envelope_text(v["text"]), tag + ": text form parses"), env, tag + ": text decodes")
+        # negatives
+        R.rejects(lambda: parse_envelope_text(_noncanonical(v["text"])), tag + ": non-canonical text form")
+        R.rejects(lambda: parse_envelope_text("veil2:" + v["text"][6:]), tag + ": text prefix veil2:")
+        R.rejects(lambda: parse_envelope_text(v["text"] + "="), tag + ": padded text form")
+        for off, what in [(0, "version"), (1, "session ID"), (17, "epoch"), (21, "sender generation"),
+                          (25, "commitment"), (57, "nonce"), (81, "ciphertext"), (len(env) - 1, "tag")]:
+            R.rejects(lambda: open_envelope(flip(env, off), fields, session, cards), tag + ": flipped " + what)
+        R.rejects(lambda: open_envelope(env[:-1], fields, session, cards), tag + ": truncated")
+        R.rejects(lambda: open_envelope(env + b"\x00", fields, session, cards), tag + ": extended")
+        for j, name in enumerate(["channel CID", "message ID", "sender ID", "parent ID"]):
+            f2 = list(fields)
+            f2[j] = f2[j] + b"x"
+            s2 = dict(session, cid=f2[0]) if j == 0 else session
+            c2 = {(f2[2], card["generation"]): card} if j == 2 else cards
+            R.rejects(lambda: open_envelope(env, tuple(f2), s2, c2), tag + ": context " + name + " changed")
+        R.rejects(lambda: open_envelope(env, fields, dict(session, cid=b"other"), cards), tag + ": session of another channel")
+        R.rejects(lambda: open_envelope(env, fields, dict(session, keys={v["epoch"]: flip(K, 0)}), cards),
+                  tag + ": wrong epoch key (commitment)")
+        wrong = [c for k, c in cards_by.items() if k[0] == card["user_id"] and c["signing_key"] != card["signing_key"]]
+        if wrong:
+            R.rejects(lambda: open_envelope(env, fields, session, {(card["user_id"], card["generation"]): wrong[0]}),
+                      tag + ": signature under another card")
+        if seed is not None:
+            # re-seal with a bad padding and with a signature of the wrong label: a reader must reject both
+            nonce = bytes.fromhex(v["nonce"])
+            ctx = context_bytes(*fields)
+            header = env[:81]
+            for name, padded, label in [
+                    ("padding without 0x80", b"\x00" * pad_len(len(pt_want) + 1), LABEL_ENVELOPE),
+                    ("over-long padding", pt_want + b"\x80" + b"\x00" * (pad_len(len(pt_want) + 1) + 31 - len(pt_want)),
+                     LABEL_ENVELOPE),
+                    ("signature under veil/v1/grant", pad(pt_want), LABEL_GRANT)]:
+                sig = ed25519_sign(seed, signed(label, header + ctx + padded))
+                bad = header + xchacha20poly1305_seal(mk, nonce, padded + sig, header + ctx)
+                R.rejects(lambda: open_envelope(bad, fields, session, cards), tag + ": " + name)
+
+    # ---------------------------------------------------------------- grants
+    R.group("grants")
+    stanza_kinds = []
+    for i, v in enumerate(load("grants.json")):
+        tag = "grants[%d] %s -> %s" % (i, v["granter"], v["grantee"])
+        gcard = parse_card(bytes.fromhex(v["granter_card"]))
+        R.eq((gcard["user_id"], gcard["generation"]), (v["granter"].encode(), v["granter_generation"]),
+             tag + ": granter card matches")
+        data = bytes.fromhex(v["grant"])
+        R.check(len(data) <= MAX_GRANT, tag + ": at most 16 KiB")
+        stanzas = R.ok(lambda: parse_age_file(data)[0], tag + ": age v1 header parses") or []
+        R.eq(len(stanzas), 1, tag + ": exactly one stanza")
+        stype = stanzas[0][0][0] if stanzas else "?"
+        stanza_kinds.append(stype)
+        _, gens = parse_export(v["grantee_export"])
+        want_card = gens[v["grantee_generation"]]["card"]
+        R.eq(stype, "mlkem768x25519" if want_card["kind"] == 1 else "X25519",
+             tag + ": stanza type fits the grantee card's kind")
+        if stype == "mlkem768x25519" and mlkem is None:
+            print("skip: %s: mlkem768x25519 stanza (no ML-KEM in this cryptography build)" % tag)
+            continue
+        granters = {(gcard["user_id"], gcard["generation"]): gcard}
+        want = dict(session_id=bytes.fromhex(v["session_id"]), epoch=v["epoch"],
+                    channel_cid=v["channel_cid"].encode())
+        g = R.ok(lambda: open_grant(data, v["grantee_export"], granters, want), tag + ": opens and verifies")
+        if g:
+            R.eq(g["epoch_key"].hex(), v["epoch_key"], tag + ": epoch key")
+            R.eq(g["grantee"], v["grantee"].encode(), tag + ": grantee")
+            R.eq(g["grantee_generation"], v["grantee_generation"], tag + ": grantee generation")
+            R.eq(g["granter"], v["granter"].encode(), tag + ": granter")
+            R.eq(g["granter_generation"], v["granter_generation"], tag + ": granter generation")
+            R.eq(g["_identity_generation"], v["grantee_generation"], tag + ": opened by that generation's key")
+            fields = dict(session_id=want["session_id"], epoch=v["epoch"], epoch_key=bytes.fromhex(v["epoch_key"]),
+                          channel_cid=want["channel_cid"], grantee=v["grantee"].encode(),
+                          grantee_generation=v["grantee_generation"], granter=v["granter"].encode(),
+                          granter_generation=v["granter_generation"])
+            R.eq(encode_grant_unsigned(fields), g["unsigned"], tag + ": payload re-encodes")
+            s = seeds.get((gcard["user_id"], gcard["generation"]))
+            if s is not None:
+                R.eq(ed25519_sign(s, signed(LABEL_GRANT, g["unsigned"])), g["signature"],
+                     tag + ": signature reproduced (deterministic Ed25519)")
+            R.check(not ed25519_verify(gcard["signing_key"], g["signature"], signed(LABEL_ENVELOPE, g["unsigned"])),
+                    tag + ": signature is not valid under another label")
+            payload = g["unsigned"] + g["signature"]
+            R.rejects(lambda: parse_grant_payload(payload + b"\x00"), tag + ": payload with trailing byte")
+            R.rejects(lambda: parse_grant_payload(payload[:-1]), tag + ": truncated payload")
+            R.rejects(lambda: parse_grant_payload(b"\x02" + payload[1:]), tag + ": payload version 2")
+        # negatives on the file
+        mac_at = data.find(b"\n--- ") + 5
+        other_char = b"A" if data[mac_at:mac_at + 1] != b"A" else b"B"
+        R.rejects(lambda: open_grant(flip(data, len(data) - 1), v["grantee_export"], granters, want),
+                  tag + ": flipped payload byte")
+        R.rejects(lambda: open_grant(data[:mac_at] + other_char + data[mac_at + 1:], v["grantee_export"],
+                                     granters, want), tag + ": changed header MAC")
+        R.rejects(lambda: open_grant(data + b"\x00", v["grantee_export"], granters, want), tag + ": extended file")
+        R.rejects(lambda: open_grant(data, v["grantee_export"], granters, dict(want, epoch=want["epoch"] + 1)),
+                  tag + ": not the epoch asked for")
+        R.rejects(lambda: open_grant(data, v["grantee_export"], granters, dict(want, channel_cid=b"other")),
+                  tag + ": not the channel asked for")
+        other_granter = [c for k, c in cards_by.items() if k[0] == gcard["user_id"] and k != (gcard["user_id"], gcard["generation"])]
+        if other_granter:
+            oc = other_granter[0]
+            R.rejects(lambda: open_grant(data, v["grantee_export"],
+                                         {(gcard["user_id"], gcard["generation"]): oc}, want),
+                      tag + ": signature under another card of the granter")
+        others = [x["export"] for x in ids if "export" in x and x["user_id"] != v["grantee"]]
+        for o in others:
+            R.rejects(lambda: open_grant(data, o, granters, want), tag + ": other user's identity cannot open it")
+        # an identity file with only the older generation cannot open a grant to the newer one
+        lines = v["grantee_export"].split("\n")
+        gl = [j for j, ln in enumerate(lines) if ln.startswith("# veil-generation: ")]
+        if len(gl) >= 2:
+            R.rejects(lambda: open_grant(data, "\n".join(lines[:gl[1]]) + "\n", granters, want),
+                      tag + ": the previous generation's key cannot open it")
+
+    R.group("grants: reader rules (self-made)")
+    for i, v in enumerate(load("grants.json")):
+        gcard = parse_card(bytes.fromhex(v["granter_card"]))
+        _, gens = parse_export(v["grantee_export"])
+        target = gens[v["grantee_generation"]]["card"]
+        s_granter = seeds.get((gcard["user_id"], gcard["generation"]))
+        if target["kind"] != 2 or s_granter is None:
+            continue  # this writer only does X25519 stanzas
+        tag = "grants[%d] rebuilt" % i
+        granters = {(gcard["user_id"], gcard["generation"]): gcard}
+        want = dict(session_id=bytes.fromhex(v["session_id"]), epoch=v["epoch"], channel_cid=v["channel_cid"].encode())
+        base = dict(want, epoch_key=bytes.fromhex(v["epoch_key"]), grantee=v["grantee"].encode(),
+                    grantee_generation=v["grantee_generation"], granter=v["granter"].encode(),
+                    granter_generation=v["granter_generation"])
+
+        def make(fields=None, recipients=None, extra=b"", label=LABEL_GRANT, signer=s_granter):
+            f = dict(base, **(fields or {}))
+            u = encode_grant_unsigned(f)
+            return age_encrypt_x25519(recipients or [target["recipient"]],
+                                      u + ed25519_sign(signer, signed(label, u)) + extra)
+
+        R.ok(lambda: open_grant(make(), v["grantee_export"], granters, want), tag + ": control grant opens")
+        R.rejects(lambda: open_grant(make({"grantee": b"mallory"}), v["grantee_export"], granters, want),
+                  tag + ": grantee other than itself")
+        R.rejects(lambda: open_grant(make({"grantee_generation": v["grantee_generation"] - 1}),
+                                     v["grantee_export"], granters, want),
+                  tag + ": grantee generation other than the opening key's")
+        R.rejects(lambda: open_grant(make(label=LABEL_ENVELOPE), v["grantee_export"], granters, want),
+                  tag + ": signed under veil/v1/envelope")
+        R.rejects(lambda: open_grant(make(signer=os.urandom(32)), v["grantee_export"], granters, want),
+                  tag + ": signed by another key")
+        R.rejects(lambda: open_grant(make(extra=b"\x00"), v["grantee_export"], granters, want),
+                  tag + ": payload with a trailing byte")
+        R.rejects(lambda: open_grant(make({"session_id": os.urandom(16)}), v["grantee_export"], granters, want),
+                  tag + ": another session")
+        R.rejects(lambda: open_grant(make(recipients=[target["recipient"], x25519_base(os.urandom(32))]),
+                                     v["grantee_export"], granters, want), tag + ": two stanzas")
+        big = make(recipients=[target["recipient"]] + [x25519_base(os.urandom(32))] * 200)
+        R.check(len(big) > MAX_GRANT, tag + ": oversized control file is over 16 KiB")
+        R.rejects(lambda: open_grant(big, v["grantee_export"], granters, want), tag + ": larger than 16 KiB")
+
+    # ---------------------------------------------------------------- attachments
+    R.group("attachments")
+    for i, v in enumerate(load("attachments.json")):
+        tag = "attachments[%d] (%d bytes)" % (i, v["plaintext_length"])
+        K = bytes.fromhex(v["file_key"])
+        N = bytes.fromhex(v["nonce"])
+        pt = vector_plaintext(v["plaintext_seed"].encode(), v["plaintext_length"])
+        ct = attachment_seal(K, N, pt)
+        n = len(pt)
+        R.eq(len(ct), 56 + n + 16 * max(1, -(-n // CHUNK)), tag + ": size formula of section 8")
+        R.eq(hashlib.sha256(ct).hexdigest(), v["ciphertext_sha256"], tag + ": ciphertext SHA-256 (re-encrypted)")
+        if "ciphertext" in v:
+            R.eq(ct.hex(), v["ciphertext"], tag + ": ciphertext byte for byte")
+            R.eq(hashlib.sha256(bytes.fromhex(v["ciphertext"])).hexdigest(), v["ciphertext_sha256"],
+                 tag + ": given ciphertext matches its SHA-256")
+            ct_given = bytes.fromhex(v["ciphertext"])
+        else:
+            ct_given = ct
+        R.eq(ct_given[:8], b"VEILATT1", tag + ": magic")
+        R.eq(ct_given[8:24], N, tag + ": header nonce")
+        R.eq(ct_given[24:56], attachment_keys(K, N)[1], tag + ": header commitment")
+        trace = []
+        got = R.ok(lambda: attachment_open(K, ct_given, trace), tag + ": opens")
+        R.eq(got, pt, tag + ": plaintext")
+        want_chunks = max(1, -(-n // CHUNK))
+        R.eq(len(trace), want_chunks, tag + ": number of chunks")
+        R.check(all(last == (j == want_chunks - 1) for j, _, last in trace), tag + ": only the last chunk has flag 0x01")
+        R.check(all(size == CHUNK for j, size, _ in trace[:-1]), tag + ": all but the last chunk are 64 KiB")
+        R.check(trace and (trace[-1][1] > 0 or n == 0), tag + ": last chunk empty only for an empty file")
+        # negatives
+        R.rejects(lambda: attachment_open(flip(K, 0), ct_given), tag + ": wrong key (commitment)")
+        R.rejects(lambda: attachment_open(K, b"VEILATT2" + ct_given[8:]), tag + ": wrong magic")
+        R.rejects(lambda: attachment_open(K, flip(ct_given, 8)), tag + ": nonce changed")
+        R.rejects(lambda: attachment_open(K, flip(ct_given, len(ct_given) - 1)), tag + ": tag changed")
+        R.rejects(lambda: attachment_open(K, ct_given + b"\x00"), tag + ": extended")
+        R.rejects(lambda: attachment_open(K, ct_given[:-1]), tag + ": truncated by one byte")
+        P = attachment_keys(K, N)[0]
+        if n and n % CHUNK == 0:
+            # the same plaintext chunks sealed with an extra empty last chunk are not the canonical form
+            aead = ChaCha20Poly1305(P)
+            k = n // CHUNK
+            alt = ct_given[:56] + b"".join(aead.encrypt(stream_nonce(j, False), pt[j * CHUNK:(j + 1) * CHUNK], b"")
+                                           for j in range(k)) + aead.encrypt(stream_nonce(k, True), b"", b"")
+            R.rejects(lambda: attachment_open(K, alt), tag + ": trailing empty last chunk")
+        if n > CHUNK:
+            body = ct_given[56:]
+            first, rest = body[:CHUNK + TAG], body[CHUNK + TAG:]
+            R.rejects(lambda: attachment_open(K, ct_given[:56] + first), tag + ": dropped last chunk (truncation)")
+            R.rejects(lambda: attachment_open(K, ct_given[:56] + rest + first), tag + ": reordered chunks")
+        # spliced from a file with another nonce under the same key
+        other = attachment_seal(K, flip(N, 15), pt)
+        R.rejects(lambda: attachment_open(K, ct_given[:56] + other[56:]), tag + ": chunks spliced from another file")
+
+    R.group("coverage")
+    if mlkem is not None:
+        R.check("mlkem768x25519" in stanza_kinds, "a hybrid (mlkem768x25519) grant was checked")
+    R.check("X25519" in stanza_kinds, "an X25519 grant was checked")
+
+    R.report()
+    if R.failures:
+        print("verify_vectors: %d check(s) FAILED" % R.failures)
+        return 1
+    print("verify_vectors: all %d checks passed" % sum(g[1] for g in R.groups))
+    return 0
+
+
+def _noncanonical(text):
+    """Change the unused low bits of the last base64url character, if there are any."""
+    body = text[6:]
+    if len(body) % 4 == 0:
+        return text + "A"  # length = 1 mod 4 is never valid
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(body[-1])
+    return text[:-1] + alphabet[last ^ 1]
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        print("verify_vectors: cannot run the vectors: %s: %s" % (type(e).__name__, e))
+        sys.exit(1)
