@@ -190,7 +190,7 @@ func envelopeVectors(t *testing.T, ids map[string]*identity.Identity) []envelope
 	}{
 		{"empty plaintext", "alice", "msg-0", "", ""},
 		{"short message in a thread", "bob", "msg-1", "msg-0", "Hello, world 👋"},
-		{"100 bytes: padded to 128", "alice", "msg-2", "", string(bytes.Repeat([]byte("0123456789"), 10))},
+		{"100 bytes: padded to 104", "alice", "msg-2", "", string(bytes.Repeat([]byte("0123456789"), 10))},
 	}
 	for i, c := range cases {
 		rnd := testrand.New("vector/envelope/" + c.msgID)

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/subtle"
@@ -48,7 +47,10 @@ const (
 	exportGenLine = "# veil-generation: "
 )
 
-var b64 = base64.RawURLEncoding
+// b64 encodes the export's fields; decoding is strict (canonical trailing
+// bits) so that an export has one encoding. Fields never hold CR or LF,
+// which encoding/base64 would skip: lines are split before decoding.
+var b64 = base64.RawURLEncoding.Strict()
 
 // Export returns the identity as text: every generation's keys and card. The
 // text is a secret. It is also an age identity file: its non-comment lines
@@ -85,17 +87,15 @@ func Import(text []byte) (*Identity, error) {
 }
 
 func parseExport(text []byte) (*Identity, error) {
-	sc := bufio.NewScanner(bytes.NewReader(text))
-	sc.Buffer(make([]byte, 0, 8192), 8192)
 	var lines []string
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
+	for _, line := range strings.Split(string(text), "\n") {
+		line = strings.TrimSuffix(line, "\r")
 		if line == "" || (strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "# veil-")) {
 			continue
 		}
 		lines = append(lines, line)
 	}
-	if sc.Err() != nil || len(lines) < 4 || lines[0] != exportHeader || !strings.HasPrefix(lines[1], exportUser) {
+	if len(lines) < 4 || lines[0] != exportHeader || !strings.HasPrefix(lines[1], exportUser) {
 		return nil, ErrInvalidExport
 	}
 	user, err := b64.DecodeString(strings.TrimPrefix(lines[1], exportUser))
@@ -121,7 +121,7 @@ func parseExport(text []byte) (*Identity, error) {
 }
 
 func parseGeneration(userID string, want uint32, genLine, ageLine string) (*generation, error) {
-	fields := strings.Fields(strings.TrimPrefix(genLine, exportGenLine))
+	fields := strings.Split(strings.TrimPrefix(genLine, exportGenLine), " ")
 	if !strings.HasPrefix(genLine, exportGenLine) || len(fields) != 3 {
 		return nil, ErrInvalidExport
 	}

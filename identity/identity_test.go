@@ -348,6 +348,14 @@ func TestImportRejects(t *testing.T) {
 		{"swapped age key", strings.Replace(text, strings.TrimSpace(lines[5]), other.gens[0].ageSecret(), 1), "keys must match the card"},
 		{"other user", strings.Replace(text, b64.EncodeToString([]byte("alice")), b64.EncodeToString([]byte("bob")), 1), "cards must name the user"},
 		{"oversize", strings.Repeat("#", MaxExportSize+1), "input is bounded"},
+		{"two spaces", strings.Replace(text, "# veil-generation: 0 ", "# veil-generation: 0  ", 1), "fields are separated by one space"},
+		{"tab", strings.Replace(text, "# veil-generation: 0 ", "# veil-generation: 0\t", 1), "fields are separated by one space"},
+		{"non-canonical base64", nonCanonicalSeed(t, text), "an export has one encoding"},
+		{"leading zero", strings.Replace(text, "# veil-generation: 1 ", "# veil-generation: 01 ", 1), "generation numbers are canonical decimal"},
+		{"unknown veil line", strings.Replace(text, "# veil-user:", "# veil-extra: x\n# veil-user:", 1), "unknown veil lines are errors"},
+	}
+	if _, err := Import([]byte(strings.ReplaceAll(text, "\n", "\r\n"))); err != nil {
+		t.Errorf("CRLF line ends: %v", err)
 	}
 	for _, tc := range tests {
 		if _, err := Import([]byte(tc.text)); !errors.Is(err, ErrInvalidExport) {
@@ -410,4 +418,19 @@ func TestRedaction(t *testing.T) {
 	if !strings.Contains(out.String(), "REDACTED") {
 		t.Fatalf("expected redacted output, got:\n%s", out.String())
 	}
+}
+
+// nonCanonicalSeed sets the unused low bits of the last character of
+// generation 0's base64url seed (32 bytes: 43 characters, 2 unused bits).
+func nonCanonicalSeed(t *testing.T, text string) string {
+	t.Helper()
+	const prefix = "# veil-generation: 0 "
+	i := strings.Index(text, prefix) + len(prefix)
+	seed := text[i : i+43]
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, seed[42])
+	if last&3 != 0 {
+		t.Fatalf("the seed's last character %q is not canonical to begin with", seed[42])
+	}
+	return text[:i] + seed[:42] + string(alphabet[last|1]) + text[i+43:]
 }

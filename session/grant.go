@@ -88,7 +88,7 @@ func OpenGrant(grant []byte, me *identity.Identity, lookup CardLookup) (*Grant, 
 	if len(grant) > MaxGrantSize {
 		return nil, ErrDecrypt
 	}
-	r, err := age.Decrypt(bytes.NewReader(grant), me)
+	r, err := age.Decrypt(bytes.NewReader(grant), oneStanza{me})
 	if err != nil {
 		return nil, ErrDecrypt
 	}
@@ -110,6 +110,18 @@ func OpenGrant(grant []byte, me *identity.Identity, lookup CardLookup) (*Grant, 
 		return nil, ErrDecrypt
 	}
 	return g, nil
+}
+
+// oneStanza unwraps only files with exactly one recipient stanza: a grant
+// is for one member, and a file with many stanzas would make the grantee try
+// each of them.
+type oneStanza struct{ id age.Identity }
+
+func (o oneStanza) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
+	if len(stanzas) != 1 {
+		return nil, ErrDecrypt
+	}
+	return o.id.Unwrap(stanzas)
 }
 
 func parseGrantBody(b []byte) (g *Grant, signed, sig []byte, ok bool) {

@@ -71,10 +71,24 @@ func TestGrantRejects(t *testing.T) {
 		b, _ := io.ReadAll(r)
 		return b
 	}()
-	var rewrapped bytes.Buffer
-	w, _ := age.Encrypt(&rewrapped, bob.Card().Recipient())
-	w.Write(payload)
-	w.Close()
+	wrap := func(payload []byte, to ...age.Recipient) []byte {
+		var b bytes.Buffer
+		w, _ := age.Encrypt(&b, to...)
+		w.Write(payload)
+		w.Close()
+		return b.Bytes()
+	}
+	rewrapped := wrap(payload, bob.Card().Recipient())
+	// bob's own payload, re-wrapped for bob alone (opens) and for bob and
+	// carol in one file (must not: a grant has one stanza).
+	bobPayload := func() []byte {
+		r, _ := age.Decrypt(bytes.NewReader(raw), bob)
+		b, _ := io.ReadAll(r)
+		return b
+	}()
+	if _, err := OpenGrant(wrap(bobPayload, bob.Card().Recipient()), bob, fixedLookup(alice.Card())); err != nil {
+		t.Fatalf("a re-wrapped one-stanza grant: %v", err)
+	}
 	lookupErr := errors.New("directory down")
 	tests := []struct {
 		name, reason string
@@ -83,7 +97,9 @@ func TestGrantRejects(t *testing.T) {
 		want         error
 	}{
 		{"wrong granter card", "the signature must be alice's", raw, fixedLookup(impostor(t, "alice").Card()), ErrDecrypt},
-		{"for another grantee", "a grant names its grantee", rewrapped.Bytes(), fixedLookup(alice.Card()), ErrDecrypt},
+		{"for another grantee", "a grant names its grantee", rewrapped, fixedLookup(alice.Card()), ErrDecrypt},
+		{"two stanzas", "a grant is wrapped for one member only", wrap(bobPayload, bob.Card().Recipient(), carol.Card().Recipient()), fixedLookup(alice.Card()), ErrDecrypt},
+		{"two stanzas, mine second", "the stanza count is checked, not the order", wrap(bobPayload, carol.Card().Recipient(), bob.Card().Recipient()), fixedLookup(alice.Card()), ErrDecrypt},
 		{"not for me", "carol's grant does not open for bob", forCarol, fixedLookup(alice.Card()), ErrDecrypt},
 		{"lookup fails", "lookup errors are returned as they are", raw, func(string, uint32) (*identity.Card, error) { return nil, lookupErr }, lookupErr},
 		{"oversize", "input is bounded", make([]byte, MaxGrantSize+1), fixedLookup(alice.Card()), ErrDecrypt},
