@@ -538,6 +538,8 @@ def parse_card(b):
     gen, created = u32(b[2:6]), u64(b[6:14])
     if created > MAX_CREATED:
         raise Reject("card: created")
+    if gen >= MAX_GENERATIONS:
+        raise Reject("card: generation")
     n = b[14]
     uid = b[15:15 + n]
     if len(uid) != n or not valid_user_id(uid):
@@ -774,6 +776,14 @@ def encode_grant_unsigned(g):
             + lp8(g["granter"]) + struct.pack(">I", g["granter_generation"]))
 
 
+def _utf8(b):
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def parse_grant_payload(b):
     try:
         if b[0] != 1:
@@ -795,6 +805,12 @@ def parse_grant_payload(b):
         raise Reject("grant: truncated")
     if off != len(b) or len(sig) != 64 or len(key) != 32 or len(sid) != 16:
         raise Reject("grant: size")
+    if sid == bytes(16):
+        raise Reject("grant: zero session ID")
+    if not 1 <= len(cid) <= 1024 or not _utf8(cid):
+        raise Reject("grant: channel CID")
+    if not grantee or not granter:
+        raise Reject("grant: empty grantee or granter")
     return dict(session_id=sid, epoch=epoch, epoch_key=key, channel_cid=cid, grantee=grantee,
                 grantee_generation=ge_gen, granter=granter, granter_generation=gr_gen,
                 signature=sig, unsigned=b[:-64])
@@ -1360,6 +1376,16 @@ def main():
         other = attachment_seal(K, flip(N, 15), pt)
         R.rejects(lambda: attachment_open(K, ct_given[:56] + other[56:]), tag + ": chunks spliced from another file")
 
+    # ---------------------------------------------------------- rejections
+    R.group("rejections.json")
+    constructions = set()
+    for i, v in enumerate(load("rejections.json")):
+        constructions.add(v["construction"])
+        tag = "rejections[%d] %s: %s" % (i, v["construction"], v["comment"])
+        R.rejects(lambda: open_rejection(v), tag)
+    for c in ["card", "export", "passphrase_export", "envelope", "text", "grant", "attachment"]:
+        R.check(c in constructions, "rejections.json has %s vectors" % c)
+
     R.group("coverage")
     if mlkem is not None:
         R.check("mlkem768x25519" in stanza_kinds, "a hybrid (mlkem768x25519) grant was checked")
@@ -1371,6 +1397,61 @@ def main():
         return 1
     print("verify_vectors: all %d checks passed" % sum(g[1] for g in R.groups))
     return 0
+
+
+def open_rejection(v):
+    """Run a rejections.json vector through the reader of its construction."""
+    c = v["construction"]
+    if c == "card":
+        return parse_card(bytes.fromhex(v["input"]))
+    if c == "export":
+        return parse_export(v["input_text"])
+    if c == "passphrase_export":
+        return check_passphrase_export_header(v["input_text"])
+    if c in ("envelope", "text"):
+        e = v["envelope_context"]
+        card = parse_card(bytes.fromhex(e["sender_card"]))
+        fields = (e["channel_cid"].encode(), e["message_id"].encode(), e["sender_id"].encode(),
+                  e["parent_id"].encode())
+        session = dict(id=bytes.fromhex(e["session_id"]), cid=fields[0],
+                       keys={e["epoch"]: bytes.fromhex(e["epoch_key"])})
+        env = parse_envelope_text(v["input_text"]) if c == "text" else bytes.fromhex(v["input"])
+        return open_envelope(env, fields, session, {(card["user_id"], card["generation"]): card})
+    if c == "grant":
+        g = v["grant_context"]
+        cards = [parse_card(bytes.fromhex(h)) for h in g["granter_cards"]]
+        want = dict(session_id=bytes.fromhex(g["session_id"]), epoch=g["epoch"],
+                    channel_cid=g["channel_cid"].encode())
+        return open_grant(bytes.fromhex(v["input"]), g["grantee_export"],
+                          {(x["user_id"], x["generation"]): x for x in cards}, want)
+    if c == "attachment":
+        return attachment_open(bytes.fromhex(v["file_key"]), bytes.fromhex(v["input"]))
+    raise ValueError("unknown construction %r" % c)
+
+
+MAX_WORK_FACTOR = 22
+
+
+def check_passphrase_export_header(text):
+    """The checks a reader makes before running scrypt (section 4.5): one
+    scrypt stanza whose work factor is within the reader's bound. This
+    implementation does not run scrypt, so an export that passes them is
+    reported as an error, not as accepted."""
+    body = text.strip()
+    begin, end = "-----BEGIN AGE ENCRYPTED FILE-----", "-----END AGE ENCRYPTED FILE-----"
+    if not body.startswith(begin) or not body.endswith(end):
+        raise Reject("passphrase export: not armored")
+    try:
+        data = base64.b64decode("".join(body[len(begin):-len(end)].split()), validate=True)
+    except ValueError:
+        raise Reject("passphrase export: armor is not base64")
+    stanzas = parse_age_file(data)[0]
+    if len(stanzas) != 1 or stanzas[0][0][0] != "scrypt" or len(stanzas[0][0]) != 3:
+        raise Reject("passphrase export: not one scrypt stanza")
+    wf = stanzas[0][0][2]
+    if not wf.isdigit() or str(int(wf)) != wf or not 1 <= int(wf) <= MAX_WORK_FACTOR:
+        raise Reject("passphrase export: work factor %s out of bounds" % wf)
+    raise NotImplementedError("scrypt decryption is not implemented here")
 
 
 def _noncanonical(text):
