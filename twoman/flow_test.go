@@ -547,3 +547,173 @@ func TestUnverifiedSignup(t *testing.T) {
 		t.Fatal("an existing user must authenticate")
 	}
 }
+
+// TestStaleSessionsCannotTakeOver: a challenge session started before the
+// user signed up (the backend alone may start one to an address of its
+// choosing while nothing is registered) must not, once the user has
+// registered another factor, replace or delete the user's identity, nor
+// replace a password backup made under another factor.
+func TestStaleSessionsCannotTakeOver(t *testing.T) {
+	t.Parallel()
+	evil := Factor{Type: Email, Value: "evil@attacker.example"}
+	for _, unverified := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unverified signup %v", unverified), func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, func(c *ServerConfig) { c.InsecureUnverifiedSignup = unverified })
+			code := func(s *Session) string {
+				if s.MustAuthenticate {
+					return f.sender.code("alice")
+				}
+				return ""
+			}
+			stale, err := f.backend.StartChallenge(ctx, "alice", evil, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			staleCode := code(stale)
+			alice := mustIdentity(t)
+			s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+			if err := f.client.SaveIdentity(ctx, s1, code(s1), alice); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.client.SaveIdentity(ctx, stale, staleCode, mustIdentity(t)); apiCode(err) != CodeFactorMismatch {
+				t.Fatalf("push through a session on another factor: %v, want %s", err, CodeFactorMismatch)
+			}
+			s2, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+			if got, err := f.client.RetrieveIdentity(ctx, s2, f.sender.code("alice")); err != nil || !got.Equal(alice) {
+				t.Fatalf("alice's identity after the refused push: %v", err)
+			}
+		})
+	}
+}
+
+// TestStaleSessionCannotDelete: the same for delete: a session proved on
+// a factor that is not the registered one removes nothing.
+func TestStaleSessionCannotDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	evil := Factor{Type: Email, Value: "evil@attacker.example"}
+	stale, err := f.backend.StartChallenge(ctx, "alice", evil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleCode := f.sender.code("alice")
+	s1, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if err := f.client.SaveIdentity(ctx, s1, f.sender.code("alice"), mustIdentity(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.DeleteIdentity(ctx, stale, staleCode); apiCode(err) != CodeFactorMismatch {
+		t.Fatalf("delete through a session on another factor: %v, want %s", err, CodeFactorMismatch)
+	}
+	if _, err := f.store.Identity(ctx, "alice"); err != nil {
+		t.Fatalf("alice's identity is gone: %v", err)
+	}
+}
+
+// TestPasswordBackupBoundToFactor: a password backup made under one
+// factor cannot be replaced through a challenge to another (the backend
+// alone can challenge any address for a user without a registered
+// identity); the same factor, or the current passphrase, can.
+func TestPasswordBackupBoundToFactor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	fast := &PasswordParams{Alg: "argon2id", Time: 1, Memory: MinPasswordMemory, Threads: 1, Version: 1}
+	alice := mustIdentity(t)
+	s, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if err := f.client.SavePassword(ctx, s, f.sender.code("alice"), "alice's passphrase", alice, fast); err != nil {
+		t.Fatal(err)
+	}
+	evil, err := f.backend.StartChallenge(ctx, "alice", Factor{Type: Email, Value: "evil@attacker.example"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.SavePassword(ctx, evil, f.sender.code("alice"), "backend's passphrase", mustIdentity(t), fast); apiCode(err) != CodeFactorMismatch {
+		t.Fatalf("replacing the backup through another factor: %v, want %s", err, CodeFactorMismatch)
+	}
+	if got, err := f.client.RetrievePassword(ctx, "alice", "alice's passphrase"); err != nil || !got.Equal(alice) {
+		t.Fatalf("alice's backup after the refused replace: %v", err)
+	}
+	// Alice, having forgotten her passphrase, replaces it through her own
+	// factor.
+	s2, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
+	if err := f.client.SavePassword(ctx, s2, f.sender.code("alice"), "a new passphrase", alice, fast); err != nil {
+		t.Fatalf("replacing the backup through the same factor: %v", err)
+	}
+	if got, err := f.client.RetrievePassword(ctx, "alice", "a new passphrase"); err != nil || !got.Equal(alice) {
+		t.Fatalf("after the replace: %v", err)
+	}
+}
+
+// TestConcurrentChallengesRespectTheLimit: a burst of challenge requests
+// for one user and factor starts at most MaxChallengesPerHour sessions, on
+// every store (the count and the insert are one transaction).
+func TestConcurrentChallengesRespectTheLimit(t *testing.T) {
+	t.Parallel()
+	for name, open := range storeOpeners(t) {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, func(c *ServerConfig) { c.Store = open(t) })
+			var mu sync.Mutex
+			accepted, limited := 0, 0
+			var wg sync.WaitGroup
+			for range 30 {
+				wg.Go(func() {
+					_, err := f.backend.StartChallenge(context.Background(), "alice", aliceEmail, false)
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						accepted++
+					case apiCode(err) == CodeRateLimited:
+						limited++
+					default:
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if accepted != 5 || limited != 25 || f.sender.sent != 5 {
+				t.Fatalf("30 concurrent challenges: %d accepted, %d limited, %d codes sent; want 5, 25, 5", accepted, limited, f.sender.sent)
+			}
+		})
+	}
+}
+
+// TestHostileUserIDs: user IDs that are not valid UTF-8 or hold control
+// characters are refused as bad requests by every route that takes one,
+// on every store (PostgreSQL refuses NUL bytes in text, and a 500 would
+// follow).
+func TestHostileUserIDs(t *testing.T) {
+	t.Parallel()
+	for name, open := range storeOpeners(t) {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, func(c *ServerConfig) { c.Store = open(t) })
+			for _, id := range []string{"a\x00b", "a\xffb", "a\nb", strings.Repeat("a", 256)} {
+				for _, r := range []struct {
+					path, body string
+					auth       bool
+				}{
+					{"/v1/challenges", fmt.Sprintf(`{"user_id":%q,"factor":{"type":"email","value":"a@example.com"}}`, id), true},
+					{"/v1/password/params", fmt.Sprintf(`{"user_id":%q}`, id), false},
+					{"/v1/password/retrieve", fmt.Sprintf(`{"user_id":%q,"lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`, id), false},
+					{"/v1/password/store", fmt.Sprintf(`{"user_id":%q,"old_lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","blob":"YQ=="}`, id), false},
+				} {
+					req, _ := http.NewRequest("POST", f.srv.URL+r.path, strings.NewReader(r.body))
+					if r.auth {
+						req.Header.Set("Authorization", "Bearer "+string(appKey))
+					}
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusBadRequest {
+						t.Errorf("%s with user ID %q: %d, want 400", r.path, id, resp.StatusCode)
+					}
+				}
+			}
+		})
+	}
+}

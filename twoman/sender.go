@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/smtp"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"text/template"
@@ -141,7 +142,7 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("dial", err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -149,11 +150,11 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 	cl, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("greeting", err)
 	}
 	defer cl.Close()
 	if err := cl.Hello("localhost"); err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("HELO", err)
 	}
 	tlsOn := false
 	if ok, _ := cl.Extension("STARTTLS"); ok {
@@ -162,7 +163,7 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 		}
 		if err := cl.StartTLS(cfg); err != nil {
-			return fmt.Errorf("twoman: smtp starttls: %w", err)
+			return smtpError("STARTTLS", err)
 		}
 		tlsOn = true
 	} else if !s.InsecurePlaintext {
@@ -173,26 +174,40 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 			return errors.New("twoman: refusing SMTP authentication without TLS")
 		}
 		if err := cl.Auth(smtp.PlainAuth("", s.Username, s.Password, host)); err != nil {
-			return fmt.Errorf("twoman: smtp auth: %w", err)
+			return smtpError("AUTH", err)
 		}
 	}
 	if err := cl.Mail(s.From); err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("MAIL", err)
 	}
 	if err := cl.Rcpt(to.Value); err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("RCPT", err)
 	}
 	w, err := cl.Data()
 	if err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("DATA", err)
 	}
 	if _, err := w.Write(msg.Bytes()); err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("DATA", err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("twoman: smtp: %w", err)
+		return smtpError("DATA", err)
 	}
-	return cl.Quit()
+	if err := cl.Quit(); err != nil {
+		return smtpError("QUIT", err)
+	}
+	return nil
+}
+
+// smtpError reports a failed SMTP step. A server's reply text often quotes
+// the recipient's address (a factor value), so only its status code is
+// kept.
+func smtpError(step string, err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return fmt.Errorf("twoman: smtp %s: the server answered %d", step, te.Code)
+	}
+	return fmt.Errorf("twoman: smtp %s: %w", step, err)
 }
 
 // WebhookSender POSTs each challenge as JSON to an HTTP endpoint (an SMS

@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/veilchat/veil/internal/httpjson"
 )
@@ -229,8 +231,8 @@ func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) 
 	if err := httpjson.Decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	if req.UserID == "" || len(req.UserID) > 255 {
-		return 0, nil, bad(CodeInvalidRequest, "invalid user_id")
+	if err := checkUserID(req.UserID); err != nil {
+		return 0, nil, err
 	}
 	f, err := req.Factor.Normalize()
 	if err != nil {
@@ -250,13 +252,6 @@ func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) 
 	case !errors.Is(err, ErrNotFound):
 		return 0, nil, err
 	}
-	byUser, byFactor, err := s.cfg.Store.CountChallenges(ctx, req.UserID, fh, now.Add(-time.Hour))
-	if err != nil {
-		return 0, nil, err
-	}
-	if byUser >= s.cfg.MaxChallengesPerHour || byFactor >= s.cfg.MaxChallengesPerHour {
-		return 0, nil, httpjson.Errorf(http.StatusTooManyRequests, CodeRateLimited, "too many challenges for this user or factor; retry within the hour")
-	}
 	var id [16]byte
 	if _, err := io.ReadFull(s.cfg.Rand, id[:]); err != nil {
 		return 0, nil, err
@@ -270,16 +265,58 @@ func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) 
 		CodeHash: s.codeHash(id, code), MustAuth: mustAuth,
 		CreatedAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL),
 	}
-	if err := s.cfg.Store.CreateChallenge(ctx, rec); err != nil {
+	err = s.cfg.Store.CreateChallenge(ctx, rec, now.Add(-time.Hour), s.cfg.MaxChallengesPerHour)
+	if errors.Is(err, ErrRateLimited) {
+		return 0, nil, httpjson.Errorf(http.StatusTooManyRequests, CodeRateLimited, "too many challenges for this user or factor; retry within the hour")
+	}
+	if err != nil {
 		return 0, nil, err
 	}
 	if mustAuth {
 		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Issued: now, Expires: rec.ExpiresAt}); err != nil {
-			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", err.Error())
+			// A sender's error may quote the factor value (mail servers
+			// echo the recipient): it never reaches the log.
+			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", redact(err.Error(), f.Value))
 			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
 		}
 	}
 	return http.StatusCreated, challengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
+}
+
+// checkUserID refuses user IDs that are empty, longer than 255 bytes, not
+// UTF-8, or hold control characters (the identity package's rule; it also
+// keeps NUL bytes away from PostgreSQL's TEXT columns).
+func checkUserID(id string) error {
+	if id == "" || len(id) > 255 || !utf8.ValidString(id) || strings.IndexFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+		return bad(CodeInvalidRequest, "invalid user_id")
+	}
+	return nil
+}
+
+// redact replaces every occurrence of secret in s, in any letter case,
+// with a placeholder.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	var b strings.Builder
+	lower, target := strings.ToLower(s), strings.ToLower(secret)
+	for {
+		i := strings.Index(lower, target)
+		if i < 0 || len(lower) != len(s) {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteString("[redacted]")
+		s, lower = s[i+len(target):], lower[i+len(target):]
+	}
+	if len(lower) != len(s) {
+		// Case folding changed lengths: drop the text rather than risk
+		// leaving the secret in it.
+		return "[redacted]"
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 func (s *Server) factorHash(f Factor) []byte {
@@ -370,12 +407,23 @@ func (s *Server) push(r *http.Request, body []byte) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: rec.FactorType, FactorHash: rec.FactorHash, Blob: req.Blob, UpdatedAt: s.cfg.Now()})
+	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: rec.FactorType, FactorHash: rec.FactorHash, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, proof(rec))
+	if errors.Is(err, ErrFactorMismatch) {
+		return 0, nil, errFactorChanged
+	}
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, struct{}{}, nil
 }
+
+// proof is what a redeemed challenge session proves: its factor. A write
+// to an identity or a password backup bound to another factor fails.
+func proof(rec ChallengeRecord) Proof {
+	return Proof{FactorType: rec.FactorType, FactorHash: rec.FactorHash}
+}
+
+var errFactorChanged = httpjson.Errorf(http.StatusForbidden, CodeFactorMismatch, "the user's registered factor is not the one this session was challenged on")
 
 func (s *Server) retrieve(r *http.Request, body []byte) (int, any, error) {
 	var req sessionAnswer
@@ -430,7 +478,10 @@ func (s *Server) changeFactor(r *http.Request, body []byte) (int, any, error) {
 	if _, err := s.storedIdentity(r.Context(), rec); err != nil {
 		return 0, nil, err
 	}
-	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: f.Type, FactorHash: s.factorHash(f), Blob: req.Blob, UpdatedAt: s.cfg.Now()})
+	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: f.Type, FactorHash: s.factorHash(f), Blob: req.Blob, UpdatedAt: s.cfg.Now()}, proof(rec))
+	if errors.Is(err, ErrFactorMismatch) {
+		return 0, nil, errFactorChanged
+	}
 	if err != nil {
 		return 0, nil, err
 	}
@@ -446,8 +497,10 @@ func (s *Server) deleteIdentity(r *http.Request, body []byte) (int, any, error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := s.cfg.Store.DeleteIdentity(r.Context(), rec.UserID); errors.Is(err, ErrNotFound) {
+	if err := s.cfg.Store.DeleteIdentity(r.Context(), rec.UserID, proof(rec)); errors.Is(err, ErrNotFound) {
 		return 0, nil, errNoIdentity
+	} else if errors.Is(err, ErrFactorMismatch) {
+		return 0, nil, errFactorChanged
 	} else if err != nil {
 		return 0, nil, err
 	}
@@ -491,6 +544,9 @@ func (s *Server) passwordParams(r *http.Request, body []byte) (int, any, error) 
 	if err := httpjson.Decode(body, &req); err != nil {
 		return 0, nil, err
 	}
+	if err := checkUserID(req.UserID); err != nil {
+		return 0, nil, err
+	}
 	rec, err := s.cfg.Store.Password(r.Context(), req.UserID)
 	if errors.Is(err, ErrNotFound) {
 		return http.StatusOK, passwordParamsResponse{}, nil
@@ -519,6 +575,9 @@ func lockFor(max int) func(int) time.Duration {
 
 // attempt checks a lookup secret against a user's backup with throttling.
 func (s *Server) attempt(ctx context.Context, userID string, lookup []byte) (PasswordRecord, error) {
+	if err := checkUserID(userID); err != nil {
+		return PasswordRecord{}, err
+	}
 	if len(lookup) != 32 {
 		return PasswordRecord{}, bad(CodeInvalidRequest, "lookup must be 32 bytes")
 	}
@@ -551,7 +610,14 @@ func (s *Server) passwordStore(r *http.Request, body []byte) (int, any, error) {
 	if len(req.Lookup) != 32 || len(req.Params) == 0 || len(req.Params) > 1024 {
 		return 0, nil, bad(CodeInvalidRequest, "lookup must be 32 bytes and params 1 to 1024 bytes")
 	}
+	if err := checkUserID(req.UserID); err != nil {
+		return 0, nil, err
+	}
 	ctx := r.Context()
+	// With a challenge session, the backup is bound to the session's
+	// factor: a later session replaces it only if it proves the same
+	// factor. With the current passphrase, it keeps its binding.
+	var by *Proof
 	switch {
 	case req.SessionID != "":
 		rec, err := s.redeem(ctx, req.SessionID, req.Code, true)
@@ -561,6 +627,8 @@ func (s *Server) passwordStore(r *http.Request, body []byte) (int, any, error) {
 		if rec.UserID != req.UserID {
 			return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "the session is for another user")
 		}
+		p := proof(rec)
+		by = &p
 	case req.OldLookup != nil:
 		if _, err := s.attempt(ctx, req.UserID, req.OldLookup); err != nil {
 			return 0, nil, err
@@ -568,7 +636,13 @@ func (s *Server) passwordStore(r *http.Request, body []byte) (int, any, error) {
 	default:
 		return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "a challenge session or the current passphrase is required")
 	}
-	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()})
+	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
+	if errors.Is(err, ErrFactorMismatch) {
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, CodeFactorMismatch, "the password backup was made under another factor; change it with the current passphrase")
+	}
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil, httpjson.Errorf(http.StatusNotFound, CodeNoIdentity, "no password backup for this user")
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -189,3 +189,73 @@ func TestSMTPSenderOverLoopback(t *testing.T) {
 		t.Fatal("a code was sent over plaintext SMTP")
 	}
 }
+
+// rejecting is an SMTP backend that refuses every recipient, quoting the
+// address in its reply as most mail servers do.
+type rejecting struct{}
+
+func (rejecting) NewSession(*smtp.Conn) (smtp.Session, error) { return rejectingSession{}, nil }
+
+type rejectingSession struct{}
+
+func (rejectingSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (rejectingSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: Recipient address rejected: User unknown"}
+}
+func (rejectingSession) Data(io.Reader) error { return nil }
+func (rejectingSession) Reset()               {}
+func (rejectingSession) Logout() error        { return nil }
+
+// TestFactorValueNeverLogged: a mail server's refusal that quotes the
+// recipient reaches neither the SSKS's log nor the sender's error.
+func TestFactorValueNeverLogged(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	lw := &lockedWriter{w: &logs}
+	cert, pool := selfSigned(t)
+	srv := smtp.NewServer(rejecting{})
+	srv.Domain = "127.0.0.1"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	sender := &SMTPSender{Addr: ln.Addr().String(), From: "no-reply@veil.test", TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+	const address = "Alice.Secret.Address@example.com"
+	err = sender.Send(context.Background(), Challenge{UserID: "alice", Factor: Factor{Type: Email, Value: address}, Code: Code{"12345678"}, Expires: time.Now().Add(time.Minute)})
+	if err == nil || strings.Contains(strings.ToLower(err.Error()), "secret.address") || !strings.Contains(err.Error(), "550") {
+		t.Fatalf("sender error %v: want the status code without the address", err)
+	}
+	f := newFixture(t, func(c *ServerConfig) {
+		c.Sender = sender
+		c.Logger = slog.New(slog.NewJSONHandler(lw, nil))
+	})
+	if _, err := f.backend.StartChallenge(context.Background(), "alice", Factor{Type: Email, Value: address}, false); err == nil {
+		t.Fatal("the challenge succeeded although the mail was refused")
+	}
+	out := logs.String()
+	if !strings.Contains(out, "sending a code failed") {
+		t.Fatalf("the failure was not logged (the check would prove nothing):\n%s", out)
+	}
+	if strings.Contains(strings.ToLower(out), "secret.address") {
+		t.Fatalf("the factor value is in the SSKS log:\n%s", out)
+	}
+}
+
+// TestRedact: the log redaction of sender errors, whatever the case.
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, secret, want, reason string }{
+		{"550 <Bob@Example.com> rejected", "bob@example.com", "550 <[redacted]> rejected", "case differs"},
+		{"a bob@x.io b bob@x.io", "bob@x.io", "a [redacted] b [redacted]", "every occurrence"},
+		{"nothing here", "bob@x.io", "nothing here", "no occurrence"},
+		{"İstanbul bob@x.io", "bob@x.io", "[redacted]", "case folding changes lengths: drop the text"},
+	} {
+		if got := redact(tc.in, tc.secret); got != tc.want {
+			t.Errorf("redact(%q, %q) = %q, want %q (%s)", tc.in, tc.secret, got, tc.want, tc.reason)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -77,6 +78,15 @@ CREATE TABLE ssks_passwords (
 	locked_until BIGINT NOT NULL DEFAULT 0,
 	updated_at   BIGINT NOT NULL
 )`,
+}, {
+	Version: 2,
+	Name:    "password backups bound to a factor",
+	SQLite: `
+ALTER TABLE ssks_passwords ADD COLUMN factor_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE ssks_passwords ADD COLUMN factor_hash BLOB NOT NULL DEFAULT X''`,
+	Postgres: `
+ALTER TABLE ssks_passwords ADD COLUMN factor_type TEXT NOT NULL DEFAULT '',
+	ADD COLUMN factor_hash BYTEA NOT NULL DEFAULT '\x'::bytea`,
 }}
 
 // sqlStore is the SQL Store (SQLite or PostgreSQL).
@@ -118,8 +128,28 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (s *sqlStore) CreateChallenge(ctx context.Context, rec ChallengeRecord) error {
+func (s *sqlStore) CreateChallenge(ctx context.Context, rec ChallengeRecord, since time.Time, max int) error {
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if s.db.Dialect() == sqlstore.Postgres {
+			// Serialize the count-then-insert per user and per factor
+			// (SQLite serializes every write transaction already). Locks
+			// are always taken in this order.
+			for _, key := range []string{"user:" + rec.UserID, "factor:" + hex.EncodeToString(rec.FactorHash)} {
+				if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "veil/ssks/challenges/"+key); err != nil {
+					return err
+				}
+			}
+		}
+		var byUser, byFactor int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM ssks_challenges WHERE user_id = ? AND created_at >= ?`), rec.UserID, micros(since)).Scan(&byUser); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM ssks_challenges WHERE factor_hash = ? AND created_at >= ?`), rec.FactorHash, micros(since)).Scan(&byFactor); err != nil {
+			return err
+		}
+		if byUser >= max || byFactor >= max {
+			return ErrRateLimited
+		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO ssks_challenges
 			(id, user_id, factor_type, factor_hash, code_hash, must_auth, created_at, expires_at, attempts, used)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)`),
@@ -130,16 +160,6 @@ func (s *sqlStore) CreateChallenge(ctx context.Context, rec ChallengeRecord) err
 		return ErrConflict
 	}
 	return err
-}
-
-func (s *sqlStore) CountChallenges(ctx context.Context, userID string, factorHash []byte, since time.Time) (byUser, byFactor int, err error) {
-	err = s.db.ReadTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM ssks_challenges WHERE user_id = ? AND created_at >= ?`), userID, micros(since)).Scan(&byUser); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM ssks_challenges WHERE factor_hash = ? AND created_at >= ?`), factorHash, micros(since)).Scan(&byFactor)
-	})
-	return byUser, byFactor, err
 }
 
 func (s *sqlStore) Redeem(ctx context.Context, id [16]byte, now time.Time, maxAttempts int, check func(ChallengeRecord) bool) (ChallengeRecord, Verdict, error) {
@@ -196,58 +216,100 @@ func (s *sqlStore) Identity(ctx context.Context, userID string) (IdentityRecord,
 	return rec, nil
 }
 
-func (s *sqlStore) PutIdentity(ctx context.Context, rec IdentityRecord) error {
+func (s *sqlStore) PutIdentity(ctx context.Context, rec IdentityRecord, proof Proof) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO ssks_identities (user_id, factor_type, factor_hash, blob, updated_at)
+		// One statement: an existing row is replaced only if it is
+		// registered with the proved factor.
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO ssks_identities (user_id, factor_type, factor_hash, blob, updated_at)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (user_id) DO UPDATE SET factor_type = excluded.factor_type, factor_hash = excluded.factor_hash,
-				blob = excluded.blob, updated_at = excluded.updated_at`),
-			rec.UserID, string(rec.FactorType), rec.FactorHash, rec.Blob, micros(rec.UpdatedAt))
-		return err
-	})
-}
-
-func (s *sqlStore) DeleteIdentity(ctx context.Context, userID string) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM ssks_identities WHERE user_id = ?`), userID)
+				blob = excluded.blob, updated_at = excluded.updated_at
+			WHERE ssks_identities.factor_type = ? AND ssks_identities.factor_hash = ?`),
+			rec.UserID, string(rec.FactorType), rec.FactorHash, rec.Blob, micros(rec.UpdatedAt), string(proof.FactorType), proof.FactorHash)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrFactorMismatch
 		}
 		return nil
+	})
+}
+
+func (s *sqlStore) DeleteIdentity(ctx context.Context, userID string, proof Proof) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM ssks_identities WHERE user_id = ? AND factor_type = ? AND factor_hash = ?`),
+			userID, string(proof.FactorType), proof.FactorHash)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n > 0 {
+			return nil
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM ssks_identities WHERE user_id = ?`), userID).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return ErrFactorMismatch
 	})
 }
 
 func scanPassword(row interface{ Scan(...any) error }, userID string) (PasswordRecord, error) {
 	rec := PasswordRecord{UserID: userID}
 	var locked, updated int64
-	err := row.Scan(&rec.LookupHash, &rec.Params, &rec.Blob, &rec.Failures, &locked, &updated)
+	var ft string
+	err := row.Scan(&ft, &rec.FactorHash, &rec.LookupHash, &rec.Params, &rec.Blob, &rec.Failures, &locked, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PasswordRecord{}, ErrNotFound
 	}
 	if err != nil {
 		return PasswordRecord{}, err
 	}
-	rec.LockedUntil, rec.UpdatedAt = fromMicros(locked), fromMicros(updated)
+	rec.FactorType, rec.LockedUntil, rec.UpdatedAt = FactorType(ft), fromMicros(locked), fromMicros(updated)
 	return rec, nil
 }
 
-const selectPassword = `SELECT lookup_hash, params, blob, failures, locked_until, updated_at FROM ssks_passwords WHERE user_id = ?`
+const selectPassword = `SELECT factor_type, factor_hash, lookup_hash, params, blob, failures, locked_until, updated_at FROM ssks_passwords WHERE user_id = ?`
 
 func (s *sqlStore) Password(ctx context.Context, userID string) (PasswordRecord, error) {
 	return scanPassword(s.db.QueryRowContext(ctx, s.q(selectPassword), userID), userID)
 }
 
-func (s *sqlStore) PutPassword(ctx context.Context, rec PasswordRecord) error {
+func (s *sqlStore) PutPassword(ctx context.Context, rec PasswordRecord, proof *Proof) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO ssks_passwords (user_id, lookup_hash, params, blob, failures, locked_until, updated_at)
-			VALUES (?, ?, ?, ?, 0, 0, ?)
-			ON CONFLICT (user_id) DO UPDATE SET lookup_hash = excluded.lookup_hash, params = excluded.params,
-				blob = excluded.blob, failures = 0, locked_until = 0, updated_at = excluded.updated_at`),
-			rec.UserID, rec.LookupHash, rec.Params, rec.Blob, micros(rec.UpdatedAt))
-		return err
+		var res sql.Result
+		var err error
+		if proof != nil {
+			res, err = tx.ExecContext(ctx, s.q(`INSERT INTO ssks_passwords (user_id, factor_type, factor_hash, lookup_hash, params, blob, failures, locked_until, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)
+				ON CONFLICT (user_id) DO UPDATE SET lookup_hash = excluded.lookup_hash, params = excluded.params,
+					blob = excluded.blob, failures = 0, locked_until = 0, updated_at = excluded.updated_at
+				WHERE ssks_passwords.factor_type = excluded.factor_type AND ssks_passwords.factor_hash = excluded.factor_hash`),
+				rec.UserID, string(proof.FactorType), proof.FactorHash, rec.LookupHash, rec.Params, rec.Blob, micros(rec.UpdatedAt))
+		} else {
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE ssks_passwords SET lookup_hash = ?, params = ?, blob = ?, failures = 0, locked_until = 0, updated_at = ?
+				WHERE user_id = ?`),
+				rec.LookupHash, rec.Params, rec.Blob, micros(rec.UpdatedAt), rec.UserID)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 && proof != nil {
+			return ErrFactorMismatch
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
 	})
 }
 

@@ -2,6 +2,7 @@ package twoman
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"time"
 )
@@ -12,7 +13,25 @@ var (
 	ErrNotFound = errors.New("twoman: not found")
 	// ErrConflict: a uniqueness rule does not hold.
 	ErrConflict = errors.New("twoman: conflict")
+	// ErrRateLimited: the user or the factor already has its quota of
+	// challenge sessions in the window.
+	ErrRateLimited = errors.New("twoman: too many challenges")
+	// ErrFactorMismatch: the stored identity or password backup is bound
+	// to another factor than the one proved.
+	ErrFactorMismatch = errors.New("twoman: factor mismatch")
 )
+
+// Proof is the factor a challenge session was answered on, as stored: its
+// type and keyed hash. Writes to a user's identity or password backup carry
+// the proof that authorizes them.
+type Proof struct {
+	FactorType FactorType
+	FactorHash []byte
+}
+
+func (p Proof) matches(t FactorType, hash []byte) bool {
+	return p.FactorType == t && hmac.Equal(p.FactorHash, hash)
+}
 
 // ChallengeRecord is a challenge session as stored. Only hashes of the code
 // and of the factor value are stored.
@@ -41,6 +60,8 @@ type IdentityRecord struct {
 // PasswordRecord is a password-protected backup.
 type PasswordRecord struct {
 	UserID      string
+	FactorType  FactorType // the factor whose challenge created it ("" for none)
+	FactorHash  []byte
 	LookupHash  []byte // SHA-256 of the lookup secret derived from the passphrase
 	Params      []byte // KDF parameters (JSON), returned to clients before they derive
 	Blob        []byte
@@ -65,11 +86,12 @@ const (
 // Store is the SSKS persistence. Every method is atomic. Implementations
 // must be safe for concurrent use (and, for PostgreSQL, across processes).
 type Store interface {
-	// CreateChallenge stores a new challenge session.
-	CreateChallenge(ctx context.Context, rec ChallengeRecord) error
-	// CountChallenges counts challenge sessions created since a time for a
-	// user, and for a factor hash (for rate limits across replicas).
-	CountChallenges(ctx context.Context, userID string, factorHash []byte, since time.Time) (byUser, byFactor int, err error)
+	// CreateChallenge stores a new challenge session, unless max sessions
+	// were already created since `since` for its user or for its factor
+	// hash: then it returns ErrRateLimited and stores nothing. The count and
+	// the insert are atomic, across replicas too: concurrent calls cannot
+	// all pass the count.
+	CreateChallenge(ctx context.Context, rec ChallengeRecord, since time.Time, max int) error
 	// Redeem checks an answer to challenge id atomically: a session that is
 	// used, expired at now, or has maxAttempts wrong answers is Dead; if
 	// check(rec) is true the session becomes used (Accepted); otherwise its
@@ -79,15 +101,28 @@ type Store interface {
 
 	// Identity returns a user's encrypted identity or ErrNotFound.
 	Identity(ctx context.Context, userID string) (IdentityRecord, error)
-	// PutIdentity creates or replaces a user's encrypted identity.
-	PutIdentity(ctx context.Context, rec IdentityRecord) error
-	// DeleteIdentity removes it (ErrNotFound if none).
-	DeleteIdentity(ctx context.Context, userID string) error
+	// PutIdentity creates a user's encrypted identity, or replaces it if the
+	// stored one is registered with the factor of proof; otherwise it
+	// returns ErrFactorMismatch and changes nothing. rec's factor is the one
+	// registered from then on (it differs from proof's on a factor change).
+	// The check and the write are atomic.
+	PutIdentity(ctx context.Context, rec IdentityRecord, proof Proof) error
+	// DeleteIdentity removes a user's identity if it is registered with the
+	// factor of proof: ErrNotFound if there is none, ErrFactorMismatch
+	// (nothing removed) if it is registered with another.
+	DeleteIdentity(ctx context.Context, userID string, proof Proof) error
 
 	// Password returns a user's password backup or ErrNotFound.
 	Password(ctx context.Context, userID string) (PasswordRecord, error)
-	// PutPassword creates or replaces a password backup.
-	PutPassword(ctx context.Context, rec PasswordRecord) error
+	// PutPassword creates or replaces a password backup. With a proof (the
+	// write is authorized by a challenge session), it creates the backup,
+	// bound to the proof's factor, or replaces one bound to that same
+	// factor; a backup bound to another factor, or to none, is left alone
+	// and ErrFactorMismatch returned. Without a proof (the caller checked
+	// the current passphrase), it replaces the existing backup and keeps
+	// its binding (ErrNotFound if there is none). The check and the write
+	// are atomic.
+	PutPassword(ctx context.Context, rec PasswordRecord, proof *Proof) error
 	// PasswordAttempt records the outcome of a lookup atomically: on
 	// success failures reset to 0; on failure they grow by one and, from
 	// maxFailures on, LockedUntil = now + lock(failures). It returns the

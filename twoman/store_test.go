@@ -48,6 +48,8 @@ func TestStoreConformance(t *testing.T) {
 			t.Run("identities", func(t *testing.T) { storeIdentities(t, open(t)) })
 			t.Run("passwords", func(t *testing.T) { storePasswords(t, open(t)) })
 			t.Run("concurrent redeem", func(t *testing.T) { storeConcurrentRedeem(t, open(t)) })
+			t.Run("concurrent challenges", func(t *testing.T) { storeConcurrentChallenges(t, open(t)) })
+			t.Run("concurrent sign-ups", func(t *testing.T) { storeConcurrentSignups(t, open(t)) })
 		})
 	}
 }
@@ -58,18 +60,36 @@ func storeChallenges(t *testing.T, st Store) {
 	ctx := context.Background()
 	rec := ChallengeRecord{ID: [16]byte{1}, UserID: "alice", FactorType: Email, FactorHash: []byte("fh"), CodeHash: []byte("ch"),
 		MustAuth: true, CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
-	if err := st.CreateChallenge(ctx, rec); err != nil {
+	since := t0.Add(-time.Hour)
+	if err := st.CreateChallenge(ctx, rec, since, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.CreateChallenge(ctx, rec); !errors.Is(err, ErrConflict) {
+	if err := st.CreateChallenge(ctx, rec, since, 2); !errors.Is(err, ErrConflict) {
 		t.Fatalf("duplicate ID: %v", err)
 	}
-	other := rec
-	other.ID, other.UserID, other.CreatedAt = [16]byte{2}, "bob", t0.Add(-2*time.Hour)
-	st.CreateChallenge(ctx, other)
-	u, f, err := st.CountChallenges(ctx, "alice", []byte("fh"), t0.Add(-time.Hour))
-	if err != nil || u != 1 || f != 1 {
-		t.Fatalf("CountChallenges = %d, %d, %v; want 1, 1 (bob's is older than the window)", u, f, err)
+	// Limits: two per user and per factor hash in the window.
+	old := rec
+	old.ID, old.CreatedAt = [16]byte{2}, t0.Add(-2*time.Hour)
+	if err := st.CreateChallenge(ctx, old, since, 2); err != nil {
+		t.Fatalf("a session older than the window: %v", err)
+	}
+	otherFactor := rec
+	otherFactor.ID, otherFactor.FactorHash = [16]byte{4}, []byte("fh2")
+	if err := st.CreateChallenge(ctx, otherFactor, since, 2); err != nil {
+		t.Fatalf("alice's second session in the window (the old one does not count): %v", err)
+	}
+	third := otherFactor
+	third.ID, third.FactorHash = [16]byte{5}, []byte("fh3")
+	if err := st.CreateChallenge(ctx, third, since, 2); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("alice's third session in the window: %v, want ErrRateLimited", err)
+	}
+	bobSameFactor := rec
+	bobSameFactor.ID, bobSameFactor.UserID = [16]byte{6}, "bob"
+	if err := st.CreateChallenge(ctx, bobSameFactor, since, 1); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("another user on a factor at its limit: %v, want ErrRateLimited", err)
+	}
+	if _, _, err := st.Redeem(ctx, third.ID, t0, 5, func(ChallengeRecord) bool { return true }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a rate-limited session was stored: %v", err)
 	}
 	wrong := func(ChallengeRecord) bool { return false }
 	right := func(r ChallengeRecord) bool { return bytes.Equal(r.CodeHash, []byte("ch")) }
@@ -82,9 +102,11 @@ func storeChallenges(t *testing.T, st Store) {
 	if _, v, _ := st.Redeem(ctx, rec.ID, t0, 3, right); v != Dead {
 		t.Fatalf("after maxAttempts wrong answers: %v, want Dead", v)
 	}
-	third := rec
+	third = rec
 	third.ID = [16]byte{3}
-	st.CreateChallenge(ctx, third)
+	if err := st.CreateChallenge(ctx, third, since, 100); err != nil {
+		t.Fatal(err)
+	}
 	if _, v, _ := st.Redeem(ctx, third.ID, t0.Add(10*time.Minute), 5, right); v != Dead {
 		t.Fatalf("at expiry: %v, want Dead", v)
 	}
@@ -104,22 +126,41 @@ func storeIdentities(t *testing.T, st Store) {
 	if _, err := st.Identity(ctx, "alice"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty store: %v", err)
 	}
+	sms := Proof{FactorType: SMS, FactorHash: []byte("f")}
+	email := Proof{FactorType: Email, FactorHash: []byte("e")}
 	rec := IdentityRecord{UserID: "alice", FactorType: SMS, FactorHash: []byte("f"), Blob: []byte("blob1"), UpdatedAt: t0}
-	if err := st.PutIdentity(ctx, rec); err != nil {
+	if err := st.PutIdentity(ctx, rec, sms); err != nil {
 		t.Fatal(err)
 	}
-	rec.Blob, rec.FactorType = []byte("blob2"), Email
-	if err := st.PutIdentity(ctx, rec); err != nil {
+	// A factor change: proved on the registered factor (SMS), registers
+	// another (email).
+	rec.Blob, rec.FactorType, rec.FactorHash = []byte("blob2"), Email, []byte("e")
+	if err := st.PutIdentity(ctx, rec, sms); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.Identity(ctx, "alice")
 	if err != nil || string(got.Blob) != "blob2" || got.FactorType != Email || !got.UpdatedAt.Equal(t0) {
 		t.Fatalf("after replace: %+v %v", got, err)
 	}
-	if err := st.DeleteIdentity(ctx, "alice"); err != nil {
+	// The old factor no longer authorizes anything.
+	stale := rec
+	stale.Blob = []byte("junk")
+	if err := st.PutIdentity(ctx, stale, sms); !errors.Is(err, ErrFactorMismatch) {
+		t.Fatalf("replace proved on the former factor: %v, want ErrFactorMismatch", err)
+	}
+	if err := st.PutIdentity(ctx, stale, Proof{FactorType: Email, FactorHash: []byte("x")}); !errors.Is(err, ErrFactorMismatch) {
+		t.Fatalf("replace proved on another email: %v, want ErrFactorMismatch", err)
+	}
+	if err := st.DeleteIdentity(ctx, "alice", sms); !errors.Is(err, ErrFactorMismatch) {
+		t.Fatalf("delete proved on the former factor: %v, want ErrFactorMismatch", err)
+	}
+	if got, _ := st.Identity(ctx, "alice"); string(got.Blob) != "blob2" {
+		t.Fatalf("a refused write changed the identity: %q", got.Blob)
+	}
+	if err := st.DeleteIdentity(ctx, "alice", email); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.DeleteIdentity(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+	if err := st.DeleteIdentity(ctx, "alice", email); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
@@ -129,8 +170,26 @@ func storePasswords(t *testing.T, st Store) {
 	if _, err := st.Password(ctx, "alice"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("empty store: %v", err)
 	}
-	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L"), Params: []byte("{}"), Blob: []byte("b"), UpdatedAt: t0}); err != nil {
+	email := &Proof{FactorType: Email, FactorHash: []byte("e")}
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L0"), Params: []byte("{}"), Blob: []byte("b"), UpdatedAt: t0}, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a passphrase change without a backup: %v, want ErrNotFound", err)
+	}
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L0"), Params: []byte("{}"), Blob: []byte("b"), UpdatedAt: t0}, email); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("X"), Params: []byte("{}"), Blob: []byte("junk"), UpdatedAt: t0},
+		&Proof{FactorType: Email, FactorHash: []byte("other")}); !errors.Is(err, ErrFactorMismatch) {
+		t.Fatalf("a replace proved on another factor: %v, want ErrFactorMismatch", err)
+	}
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L1"), Params: []byte("{}"), Blob: []byte("b1"), UpdatedAt: t0}, email); err != nil {
+		t.Fatalf("a replace proved on the same factor: %v", err)
+	}
+	// A passphrase change keeps the binding.
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L"), Params: []byte("{}"), Blob: []byte("b2"), UpdatedAt: t0}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Password(ctx, "alice"); err != nil || string(got.Blob) != "b2" || !email.matches(got.FactorType, got.FactorHash) {
+		t.Fatalf("after a passphrase change: %+v %v", got, err)
 	}
 	lock := func(int) time.Duration { return time.Hour }
 	match := func(p PasswordRecord) bool { return string(p.LookupHash) == "L" }
@@ -159,7 +218,7 @@ func storeConcurrentRedeem(t *testing.T, st Store) {
 	ctx := context.Background()
 	rec := ChallengeRecord{ID: [16]byte{7}, UserID: "alice", FactorType: Email, FactorHash: []byte("f"), CodeHash: []byte("c"),
 		MustAuth: true, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
-	if err := st.CreateChallenge(ctx, rec); err != nil {
+	if err := st.CreateChallenge(ctx, rec, t0.Add(-time.Hour), 5); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -181,6 +240,66 @@ func storeConcurrentRedeem(t *testing.T, st Store) {
 	wg.Wait()
 	if accepted != 1 {
 		t.Fatalf("%d concurrent redemptions accepted, want exactly 1", accepted)
+	}
+}
+
+// storeConcurrentChallenges: many sessions for one user and factor at
+// once; exactly the limit is stored.
+func storeConcurrentChallenges(t *testing.T, st Store) {
+	ctx := context.Background()
+	const limit = 5
+	var mu sync.Mutex
+	created, limited := 0, 0
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			rec := ChallengeRecord{ID: [16]byte{byte(i), 0xcc}, UserID: "alice", FactorType: Email, FactorHash: []byte("f"), CodeHash: []byte("c"),
+				MustAuth: true, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+			err := st.CreateChallenge(ctx, rec, t0.Add(-time.Hour), limit)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				created++
+			case errors.Is(err, ErrRateLimited):
+				limited++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if created != limit || limited != 40-limit {
+		t.Fatalf("40 concurrent challenges with a limit of %d: %d stored, %d limited", limit, created, limited)
+	}
+}
+
+// storeConcurrentSignups: first pushes for one user with different factors
+// at once; one registers, the others are refused, and the identity stored
+// is the winner's.
+func storeConcurrentSignups(t *testing.T, st Store) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var winners []int
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			p := Proof{FactorType: Email, FactorHash: []byte{byte(i)}}
+			err := st.PutIdentity(ctx, IdentityRecord{UserID: "alice", FactorType: p.FactorType, FactorHash: p.FactorHash, Blob: []byte{byte(i)}, UpdatedAt: t0}, p)
+			if err != nil && !errors.Is(err, ErrFactorMismatch) {
+				t.Error(err)
+			}
+			if err == nil {
+				mu.Lock()
+				winners = append(winners, i)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	got, err := st.Identity(ctx, "alice")
+	if len(winners) != 1 || err != nil || got.Blob[0] != byte(winners[0]) || got.FactorHash[0] != byte(winners[0]) {
+		t.Fatalf("16 concurrent sign-ups with different factors: winners %v, stored %+v %v", winners, got, err)
 	}
 }
 
