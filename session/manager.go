@@ -27,7 +27,9 @@ type Config struct {
 	// Pins holds trusted cards (trust on first use). Nil means a new
 	// identity.MemoryPins, which forgets everything when the process ends.
 	Pins identity.Pins
-	// Rand is the source of keys and nonces. Nil means crypto/rand.
+	// Rand is the source of keys and nonces. Nil means crypto/rand. It
+	// must be safe for concurrent use: sessions draw nonces from it
+	// concurrently, and a reader that repeats itself repeats nonces.
 	Rand io.Reader
 	// CacheSize is the number of sessions kept in memory. Zero means 1024.
 	CacheSize int
@@ -39,6 +41,16 @@ type Config struct {
 	EpochCheckInterval time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// Members, if set, returns a channel's members as the application
+	// knows them — for Stream, the channel's member list — so that the key
+	// service alone cannot decide who holds a channel's keys. With it, the
+	// manager wraps a new epoch's key (Revoke, Rotate, Extend) only for
+	// users it lists, and accepts the key of an epoch newer than every one
+	// it holds only from a granter it lists (or from itself). Without it,
+	// the key service is trusted for membership: a malicious one could add
+	// a user of its own to the members a rotation wraps for, or serve a
+	// new epoch granted by any user with a card (SECURITY.md).
+	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// OnSession, if set, is called with every session the manager creates,
 	// opens or rotates (a new value each time), for example to persist its
 	// keys in an encrypted local store (e2ee does). It runs outside the
@@ -59,7 +71,16 @@ type Manager struct {
 	mu    sync.Mutex
 	lru   *list.List // of *cacheEntry, most recent first
 	byID  map[ID]*list.Element
-	cards map[cardKey]*identity.Card
+	cards map[cardKey]trustedCard
+	// trust serializes trust decisions per user (striped by user ID), so
+	// that two concurrent first uses cannot pin and accept two cards.
+	trust [64]sync.Mutex
+}
+
+// trustedCard is a cached card and the pin it was checked against; it is
+// used only while that pin stays.
+type trustedCard struct {
+	card, pin *identity.Card
 }
 
 type cacheEntry struct {
@@ -80,7 +101,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("session: Config needs Identity, Service and Directory")
 	}
 	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, rand: cfg.Rand, now: cfg.Now,
-		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]*identity.Card{}}
+		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]trustedCard{}}
 	if m.pins == nil {
 		m.pins = new(identity.MemoryPins)
 	}
@@ -158,14 +179,33 @@ func (m *Manager) Forget(id ID) {
 	}
 }
 
-// fetch opens every grant of the local user in session id.
+// ErrKeyConflict is returned when the Service serves, for an epoch, a key
+// other than the one the local user already holds (or two keys for one
+// epoch): a key service trying to substitute an epoch key. The held key
+// stays.
+var ErrKeyConflict = errors.New("session: the service served a different key for an epoch already held")
+
+// fetch opens every grant of the local user in session id and merges the
+// keys with those already held: a fetch never drops a held key nor replaces
+// it with another (ErrKeyConflict), so a service that omits or substitutes
+// grants cannot make the local user forget an epoch or seal under a key
+// other than the one first received.
 func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 	records, err := m.cfg.Service.Grants(ctx, id)
 	if err != nil {
 		return nil, err
 	}
+	held := m.cached(id)
 	keys := make(map[uint32]EpochKey, len(records))
 	cid := ""
+	if held != nil {
+		cid = held.ChannelCID()
+		for _, n := range held.Epochs() {
+			keys[n], _ = held.Key(n)
+		}
+	}
+	fresh := map[uint32]bool{}
+	var members []string // Config.Members of the channel, fetched once when needed
 	for _, r := range records {
 		g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
 			return m.Card(ctx, user, gen)
@@ -177,6 +217,17 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 			return nil, ErrDecrypt
 		}
 		cid = g.ChannelCID
+		if k, ok := keys[g.Epoch]; ok && !k.Equal(g.Key) {
+			return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
+		} else if !ok && fresh[g.Epoch] {
+			return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
+		}
+		if held == nil || g.Epoch > held.Epoch() {
+			if err := m.checkGranter(ctx, g, &members); err != nil {
+				return nil, err
+			}
+		}
+		fresh[g.Epoch] = true
 		keys[g.Epoch] = g.Key
 	}
 	if len(keys) == 0 {
@@ -188,6 +239,61 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 	}
 	m.store(s)
 	return s, nil
+}
+
+// ErrNotMember is returned, with Config.Members set, when the key service
+// names as a member, or as the granter of a new epoch, a user the
+// application does not list as a member of the channel.
+var ErrNotMember = errors.New("session: not a member of the channel according to the application")
+
+// appMembers returns Config.Members(cid), fetched into *cache once.
+func (m *Manager) appMembers(ctx context.Context, cid string, cache *[]string) ([]string, error) {
+	if *cache == nil {
+		list, err := m.cfg.Members(ctx, cid)
+		if err != nil {
+			return nil, fmt.Errorf("session: the application's member list: %w", err)
+		}
+		*cache = append(slices.Clone(list), m.me.UserID()) // never nil once fetched
+	}
+	return *cache, nil
+}
+
+// checkGranter accepts the granter of a new epoch's key: with
+// Config.Members, only a member of the channel (or the local user). Keys
+// of epochs already held, or older, only open messages, whose signatures
+// protect them, so they are not checked: their granters may have left
+// since.
+func (m *Manager) checkGranter(ctx context.Context, g *Grant, cache *[]string) error {
+	if m.cfg.Members == nil || g.Granter == m.me.UserID() {
+		return nil
+	}
+	members, err := m.appMembers(ctx, g.ChannelCID, cache)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(members, g.Granter) {
+		return fmt.Errorf("%w: %q granted epoch %d of %s", ErrNotMember, g.Granter, g.Epoch, g.ChannelCID)
+	}
+	return nil
+}
+
+// checkMembers refuses, with Config.Members, to wrap a key for a user the
+// application does not list as a member of the channel.
+func (m *Manager) checkMembers(ctx context.Context, cid string, users []string) error {
+	if m.cfg.Members == nil {
+		return nil
+	}
+	var cache []string
+	members, err := m.appMembers(ctx, cid, &cache)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if !slices.Contains(members, u) {
+			return fmt.Errorf("%w: %q in %s", ErrNotMember, u, cid)
+		}
+	}
+	return nil
 }
 
 // Extend adds users to session id. With hideHistory false they get the
@@ -204,6 +310,9 @@ func (m *Manager) Extend(ctx context.Context, id ID, users []string, hideHistory
 	}
 	s, err := m.current(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := m.checkMembers(ctx, s.ChannelCID(), users); err != nil {
 		return err
 	}
 	cards, err := m.trustedLatest(ctx, users)
@@ -252,6 +361,9 @@ func (m *Manager) rotate(ctx context.Context, id ID, remove, add []string) error
 	if slices.Contains(remove, m.me.UserID()) {
 		return errors.New("session: use another admin to remove yourself; the remover must keep the new key")
 	}
+	if err := m.checkMembers(ctx, s.ChannelCID(), users); err != nil {
+		return err
+	}
 	cards, err := m.trustedLatest(ctx, users)
 	if err != nil {
 		return err
@@ -293,6 +405,11 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 	info, err := m.cfg.Service.Info(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if info.Epoch < s.Epoch() {
+		// A service never goes back: this one lost data or lies, perhaps
+		// to make us seal under an epoch a removed member holds.
+		return nil, fmt.Errorf("%w: the service reports epoch %d of session %s, older than epoch %d held here", ErrConflict, info.Epoch, id, s.Epoch())
 	}
 	if info.Epoch != s.Epoch() || !s.HasEpoch(info.Epoch) {
 		if s, err = m.fetch(ctx, id); err != nil {
@@ -365,19 +482,21 @@ func (m *Manager) OpenText(ctx context.Context, text string, msg Context) ([]byt
 
 // Card returns userID's card of generation gen, trusted through the Pins
 // (identity.Check against the Directory's history). Trusted cards are
-// cached.
+// cached for as long as the user's pin does not change.
 func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identity.Card, error) {
-	k := cardKey{userID, gen}
-	m.mu.Lock()
-	c := m.cards[k]
-	m.mu.Unlock()
-	if c != nil {
+	if c := m.cachedCard(userID, gen); c != nil {
+		return c, nil
+	}
+	unlock := m.lockUser(userID)
+	defer unlock()
+	if c := m.cachedCard(userID, gen); c != nil {
 		return c, nil
 	}
 	history, err := m.cfg.Directory.History(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
+	var c *identity.Card
 	for _, h := range history {
 		if h.UserID() == userID && h.Generation() == gen {
 			c = h
@@ -389,17 +508,59 @@ func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identit
 	if err := identity.Check(m.pins, c, history); err != nil {
 		return nil, err
 	}
-	m.cacheCard(c)
+	if err := m.cacheCard(c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
-func (m *Manager) cacheCard(c *identity.Card) {
+// lockUser takes the trust lock of userID and returns its unlock.
+func (m *Manager) lockUser(userID string) func() {
+	l := m.trustLock(userID)
+	l.Lock()
+	return l.Unlock
+}
+
+// trustLock returns the trust lock of userID's stripe (FNV-1a of the ID).
+func (m *Manager) trustLock(userID string) *sync.Mutex {
+	h := uint32(2166136261)
+	for i := 0; i < len(userID); i++ {
+		h = (h ^ uint32(userID[i])) * 16777619
+	}
+	return &m.trust[h%uint32(len(m.trust))]
+}
+
+// cachedCard returns the cached card of (userID, gen) if the pin it was
+// checked against is still the user's pin.
+func (m *Manager) cachedCard(userID string, gen uint32) *identity.Card {
+	m.mu.Lock()
+	tc, ok := m.cards[cardKey{userID, gen}]
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if p, err := m.pins.Pinned(userID); err != nil || p == nil || !p.Equal(tc.pin) {
+		return nil
+	}
+	return tc.card
+}
+
+// cacheCard caches c, just checked, with the user's current pin.
+func (m *Manager) cacheCard(c *identity.Card) error {
+	p, err := m.pins.Pinned(c.UserID())
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.cards) >= maxCachedCards {
 		clear(m.cards)
 	}
-	m.cards[cardKey{c.UserID(), c.Generation()}] = c
+	m.cards[cardKey{c.UserID(), c.Generation()}] = trustedCard{card: c, pin: p}
+	return nil
 }
 
 // trustedLatest returns the newest card of every user, each accepted by the
@@ -412,28 +573,40 @@ func (m *Manager) trustedLatest(ctx context.Context, users []string) ([]*identit
 	}
 	cards := make([]*identity.Card, 0, len(users))
 	for _, u := range users {
-		c := latest[u]
-		if c == nil || c.UserID() != u {
-			return nil, fmt.Errorf("%w: %q", ErrUnknownUser, u)
-		}
-		if err := identity.Check(m.pins, c, nil); err != nil {
-			history, herr := m.cfg.Directory.History(ctx, u)
-			if herr != nil {
-				return nil, herr
-			}
-			if err := identity.Check(m.pins, c, history); err != nil {
-				return nil, err
-			}
-		}
-		if p, err := m.pins.Pinned(u); err != nil {
+		c, err := m.trustLatest(ctx, u, latest[u])
+		if err != nil {
 			return nil, err
-		} else if p != nil && p.Generation() > c.Generation() {
-			return nil, fmt.Errorf("session: the directory returned generation %d for %q, older than the trusted generation %d", c.Generation(), u, p.Generation())
 		}
-		m.cacheCard(c)
 		cards = append(cards, c)
 	}
 	return cards, nil
+}
+
+// trustLatest accepts c as the newest card of u, under u's trust lock.
+func (m *Manager) trustLatest(ctx context.Context, u string, c *identity.Card) (*identity.Card, error) {
+	if c == nil || c.UserID() != u {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownUser, u)
+	}
+	unlock := m.lockUser(u)
+	defer unlock()
+	if err := identity.Check(m.pins, c, nil); err != nil {
+		history, herr := m.cfg.Directory.History(ctx, u)
+		if herr != nil {
+			return nil, herr
+		}
+		if err := identity.Check(m.pins, c, history); err != nil {
+			return nil, err
+		}
+	}
+	if p, err := m.pins.Pinned(u); err != nil {
+		return nil, err
+	} else if p != nil && p.Generation() > c.Generation() {
+		return nil, fmt.Errorf("session: the directory returned generation %d for %q, older than the trusted generation %d", c.Generation(), u, p.Generation())
+	}
+	if err := m.cacheCard(c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // wrap makes one grant of epoch n per card, in parallel across cores.

@@ -160,7 +160,8 @@ func newEpoch(k EpochKey) *epoch {
 // MaxChannelCIDLen bounds channel CIDs (Stream's "type:id").
 const MaxChannelCIDLen = 1024
 
-// MaxEpochs bounds the number of epochs of a session.
+// MaxEpochs bounds the number of epochs of a session: epoch numbers run
+// from 0 to MaxEpochs-1.
 const MaxEpochs = 1 << 20
 
 func checkCID(cid string) error {
@@ -207,7 +208,8 @@ func New(rnd io.Reader, channelCID string) (*Session, error) {
 
 // FromKeys rebuilds a session from epoch keys, typically those of opened
 // grants. keys must not be empty; the newest epoch becomes current. rand is
-// kept for message nonces (nil means crypto/rand).
+// kept for message nonces (nil means crypto/rand); it must be safe for
+// concurrent use if the session is.
 func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey) (*Session, error) {
 	if err := checkCID(channelCID); err != nil {
 		return nil, err
@@ -220,6 +222,9 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 	}
 	s := &Session{id: id, cid: channelCID, epochs: make(map[uint32]*epoch, len(keys)), rand: rnd}
 	for n, k := range keys {
+		if n >= MaxEpochs {
+			return nil, fmt.Errorf("session: epoch %d is beyond the last one (%d)", n, MaxEpochs-1)
+		}
 		s.epochs[n] = newEpoch(k)
 		s.current = max(s.current, n)
 	}
@@ -235,7 +240,7 @@ func (s *Session) WithEpoch(n uint32, key EpochKey) (*Session, error) {
 		}
 		return s, nil
 	}
-	if len(s.epochs) >= MaxEpochs {
+	if n >= MaxEpochs || len(s.epochs) >= MaxEpochs {
 		return nil, errors.New("session: too many epochs")
 	}
 	c := s.clone()
@@ -247,7 +252,7 @@ func (s *Session) WithEpoch(n uint32, key EpochKey) (*Session, error) {
 // Rotate returns a copy of s with a new random epoch current+1, as done when
 // a member is removed. Grant its key to the remaining members only.
 func (s *Session) Rotate() (*Session, error) {
-	if s.current == MaxEpochs-1 {
+	if s.current >= MaxEpochs-1 {
 		return nil, errors.New("session: too many epochs")
 	}
 	k, err := NewEpochKey(s.rand)
