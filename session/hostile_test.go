@@ -381,3 +381,48 @@ func TestTrustDecisionsSerialized(t *testing.T) {
 		t.Fatalf("%d of %d pin lookups in trust decisions ran without the user's trust lock", unlocked, lookups)
 	}
 }
+
+// countingService counts Grants requests.
+type countingService struct {
+	Service
+	mu     sync.Mutex
+	grants int
+}
+
+func (c *countingService) Grants(ctx context.Context, id ID) ([]GrantRecord, error) {
+	c.mu.Lock()
+	c.grants++
+	c.mu.Unlock()
+	return c.Service.Grants(ctx, id)
+}
+
+// TestForgedFutureEpochIsCheap: an envelope whose header names an epoch
+// the service has not reached does not make the reader fetch and unwrap
+// every grant again.
+func TestForgedFutureEpochIsCheap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	s, err := alice.Create(ctx, cid, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := seal(t, alice, s.ID(), "m1", "hello")
+	counting := &countingService{Service: w.svc.As("bob")}
+	reader := as(t, &w, bob, counting, nil)
+	if _, err := open(reader, "alice", "m1", text); err != nil {
+		t.Fatal(err)
+	}
+	before := counting.grants
+	env, _ := DecodeText(text)
+	env[1+IDSize+3] = 9 // epoch 9
+	for range 5 {
+		if _, err := reader.OpenText(ctx, EncodeText(env), ctxFor("alice", "m1")); !errors.Is(err, ErrUnknownEpoch) {
+			t.Fatalf("a future epoch: err = %v, want ErrUnknownEpoch", err)
+		}
+	}
+	if counting.grants != before {
+		t.Fatalf("5 forged envelopes caused %d grant fetches", counting.grants-before)
+	}
+}
