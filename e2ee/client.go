@@ -2,9 +2,11 @@ package e2ee
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -25,6 +27,10 @@ type Publisher interface {
 // Config configures a Client. UserID, Service, Directory and Publisher are
 // required (KeyService sets the last three at once); the zero value of the
 // other fields is the safe default.
+//
+// A Config prints and logs redacted: fmt (every verb), slog and
+// encoding/json show the user ID, the key kind and the store's type, never
+// StateKey.
 type Config struct {
 	// UserID is the Stream user the client acts as.
 	UserID string
@@ -40,27 +46,62 @@ type Config struct {
 	State StateStore
 	// StateKey (32 bytes) encrypts the state at rest. Required when State
 	// is set. Keep it outside the state's storage (a secret manager, the
-	// OS keychain).
+	// OS keychain). New copies it: clear the slice after New returns, as
+	// fmt prints a Config held in an unexported struct field through
+	// reflection, which no method can redact.
+	//
+	// The key authenticates the state but cannot tell an old state from
+	// the current one: whoever can write the state's storage can put back
+	// an older blob. New refuses one whose identity is older than the one
+	// the Directory publishes for UserID (ErrStateRollback), but not an
+	// older blob with the same identity, which silently restores older
+	// pins and session keys.
 	StateKey []byte
 	// Kind is the key type of a newly generated identity. Zero means the
 	// post-quantum hybrid.
 	Kind identity.Kind
 	// Identity, if set, is used instead of generating one when State holds
 	// none: an identity recovered on a new device (twoman.Client), or
-	// imported from a backup. It must belong to UserID. A saved identity
-	// in State takes precedence.
+	// imported from a backup. It must belong to UserID, and be no older
+	// than the identity the Directory publishes (ErrStateRollback). A
+	// saved identity in State takes precedence.
 	Identity *identity.Identity
 	// EpochCheckInterval is passed to the session.Manager.
 	EpochCheckInterval time.Duration
+	// Members, if set, returns a channel's members as the application knows
+	// them (for Stream, the channel's member list). It is passed to the
+	// session.Manager, which then lets new epochs and rotations involve only
+	// those users, so that the key service alone decides nothing about
+	// membership (see session.Config.Members and SECURITY.md).
+	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// Rand is the randomness source. Nil means crypto/rand.
 	Rand io.Reader
 }
 
+// ErrStateRollback is returned by New when the saved state (or
+// Config.Identity) holds an identity older than the one the Directory
+// publishes for the user: typically an old state file put back after
+// RotateIdentity, which would silently bring back a generation the user
+// rotated away from, possibly because it was compromised. Restore the
+// newest state, or recover the current identity (see the package doc).
+var ErrStateRollback = errors.New("e2ee: the local state is older than the identity published for this user")
+
 // Client is the SDK's entry point for one user: the local identity, the
 // session manager, trust pins and the persisted local state. It is safe for
-// concurrent use.
+// concurrent use. New returns one; the zero value is not usable. A Client
+// prints and logs redacted (user ID, generation and fingerprint only) and
+// never shows the StateKey.
 type Client struct {
-	cfg      Config
+	// A Client is a handle on its state so that it holds no lock by value
+	// and can redact itself with value-receiver methods: a Client value
+	// that fmt reaches by dereference or as a struct field would otherwise
+	// be printed field by field through reflection.
+	*client
+}
+
+type client struct {
+	cfg      Config              // StateKey cleared: the key is stateKey
+	stateKey *[StateKeySize]byte // behind a pointer, which fmt's reflection prints as an address
 	mu       sync.Mutex
 	id       *identity.Identity
 	mgr      *session.Manager
@@ -71,7 +112,15 @@ type Client struct {
 
 // New loads the user's identity from cfg.State, or generates one on first
 // use, saves it, and publishes its cards. It returns an error if the saved
-// state belongs to another user or does not decrypt with cfg.StateKey.
+// state belongs to another user or does not decrypt with cfg.StateKey
+// (ErrStateKey).
+//
+// A loaded identity, or cfg.Identity, is compared with the newest card the
+// Directory publishes for the user: if that card is newer and not one of
+// the identity's own, New returns ErrStateRollback. If the local identity
+// is the newer one (an earlier publication failed), New publishes it. A
+// rolled-back state whose identity did not change since is not detected:
+// its older pins and session keys are loaded (see Config.StateKey).
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KeyService != nil {
 		cfg.Service, cfg.Directory, cfg.Publisher = cfg.KeyService, cfg.KeyService, cfg.KeyService
@@ -88,7 +137,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if len(cfg.StateKey) != StateKeySize {
 		return nil, fmt.Errorf("e2ee: StateKey must be %d bytes", StateKeySize)
 	}
-	c := &Client{cfg: cfg, sessions: map[session.ID]*session.Session{}}
+	c := &Client{&client{cfg: cfg, stateKey: new([StateKeySize]byte), sessions: map[session.ID]*session.Session{}}}
+	copy(c.stateKey[:], cfg.StateKey)
+	c.cfg.StateKey = nil
 	c.pins = &pins{m: map[string]*identity.Card{}, save: func() error { return c.save(context.Background()) }}
 
 	blob, err := cfg.State.Load(ctx)
@@ -99,6 +150,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 				return nil, errors.New("e2ee: Config.Identity belongs to another user")
 			}
 			c.id = cfg.Identity
+			if err := c.checkPublished(ctx); err != nil {
+				return nil, err
+			}
 		} else if c.id, err = identity.Generate(cfg.Rand, cfg.UserID, identity.Options{Kind: cfg.Kind}); err != nil {
 			return nil, err
 		}
@@ -108,7 +162,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	case err != nil:
 		return nil, fmt.Errorf("e2ee: loading state: %w", err)
 	default:
-		st, err := openState(cfg.StateKey, cfg.UserID, blob)
+		st, err := openState(c.stateKey[:], cfg.UserID, blob)
 		if err != nil {
 			return nil, err
 		}
@@ -117,6 +171,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		if c.id.UserID() != cfg.UserID {
 			return nil, errors.New("e2ee: the saved state belongs to another user")
+		}
+		if err := c.checkPublished(ctx); err != nil {
+			return nil, err
 		}
 		for _, raw := range st.Pins {
 			card, err := identity.ParseCard(raw)
@@ -142,6 +199,32 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// checkPublished returns ErrStateRollback if the Directory publishes a card
+// for the user that is newer than c.id and not one of its own. The
+// signature chain cannot decide this: an old state's identity is an
+// ancestor of the published one, so a valid chain is exactly what a
+// rollback looks like.
+func (c *Client) checkPublished(ctx context.Context) error {
+	latest, err := c.cfg.Directory.Latest(ctx, []string{c.cfg.UserID})
+	if err != nil {
+		return fmt.Errorf("e2ee: checking the published identity: %w", err)
+	}
+	pub := latest[c.cfg.UserID]
+	if pub == nil {
+		return nil // nothing published yet: New publishes
+	}
+	cards := c.id.Cards()
+	if g := pub.Generation(); int64(g) < int64(len(cards)) && cards[g].Equal(pub) {
+		return nil // the directory is current or behind: New publishes the rest
+	}
+	if pub.Generation() > c.id.Generation() {
+		return ErrStateRollback
+	}
+	// Another card at a generation the identity has: not a rollback of
+	// this state; publishing reports the conflict.
+	return nil
+}
+
 // newManager builds the session manager for the current identity and
 // preloads the saved sessions. It takes c.mu itself; callers must not hold
 // it.
@@ -152,7 +235,7 @@ func (c *Client) newManager() error {
 	mgr, err := session.NewManager(session.Config{
 		Identity: id, Service: c.cfg.Service, Directory: c.cfg.Directory, Pins: c.pins,
 		Rand: c.cfg.Rand, EpochCheckInterval: c.cfg.EpochCheckInterval,
-		OnSession: c.remember,
+		Members: c.cfg.Members, OnSession: c.remember,
 	})
 	if err != nil {
 		return err
@@ -221,7 +304,7 @@ func (c *Client) save(ctx context.Context) error {
 	}()
 	export := id.Export()
 	defer clear(export)
-	blob, err := sealState(c.cfg.StateKey, c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
+	blob, err := sealState(c.stateKey[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
 	if err != nil {
 		return err
 	}
@@ -303,4 +386,114 @@ func (c *Client) RotateIdentity(ctx context.Context) error {
 		return err
 	}
 	return c.newManager()
+}
+
+// String returns a redacted description of the configuration: the user
+// ID, the key kind and the state store's type. StateKey shows as REDACTED
+// (or unset), never as bytes.
+func (c Config) String() string {
+	return fmt.Sprintf("e2ee.Config{UserID: %q, Kind: %v, State: %s, StateKey: %s}",
+		c.UserID, c.kind(), c.storeType(), c.stateKeyNote())
+}
+
+// GoString implements fmt.GoStringer with the same redacted text as String.
+func (c Config) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// %x, ...) prints the redacted String. It has a value receiver so that a
+// Config reached through a pointer, a dereference or an exported struct
+// field redacts itself too.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", c.String())
+		return
+	}
+	io.WriteString(f, c.String())
+}
+
+// LogValue implements slog.LogValuer: logs see the user ID, the key kind
+// and the state store's type only.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("user_id", c.UserID),
+		slog.String("kind", c.kind().String()),
+		slog.String("state", c.storeType()),
+		slog.String("state_key", c.stateKeyNote()),
+	)
+}
+
+// MarshalJSON gives encoding/json, and so slog's JSON handler when a Config
+// is nested in another value, the fields LogValue shows: a Config is not a
+// serialisation format, and without it StateKey would appear in base64.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		UserID   string `json:"user_id"`
+		Kind     string `json:"kind"`
+		State    string `json:"state"`
+		StateKey string `json:"state_key"`
+	}{c.UserID, c.kind().String(), c.storeType(), c.stateKeyNote()})
+}
+
+func (c Config) kind() identity.Kind {
+	if c.Kind == 0 {
+		return identity.KindHybrid
+	}
+	return c.Kind
+}
+
+func (c Config) storeType() string {
+	if c.State == nil {
+		return "memory"
+	}
+	return fmt.Sprintf("%T", c.State)
+}
+
+func (c Config) stateKeyNote() string {
+	if c.StateKey == nil {
+		return "unset"
+	}
+	return "REDACTED"
+}
+
+// String returns a redacted description of the client: the user ID, the
+// identity's generation and fingerprint. It never shows the StateKey or
+// any private key.
+func (c Client) String() string {
+	if c.client == nil {
+		return "e2ee.Client(zero)"
+	}
+	id := c.Identity()
+	if id == nil {
+		return fmt.Sprintf("e2ee.Client(%q, no identity, state key REDACTED)", c.cfg.UserID)
+	}
+	return fmt.Sprintf("e2ee.Client(%q gen %d %s, state key REDACTED)", c.cfg.UserID, id.Generation(), id.Card().Fingerprint())
+}
+
+// GoString implements fmt.GoStringer with the same redacted text as String.
+func (c Client) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// %x, ...) prints the redacted String. It has a value receiver so that a
+// dereferenced *Client, or a Client in a struct field, redacts itself too.
+func (c Client) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", c.String())
+		return
+	}
+	io.WriteString(f, c.String())
+}
+
+// LogValue implements slog.LogValuer: logs see the user ID, the identity's
+// generation and fingerprint only.
+func (c Client) LogValue() slog.Value {
+	if c.client == nil {
+		return slog.StringValue("e2ee.Client(zero)")
+	}
+	attrs := []slog.Attr{slog.String("user_id", c.cfg.UserID)}
+	if id := c.Identity(); id != nil {
+		attrs = append(attrs,
+			slog.Uint64("generation", uint64(id.Generation())),
+			slog.String("fingerprint", id.Card().Fingerprint()))
+	}
+	return slog.GroupValue(attrs...)
 }

@@ -143,3 +143,33 @@ type noGrants struct{ session.Service }
 func (noGrants) Grants(context.Context, session.ID) ([]session.GrantRecord, error) {
 	return nil, errors.New("grants unavailable")
 }
+
+// TestMembersReachesTheManager: Config.Members gates the manager's
+// rotations — a member the application does not list gets no new key.
+func TestMembersReachesTheManager(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var dir session.MemoryDirectory
+	var svc session.MemoryService
+	for _, u := range []string{"bob", "carol"} {
+		if _, err := New(ctx, Config{UserID: u, Service: svc.As(u), Directory: &dir, Publisher: &dir, Kind: identity.KindX25519}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := []string{"alice", "bob"} // carol left the Stream channel
+	alice, err := New(ctx, Config{UserID: "alice", Service: svc.As("alice"), Directory: &dir, Publisher: &dir, Kind: identity.KindX25519,
+		Members: func(context.Context, string) ([]string, error) { return app, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := alice.CreateSession(ctx, "messaging:c", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Manager().Rotate(ctx, s.ID()); !errors.Is(err, session.ErrNotMember) {
+		t.Fatalf("rotating with carol still listed by the key service: %v, want session.ErrNotMember", err)
+	}
+	if err := alice.Manager().Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
+		t.Fatalf("revoking carol: %v", err)
+	}
+}
