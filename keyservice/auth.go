@@ -152,7 +152,7 @@ func principalOf(c claims, mayBeService bool) (Principal, error) {
 	if user == "" {
 		user = c.Subject
 	}
-	if user == "" || len(user) > 255 {
+	if !validUserID(user) { // the ID reaches the store as the caller's
 		return Principal{}, errBadToken
 	}
 	return Principal{UserID: user}, nil

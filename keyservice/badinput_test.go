@@ -2,15 +2,18 @@ package keyservice
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/pgtest"
 	"github.com/veilchat/veil/internal/testrand"
 	"github.com/veilchat/veil/session"
 )
@@ -62,6 +65,9 @@ func TestBadInput(t *testing.T) {
 		{"duplicate grants", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("alice", 1), fakeGrant("bob", 1)}}, 400, CodeInvalidGrants, "one grant per member per epoch"},
 		{"grant for removed member", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Remove: []string{"bob"}, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("bob", 1)}}, 400, CodeInvalidGrants, "removed members get nothing"},
 		{"member left out", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Grants: []grantJSON{fakeGrant("alice", 1)}}, 400, CodeInvalidGrants, "every remaining member gets the new epoch"},
+		{"rotate from the last uint32", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: math.MaxUint32, Grants: []grantJSON{fakeGrant("alice", 0), fakeGrant("bob", 0)}}, 400, CodeInvalidRequest, "from_epoch 2³²-1 must not wrap the new epoch to 0"},
+		{"rotate past the epoch cap", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: session.MaxEpochs, Grants: []grantJSON{fakeGrant("alice", session.MaxEpochs+1), fakeGrant("bob", session.MaxEpochs+1)}}, 400, CodeInvalidRequest, "no epoch beyond session.MaxEpochs, whatever from_epoch claims"},
+		{"rotate to the last epoch", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: session.MaxEpochs - 1, Grants: []grantJSON{fakeGrant("alice", session.MaxEpochs), fakeGrant("bob", session.MaxEpochs)}}, 400, CodeInvalidRequest, "epochs are numbered below session.MaxEpochs"},
 		{"stale epoch", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 5, Grants: []grantJSON{fakeGrant("alice", 6), fakeGrant("bob", 6)}}, 409, CodeConflict, "rotation from an old epoch"},
 		{"wrong extend epoch", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 3, Grants: []grantJSON{fakeGrant("ghost2", 3)}}, 400, CodeInvalidGrants, "grantee check comes first"},
 		{"existing member", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 0, Grants: []grantJSON{fakeGrant("bob", 0)}}, 409, CodeConflict, "members are not granted twice"},
@@ -125,5 +131,117 @@ func TestIdempotencyKeys(t *testing.T) {
 	s3, r3 := post("k2", body)
 	if s3 != 200 || !strings.Contains(r3, `"created":false`) {
 		t.Fatalf("second create for the channel: %d %s", s3, r3)
+	}
+}
+
+// TestUntrustedStrings sends user IDs, channel CIDs and Idempotency-Keys
+// that no store can keep (NUL bytes, invalid UTF-8) or that no card can
+// carry (control characters, over-long), in every place a request carries
+// them, to a server over SQLite and one over PostgreSQL: each is refused
+// with a 400 (a 401 in a token) before the store sees it, never a 5xx from
+// a database that refuses the bytes.
+func TestUntrustedStrings(t *testing.T) {
+	t.Parallel()
+	backends := []struct {
+		name string
+		open func(t *testing.T) Store
+	}{
+		{"sqlite", func(t *testing.T) Store { return openTestStore(t) }},
+		{"postgres", func(t *testing.T) Store {
+			if !pgtest.Available() {
+				t.Skip("VEIL_TEST_POSTGRES not set")
+			}
+			st, err := OpenStore(context.Background(), pgtest.DSN(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			srv := newTestServer(t, b.open(t))
+			alice := srv.member(t, "alice")
+			srv.member(t, "bob")
+			s, err := alice.mgr.Create(ctx, "messaging:strings", []string{"bob"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sid := s.ID().String()
+			tok := userToken(t, "alice")
+			newID := func() string { id, _ := session.NewID(nil); return id.String() }
+			create := func(cid, grantee string) createSessionRequest {
+				return createSessionRequest{ID: newID(), ChannelCID: cid, Grants: []grantJSON{fakeGrant("alice", 0), fakeGrant(grantee, 0)}}
+			}
+			long := strings.Repeat("u", identity.MaxUserIDLen+1)
+			tests := []struct {
+				name, method, path string
+				body               any
+				idemKey, token     string // defaults: none, alice's token
+				status             int
+				code, reason       string
+			}{
+				{"lookup session, NUL", "GET", "/v1/sessions?channel_cid=messaging:a%00b", nil, "", "", 400, CodeInvalidRequest, "PostgreSQL TEXT holds no NUL"},
+				{"lookup session, invalid UTF-8", "GET", "/v1/sessions?channel_cid=messaging:%ff", nil, "", "", 400, CodeInvalidRequest, "PostgreSQL TEXT holds UTF-8 only"},
+				{"card history, NUL", "GET", "/v1/users/a%00b/cards", nil, "", "", 400, CodeInvalidRequest, "path user IDs are checked"},
+				{"card history, invalid UTF-8", "GET", "/v1/users/%ff/cards", nil, "", "", 400, CodeInvalidRequest, "path user IDs are checked"},
+				{"card history, control character", "GET", "/v1/users/a%1fb/cards", nil, "", "", 400, CodeInvalidRequest, "no card carries such an ID"},
+				{"card history, over-long", "GET", "/v1/users/" + long + "/cards", nil, "", "", 400, CodeInvalidRequest, "user IDs are bounded"},
+				{"lookup cards, NUL", "POST", "/v1/cards/lookup", `{"user_ids":["alice","a\u0000b"]}`, "", "", 400, CodeInvalidRequest, "every listed ID is checked"},
+				{"lookup cards, DEL", "POST", "/v1/cards/lookup", lookupRequest{UserIDs: []string{"a\x7fb"}}, "", "", 400, CodeInvalidRequest, "no card carries such an ID"},
+				{"lookup cards, empty", "POST", "/v1/cards/lookup", lookupRequest{UserIDs: []string{""}}, "", "", 400, CodeInvalidRequest, "user IDs are not empty"},
+				{"create session, NUL channel", "POST", "/v1/sessions", create("messaging:\x00", "bob"), "", "", 400, CodeInvalidRequest, "channel CIDs are checked"},
+				{"create session, NUL grantee", "POST", "/v1/sessions", create("messaging:nul-grantee", "b\x00b"), "", "", 400, CodeInvalidGrants, "grantees are user IDs"},
+				{"create session, control grantee", "POST", "/v1/sessions", create("messaging:ctl-grantee", "b\nb"), "", "", 400, CodeInvalidGrants, "grantees are user IDs"},
+				{"create session, invalid UTF-8 key", "POST", "/v1/sessions", create("messaging:key-utf8", "bob"), "k\xff", "", 400, CodeInvalidRequest, "Idempotency-Keys are stored as text"},
+				{"create session, control in key", "POST", "/v1/sessions", create("messaging:key-ctl", "bob"), "k\tk", "", 400, CodeInvalidRequest, "Idempotency-Keys are printable"},
+				{"create session, over-long key", "POST", "/v1/sessions", create("messaging:key-long", "bob"), strings.Repeat("k", 256), "", 400, CodeInvalidRequest, "Idempotency-Keys are bounded"},
+				{"extend, NUL grantee", "POST", "/v1/sessions/" + sid + "/members", extendRequest{Epoch: 0, Grants: []grantJSON{fakeGrant("c\x00", 0)}}, "", "", 400, CodeInvalidGrants, "grantees are user IDs"},
+				{"rotate, NUL grantee", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("bob", 1), fakeGrant("c\x00", 1)}}, "", "", 400, CodeInvalidGrants, "grantees are user IDs"},
+				{"rotate, NUL in remove", "POST", "/v1/sessions/" + sid + "/rotate", rotateRequest{FromEpoch: 0, Remove: []string{"b\x00b"}, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("bob", 1)}}, "", "", 400, CodeInvalidRequest, "removed users are user IDs"},
+				{"set admin, NUL", "PUT", "/v1/sessions/" + sid + "/admins/b%00b", adminRequest{Admin: true}, "", "", 400, CodeInvalidRequest, "path user IDs are checked"},
+				{"set admin, invalid UTF-8", "PUT", "/v1/sessions/" + sid + "/admins/%ff", adminRequest{Admin: true}, "", "", 400, CodeInvalidRequest, "path user IDs are checked"},
+				{"token, NUL user", "POST", "/v1/cards/lookup", lookupRequest{UserIDs: []string{"alice"}}, "", userToken(t, "a\x00b"), 401, CodeUnauthenticated, "the caller's ID reaches the store too"},
+				{"token, control user", "POST", "/v1/cards/lookup", lookupRequest{UserIDs: []string{"alice"}}, "", userToken(t, "a\rb"), 401, CodeUnauthenticated, "the caller's ID reaches the store too"},
+			}
+			for _, tt := range tests {
+				var rd io.Reader
+				switch b := tt.body.(type) {
+				case nil:
+				case string:
+					rd = strings.NewReader(b)
+				default:
+					j, _ := json.Marshal(b)
+					rd = bytes.NewReader(j)
+				}
+				req, err := http.NewRequest(tt.method, srv.URL+tt.path, rd)
+				if err != nil {
+					t.Fatalf("%s: %v", tt.name, err)
+				}
+				bearer := cmp.Or(tt.token, tok)
+				req.Header.Set("Authorization", "Bearer "+bearer)
+				if tt.idemKey != "" {
+					req.Header["Idempotency-Key"] = []string{tt.idemKey}
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", tt.name, err)
+				}
+				var eb errorBody
+				json.NewDecoder(resp.Body).Decode(&eb)
+				resp.Body.Close()
+				if resp.StatusCode != tt.status || eb.Error.Code != tt.code {
+					t.Errorf("%s: %d %s (%s), want %d %s; %s", tt.name, resp.StatusCode, eb.Error.Code, eb.Error.Message, tt.status, tt.code, tt.reason)
+				}
+			}
+			// The refused requests stored nothing: the session is as created.
+			info, err := alice.c.Info(ctx, s.ID())
+			if err != nil || info.Epoch != 0 || len(info.Members) != 2 || info.Members[1].Admin {
+				t.Fatalf("state changed by refused requests: %+v %v", info, err)
+			}
+		})
 	}
 }

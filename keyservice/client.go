@@ -53,6 +53,9 @@ type Client struct {
 	cfg  ClientConfig
 	base *url.URL
 	http *http.Client
+	// maxMembers and maxGrants are maxInfoMembers and maxGrants; tests
+	// lower them.
+	maxMembers, maxGrants int
 }
 
 var (
@@ -69,7 +72,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Token == nil {
 		return nil, errors.New("keyservice: ClientConfig.Token is required")
 	}
-	c := &Client{cfg: cfg, base: u, http: cfg.HTTPClient}
+	c := &Client{cfg: cfg, base: u, http: cfg.HTTPClient, maxMembers: maxInfoMembers, maxGrants: maxGrants}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -293,42 +296,87 @@ func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, err
 	return session.ParseID(resp.ID)
 }
 
-// Info implements session.Service. It follows the pages of members.
+// Bounds on what Info and Grants accept from a key service across pages.
+// The service is not trusted to end its pages: each page must add at least
+// one item past the previous cursor, and the items stop at these caps, so
+// a faulty or hostile service cannot keep a client paging and allocating
+// forever.
+const (
+	// maxInfoMembers bounds a session's members. The service sets no
+	// limit, but a session is rotated with one grant per member in one
+	// call of at most Config.MaxMembersPerCall (1,000 by default).
+	maxInfoMembers = 1 << 20
+	// maxGrants bounds a member's grants: one per epoch, and the service
+	// stops sessions at session.MaxEpochs epochs.
+	maxGrants = session.MaxEpochs
+)
+
+// errPaging is returned when a service's pages do not advance or do not
+// end.
+var errPaging = errors.New("keyservice: the key service's pages do not advance or exceed the limits")
+
+// Info implements session.Service. It follows the pages of members, which
+// must come in ascending user ID order, each page past the cursor of the
+// previous one, at most maxInfoMembers in all.
 func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) {
 	info := session.Info{ID: id}
 	q := url.Values{}
+	last := "" // the greatest user ID so far (user IDs are not empty)
 	for {
 		var resp sessionResponse
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), q, nil, &resp, retrySafe, nil); err != nil {
 			return session.Info{}, err
 		}
+		if len(info.Members)+len(resp.Members) > c.maxMembers {
+			return session.Info{}, errPaging
+		}
 		info.ChannelCID, info.Epoch = resp.ChannelCID, resp.Epoch
 		for _, m := range resp.Members {
+			if m.UserID <= last {
+				return session.Info{}, errPaging
+			}
+			last = m.UserID
 			info.Members = append(info.Members, session.Member{UserID: m.UserID, Admin: m.Admin, Since: m.Since})
 		}
 		if resp.Next == "" || len(resp.Members) == 0 {
 			return info, nil
 		}
+		if resp.Next < last || resp.Next <= q.Get("after") {
+			return session.Info{}, errPaging // the cursor must move forward
+		}
 		q.Set("after", resp.Next)
 	}
 }
 
-// Grants implements session.Service. It follows the pages of grants.
+// Grants implements session.Service. It follows the pages of grants, which
+// must come in ascending epochs, each page past the cursor of the previous
+// one, at most maxGrants in all.
 func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantRecord, error) {
 	var out []session.GrantRecord
 	q := url.Values{}
+	after := int64(-1) // the cursor sent, -1 before the first page
 	for {
 		var resp grantsResponse
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp, retrySafe, nil); err != nil {
 			return nil, err
 		}
+		if len(out)+len(resp.Grants) > c.maxGrants {
+			return nil, errPaging
+		}
 		for _, g := range resp.Grants {
+			if len(out) > 0 && g.Epoch <= out[len(out)-1].Epoch {
+				return nil, errPaging
+			}
 			out = append(out, session.GrantRecord{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant})
 		}
 		if resp.Next == nil || len(resp.Grants) == 0 {
 			return out, nil
 		}
-		q.Set("after_epoch", strconv.FormatUint(uint64(*resp.Next), 10))
+		if *resp.Next < out[len(out)-1].Epoch || int64(*resp.Next) <= after {
+			return nil, errPaging // the cursor must move forward
+		}
+		after = int64(*resp.Next)
+		q.Set("after_epoch", strconv.FormatUint(uint64(after), 10))
 	}
 }
 

@@ -32,6 +32,12 @@
 // Errors are JSON {"error": {"code": "...", "message": "..."}} with the
 // stable codes of the Code constants.
 //
+// User IDs (in paths, bodies and tokens) follow the rule of cards: 1 to 255
+// bytes of UTF-8 without control characters. Channel CIDs are 1 to 1,024
+// bytes of UTF-8 without NUL, and an Idempotency-Key is 1 to 255 bytes of
+// UTF-8 without control characters. Anything else is refused with 400 (401
+// in a token) before it reaches the store.
+//
 // # Authentication
 //
 // Requests carry a JWT (Auth): HS256 or Ed25519 tokens of the app backend

@@ -2,7 +2,7 @@ package keyservice
 
 import (
 	"bytes"
-	"cmp"
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -13,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -226,6 +228,8 @@ func (h *Handler) apiError(err error) *APIError {
 		return &APIError{http.StatusConflict, CodeConflict, "the session or directory changed; reload and retry"}
 	case errors.Is(err, ErrNotFound):
 		return &APIError{http.StatusNotFound, CodeUnknownSession, "no such session"}
+	case errors.Is(err, ErrTooManyEpochs):
+		return &APIError{http.StatusBadRequest, CodeInvalidRequest, "too many epochs"}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &APIError{http.StatusServiceUnavailable, CodeUnavailable, "request cancelled"}
 	}
@@ -256,43 +260,74 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// limiters holds one token bucket per principal, forgetting idle ones.
+// limiters holds one token bucket per principal (a user, the service, or
+// the address of an unauthenticated client). It forgets buckets idle for
+// limiterIdle and never holds more than maxLimiters: when full, a new key
+// evicts the least recently used one. Every call does a bounded amount of
+// work under the one mutex, however many keys an attacker invents (new
+// client addresses cost nothing over IPv6). An evicted principal starts
+// again with a full bucket; that lets a flood of new addresses relax the
+// limit of others, but never stalls the service or grows its memory.
 type limiters struct {
 	mu    sync.Mutex
 	limit rate.Limit
 	burst int
-	m     map[string]*limiterEntry
+	now   func() time.Time
+	m     map[string]*list.Element // values are *limiterEntry
+	lru   list.List                // front: most recently used
 }
 
 type limiterEntry struct {
+	key  string
 	l    *rate.Limiter
 	seen time.Time
 }
 
-const maxLimiters = 100_000
+const (
+	// maxLimiters caps the buckets held at once.
+	maxLimiters = 100_000
+	// limiterIdle is how long an unused bucket is kept.
+	limiterIdle = time.Minute
+	// limiterSweep is how many idle buckets one call forgets at most: more
+	// than the one key a call may add, so idle buckets drain, and few
+	// enough that no call pays for a backlog.
+	limiterSweep = 8
+)
 
 func newLimiters(l rate.Limit, burst int) *limiters {
-	return &limiters{limit: l, burst: burst, m: map[string]*limiterEntry{}}
+	return &limiters{limit: l, burst: burst, now: time.Now, m: map[string]*list.Element{}}
 }
 
+// allow reports whether key may make a request now, and takes a token if
+// so. It runs in constant time.
 func (ls *limiters) allow(key string) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	now := time.Now()
-	e, ok := ls.m[key]
-	if !ok {
-		if len(ls.m) >= maxLimiters {
-			for k, v := range ls.m {
-				if now.Sub(v.seen) > time.Minute {
-					delete(ls.m, k)
-				}
-			}
+	now := ls.now()
+	for range limiterSweep {
+		oldest := ls.lru.Back()
+		if oldest == nil || now.Sub(oldest.Value.(*limiterEntry).seen) <= limiterIdle {
+			break
 		}
-		e = &limiterEntry{l: rate.NewLimiter(ls.limit, ls.burst)}
-		ls.m[key] = e
+		ls.forget(oldest)
 	}
+	el, ok := ls.m[key]
+	if ok {
+		ls.lru.MoveToFront(el)
+	} else {
+		if ls.lru.Len() >= maxLimiters {
+			ls.forget(ls.lru.Back())
+		}
+		el = ls.lru.PushFront(&limiterEntry{key: key, l: rate.NewLimiter(ls.limit, ls.burst)})
+		ls.m[key] = el
+	}
+	e := el.Value.(*limiterEntry)
 	e.seen = now
 	return e.l.AllowN(now, 1)
+}
+
+func (ls *limiters) forget(el *list.Element) {
+	delete(ls.m, ls.lru.Remove(el).(*limiterEntry).key)
 }
 
 func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
@@ -349,7 +384,11 @@ func (h *Handler) publishCard(r *http.Request, p Principal, body []byte) (int, a
 }
 
 func (h *Handler) cardHistory(r *http.Request, p Principal, body []byte) (int, any, error) {
-	cards, err := h.cfg.Store.CardHistory(r.Context(), r.PathValue("user"))
+	user := r.PathValue("user")
+	if !validUserID(user) {
+		return 0, nil, bad(CodeInvalidRequest, "invalid user ID")
+	}
+	cards, err := h.cfg.Store.CardHistory(r.Context(), user)
 	if errors.Is(err, ErrNotFound) {
 		return 0, nil, &APIError{http.StatusNotFound, CodeUnknownUser, "the user has no card"}
 	}
@@ -370,6 +409,9 @@ func (h *Handler) lookupCards(r *http.Request, p Principal, body []byte) (int, a
 	if len(req.UserIDs) > h.cfg.MaxMembersPerCall {
 		return 0, nil, bad(CodeTooManyMembers, "at most %d users per call", h.cfg.MaxMembersPerCall)
 	}
+	if !all(req.UserIDs, validUserID) {
+		return 0, nil, bad(CodeInvalidRequest, "user_ids holds an invalid user ID")
+	}
 	cards, err := h.cfg.Store.LatestCards(r.Context(), req.UserIDs)
 	if err != nil {
 		return 0, nil, err
@@ -387,6 +429,52 @@ func parseSessionID(s string) (session.ID, error) {
 	return id, nil
 }
 
+// Every user ID, channel CID and Idempotency-Key a request carries is
+// checked at the boundary, before any store sees it: PostgreSQL refuses NUL
+// bytes and invalid UTF-8 in TEXT columns, and a store error would be a
+// 500 where the caller deserves a 400.
+
+// validUserID reports whether s is a user ID a card can carry (identity's
+// rule, PROTOCOL.md §4.2): 1 to identity.MaxUserIDLen bytes of UTF-8
+// without a control character U+0000–U+001F or U+007F.
+func validUserID(s string) bool { return validText(s, identity.MaxUserIDLen, true) }
+
+// validChannelCID reports whether s is a channel CID the session package
+// accepts (1 to session.MaxChannelCIDLen bytes of UTF-8) that a store can
+// keep: without NUL.
+func validChannelCID(s string) bool { return validText(s, session.MaxChannelCIDLen, false) }
+
+// maxIdempotencyKeyLen bounds the Idempotency-Key header, in bytes.
+const maxIdempotencyKeyLen = 255
+
+// validIdempotencyKey reports whether s may be stored as an Idempotency-Key:
+// the same character rule as user IDs, up to maxIdempotencyKeyLen bytes.
+func validIdempotencyKey(s string) bool { return validText(s, maxIdempotencyKeyLen, true) }
+
+// validText reports whether s is 1 to maxLen bytes of valid UTF-8 without
+// NUL and, if noControls, without any other C0 control character or DEL.
+func validText(s string, maxLen int, noControls bool) bool {
+	if s == "" || len(s) > maxLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r == 0 || noControls && (r < 0x20 || r == 0x7f) {
+			return false
+		}
+	}
+	return true
+}
+
+// all reports whether ok holds for every element of ss.
+func all(ss []string, ok func(string) bool) bool {
+	for _, s := range ss {
+		if !ok(s) {
+			return false
+		}
+	}
+	return true
+}
+
 // checkGrants validates a grant list: bounded, one per grantee, all for
 // epoch, well-formed age files of bounded size, every grantee with a card.
 func (h *Handler) checkGrants(ctx context.Context, grants []grantJSON, epoch uint32) ([]session.GrantRecord, error) {
@@ -401,7 +489,7 @@ func (h *Handler) checkGrants(ctx context.Context, grants []grantJSON, epoch uin
 	users := make([]string, 0, len(grants))
 	for _, g := range grants {
 		switch {
-		case g.Grantee == "" || len(g.Grantee) > identity.MaxUserIDLen:
+		case !validUserID(g.Grantee):
 			return nil, bad(CodeInvalidGrants, "a grant has an invalid grantee")
 		case seen[g.Grantee]:
 			return nil, bad(CodeInvalidGrants, "two grants for %q", g.Grantee)
@@ -431,8 +519,8 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 		return 0, nil, forbidden("sessions are created by their members")
 	}
 	idemKey := r.Header.Get("Idempotency-Key")
-	if len(idemKey) > 255 {
-		return 0, nil, bad(CodeInvalidRequest, "Idempotency-Key longer than 255 characters")
+	if idemKey != "" && !validIdempotencyKey(idemKey) {
+		return 0, nil, bad(CodeInvalidRequest, "Idempotency-Key must be 1 to %d bytes of UTF-8 without control characters", maxIdempotencyKeyLen)
 	}
 	sum := sha256.Sum256(body)
 	ctx := r.Context()
@@ -459,7 +547,7 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.ChannelCID == "" || len(req.ChannelCID) > session.MaxChannelCIDLen {
+	if !validChannelCID(req.ChannelCID) {
 		return 0, nil, bad(CodeInvalidRequest, "invalid channel_cid")
 	}
 	grants, err := h.checkGrants(ctx, req.Grants, 0)
@@ -490,8 +578,8 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 
 func (h *Handler) lookupSession(r *http.Request, p Principal, body []byte) (int, any, error) {
 	cid := r.URL.Query().Get("channel_cid")
-	if cid == "" || len(cid) > session.MaxChannelCIDLen {
-		return 0, nil, bad(CodeInvalidRequest, "channel_cid query parameter required")
+	if !validChannelCID(cid) {
+		return 0, nil, bad(CodeInvalidRequest, "a valid channel_cid query parameter is required")
 	}
 	id, err := h.cfg.Store.SessionByChannel(r.Context(), cid)
 	if err != nil {
@@ -509,6 +597,24 @@ func (h *Handler) member(ctx context.Context, p Principal, id session.ID) (Sessi
 	}
 	if !p.Service && !slices.ContainsFunc(members, func(m session.Member) bool { return m.UserID == p.UserID }) {
 		return SessionRecord{}, nil, forbidden("not a member of this session")
+	}
+	return rec, members, nil
+}
+
+// admin loads a session and checks that p is one of its admins. Handlers
+// that compare a request with the session's state call it first, so that
+// what they answer a non-admin says nothing about the members.
+func (h *Handler) admin(ctx context.Context, p Principal, id session.ID) (SessionRecord, []session.Member, error) {
+	if p.Service {
+		return SessionRecord{}, nil, forbidden("not an admin of this session")
+	}
+	rec, members, err := h.member(ctx, p, id)
+	if err != nil {
+		return SessionRecord{}, nil, err
+	}
+	i := slices.IndexFunc(members, func(m session.Member) bool { return m.UserID == p.UserID })
+	if !members[i].Admin {
+		return SessionRecord{}, nil, forbidden("not an admin of this session")
 	}
 	return rec, members, nil
 }
@@ -583,8 +689,10 @@ func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any,
 		if err != nil {
 			return 0, nil, bad(CodeInvalidRequest, "after_epoch must be an epoch number")
 		}
-		i, _ := slices.BinarySearchFunc(grants, uint32(after)+1, func(g session.GrantRecord, e uint32) int { return cmp.Compare(g.Epoch, e) })
-		grants = grants[i:]
+		// The first grant past the cursor, compared in 64 bits: after+1
+		// in 32 would wrap the last epoch's cursor to 0 and restart the
+		// pages.
+		grants = grants[sort.Search(len(grants), func(i int) bool { return uint64(grants[i].Epoch) > after }):]
 	}
 	resp := grantsResponse{Grants: make([]grantJSON, 0, min(limit, len(grants)))}
 	for _, g := range grants[:min(limit, len(grants))] {
@@ -609,11 +717,17 @@ func (h *Handler) extend(r *http.Request, p Principal, body []byte) (int, any, e
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	grants, err := h.checkGrants(r.Context(), req.Grants, req.Epoch)
+	ctx := r.Context()
+	// Rights first, as the store checks them: a non-member learns nothing
+	// from how its grants would have been judged.
+	if _, _, err := h.member(ctx, p, id); err != nil {
+		return 0, nil, err
+	}
+	grants, err := h.checkGrants(ctx, req.Grants, req.Epoch)
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := h.cfg.Store.Extend(r.Context(), id, p.UserID, req.Epoch, grants); err != nil {
+	if err := h.cfg.Store.Extend(ctx, id, p.UserID, req.Epoch, grants); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, struct{}{}, nil
@@ -634,15 +748,22 @@ func (h *Handler) rotate(r *http.Request, p Principal, body []byte) (int, any, e
 	if len(req.Remove) > h.cfg.MaxMembersPerCall {
 		return 0, nil, bad(CodeTooManyMembers, "at most %d users per call", h.cfg.MaxMembersPerCall)
 	}
-	if req.FromEpoch == session.MaxEpochs-1 {
+	if !all(req.Remove, validUserID) {
+		return 0, nil, bad(CodeInvalidRequest, "remove holds an invalid user ID")
+	}
+	// >=, not ==: from_epoch is the caller's number, and from 2³²-1 the
+	// next epoch would wrap to 0.
+	if req.FromEpoch >= session.MaxEpochs-1 {
 		return 0, nil, bad(CodeInvalidRequest, "too many epochs")
 	}
 	ctx := r.Context()
-	grants, err := h.checkGrants(ctx, req.Grants, req.FromEpoch+1)
+	// Rights before any comparison with the membership: the answers below
+	// name members, which only the session's admins may learn this way.
+	_, members, err := h.admin(ctx, p, id)
 	if err != nil {
 		return 0, nil, err
 	}
-	_, members, err := h.cfg.Store.Session(ctx, id)
+	grants, err := h.checkGrants(ctx, req.Grants, req.FromEpoch+1)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -672,11 +793,15 @@ func (h *Handler) setAdmin(r *http.Request, p Principal, body []byte) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
+	user := r.PathValue("user")
+	if !validUserID(user) {
+		return 0, nil, bad(CodeInvalidRequest, "invalid user ID")
+	}
 	var req adminRequest
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	err = h.cfg.Store.SetAdmin(r.Context(), id, p.UserID, r.PathValue("user"), req.Admin)
+	err = h.cfg.Store.SetAdmin(r.Context(), id, p.UserID, user, req.Admin)
 	if errors.Is(err, ErrNotFound) {
 		return 0, nil, &APIError{http.StatusNotFound, CodeUnknownUser, "not a member of this session"}
 	}

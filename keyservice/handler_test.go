@@ -308,3 +308,112 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 		t.Fatal("revoked user's cached keys opened a post-revocation message")
 	}
 }
+
+// TestRightsBeforeState checks that the routes which compare a request with
+// a session's state (its members, the grantees' cards) check the caller's
+// rights first: whatever a non-member sends, it gets the answer GET
+// /v1/sessions/{id} gives it, a plain member gets 403 from rotate, and no
+// answer names a member.
+func TestRightsBeforeState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := newTestServer(t, openTestStore(t))
+	alice := srv.member(t, "alice")
+	for _, u := range []string{"bob", "carol", "mallory"} {
+		srv.member(t, u)
+	}
+	s, err := alice.mgr.Create(ctx, "messaging:rights", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid := s.ID().String()
+	unknown := strings.Repeat("ab", 16)
+	tests := []struct {
+		name, actor, path string
+		body              any
+		wantStatus        int
+		wantCode          string
+		reason            string
+	}{
+		{"rotate, non-member granting itself", "mallory", "/v1/sessions/" + sid + "/rotate",
+			rotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []grantJSON{fakeGrant("mallory", 1)}}, http.StatusForbidden, CodeForbidden,
+			"the membership check would name alice as left without a grant"},
+		{"rotate, non-member naming a user without a card", "mallory", "/v1/sessions/" + sid + "/rotate",
+			rotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []grantJSON{fakeGrant("ghost", 1)}}, http.StatusForbidden, CodeForbidden,
+			"no grant check before the rights"},
+		{"rotate, plain member", "bob", "/v1/sessions/" + sid + "/rotate",
+			rotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []grantJSON{fakeGrant("bob", 1)}}, http.StatusForbidden, CodeForbidden,
+			"only admins rotate, so only admins learn who lacks a grant"},
+		{"rotate, unknown session", "mallory", "/v1/sessions/" + unknown + "/rotate",
+			rotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []grantJSON{fakeGrant("ghost", 1)}}, http.StatusNotFound, CodeUnknownSession,
+			"an unknown session is answered as GET answers it"},
+		{"extend, non-member naming a user without a card", "mallory", "/v1/sessions/" + sid + "/members",
+			extendRequest{Epoch: 0, Grants: []grantJSON{fakeGrant("ghost", 0)}}, http.StatusForbidden, CodeForbidden,
+			"no grant check before the rights"},
+		{"extend, non-member adding itself", "mallory", "/v1/sessions/" + sid + "/members",
+			extendRequest{Epoch: 7, Grants: []grantJSON{fakeGrant("mallory", 7)}}, http.StatusForbidden, CodeForbidden,
+			"no word on the epoch before the rights"},
+		{"extend, unknown session", "mallory", "/v1/sessions/" + unknown + "/members",
+			extendRequest{Epoch: 0, Grants: []grantJSON{fakeGrant("ghost", 0)}}, http.StatusNotFound, CodeUnknownSession,
+			"an unknown session is answered as GET answers it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := userToken(t, tt.actor)
+			got, eb := rawRequest(t, srv, "POST", tt.path, tok, tt.body)
+			if got != tt.wantStatus || eb.Error.Code != tt.wantCode {
+				t.Errorf("%d %s (%s), want %d %s (%s)", got, eb.Error.Code, eb.Error.Message, tt.wantStatus, tt.wantCode, tt.reason)
+			}
+			if tt.actor == "mallory" {
+				info := tt.path[:len("/v1/sessions/")+32]
+				if gs, gb := rawRequest(t, srv, "GET", info, tok, nil); gs != got || gb.Error.Code != eb.Error.Code {
+					t.Errorf("GET %s answers a non-member %d %s, this route %d %s: one answer reveals what the other hides", info, gs, gb.Error.Code, got, eb.Error.Code)
+				}
+			}
+			for _, m := range []string{"alice", "carol"} {
+				if strings.Contains(eb.Error.Message, m) {
+					t.Errorf("the answer names member %s: %q (%s)", m, eb.Error.Message, tt.reason)
+				}
+			}
+		})
+	}
+	// Nothing changed, and an admin still gets the detailed answer.
+	if info, err := alice.c.Info(ctx, s.ID()); err != nil || info.Epoch != 0 || len(info.Members) != 3 {
+		t.Fatalf("state changed by refused requests: %+v %v", info, err)
+	}
+	got, eb := rawRequest(t, srv, "POST", "/v1/sessions/"+sid+"/rotate", userToken(t, "alice"),
+		rotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []grantJSON{fakeGrant("alice", 1), fakeGrant("bob", 1)}})
+	if got != http.StatusBadRequest || !strings.Contains(eb.Error.Message, `"carol"`) {
+		t.Errorf("admin leaving carol out: %d %q, want 400 naming carol", got, eb.Error.Message)
+	}
+}
+
+// TestStoreErrorStatus checks how store errors become API answers: each
+// sentinel, wrapped or not, a client error with its stable code; anything
+// else an opaque 500.
+func TestStoreErrorStatus(t *testing.T) {
+	t.Parallel()
+	h := &Handler{}
+	tests := []struct {
+		name   string
+		err    error
+		status int
+		code   string
+		reason string
+	}{
+		{"not found", ErrNotFound, http.StatusNotFound, CodeUnknownSession, "the store's lookups"},
+		{"conflict, wrapped", fmt.Errorf("rotating: %w", ErrConflict), http.StatusConflict, CodeConflict, "sentinels may come wrapped"},
+		{"forbidden", ErrForbidden, http.StatusForbidden, CodeForbidden, "rights"},
+		{"too many epochs", ErrTooManyEpochs, http.StatusBadRequest, CodeInvalidRequest, "a rotation from epoch 2³²-1 is the caller's mistake, not the server's"},
+		{"anything else", errors.New("keyservice: disk on fire"), http.StatusInternalServerError, CodeInternal, "internal errors stay opaque"},
+	}
+	for _, tt := range tests {
+		ae := h.apiError(tt.err)
+		if ae.Status != tt.status || ae.Code != tt.code {
+			t.Errorf("%s: %d %s, want %d %s (%s)", tt.name, ae.Status, ae.Code, tt.status, tt.code, tt.reason)
+		}
+		if strings.Contains(ae.Message, "disk") {
+			t.Errorf("%s: the answer carries the internal error: %q", tt.name, ae.Message)
+		}
+	}
+}

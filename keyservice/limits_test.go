@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,6 +67,19 @@ func TestPagination(t *testing.T) {
 	resp.Body.Close()
 	if len(page.Grants) != 2 || page.Grants[0].Epoch != 2 || page.Next == nil || *page.Next != 3 {
 		t.Fatalf("page after epoch 1: %+v", page)
+	}
+	// The greatest cursor ends the pages: after_epoch+1 must not wrap to
+	// epoch 0 and start them again.
+	req, _ = http.NewRequest("GET", srv.URL+"/v1/sessions/"+s.ID().String()+"/grants?after_epoch=4294967295", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken(t, "owner"))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	page = grantsResponse{}
+	json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(page.Grants) != 0 || page.Next != nil {
+		t.Fatalf("page after epoch 4294967295: %d, %d grants, next %v; want an empty last page", resp.StatusCode, len(page.Grants), page.Next)
 	}
 	if code, eb := rawRequest(t, srv, "GET", "/v1/sessions/"+s.ID().String()+"?limit=0", userToken(t, "owner"), nil); code != 400 || eb.Error.Code != CodeInvalidRequest {
 		t.Fatalf("limit=0: %d %s", code, eb.Error.Code)
@@ -124,5 +139,154 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	if code, out := post(); code != http.StatusUnprocessableEntity || !strings.Contains(out, CodeIdempotencyReuse) {
 		t.Fatalf("replay of an expired key: %d %s", code, out)
+	}
+}
+
+// TestLimitersBounded fills the rate limiters with fresh buckets, as a
+// flood of new client addresses does, and checks that they stay at
+// maxLimiters by evicting the least recently used bucket for each new key
+// (one step, where a scan of the whole map under the handler-wide lock
+// would stall every request), and that a bucket in use keeps its limit.
+func TestLimitersBounded(t *testing.T) {
+	t.Parallel()
+	ls := newLimiters(0.001, 3) // no refill within the test
+	addr := func(i int) string { return fmt.Sprintf("ip:2001:db8::%x", i) }
+	for range 3 {
+		ls.allow("user:alice")
+	}
+	if ls.allow("user:alice") {
+		t.Fatal("alice's fourth request allowed with a burst of 3")
+	}
+	for i := range maxLimiters - 1 {
+		ls.allow(addr(i))
+	}
+	if len(ls.m) != maxLimiters {
+		t.Fatalf("%d buckets, want the map full at %d", len(ls.m), maxLimiters)
+	}
+	if ls.allow("user:alice") {
+		t.Error("alice's limit was lost while the map filled")
+	}
+	const flood = 100
+	for i := range flood {
+		ls.allow(addr(maxLimiters + i))
+	}
+	if len(ls.m) != maxLimiters {
+		t.Errorf("%d buckets after %d new keys, want the cap %d", len(ls.m), flood, maxLimiters)
+	}
+	for i := range flood {
+		if _, ok := ls.m[addr(i)]; ok {
+			t.Fatalf("bucket %d, among the %d least recently used, was kept", i, flood)
+		}
+	}
+	for _, k := range []string{addr(flood), addr(maxLimiters - 2), addr(maxLimiters + flood - 1), "user:alice"} {
+		if _, ok := ls.m[k]; !ok {
+			t.Errorf("bucket %s was evicted before older ones", k)
+		}
+	}
+	if ls.allow("user:alice") {
+		t.Error("alice's limit was lost to the flood of new keys")
+	}
+}
+
+// TestLimitersForgetIdle checks that buckets unused for limiterIdle go, a
+// few per call, so that no single request pays for a backlog.
+func TestLimitersForgetIdle(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	ls := newLimiters(100, 200)
+	ls.now = func() time.Time { return now }
+	for i := range 100 {
+		ls.allow(fmt.Sprintf("ip:192.0.2.%d", i))
+	}
+	now = now.Add(limiterIdle + time.Second)
+	ls.allow("user:alice")
+	if want := 100 - limiterSweep + 1; len(ls.m) != want {
+		t.Fatalf("%d buckets after one call, want %d: one call forgets at most %d idle buckets", len(ls.m), want, limiterSweep)
+	}
+	for range 100 / limiterSweep {
+		ls.allow("user:alice")
+	}
+	if len(ls.m) != 1 || ls.lru.Len() != 1 {
+		t.Fatalf("%d buckets (%d in the list), want alice's only", len(ls.m), ls.lru.Len())
+	}
+}
+
+// TestClientPagesMustAdvance points a Client at key services whose pages
+// never end: Info and Grants stop at once with an error instead of paging
+// (and accumulating) until the context ends.
+func TestClientPagesMustAdvance(t *testing.T) {
+	t.Parallel()
+	grantsPage := func(first, n, next int) string {
+		var b strings.Builder
+		b.WriteString(`{"grants":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"grantee":"me","epoch":%d,"grant":"YWdl"}`, first+i)
+		}
+		fmt.Fprintf(&b, `],"next":%d}`, next)
+		return b.String()
+	}
+	const testMaxItems = 100
+	tests := []struct {
+		name     string
+		grants   bool                  // call Grants, else Info
+		page     func(call int) string // the answer to the call-th request, from 0
+		maxCalls int64
+		reason   string
+	}{
+		{"members, cursor stuck", false, func(int) string {
+			return `{"channel_cid":"c","members":[{"user_id":"x"}],"next":"x"}`
+		}, 2, "the same page again"},
+		{"members, cursor moves, members repeat", false, func(call int) string {
+			return fmt.Sprintf(`{"channel_cid":"c","members":[{"user_id":"x"}],"next":"x%d"}`, call)
+		}, 2, "members come in ascending order, once each"},
+		{"members, cursor goes back", false, func(call int) string {
+			return fmt.Sprintf(`{"channel_cid":"c","members":[{"user_id":"m%d"}],"next":"a"}`, call)
+		}, 1, "the cursor is past the page"},
+		{"grants, cursor stuck", true, func(int) string {
+			return `{"grants":[{"grantee":"me","epoch":0,"grant":"YWdl"}],"next":0}`
+		}, 2, "the same page again"},
+		{"grants, cursor moves, epochs repeat", true, func(call int) string {
+			return fmt.Sprintf(`{"grants":[{"grantee":"me","epoch":0,"grant":"YWdl"}],"next":%d}`, call)
+		}, 2, "one grant per epoch, ascending"},
+		{"grants, cursor goes back", true, func(call int) string {
+			return grantsPage(10*call+5, 1, 0)
+		}, 1, "the cursor is past the page"},
+		{"members, no end", false, func(call int) string {
+			return fmt.Sprintf(`{"channel_cid":"c","members":[{"user_id":"m%03d"},{"user_id":"m%03d"}],"next":"m%03d"}`, 2*call, 2*call+1, 2*call+1)
+		}, testMaxItems/2 + 1, "pages that advance stop at the cap"},
+		{"grants, no end", true, func(call int) string {
+			return grantsPage(call*2, 2, call*2+1)
+		}, testMaxItems/2 + 1, "pages that advance stop at the cap"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var calls atomic.Int64
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte(tt.page(int(calls.Add(1) - 1))))
+			}))
+			defer hs.Close()
+			c, err := NewClient(ClientConfig{BaseURL: hs.URL, Token: StaticToken("t")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// maxInfoMembers and maxGrants, scaled down.
+			c.maxMembers, c.maxGrants = testMaxItems, testMaxItems
+			// A bound, not a measure: the client should give up at once.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			id, _ := session.NewID(nil)
+			if tt.grants {
+				_, err = c.Grants(ctx, id)
+			} else {
+				_, err = c.Info(ctx, id)
+			}
+			if !errors.Is(err, errPaging) || calls.Load() > tt.maxCalls {
+				t.Errorf("%v after %d requests, want errPaging after at most %d (%s)", err, calls.Load(), tt.maxCalls, tt.reason)
+			}
+		})
 	}
 }

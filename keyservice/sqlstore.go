@@ -428,7 +428,7 @@ func (s *sqlStore) Extend(ctx context.Context, id session.ID, caller string, atE
 
 func (s *sqlStore) Rotate(ctx context.Context, id session.ID, caller string, fromEpoch uint32, remove []string, grants []session.GrantRecord) error {
 	if fromEpoch == math.MaxUint32 {
-		return errors.New("keyservice: no epoch after 4294967295")
+		return ErrTooManyEpochs
 	}
 	next := fromEpoch + 1
 	if err := checkGrants(grants, next); err != nil {
@@ -639,7 +639,7 @@ func (s *sqlStore) Close() error { return s.db.Close() }
 // dbError wraps a database error with what the store was doing; nil and
 // the store's sentinels pass through unchanged.
 func dbError(doing string, err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrForbidden) || errors.Is(err, ErrTooManyEpochs) {
 		return err
 	}
 	return fmt.Errorf("keyservice: %s: %w", doing, err)

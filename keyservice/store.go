@@ -19,6 +19,9 @@ var (
 	// ErrForbidden: the caller is not a member, or not an admin where the
 	// operation needs one.
 	ErrForbidden = errors.New("keyservice: forbidden")
+	// ErrTooManyEpochs: Rotate from epoch 4294967295, after which no epoch
+	// number is left.
+	ErrTooManyEpochs = errors.New("keyservice: no epoch after 4294967295")
 )
 
 // SessionRecord is a session's row.
@@ -76,9 +79,10 @@ type Store interface {
 	// no grantee is already a member; then adds every grantee as a member
 	// since atEpoch (not admin) and stores the grants (all for atEpoch).
 	Extend(ctx context.Context, id session.ID, caller string, atEpoch uint32, grants []session.GrantRecord) error
-	// Rotate, atomically: ErrNotFound if no session; ErrForbidden unless
-	// caller is an admin member; ErrConflict unless the session is at
-	// fromEpoch; then sets the epoch to fromEpoch+1, deletes the members in
+	// Rotate, atomically: ErrTooManyEpochs if fromEpoch is 4294967295
+	// (checked first, whatever the session); ErrNotFound if no session;
+	// ErrForbidden unless caller is an admin member; ErrConflict unless the
+	// session is at fromEpoch; then sets the epoch to fromEpoch+1, deletes the members in
 	// remove and all their grants, adds grantees that are not members yet
 	// (since fromEpoch+1, not admin), and stores the grants (all for
 	// fromEpoch+1). If a member is then left without a grant for the new

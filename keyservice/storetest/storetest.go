@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -564,6 +565,8 @@ func testRotate(t *testing.T, st keyservice.Store) {
 		{"remove and add", false, "alice", 1, []string{"bob"}, []string{"alice", "carol"}, nil, "carol joins at the new epoch"},
 		{"remove a non-member", false, "alice", 1, []string{"zed"}, []string{"alice", "bob"}, nil, "removing nobody is no error"},
 		{"member left without grant", false, "alice", 1, nil, []string{"alice"}, keyservice.ErrConflict, "bob (added since the caller looked) would lose access"},
+		{"last epoch", false, "alice", math.MaxUint32, nil, []string{"alice", "bob"}, keyservice.ErrTooManyEpochs, "no epoch follows 4294967295; the next must not wrap to 0"},
+		{"last epoch, unknown session", true, "mallory", math.MaxUint32, nil, []string{"alice"}, keyservice.ErrTooManyEpochs, "checked first, whatever the session"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
