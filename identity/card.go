@@ -135,7 +135,7 @@ func ParseCard(b []byte) (*Card, error) {
 		return nil, ErrInvalidCard
 	}
 	c.created = time.Unix(created, 0).UTC()
-	if checkUserID(c.userID) != nil || int(c.generation) >= MaxGenerations {
+	if CheckUserID(c.userID) != nil || int(c.generation) >= MaxGenerations {
 		return nil, ErrInvalidCard
 	}
 	var err error

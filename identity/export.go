@@ -99,7 +99,7 @@ func parseExport(text []byte) (*Identity, error) {
 		return nil, ErrInvalidExport
 	}
 	user, err := b64.DecodeString(strings.TrimPrefix(lines[1], exportUser))
-	if err != nil || checkUserID(string(user)) != nil {
+	if err != nil || CheckUserID(string(user)) != nil {
 		return nil, ErrInvalidExport
 	}
 	id := &Identity{userID: string(user)}

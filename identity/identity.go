@@ -55,7 +55,11 @@ const MaxGenerations = 1024
 // one that contains control characters.
 var ErrInvalidUserID = errors.New("identity: invalid user ID")
 
-func checkUserID(userID string) error {
+// CheckUserID returns ErrInvalidUserID unless userID is a user ID a card
+// can carry: 1 to MaxUserIDLen bytes of valid UTF-8 without a control
+// character (U+0000–U+001F, U+007F). Services use it to refuse bad IDs at
+// their boundary.
+func CheckUserID(userID string) error {
 	if userID == "" || len(userID) > MaxUserIDLen || !utf8.ValidString(userID) {
 		return ErrInvalidUserID
 	}
@@ -163,7 +167,7 @@ var _ age.Identity = (*Identity)(nil)
 // Generate creates the generation-0 identity of userID, reading 64 bytes of
 // key material from rand (nil means crypto/rand). Its card is self-signed.
 func Generate(rnd io.Reader, userID string, opts Options) (*Identity, error) {
-	if err := checkUserID(userID); err != nil {
+	if err := CheckUserID(userID); err != nil {
 		return nil, err
 	}
 	g, err := generateGeneration(rnd, userID, 0, opts, nil)

@@ -437,7 +437,7 @@ func parseSessionID(s string) (session.ID, error) {
 // validUserID reports whether s is a user ID a card can carry (identity's
 // rule, PROTOCOL.md §4.2): 1 to identity.MaxUserIDLen bytes of UTF-8
 // without a control character U+0000–U+001F or U+007F.
-func validUserID(s string) bool { return validText(s, identity.MaxUserIDLen, true) }
+func validUserID(s string) bool { return identity.CheckUserID(s) == nil }
 
 // validChannelCID reports whether s is a channel CID the session package
 // accepts (1 to session.MaxChannelCIDLen bytes of UTF-8) that a store can

@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
 )
 
@@ -283,11 +283,10 @@ func (s *Server) startChallenge(r *http.Request, body []byte) (int, any, error) 
 	return http.StatusCreated, challengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
 }
 
-// checkUserID refuses user IDs that are empty, longer than 255 bytes, not
-// UTF-8, or hold control characters (the identity package's rule; it also
-// keeps NUL bytes away from PostgreSQL's TEXT columns).
+// checkUserID refuses user IDs a card could not carry (identity's rule; it
+// also keeps NUL bytes away from PostgreSQL's TEXT columns).
 func checkUserID(id string) error {
-	if id == "" || len(id) > 255 || !utf8.ValidString(id) || strings.IndexFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+	if identity.CheckUserID(id) != nil {
 		return bad(CodeInvalidRequest, "invalid user_id")
 	}
 	return nil
