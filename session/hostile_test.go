@@ -89,8 +89,10 @@ func injectEpoch(t *testing.T, w *world, reader *Manager, granter *identity.Iden
 	}
 	name := reader.Identity().UserID()
 	return &lyingService{Service: w.svc.As(name),
-		info:   func(i Info) Info { i.Epoch = n; return i },
-		grants: func(gs []GrantRecord) []GrantRecord { return append(gs, GrantRecord{Grantee: name, Epoch: n, Grant: g}) },
+		info: func(i Info) Info { i.Epoch = n; return i },
+		grants: func(gs []GrantRecord) []GrantRecord {
+			return append(gs, GrantRecord{Grantee: name, Epoch: n, Grant: g})
+		},
 	}, evil
 }
 
