@@ -428,3 +428,37 @@ func TestForgedFutureEpochIsCheap(t *testing.T) {
 		t.Fatalf("5 forged envelopes caused %d grant fetches", counting.grants-before)
 	}
 }
+
+// lookupLiar maps every channel to one session.
+type lookupLiar struct {
+	Service
+	id ID
+}
+
+func (l *lookupLiar) Lookup(context.Context, string) (ID, error) { return l.id, nil }
+
+func (l *lookupLiar) Create(ctx context.Context, id ID, channelCID string, grants []GrantRecord) (CreateResult, error) {
+	return CreateResult{ID: l.id}, nil
+}
+
+// TestChannelMappingChecked: a service that answers a channel's lookup, or
+// a create, with the session of another channel is caught by the channel
+// CID the grants carry.
+func TestChannelMappingChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice := w.user(t, "alice")
+	w.user(t, "bob")
+	other, err := alice.Create(ctx, "messaging:other", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar := as(t, &w, alice, &lookupLiar{Service: w.svc.As("alice"), id: other.ID()}, nil)
+	if _, err := liar.ForChannel(ctx, cid); !errors.Is(err, ErrConflict) {
+		t.Fatalf("ForChannel answered with another channel's session: %v, want ErrConflict", err)
+	}
+	if _, err := liar.Create(ctx, cid, []string{"bob"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Create answered with another channel's session: %v, want ErrConflict", err)
+	}
+}

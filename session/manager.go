@@ -144,7 +144,7 @@ func (m *Manager) Create(ctx context.Context, channelCID string, members []strin
 		return nil, err
 	}
 	if !res.Created {
-		return m.Retrieve(ctx, res.ID)
+		return m.retrieveFor(ctx, res.ID, channelCID)
 	}
 	m.store(s)
 	return s, nil
@@ -166,7 +166,21 @@ func (m *Manager) ForChannel(ctx context.Context, channelCID string) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	return m.Retrieve(ctx, id)
+	return m.retrieveFor(ctx, id, channelCID)
+}
+
+// retrieveFor retrieves session id and checks, from its signed grants, that
+// it is bound to channelCID: the service's channel-to-session mapping is
+// not trusted.
+func (m *Manager) retrieveFor(ctx context.Context, id ID, channelCID string) (*Session, error) {
+	s, err := m.Retrieve(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.ChannelCID() != channelCID {
+		return nil, fmt.Errorf("%w: the service maps %q to a session of channel %q", ErrConflict, channelCID, s.ChannelCID())
+	}
+	return s, nil
 }
 
 // Forget drops a session from the cache.
