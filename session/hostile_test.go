@@ -462,3 +462,33 @@ func TestChannelMappingChecked(t *testing.T) {
 		t.Fatalf("Create answered with another channel's session: %v, want ErrConflict", err)
 	}
 }
+
+// TestOldEpochsFromDepartedGranters: with Config.Members, a member that
+// fetches a session from scratch accepts the keys of old epochs granted by
+// users who have left since; only the current epoch's granter must be a
+// member.
+func TestOldEpochsFromDepartedGranters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"}) // alice grants epoch 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	m0 := seal(t, alice, s.ID(), "m0", "from alice")
+	if err := w.svc.As("alice").SetAdmin(ctx, s.ID(), "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Revoke(ctx, s.ID(), []string{"alice"}); err != nil { // bob grants epoch 1; alice leaves
+		t.Fatal(err)
+	}
+	app := &appMembers{users: []string{"bob", "carol"}}
+	restarted := as(t, &w, carol, w.svc.As("carol"), app) // nothing cached
+	if got, err := open(restarted, "alice", "m0", m0); err != nil || got != "from alice" {
+		t.Fatalf("an epoch-0 message after alice left: %q, %v", got, err)
+	}
+	if _, err := restarted.SealText(ctx, s.ID(), ctxFor("carol", "m1"), []byte("hi"), 5000); err != nil {
+		t.Fatalf("sealing under epoch 1, granted by bob: %v", err)
+	}
+}

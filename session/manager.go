@@ -46,7 +46,10 @@ type Config struct {
 	// service alone cannot decide who holds a channel's keys. With it, the
 	// manager wraps a new epoch's key (Revoke, Rotate, Extend) only for
 	// users it lists, and accepts the key of an epoch newer than every one
-	// it holds only from a granter it lists (or from itself). Without it,
+	// it holds only from a granter it lists (or from itself); a client
+	// that kept no keys (no e2ee state) and whose current epoch was granted
+	// by someone who has since left gets ErrNotMember until the next
+	// rotation. Without it,
 	// the key service is trusted for membership: a malicious one could add
 	// a user of its own to the members a rotation wraps for, or serve a
 	// new epoch granted by any user with a card (SECURITY.md).
@@ -220,6 +223,10 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 	}
 	fresh := map[uint32]bool{}
 	var members []string // Config.Members of the channel, fetched once when needed
+	newest := uint32(0)
+	for _, r := range records {
+		newest = max(newest, r.Epoch)
+	}
 	for _, r := range records {
 		g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
 			return m.Card(ctx, user, gen)
@@ -236,7 +243,7 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 		} else if !ok && fresh[g.Epoch] {
 			return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
 		}
-		if held == nil || g.Epoch > held.Epoch() {
+		if g.Epoch == newest && (held == nil || g.Epoch > held.Epoch()) {
 			if err := m.checkGranter(ctx, g, &members); err != nil {
 				return nil, err
 			}
@@ -272,11 +279,11 @@ func (m *Manager) appMembers(ctx context.Context, cid string, cache *[]string) (
 	return *cache, nil
 }
 
-// checkGranter accepts the granter of a new epoch's key: with
-// Config.Members, only a member of the channel (or the local user). Keys
-// of epochs already held, or older, only open messages, whose signatures
-// protect them, so they are not checked: their granters may have left
-// since.
+// checkGranter accepts the granter of the key that becomes current (the
+// newest fetched, newer than all held): with Config.Members, only a member
+// of the channel (or the local user). Keys of other epochs only open
+// messages, whose signatures protect them, so they are not checked: their
+// granters may have left since.
 func (m *Manager) checkGranter(ctx context.Context, g *Grant, cache *[]string) error {
 	if m.cfg.Members == nil || g.Granter == m.me.UserID() {
 		return nil
