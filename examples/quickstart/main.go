@@ -8,6 +8,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"slices"
+	"sync"
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/session"
@@ -27,6 +29,16 @@ func run(out io.Writer) error {
 		dir session.MemoryDirectory // where cards are published
 		svc session.MemoryService   // where sessions and grants are stored
 	)
+	// The channel's members as the application knows them (Stream's member
+	// list in a real deployment): the managers check the key service's
+	// view of membership against it.
+	var appMu sync.Mutex
+	appMembers := []string{"alice", "bob", "carol"}
+	members := func(context.Context, string) ([]string, error) {
+		appMu.Lock()
+		defer appMu.Unlock()
+		return slices.Clone(appMembers), nil
+	}
 	users := map[string]*session.Manager{}
 	for _, name := range []string{"alice", "bob", "carol"} {
 		id, err := identity.Generate(nil, name, identity.Options{})
@@ -36,7 +48,7 @@ func run(out io.Writer) error {
 		if err := dir.Publish(id.Card()); err != nil {
 			return err
 		}
-		m, err := session.NewManager(session.Config{Identity: id, Service: svc.As(name), Directory: &dir})
+		m, err := session.NewManager(session.Config{Identity: id, Service: svc.As(name), Directory: &dir, Members: members})
 		if err != nil {
 			return err
 		}
@@ -115,6 +127,9 @@ func run(out io.Writer) error {
 	}
 	fmt.Fprintln(out, "bob's message relabelled as alice's is rejected: signatures bind the sender")
 
+	appMu.Lock()
+	appMembers = slices.DeleteFunc(appMembers, func(u string) bool { return u == "carol" }) // removed from the channel
+	appMu.Unlock()
 	if err := alice.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
 		return err
 	}
