@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -105,4 +106,67 @@ func TestStreamtestCommand(t *testing.T) {
 		t.Fatalf("GET /users on `veil streamtest`: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestUsageNeverPrintsSecrets: values from the environment are not flag
+// defaults, so the usage text (shown for --help and for any bad flag, on
+// stderr where the logs go) never carries them.
+func TestUsageNeverPrintsSecrets(t *testing.T) {
+	secrets := map[string]string{
+		"VEIL_JWT_SECRETS":         "TOPSECRET-jwt-" + strings.Repeat("x", 32),
+		"VEIL_STREAM_SECRET":       "TOPSECRET-stream",
+		"VEIL_SMTP_PASSWORD":       "TOPSECRET-smtp",
+		"VEIL_SSKS_HASH_KEY":       strings.Repeat("ab", 32),
+		"VEIL_SSKS_APP_KEYS":       "TOPSECRET-app-" + strings.Repeat("k", 32),
+		"VEIL_SSKS_WEBHOOK_SECRET": "TOPSECRET-webhook-" + strings.Repeat("w", 32),
+		"VEIL_DB":                  "postgres://veil:TOPSECRET-db@127.0.0.1:1/veil",
+	}
+	for k, v := range secrets {
+		t.Setenv(k, v)
+	}
+	for _, args := range [][]string{{"serve", "--help"}, {"help", "serve"}, {"serve", "--adr", "127.0.0.1:0"}} {
+		var out, errOut bytes.Buffer
+		run(context.Background(), args, &out, &errOut)
+		all := out.String() + errOut.String()
+		if !strings.Contains(all, "VEIL_JWT_SECRETS") {
+			t.Fatalf("veil %v printed no usage (the check would prove nothing):\n%s", args, all)
+		}
+		for k, v := range secrets {
+			if strings.Contains(all, v) {
+				t.Errorf("veil %v printed the value of %s", args, k)
+			}
+		}
+	}
+}
+
+// TestServeRejectsBadSettings: settings that would silently weaken the
+// service are refused before it listens.
+func TestServeRejectsBadSettings(t *testing.T) {
+	t.Setenv("VEIL_JWT_SECRETS", strings.Repeat("s", 32))
+	dir := t.TempDir()
+	t.Chdir(dir) // where a DSN taken for a file name would create it
+	for _, tc := range []struct {
+		args   []string
+		want   string
+		reason string
+	}{
+		{[]string{"--rate", "NaN"}, "--rate", "NaN passes a <= 0 check and disables rate limiting"},
+		{[]string{"--rate", "+Inf"}, "--rate", "an infinite rate is no limit"},
+		{[]string{"--rate", "100abc"}, "--rate", "trailing junk is not a number"},
+		{[]string{"--max-body", "8MB"}, "--max-body", "trailing junk is not a number"},
+		{[]string{"--db", "host=db user=veil password=pw dbname=veil"}, "key=value", "a PostgreSQL key=value string must not become a SQLite file"},
+		{[]string{"--db", "postgresql:/db/veil"}, "scheme", "a mistyped URL must not become a SQLite file"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"serve", "--addr", "127.0.0.1:0"}, tc.args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		code := run(ctx, args, &out, &errOut)
+		cancel()
+		if code != 1 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("veil %v: exit %d, stderr %q; want exit 1 mentioning %q (%s)", args, code, errOut.String(), tc.want, tc.reason)
+		}
+	}
+	if entries, _ := filepath.Glob(filepath.Join(dir, "*")); len(entries) != 0 {
+		t.Errorf("files created: %v", entries)
+	}
 }

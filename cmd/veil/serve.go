@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,13 +74,12 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	ssks := fs.Bool("ssks", false, "serve the SSKS instead of the key service")
 	insecureLog := fs.Bool("insecure-log-codes", false, "--ssks: DEVELOPMENT ONLY: write codes to the log instead of sending them")
+	// Defaults are the static ones only: a value from the environment is
+	// applied after parsing, so that usage text (printed for --help and for
+	// any bad flag) never shows a secret.
 	for i := range flags {
 		f := &flags[i]
-		v := f.def
-		if e := os.Getenv(f.env); e != "" {
-			v = e
-		}
-		f.val = fs.String(f.name, v, f.usage+" ["+f.env+"]")
+		f.val = fs.String(f.name, f.def, f.usage+" ["+f.env+"]")
 	}
 	fs.Usage = func() {
 		fmt.Fprint(stderr, serveUsage)
@@ -86,6 +87,13 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, f := range flags {
+		if e := os.Getenv(f.env); e != "" && !given[f.name] {
+			*f.val = e
+		}
 	}
 	get := func(name string) string {
 		for _, f := range flags {
@@ -113,19 +121,19 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	var maxBody int64
-	if _, err := fmt.Sscan(get("max-body"), &maxBody); err != nil || maxBody <= 0 {
+	maxBody, err := strconv.ParseInt(get("max-body"), 10, 64)
+	if err != nil || maxBody <= 0 {
 		return errors.New("--max-body must be a positive number of bytes")
 	}
-	var rps float64
-	if _, err := fmt.Sscan(get("rate"), &rps); err != nil || rps <= 0 {
+	rps, err := strconv.ParseFloat(get("rate"), 64)
+	if err != nil || math.IsNaN(rps) || math.IsInf(rps, 0) || rps <= 0 {
 		return errors.New("--rate must be a positive number")
 	}
 
+	// The DSN goes to the store as given: a bare path is a SQLite file, and
+	// the store refuses what is neither a path nor a supported URL (a
+	// key=value PostgreSQL string, a mistyped scheme).
 	dsn := get("db")
-	if !strings.Contains(dsn, "://") {
-		dsn = "sqlite://" + dsn
-	}
 	var h http.Handler
 	what := "key service"
 	if *ssks {

@@ -159,6 +159,9 @@ func parseDSN(dsn string) (target, error) {
 				return target{}, errors.New("sqlstore: a key=value connection string is not supported; use a postgres:// URL")
 			}
 		}
+		if scheme, _, ok := strings.Cut(dsn, ":/"); ok && len(scheme) > 1 && strings.Trim(strings.ToLower(scheme), "abcdefghijklmnopqrstuvwxyz+.-") == "" {
+			return target{}, fmt.Errorf("sqlstore: %q:/ looks like a URL scheme without its //; write %s:// (or ./%s:/... for a file)", scheme, scheme, scheme)
+		}
 		return sqliteFile(dsn)
 	}
 }

@@ -64,6 +64,11 @@ type DB struct {
 	write    *sql.DB
 	read     *sql.DB // == write for Postgres
 	readOpts *sql.TxOptions
+	// writeOpts pins the isolation of write transactions (Postgres: READ
+	// COMMITTED, whatever the server's or role's default), which the
+	// advisory-lock patterns rely on: after the lock, the next statement
+	// sees what the previous holder committed.
+	writeOpts *sql.TxOptions
 }
 
 // Open opens the database named by dsn and applies the pending migrations
@@ -168,7 +173,8 @@ func openPostgres(ctx context.Context, t target) (*DB, error) {
 		return nil, fmt.Errorf("sqlstore: connecting to Postgres: %w", err)
 	}
 	return &DB{dialect: Postgres, write: pool, read: pool,
-		readOpts: &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}}, nil
+		readOpts:  &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead},
+		writeOpts: &sql.TxOptions{Isolation: sql.LevelReadCommitted}}, nil
 }
 
 // Dialect returns the database's dialect.
@@ -191,7 +197,7 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // with %w when retries ran out, so errors.Is, errors.As and
 // IsUniqueViolation see them.
 func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	return db.run(ctx, db.write, nil, fn)
+	return db.run(ctx, db.write, db.writeOpts, fn)
 }
 
 // ReadTx runs fn in a read-only transaction that sees one consistent

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,6 +75,45 @@ func TestPostgresPool(t *testing.T) {
 	})
 	if err != nil || level != "repeatable read" {
 		t.Errorf("ReadTx isolation = %q, %v; want repeatable read (one snapshot for multi-query reads)", level, err)
+	}
+}
+
+// TestPostgresWriteIsolationPinned: write transactions run at READ
+// COMMITTED even where the server's default is another level (set here in
+// the DSN), since the advisory-lock patterns rely on it; concurrent
+// migrations then still apply each step once.
+func TestPostgresWriteIsolationPinned(t *testing.T) {
+	t.Parallel()
+	u, err := url.Parse(pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("default_transaction_isolation", "repeatable read")
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // pgx reads %20, not +, as a space
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	dbs := make([]*DB, n)
+	for i := range n {
+		wg.Go(func() { dbs[i], errs[i] = Open(context.Background(), u.String(), "svc", history) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open #%d with a repeatable-read default: %v", i, errs[i])
+			continue
+		}
+		defer dbs[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	var level string
+	if err := dbs[0].Tx(context.Background(), func(tx *sql.Tx) error {
+		return tx.QueryRow("SHOW transaction_isolation").Scan(&level)
+	}); err != nil || level != "read committed" {
+		t.Errorf("Tx isolation = %q, %v; want read committed", level, err)
 	}
 }
 
