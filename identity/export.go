@@ -49,7 +49,8 @@ const (
 
 // b64 encodes the export's fields; decoding is strict (canonical trailing
 // bits) so that an export has one encoding. Fields never hold CR or LF,
-// which encoding/base64 would skip: lines are split before decoding.
+// which encoding/base64 would skip: lines are split at LF, and a line that
+// still holds a CR is refused, before decoding.
 var b64 = base64.RawURLEncoding.Strict()
 
 // Export returns the identity as text: every generation's keys and card. The
@@ -90,6 +91,11 @@ func parseExport(text []byte) (*Identity, error) {
 	var lines []string
 	for _, line := range strings.Split(string(text), "\n") {
 		line = strings.TrimSuffix(line, "\r")
+		if strings.IndexByte(line, '\r') >= 0 {
+			// encoding/base64 would skip it inside a field: refuse it, so
+			// that an export has one encoding.
+			return nil, ErrInvalidExport
+		}
 		if line == "" || (strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "# veil-")) {
 			continue
 		}
@@ -203,14 +209,18 @@ func (id *Identity) ExportWithPassphrase(passphrase string, workFactor int) ([]b
 
 // ImportWithPassphrase opens a file made by ExportWithPassphrase (armored or
 // binary age). maxWorkFactor bounds the scrypt cost the file may demand; 0
-// means MaxWorkFactor. A wrong passphrase returns ErrWrongPassphrase; a
-// malformed file, or one demanding too much work, ErrInvalidExport.
+// means MaxWorkFactor, and a bound outside [1, MaxWorkFactor] is an error.
+// A wrong passphrase returns ErrWrongPassphrase; a malformed file, or one
+// demanding too much work, ErrInvalidExport.
 func ImportWithPassphrase(data []byte, passphrase string, maxWorkFactor int) (*Identity, error) {
 	if len(data) > 2*MaxExportSize {
 		return nil, ErrInvalidExport
 	}
 	if maxWorkFactor == 0 {
 		maxWorkFactor = MaxWorkFactor
+	}
+	if maxWorkFactor < 1 || maxWorkFactor > MaxWorkFactor {
+		return nil, fmt.Errorf("identity: maximum work factor %d outside [1, %d]", maxWorkFactor, MaxWorkFactor)
 	}
 	sid, err := age.NewScryptIdentity(passphrase)
 	if err != nil {

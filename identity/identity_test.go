@@ -353,6 +353,8 @@ func TestImportRejects(t *testing.T) {
 		{"non-canonical base64", nonCanonicalSeed(t, text), "an export has one encoding"},
 		{"leading zero", strings.Replace(text, "# veil-generation: 1 ", "# veil-generation: 01 ", 1), "generation numbers are canonical decimal"},
 		{"unknown veil line", strings.Replace(text, "# veil-user:", "# veil-extra: x\n# veil-user:", 1), "unknown veil lines are errors"},
+		{"CR inside a field", crInSeed(text), "base64 would skip it: two encodings"},
+		{"CR before a field", strings.Replace(text, "# veil-generation: 0 ", "# veil-generation: 0 \r", 1), "base64 would skip it: two encodings"},
 	}
 	if _, err := Import([]byte(strings.ReplaceAll(text, "\n", "\r\n"))); err != nil {
 		t.Errorf("CRLF line ends: %v", err)
@@ -433,4 +435,28 @@ func nonCanonicalSeed(t *testing.T, text string) string {
 		t.Fatalf("the seed's last character %q is not canonical to begin with", seed[42])
 	}
 	return text[:i] + seed[:42] + string(alphabet[last|1]) + text[i+43:]
+}
+
+// crInSeed puts a CR inside generation 0's seed field.
+func crInSeed(text string) string {
+	const prefix = "# veil-generation: 0 "
+	i := strings.Index(text, prefix) + len(prefix) + 10
+	return text[:i] + "\r" + text[i:]
+}
+
+func TestImportWithPassphraseBound(t *testing.T) {
+	t.Parallel()
+	id := gen(t, "a", "alice", KindX25519)
+	enc, err := id.ExportWithPassphrase("pw", minWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bound := range []int{-1, MaxWorkFactor + 1, 31} { // age panics outside [1, 30]
+		if _, err := ImportWithPassphrase(enc, "pw", bound); err == nil || errors.Is(err, ErrInvalidExport) {
+			t.Errorf("maximum work factor %d: %v, want an argument error", bound, err)
+		}
+	}
+	if _, err := ImportWithPassphrase(enc, "pw", minWorkFactor); err != nil {
+		t.Errorf("maximum work factor %d: %v", minWorkFactor, err)
+	}
 }
