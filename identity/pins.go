@@ -49,6 +49,11 @@ type Pins interface {
 // history is the user's card history as a directory returned it, in any
 // order; it may include card and the pinned card. Cards of other users in it
 // are ignored.
+//
+// Check reads the pin, decides, then pins: it is not atomic. Callers
+// sharing Pins must serialize Check per user (session.Manager does), or
+// two concurrent first uses could each pin their own card, and two
+// concurrent advances could leave the older generation pinned.
 func Check(pins Pins, card *Card, history []*Card) error {
 	pinned, err := pins.Pinned(card.UserID())
 	if err != nil {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
@@ -22,12 +23,13 @@ const AttachmentChunkSize = attach.ChunkSize
 // FileKey is the random 32-byte key of one attachment. It travels inside
 // the encrypted message that carries the attachment's name, type and size,
 // never with the file. It redacts itself under fmt and slog; Bytes is the
-// only way out. The zero value is not a valid key.
-type FileKey struct{ k [attach.KeySize]byte }
+// only way out. Like EpochKey, its bytes sit behind a pointer (fmt shows an
+// address where it cannot call Format). The zero value is not a valid key.
+type FileKey struct{ k *[attach.KeySize]byte }
 
 // NewFileKey returns a random key read from rand (nil means crypto/rand).
 func NewFileKey(rnd io.Reader) (FileKey, error) {
-	var k FileKey
+	k := FileKey{new([attach.KeySize]byte)}
 	if rnd == nil {
 		rnd = rand.Reader
 	}
@@ -39,20 +41,24 @@ func NewFileKey(rnd io.Reader) (FileKey, error) {
 
 // ParseFileKey returns the key whose bytes are b (exactly 32).
 func ParseFileKey(b []byte) (FileKey, error) {
-	var k FileKey
 	if len(b) != attach.KeySize {
 		return FileKey{}, errors.New("session: a file key is 32 bytes")
 	}
+	k := FileKey{new([attach.KeySize]byte)}
 	copy(k.k[:], b)
 	return k, nil
 }
 
 // Bytes returns a copy of the key bytes, to put in the message that
 // announces the attachment.
-func (k FileKey) Bytes() []byte { return append([]byte(nil), k.k[:]...) }
+func (k FileKey) Bytes() []byte { return bytes.Clone(keyBytes(k.k)) }
 
 // Equal reports in constant time whether two keys are the same.
-func (k FileKey) Equal(o FileKey) bool { return subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1 }
+func (k FileKey) Equal(o FileKey) bool {
+	return subtle.ConstantTimeCompare(keyBytes(k.k), keyBytes(o.k)) == 1
+}
+
+var errZeroFileKey = errors.New("session: the zero FileKey is not a key")
 
 const redactedFileKey = "session.FileKey(REDACTED)"
 
@@ -75,11 +81,14 @@ func (k FileKey) LogValue() slog.Value { return slog.StringValue(redactedFileKey
 // close dst. Memory use is constant (about two chunks) whatever the size.
 // The writer is not safe for concurrent use.
 func EncryptStream(dst io.Writer, key FileKey) (io.WriteCloser, error) {
+	if key.k == nil {
+		return nil, errZeroFileKey
+	}
 	var nonce [attach.NonceSize]byte
 	if _, err := io.ReadFull(rand.Reader, nonce[:]); err != nil {
 		return nil, fmt.Errorf("session: reading randomness: %w", err)
 	}
-	return attach.NewWriter(dst, &key.k, &nonce)
+	return attach.NewWriter(dst, key.k, &nonce)
 }
 
 // DecryptStream returns a reader of the plaintext of an attachment read from
@@ -89,7 +98,10 @@ func EncryptStream(dst io.Writer, key FileKey) (io.WriteCloser, error) {
 // ErrAttachment; errors of src are returned as they are. Memory use is
 // constant. The reader is not safe for concurrent use.
 func DecryptStream(src io.Reader, key FileKey) (io.Reader, error) {
-	r, err := attach.NewReader(src, &key.k)
+	if key.k == nil {
+		return nil, errZeroFileKey
+	}
+	r, err := attach.NewReader(src, key.k)
 	if errors.Is(err, attach.ErrAuth) {
 		return nil, ErrAttachment
 	}

@@ -179,3 +179,50 @@ func TestFileKeyRedacted(t *testing.T) {
 		t.Fatal("a 31-byte key was accepted")
 	}
 }
+
+// TestKeysRedactedInUnexportedFields: fmt cannot call Format on a value in
+// an unexported struct field and prints it through reflection; the key
+// types keep their bytes behind a pointer, so only an address shows, and
+// the attachment streams redact their buffers.
+func TestKeysRedactedInUnexportedFields(t *testing.T) {
+	t.Parallel()
+	raw := []byte("0123456789abcdef0123456789ABCDEF")
+	fk, _ := ParseFileKey(raw)
+	ek, _ := ParseEpochKey(raw)
+	type upload struct {
+		Name  string
+		key   FileKey
+		epoch EpochKey
+	}
+	u := upload{Name: "photo.jpg", key: fk, epoch: ek}
+	var dst bytes.Buffer
+	w, err := EncryptStream(&dst, fk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("SECRET-PLAINTEXT"))
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "%v %+v %#v %v %v %+v\n", u, u, u, &u, w, w)
+	slog.New(slog.NewTextHandler(&out, nil)).Info("upload", "u", u, "w", w)
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("upload", "w", w)
+	s := out.String()
+	for name, leak := range map[string]string{
+		"key bytes (fmt's decimal list)": strings.Trim(fmt.Sprint(raw[:8]), "[]"),
+		"key bytes (text)":               string(raw[:16]),
+		"plaintext":                      "SECRET-PLAINTEXT",
+		"plaintext (decimal list)":       strings.Trim(fmt.Sprint([]byte("SECRET")), "[]"),
+	} {
+		if strings.Contains(s, leak) {
+			t.Errorf("%s printed:\n%s", name, s)
+		}
+	}
+	if !strings.Contains(s, "photo.jpg") {
+		t.Fatalf("nothing was printed (the check would prove nothing):\n%s", s)
+	}
+	if _, err := EncryptStream(&dst, FileKey{}); err == nil {
+		t.Error("the zero FileKey encrypted")
+	}
+	if _, err := FromKeys(nil, ID{1}, cid, map[uint32]EpochKey{0: {}}); err == nil {
+		t.Error("a session from the zero EpochKey")
+	}
+}

@@ -132,6 +132,7 @@ func parseGrantBody(b []byte) (g *Grant, signed, sig []byte, ok bool) {
 	}
 	copy(g.SessionID[:], r.bytes(IDSize))
 	g.Epoch = r.uint32()
+	g.Key = EpochKey{new([KeySize]byte)}
 	copy(g.Key.k[:], r.bytes(KeySize))
 	g.ChannelCID = string(r.bytes(int(r.uint16())))
 	g.Grantee = string(r.bytes(int(r.byte())))

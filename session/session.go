@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -80,13 +81,24 @@ func (id ID) IsZero() bool { return id == ID{} }
 const KeySize = 32
 
 // EpochKey is the 32-byte secret of one session epoch. It redacts itself
-// under fmt and slog; Bytes is the only way out. The zero value is not a
-// valid key.
-type EpochKey struct{ k [KeySize]byte }
+// under fmt and slog; Bytes is the only way out. Its bytes sit behind a
+// pointer, so that fmt, printing a struct that holds an EpochKey in an
+// unexported field (where it cannot call Format), shows an address, not
+// the key. Keys are immutable; copies share the bytes. The zero value is
+// not a valid key.
+type EpochKey struct{ k *[KeySize]byte }
+
+// keyBytes returns the bytes of a key, or nil for a zero key.
+func keyBytes(k *[KeySize]byte) []byte {
+	if k == nil {
+		return nil
+	}
+	return k[:]
+}
 
 // NewEpochKey returns a random key read from rand (nil means crypto/rand).
 func NewEpochKey(rnd io.Reader) (EpochKey, error) {
-	var k EpochKey
+	k := EpochKey{new([KeySize]byte)}
 	if rnd == nil {
 		rnd = rand.Reader
 	}
@@ -98,19 +110,22 @@ func NewEpochKey(rnd io.Reader) (EpochKey, error) {
 
 // ParseEpochKey returns the key whose bytes are b (exactly KeySize).
 func ParseEpochKey(b []byte) (EpochKey, error) {
-	var k EpochKey
 	if len(b) != KeySize {
 		return EpochKey{}, errors.New("session: an epoch key is 32 bytes")
 	}
+	k := EpochKey{new([KeySize]byte)}
 	copy(k.k[:], b)
 	return k, nil
 }
 
-// Bytes returns a copy of the key bytes. Handle them as a secret.
-func (k EpochKey) Bytes() []byte { return append([]byte(nil), k.k[:]...) }
+// Bytes returns a copy of the key bytes (nil for the zero value). Handle
+// them as a secret.
+func (k EpochKey) Bytes() []byte { return bytes.Clone(keyBytes(k.k)) }
 
 // Equal reports in constant time whether two keys are the same.
-func (k EpochKey) Equal(o EpochKey) bool { return subtle.ConstantTimeCompare(k.k[:], o.k[:]) == 1 }
+func (k EpochKey) Equal(o EpochKey) bool {
+	return subtle.ConstantTimeCompare(keyBytes(k.k), keyBytes(o.k)) == 1
+}
 
 const redactedEpochKey = "session.EpochKey(REDACTED)"
 
@@ -222,6 +237,9 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 	}
 	s := &Session{id: id, cid: channelCID, epochs: make(map[uint32]*epoch, len(keys)), rand: rnd}
 	for n, k := range keys {
+		if k.k == nil {
+			return nil, errors.New("session: a zero epoch key")
+		}
 		if n >= MaxEpochs {
 			return nil, fmt.Errorf("session: epoch %d is beyond the last one (%d)", n, MaxEpochs-1)
 		}
@@ -234,6 +252,9 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 // WithEpoch returns a copy of s that also holds key for epoch n (which
 // becomes current if it is the newest). An existing key for n must be equal.
 func (s *Session) WithEpoch(n uint32, key EpochKey) (*Session, error) {
+	if key.k == nil {
+		return nil, errors.New("session: a zero epoch key")
+	}
 	if e, ok := s.epochs[n]; ok {
 		if !e.key.Equal(key) {
 			return nil, errors.New("session: conflicting keys for one epoch")

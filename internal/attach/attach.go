@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 
@@ -277,3 +278,11 @@ func (r *Reader) next() error {
 	r.carry = 1
 	return nil
 }
+
+// Format prints a placeholder under every verb: a Writer holds the pending
+// plaintext and its cipher's key, which fmt would otherwise print field by
+// field. Value receiver, so that a dereferenced Writer redacts itself too.
+func (w Writer) Format(f fmt.State, _ rune) { io.WriteString(f, "attach.Writer(REDACTED)") }
+
+// Format prints a placeholder under every verb (see Writer.Format).
+func (r Reader) Format(f fmt.State, _ rune) { io.WriteString(f, "attach.Reader(REDACTED)") }
