@@ -30,6 +30,8 @@ func TestCommandLine(t *testing.T) {
 		{"serve help", []string{"serve", "--help"}, 0, "", "VEIL_JWT_SECRETS", "flag's help goes where package flag writes it"},
 		{"serve without auth", []string{"serve", "--db", filepath.Join(t.TempDir(), "k.db")}, 1, "", "no authentication configured", "serving without auth is refused"},
 		{"ssks without keys", []string{"serve", "--ssks", "--db", filepath.Join(t.TempDir(), "s.db")}, 1, "", "VEIL_SSKS_APP_KEYS", "the SSKS needs its keys"},
+		{"ssks webhook without secret", []string{"serve", "--ssks", "--db", filepath.Join(t.TempDir(), "w.db"), "--ssks-app-keys", strings.Repeat("k", 32),
+			"--ssks-hash-key", strings.Repeat("ab", 32), "--webhook-url", "https://sms.example/hook"}, 1, "", "--webhook-secret", "codes could never be sent"},
 	}
 	contains := func(got, want string) bool {
 		if want == "" {

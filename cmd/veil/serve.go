@@ -253,6 +253,9 @@ func ssksHandler(ctx context.Context, dsn string, get func(string) string, insec
 		logger.Warn("INSECURE: one-time codes are written to this log; never use --insecure-log-codes in production")
 		sender = twoman.InsecureLogSender{Logger: logger}
 	case get("webhook-url") != "":
+		if len(get("webhook-secret")) < 32 {
+			return nil, nil, errors.New("--webhook-url needs --webhook-secret (VEIL_SSKS_WEBHOOK_SECRET) of 32 bytes or more")
+		}
 		sender = &twoman.WebhookSender{URL: get("webhook-url"), Secret: []byte(get("webhook-secret"))}
 	case get("smtp-addr") != "":
 		if get("smtp-from") == "" {
