@@ -1,0 +1,64 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+
+	"github.com/veilchat/veil/internal/testrand"
+)
+
+// FuzzDecryptStreamPaths: the WriteTo path (what io.Copy uses) and the
+// Read path (over a source that returns one byte at a time) release the
+// same plaintext and fail the same way, for any input.
+func FuzzDecryptStreamPaths(f *testing.F) {
+	key, _ := NewFileKey(testrand.New("fuzz-key"))
+	plain := attachPlain(2*AttachmentChunkSize + 7)
+	for _, n := range []int{0, 1, AttachmentChunkSize, AttachmentChunkSize + 1, 2*AttachmentChunkSize + 7} {
+		ct := encryptWith(f, key, plain[:n], 4096)
+		f.Add(ct)
+		f.Add(ct[:len(ct)-1])
+	}
+	f.Fuzz(func(t *testing.T, ct []byte) {
+		var viaCopy bytes.Buffer
+		r1, err1 := DecryptStream(bytes.NewReader(ct), key)
+		if err1 == nil {
+			_, err1 = io.Copy(&viaCopy, r1)
+		}
+		r2, err2 := DecryptStream(iotest.OneByteReader(bytes.NewReader(ct)), key)
+		var viaRead []byte
+		if err2 == nil {
+			viaRead, err2 = io.ReadAll(r2)
+		}
+		if (err1 == nil) != (err2 == nil) || (err1 != nil && !errors.Is(err1, ErrAttachment)) || (err2 != nil && !errors.Is(err2, ErrAttachment)) {
+			t.Fatalf("WriteTo: %v; Read: %v", err1, err2)
+		}
+		if !bytes.Equal(viaCopy.Bytes(), viaRead) {
+			t.Fatalf("WriteTo released %d bytes, Read %d", viaCopy.Len(), len(viaRead))
+		}
+		if got := viaCopy.Bytes(); len(got) > len(plain) || !bytes.Equal(got, plain[:len(got)]) {
+			t.Fatalf("released %d bytes that no seed encrypts", len(got))
+		}
+	})
+}
+
+// FuzzParseID: the session ID travels in Stream's channel custom data
+// (session_id), which any channel member can set. No panic; an accepted
+// text is the canonical form of the ID it parses to.
+func FuzzParseID(f *testing.F) {
+	f.Add("00112233445566778899aabbccddeeff")
+	f.Add("00112233445566778899AABBCCDDEEFF")
+	f.Add("0011223344556677 899aabbccddeeff")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if err != nil {
+			return
+		}
+		if id.String() != s {
+			t.Fatalf("ParseID(%q) = %s", s, id)
+		}
+	})
+}

@@ -1,0 +1,131 @@
+package twoman
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/testrand"
+)
+
+// FuzzClientResponses: the SSKS is untrusted alone, so whatever it answers
+// (any status, any body) the backend and the device client return a
+// result or an error, never panic, and never accept an identity that was
+// not saved; password parameters outside the bounds are refused.
+func FuzzClientResponses(f *testing.F) {
+	id, err := identity.Generate(testrand.New("fuzz-twoman"), "alice", identity.Options{Kind: identity.KindX25519})
+	if err != nil {
+		f.Fatal(err)
+	}
+	rk, _ := ParseRuleKey(bytes.Repeat([]byte{9}, KeySize))
+	sess := &Session{UserID: "alice", Factor: Factor{Type: Email, Value: "a@b.c"}, SessionID: "00", RuleKey: rk}
+	blob, err := encryptIdentity(sess, id)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(retrieveResponse{Blob: blob})
+	params, _ := json.Marshal(DefaultPasswordParams)
+	pp, _ := json.Marshal(passwordParamsResponse{Params: params})
+	for _, seed := range []struct {
+		status uint16
+		body   string
+	}{
+		{200, string(good)}, {200, `{"blob":"AQID"}`}, {200, `{"blob":null}`}, {200, string(pp)},
+		{200, `{"params":"eyJhbGciOiJhcmdvbjJpZCIsInQiOjQyOTQ5NjcyOTUsIm1fa2liIjo0Mjk0OTY3Mjk1LCJwIjoyNTUsInYiOjF9"}`},
+		{201, `{"session_id":"00112233445566778899aabbccddeeff","must_authenticate":true,"expires_at":"2026-01-01T00:00:00Z"}`},
+		{201, `{"expires_at":"not a time"}`}, {403, `{"error":{"code":"factor_mismatch","message":"no"}}`},
+		{400, `{"error":{"code":"wrong_passphrase"}}`}, {200, `null`}, {200, `[]`}, {502, ``},
+	} {
+		f.Add(seed.status, []byte(seed.body))
+	}
+	var answer struct {
+		mu     sync.Mutex
+		status int
+		body   []byte
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer.mu.Lock()
+		status, body := answer.status, answer.body
+		answer.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(body)
+	}))
+	f.Cleanup(srv.Close)
+	c, err := NewClient(srv.URL, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	appKey := []byte("0123456789abcdef0123456789abcdef")
+	keys := &MemoryKeyStore{}
+	keys.PutRuleKey(context.Background(), "alice", rk)
+	b, err := NewBackend(BackendConfig{Keys: keys, SSKSURL: srv.URL, AppKey: appKey})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, status uint16, body []byte) {
+		if status < 200 || status > 599 {
+			status = 200
+		}
+		answer.mu.Lock()
+		answer.status, answer.body = int(status), body
+		answer.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if s, err := b.StartChallenge(ctx, "alice", Factor{Type: Email, Value: "A@B.C"}, false); err == nil {
+			if s.UserID != "alice" || s.Factor.Value != "a@b.c" || !s.RuleKey.Equal(rk) {
+				t.Fatalf("StartChallenge returned %+v", s)
+			}
+		}
+		got, err := c.RetrieveIdentity(ctx, sess, "12345678")
+		if err == nil && !got.Equal(id) {
+			t.Fatalf("RetrieveIdentity accepted an identity that was never saved")
+		}
+		if p, err := c.passwordParams(ctx, "alice"); err == nil {
+			if p.check() != nil {
+				t.Fatalf("passwordParams accepted out-of-bounds parameters %+v", p)
+			}
+		}
+		c.DeleteIdentity(ctx, sess, "12345678")
+		if ctx.Err() != nil {
+			t.Fatal("a call did not return before the deadline")
+		}
+	})
+}
+
+// FuzzFactorNormalize: no panic; a normalized factor normalizes to itself
+// (client and SSKS both normalize: the SSKS hashes the factor and the
+// client binds it into the identity blob's associated data, so they must
+// agree), and a normalized email is at most 254 bytes without spaces or
+// line breaks.
+func FuzzFactorNormalize(f *testing.F) {
+	for _, s := range []struct{ typ, v string }{
+		{"email", " Alice@Example.COM "}, {"email", "@x"}, {"email", "a@"}, {"sms", "+1 (555) 123-4567"},
+		{"sms", "0033.6.12.34.56.78"}, {"sms", "+"}, {"fax", "1"}, {"email", "\u212a@x.y"}, {"sms", "١٢٣٤٥٦٧"},
+	} {
+		f.Add(s.typ, s.v)
+	}
+	f.Fuzz(func(t *testing.T, typ, v string) {
+		n, err := Factor{Type: FactorType(typ), Value: v}.Normalize()
+		if err != nil {
+			if !errors.Is(err, ErrInvalidFactor) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		again, err := n.Normalize()
+		if err != nil || again != n {
+			t.Fatalf("Normalize is not idempotent: %q -> %q -> %q (%v)", v, n.Value, again.Value, err)
+		}
+		if n.Type == Email && (len(n.Value) > 254 || bytes.ContainsAny([]byte(n.Value), " \t\r\n")) {
+			t.Fatalf("normalized email %q", n.Value)
+		}
+	})
+}
