@@ -38,10 +38,20 @@
 // stored but stay out of the channel.
 //
 // A member added with hide_history does not see earlier messages when it
-// queries the channel with its own user token.
+// queries the channel (POST .../query) with its own user token; other read
+// paths (channel lists, single messages, replies) do not hide them yet, and
+// the cut is by creation time, so a fixed Config.Now hides nothing.
 //
 // Not emulated (yet): search, moderation, push, reactions, bans,
-// committing pending messages, permissions, and the HTTP form of the
+// committing pending messages, and the HTTP form of the
 // before-message-send hook (Config.BeforeMessageSend is its Go form).
 // Requests to unknown routes answer a Stream error with code 16.
+//
+// Permissions are not emulated either: a token must verify, and name a
+// user or be a server token, but a user token may then do what a server
+// token does (act as another user, read channels it is not a member of,
+// call server-side-only routes). Tests of authorization must not rely on
+// the emulator refusing them. Webhook events are queued (1,024 at most)
+// and dropped, with a warning in the log, behind a receiver that does not
+// keep up.
 package streamtest

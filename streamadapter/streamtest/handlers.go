@@ -105,6 +105,11 @@ func (s *Server) partialUpdateUsers(r *http.Request, body []byte) (any, error) {
 	if err := decode(body, &req); err != nil {
 		return nil, err
 	}
+	for _, p := range req.Users {
+		if err := checkPaths(p.Set, p.Unset, "id", "created_at"); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]any{}
@@ -129,10 +134,15 @@ func page[T any](items []T, offset, limit, def int) []T {
 	if limit <= 0 {
 		limit = def
 	}
+	offset = max(offset, 0)
 	if offset >= len(items) {
 		return []T{}
 	}
-	return items[offset:min(offset+limit, len(items))]
+	end := len(items)
+	if limit < end-offset { // no overflow for huge limits
+		end = offset + limit
+	}
+	return items[offset:end]
 }
 
 // matches evaluates a Stream filter: field: value, field: {$eq|$in|$autocomplete},
@@ -548,6 +558,9 @@ func (s *Server) partialUpdateChannel(r *http.Request, body []byte) (any, error)
 	defer s.mu.Unlock()
 	ch, err := s.lookupChannel(r)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPaths(req.Set, req.Unset, "id", "cid", "type", "created_at", "created_by"); err != nil {
 		return nil, err
 	}
 	next := map[string]any{}

@@ -24,14 +24,15 @@ func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error)
 	if m == nil {
 		return nil, notFound("message", r.PathValue("id"))
 	}
+	if err := checkPaths(req.Set, req.Unset, "id", "cid", "user", "user_id", "created_at", "type", "parent_id"); err != nil {
+		return nil, err
+	}
 	next := map[string]any{}
 	for k, v := range m.fields {
 		next[k] = v
 	}
 	for k, v := range req.Set {
-		if k != "id" && k != "cid" && k != "user" && k != "user_id" && k != "created_at" {
-			setPath(next, k, v)
-		}
+		setPath(next, k, v)
 	}
 	for _, k := range req.Unset {
 		unsetPath(next, k)
@@ -139,7 +140,7 @@ func (s *Server) paginate(msgs []*message, p pageParams) []*message {
 		start := max(0, min(at-limit/2, len(kept)-limit))
 		return kept[start:min(start+limit, len(kept))]
 	}
-	if p.IDGT == "" && p.IDGTE == "" && len(kept) > limit+p.Offset {
+	if p.IDGT == "" && p.IDGTE == "" && p.Offset >= 0 && p.Offset < len(kept) && limit < len(kept)-p.Offset {
 		kept = kept[len(kept)-limit-p.Offset:]
 	}
 	return page(kept, p.Offset, limit, 25)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -310,10 +311,23 @@ func (s *Server) api(fn handlerFunc) http.HandlerFunc {
 			s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", ae.StatusCode)
 			return
 		}
+		// Responses share maps with the stored state, which handlers change
+		// under s.mu: encode under it too, and add the duration to a copy.
+		s.mu.Lock()
 		if m, ok := out.(map[string]any); ok {
+			m = maps.Clone(m)
 			m["duration"] = time.Since(start).String()
+			out = m
 		}
-		writeJSON(w, http.StatusOK, out)
+		b, err := json.Marshal(out)
+		s.mu.Unlock()
+		if err != nil {
+			writeJSON(w, http.StatusInternalServerError, fail(http.StatusInternalServerError, -1, "internal error"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(append(b, '\n'))
 		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", 200)
 	}
 }
@@ -351,10 +365,20 @@ func (s *Server) authenticate(r *http.Request) error {
 		ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.secret, nil })
 	switch {
 	case err == nil:
-		if u, _ := claims["user_id"].(string); u != "" {
-			*r = *r.WithContext(context.WithValue(r.Context(), callerKey{}, u))
+		// A user token names a user (a non-empty string); a server token
+		// says "server": true. Anything else is refused, as Stream does.
+		switch u := claims["user_id"].(type) {
+		case string:
+			if u != "" {
+				*r = *r.WithContext(context.WithValue(r.Context(), callerKey{}, u))
+				return nil
+			}
+		case nil:
+			if srv, _ := claims["server"].(bool); srv {
+				return nil
+			}
 		}
-		return nil
+		return fail(http.StatusUnauthorized, codeNotAllowed, "JWTAuth error: the token names no user and is not a server token")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return fail(http.StatusUnauthorized, codeTokenExpired, "JWTAuth error: token has expired")
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -408,6 +432,37 @@ func checkCustomSize(custom map[string]any, reserved []string) error {
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // setPath sets a dotted key ("a.b.c") in a nested object.
+// maxPathDepth bounds the dotted keys of partial updates (Stream's are
+// shallow); deeper ones would nest maps without limit.
+const maxPathDepth = 8
+
+// checkPaths refuses partial-update keys that are empty, have an empty
+// segment, nest deeper than maxPathDepth, or start with a reserved field
+// (which only Stream sets).
+func checkPaths(set map[string]any, unset []string, reserved ...string) error {
+	check := func(k string) error {
+		parts := strings.Split(k, ".")
+		if len(parts) > maxPathDepth || slices.Contains(parts, "") {
+			return fail(http.StatusBadRequest, codeInputError, "invalid field path %.40q", k)
+		}
+		if slices.Contains(reserved, parts[0]) {
+			return fail(http.StatusBadRequest, codeInputError, "field %q cannot be updated", parts[0])
+		}
+		return nil
+	}
+	for k := range set {
+		if err := check(k); err != nil {
+			return err
+		}
+	}
+	for _, k := range unset {
+		if err := check(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func setPath(m map[string]any, key string, v any) {
 	parts := strings.Split(key, ".")
 	for _, p := range parts[:len(parts)-1] {
