@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/veilchat/veil/identity"
@@ -11,18 +12,34 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
+var fuzzStateKey = bytes.Repeat([]byte{7}, StateKeySize)
+
+// fuzzState returns an identity of user "bot" and a state holding it and
+// one session, as the fuzz targets' valid input.
+func fuzzState(f *testing.F) (*identity.Identity, *state) {
+	id, err := identity.Generate(testrand.New("fuzz-state"), "bot", identity.Options{Kind: identity.KindX25519})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return id, &state{Version: stateVersion, Identity: id.Export(),
+		Sessions: []savedSession{{ID: "00000000000000000000000000000001", ChannelCID: "messaging:c", Keys: map[uint32][]byte{0: make([]byte, 32)}}}}
+}
+
+// loadAsBot runs New for user "bot" over a state store holding blob.
+func loadAsBot(blob []byte) (*Client, error) {
+	var dir session.MemoryDirectory
+	var svc session.MemoryService
+	return New(context.Background(), Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir,
+		State: &MemoryStore{blob: blob}, StateKey: fuzzStateKey, Kind: identity.KindX25519})
+}
+
 // FuzzLoadState: a saved state authenticates under the StateKey, but its
 // contents are still parsed by New (identity export, pins, session keys):
 // whatever they hold, New returns a client for the configured user or an
 // error, and never panics.
 func FuzzLoadState(f *testing.F) {
-	key := bytes.Repeat([]byte{7}, StateKeySize)
-	id, err := identity.Generate(testrand.New("fuzz-state"), "bot", identity.Options{Kind: identity.KindX25519})
-	if err != nil {
-		f.Fatal(err)
-	}
-	valid, err := json.Marshal(&state{Version: stateVersion, Identity: id.Export(),
-		Sessions: []savedSession{{ID: "00000000000000000000000000000001", ChannelCID: "messaging:c", Keys: map[uint32][]byte{0: make([]byte, 32)}}}})
+	_, st := fuzzState(f)
+	valid, err := json.Marshal(st)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -35,14 +52,48 @@ func FuzzLoadState(f *testing.F) {
 		if json.Unmarshal(plain, &st) != nil {
 			return // not a state: sealing it would test nothing beyond openState's own check
 		}
-		blob, err := sealState(key, "bot", &st)
+		blob, err := sealState(fuzzStateKey, "bot", &st)
 		if err != nil {
 			return
 		}
-		var dir session.MemoryDirectory
-		var svc session.MemoryService
-		c, err := New(context.Background(), Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir,
-			State: &MemoryStore{blob: blob}, StateKey: key, Kind: identity.KindX25519})
+		if c, err := loadAsBot(blob); err == nil && c.Identity().UserID() != "bot" {
+			t.Fatalf("a state loaded as user %q", c.Identity().UserID())
+		}
+	})
+}
+
+// FuzzOpenStateBlob feeds the raw state file (what FileStore.Load reads
+// from disk, before any authentication) to openState and New: no panic;
+// a blob opens only to the state that was sealed (sealing draws a random
+// nonce, so each fuzzing process has its own valid blob: the check is on
+// the contents), other inputs fail with ErrStateKey, and New never returns
+// a client with another identity.
+func FuzzOpenStateBlob(f *testing.F) {
+	id, st := fuzzState(f)
+	key := fuzzStateKey
+	valid, err := sealState(key, "bot", st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add(valid[:len(valid)-1])
+	f.Add(valid[:25])
+	f.Add(append([]byte{2}, valid[1:]...))
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		st, err := openState(key, "bot", blob)
+		if err == nil {
+			if !bytes.Equal(st.Identity, id.Export()) || len(st.Sessions) != 1 || st.Sessions[0].ChannelCID != "messaging:c" {
+				t.Fatalf("a blob opened to a state that was never sealed")
+			}
+		} else if !errors.Is(err, ErrStateKey) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		c, err := loadAsBot(blob)
+		if err == nil && blob != nil && !c.Identity().Equal(id) {
+			t.Fatalf("New loaded an identity that was never saved")
+		}
 		if err == nil && c.Identity().UserID() != "bot" {
 			t.Fatalf("a state loaded as user %q", c.Identity().UserID())
 		}
