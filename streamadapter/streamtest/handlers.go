@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -112,21 +113,27 @@ func (s *Server) partialUpdateUsers(r *http.Request, body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// All or nothing: every user is patched and checked before any is
+	// stored.
 	out := map[string]any{}
+	next := map[string]map[string]any{}
+	now := ts(s.cfg.Now())
 	for _, p := range req.Users {
-		u := s.users[p.ID]
+		u := next[p.ID]
+		if u == nil {
+			u = s.users[p.ID]
+		}
 		if u == nil {
 			return nil, notFound("user", p.ID)
 		}
-		for k, v := range p.Set {
-			setPath(u, k, v)
+		u = patched(u, p.Set, p.Unset)
+		if err := checkCustomSize(u, userReserved); err != nil {
+			return nil, err
 		}
-		for _, k := range p.Unset {
-			unsetPath(u, k)
-		}
-		u["updated_at"] = ts(s.cfg.Now())
-		out[p.ID] = u
+		u["updated_at"] = now
+		next[p.ID], out[p.ID] = u, u
 	}
+	maps.Copy(s.users, next)
 	return map[string]any{"users": out}, nil
 }
 
@@ -563,16 +570,7 @@ func (s *Server) partialUpdateChannel(r *http.Request, body []byte) (any, error)
 	if err := checkPaths(req.Set, req.Unset, "id", "cid", "type", "created_at", "created_by"); err != nil {
 		return nil, err
 	}
-	next := map[string]any{}
-	for k, v := range ch.data {
-		next[k] = v
-	}
-	for k, v := range req.Set {
-		setPath(next, k, v)
-	}
-	for _, k := range req.Unset {
-		unsetPath(next, k)
-	}
+	next := patched(ch.data, req.Set, req.Unset)
 	if err := checkCustomSize(next, channelReserved); err != nil {
 		return nil, err
 	}

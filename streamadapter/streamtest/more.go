@@ -27,16 +27,7 @@ func (s *Server) partialUpdateMessage(r *http.Request, body []byte) (any, error)
 	if err := checkPaths(req.Set, req.Unset, "id", "cid", "user", "user_id", "created_at", "type", "parent_id"); err != nil {
 		return nil, err
 	}
-	next := map[string]any{}
-	for k, v := range m.fields {
-		next[k] = v
-	}
-	for k, v := range req.Set {
-		setPath(next, k, v)
-	}
-	for _, k := range req.Unset {
-		unsetPath(next, k)
-	}
+	next := patched(m.fields, req.Set, req.Unset)
 	if err := s.checkText(next); err != nil {
 		return nil, err
 	}

@@ -431,7 +431,6 @@ func checkCustomSize(custom map[string]any, reserved []string) error {
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// setPath sets a dotted key ("a.b.c") in a nested object.
 // maxPathDepth bounds the dotted keys of partial updates (Stream's are
 // shallow); deeper ones would nest maps without limit.
 const maxPathDepth = 8
@@ -463,29 +462,45 @@ func checkPaths(set map[string]any, unset []string, reserved ...string) error {
 	return nil
 }
 
-func setPath(m map[string]any, key string, v any) {
-	parts := strings.Split(key, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
+// patched returns a copy of data with set applied, then unset (dotted
+// keys address nested objects). data and the objects nested in it are
+// left untouched: each object on a written path is copied first, so a
+// caller that refuses the result has changed nothing.
+func patched(data map[string]any, set map[string]any, unset []string) map[string]any {
+	out := maps.Clone(data)
+	if out == nil {
+		out = map[string]any{}
+	}
+	// descend returns the object holding the last segment of parts,
+	// copying every object on the way; with create, missing or non-object
+	// values on the way become empty objects, otherwise it returns nil.
+	descend := func(parts []string, create bool) map[string]any {
+		m := out
+		for _, p := range parts[:len(parts)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok && !create {
+				return nil
+			}
+			next = maps.Clone(next)
+			if next == nil {
+				next = map[string]any{}
+			}
 			m[p] = next
+			m = next
 		}
-		m = next
+		return m
 	}
-	m[parts[len(parts)-1]] = v
-}
-
-func unsetPath(m map[string]any, key string) {
-	parts := strings.Split(key, ".")
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			return
+	for _, k := range sortedKeys(set) {
+		parts := strings.Split(k, ".")
+		descend(parts, true)[parts[len(parts)-1]] = set[k]
+	}
+	for _, k := range unset {
+		parts := strings.Split(k, ".")
+		if m := descend(parts, false); m != nil {
+			delete(m, parts[len(parts)-1])
 		}
-		m = next
 	}
-	delete(m, parts[len(parts)-1])
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -358,3 +358,65 @@ func FuzzRequestDecoding(f *testing.F) {
 		}
 	})
 }
+
+// TestRefusedPartialUpdatesChangeNothing: a partial update that Stream
+// refuses (custom data over 5 KB, an unknown user in the batch) leaves
+// every object as it was, nested objects included, and a batch of users
+// is applied all or nothing.
+func TestRefusedPartialUpdatesChangeNothing(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	if _, err := c.UpsertUsers(ctx, &stream.User{ID: "alice", ExtraData: map[string]any{"profile": map[string]any{"city": "Lyon"}}},
+		&stream.User{ID: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("b", 6000)
+	for i, batch := range [][]stream.PartialUserUpdate{
+		{{ID: "alice", Set: map[string]any{"profile.city": "Paris"}}, {ID: "bob", Set: map[string]any{"bio": big}}},
+		{{ID: "alice", Set: map[string]any{"profile.city": "Paris"}}, {ID: "nobody", Set: map[string]any{"x": 1}}},
+		{{ID: "alice", Set: map[string]any{"profile.city": "Paris", "profile.bio": big}}},
+	} {
+		if _, err := c.PartialUpdateUsers(ctx, batch); err == nil {
+			t.Fatalf("batch %d accepted", i)
+		}
+	}
+	q, err := c.QueryUsers(ctx, &stream.QueryOption{Filter: map[string]any{}}, &stream.SortOption{Field: "id", Direction: 1})
+	if err != nil || len(q.Users) != 2 || q.Users[0].ExtraData["profile"].(map[string]any)["city"] != "Lyon" || q.Users[1].ExtraData["bio"] != nil {
+		t.Fatalf("a refused batch changed the users: %+v %v", q, err)
+	}
+	// A batch that names a user twice applies both updates.
+	pu, err := c.PartialUpdateUsers(ctx, []stream.PartialUserUpdate{{ID: "bob", Set: map[string]any{"a": "1"}}, {ID: "bob", Set: map[string]any{"b": "2"}}})
+	if err != nil || pu.Users["bob"].ExtraData["a"] != "1" || pu.Users["bob"].ExtraData["b"] != "2" {
+		t.Fatalf("two updates of one user: %+v %v", pu, err)
+	}
+
+	ch, err := c.CreateChannelWithMembers(ctx, "messaging", "atomic", "alice", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Channel.PartialUpdate(ctx, stream.PartialUpdate{Set: map[string]any{"veil.session": "s1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Channel.PartialUpdate(ctx, stream.PartialUpdate{Set: map[string]any{"veil.session": "s2", "veil.blob": big}}); err == nil {
+		t.Fatal("6 KB of nested channel data accepted")
+	}
+	got, err := c.QueryChannels(ctx, &stream.QueryOption{Filter: map[string]any{"id": "atomic"}})
+	if err != nil || len(got.Channels) != 1 || got.Channels[0].ExtraData["veil"].(map[string]any)["session"] != "s1" {
+		t.Fatalf("a refused channel update changed the channel: %+v %v", got, err)
+	}
+
+	sent, err := ch.Channel.SendMessage(ctx, &stream.Message{Text: "hi", ExtraData: map[string]any{"veil": map[string]any{"epoch": 1.0}}}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PartialUpdateMessage(ctx, sent.Message.ID, &stream.MessagePartialUpdateRequest{UserID: "alice",
+		PartialUpdate: stream.PartialUpdate{Set: map[string]any{"veil.epoch": 2.0, "text": strings.Repeat("x", 5001)}}})
+	if err == nil {
+		t.Fatal("a 5,001-character text accepted")
+	}
+	m, err := c.GetMessage(ctx, sent.Message.ID)
+	if err != nil || m.Message.ExtraData["veil"].(map[string]any)["epoch"] != 1.0 {
+		t.Fatalf("a refused message update changed the message: %+v %v", m, err)
+	}
+}
