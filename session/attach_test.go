@@ -52,6 +52,23 @@ func decryptAll(key FileKey, ct []byte, wrap func(io.Reader) io.Reader) ([]byte,
 	return io.ReadAll(r)
 }
 
+// decryptBoth decrypts ct through Read (io.ReadAll) and through WriteTo
+// (io.Copy, which decrypts an in-memory source where it lies), and fails
+// t unless both release the same bytes and fail the same way.
+func decryptBoth(t *testing.T, key FileKey, ct []byte, wrap func(io.Reader) io.Reader) ([]byte, error) {
+	t.Helper()
+	got, err := decryptAll(key, ct, wrap)
+	var out bytes.Buffer
+	r, err2 := DecryptStream(wrap(bytes.NewReader(ct)), key)
+	if err2 == nil {
+		_, err2 = io.Copy(&out, r)
+	}
+	if !bytes.Equal(got, out.Bytes()) || !errors.Is(err2, err) && !(errors.Is(err, ErrAttachment) && errors.Is(err2, ErrAttachment)) {
+		t.Fatalf("Read released %d bytes (%v), WriteTo %d (%v)", len(got), err, out.Len(), err2)
+	}
+	return got, err
+}
+
 func passThrough(r io.Reader) io.Reader { return r }
 
 func TestAttachmentRoundTrip(t *testing.T) {
@@ -73,7 +90,7 @@ func TestAttachmentRoundTrip(t *testing.T) {
 				if name == "one byte" && n > C+1 {
 					continue
 				}
-				got, err := decryptAll(key, ct, wrap)
+				got, err := decryptBoth(t, key, ct, wrap)
 				if err != nil || !bytes.Equal(got, plain) {
 					t.Fatalf("size %d, writes of %d, %s reader: %d bytes, %v", n, ws, name, len(got), err)
 				}
@@ -90,7 +107,7 @@ func TestAttachmentTamper(t *testing.T) {
 	for i := range small {
 		b := bytes.Clone(small)
 		b[i] ^= 0x01
-		if got, err := decryptAll(key, b, passThrough); !errors.Is(err, ErrAttachment) || len(got) != 0 {
+		if got, err := decryptBoth(t, key, b, passThrough); !errors.Is(err, ErrAttachment) || len(got) != 0 {
 			t.Fatalf("byte %d of %d flipped: %d bytes released, %v", i, len(small), len(got), err)
 		}
 	}
@@ -125,7 +142,7 @@ func TestAttachmentTamper(t *testing.T) {
 		{"empty", "no header", nil, key, 0},
 	}
 	for _, tc := range tests {
-		got, err := decryptAll(tc.key, tc.ct, passThrough)
+		got, err := decryptBoth(t, tc.key, tc.ct, passThrough)
 		if !errors.Is(err, ErrAttachment) {
 			t.Errorf("%s: err = %v, want ErrAttachment; %s", tc.name, err, tc.reason)
 		}
@@ -136,9 +153,66 @@ func TestAttachmentTamper(t *testing.T) {
 	// An empty file has one empty last chunk; an empty last chunk after
 	// data is refused.
 	empty := encryptWith(t, key, nil, 1)
-	if got, err := decryptAll(key, empty, passThrough); err != nil || len(got) != 0 {
+	if got, err := decryptBoth(t, key, empty, passThrough); err != nil || len(got) != 0 {
 		t.Fatalf("empty file: %v", err)
 	}
+}
+
+// TestAttachmentWriteToErrors: when the destination of WriteTo fails, the
+// error comes back, and a later WriteTo or Read resumes exactly where the
+// destination stopped: no plaintext lost or repeated, for an in-memory
+// source (decrypted where it lies) as for a streaming one.
+func TestAttachmentWriteToErrors(t *testing.T) {
+	t.Parallel()
+	key, _ := NewFileKey(testrand.New("k"))
+	const C = AttachmentChunkSize
+	plain := attachPlain(3*C + 10)
+	ct := encryptWith(t, key, plain, 1<<20)
+	full := errors.New("destination full")
+	for name, src := range map[string]func() io.Reader{
+		"bytes.Reader": func() io.Reader { return bytes.NewReader(ct) },
+		"bytes.Buffer": func() io.Reader { return bytes.NewBuffer(bytes.Clone(ct)) },
+		"streaming":    func() io.Reader { return iotest.HalfReader(bytes.NewReader(ct)) },
+	} {
+		for _, limit := range []int{0, 10, C, C + 1, 3 * C, 3*C + 9} {
+			r, err := DecryptStream(src(), key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &limitedWriter{limit: limit, err: full}
+			n, err := io.Copy(w, r)
+			if !errors.Is(err, full) || n != int64(limit) || !bytes.Equal(w.buf.Bytes(), plain[:limit]) {
+				t.Fatalf("%s, destination of %d bytes: wrote %d, %v", name, limit, n, err)
+			}
+			rest := bytes.NewBuffer(w.buf.Bytes())
+			if limit%2 == 0 {
+				_, err = io.Copy(rest, r)
+			} else {
+				var b []byte
+				b, err = io.ReadAll(r)
+				rest.Write(b)
+			}
+			if err != nil || !bytes.Equal(rest.Bytes(), plain) {
+				t.Fatalf("%s, destination of %d bytes: resumed to %d bytes, %v", name, limit, rest.Len(), err)
+			}
+		}
+	}
+}
+
+// limitedWriter accepts limit bytes, then fails with err.
+type limitedWriter struct {
+	buf   bytes.Buffer
+	limit int
+	err   error
+}
+
+func (w *limitedWriter) Write(p []byte) (int, error) {
+	n := min(len(p), w.limit-w.buf.Len())
+	w.buf.Write(p[:n])
+	if n < len(p) {
+		return n, w.err
+	}
+	return n, nil
 }
 
 func TestAttachmentSourceErrors(t *testing.T) {

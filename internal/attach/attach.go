@@ -1,6 +1,7 @@
 package attach
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
@@ -118,9 +119,11 @@ func (w *Writer) Write(p []byte) (int, error) {
 			continue
 		}
 		if w.n == ChunkSize {
+			// More data follows the buffered chunk: it is not the last.
 			if err := w.flush(false); err != nil {
 				return total, err
 			}
+			continue
 		}
 		c := copy(w.buf[w.n:ChunkSize], p)
 		w.n += c
@@ -221,7 +224,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 }
 
 // WriteTo writes the rest of the plaintext to w chunk by chunk, without the
-// intermediate buffer io.Copy would use.
+// intermediate buffer io.Copy would use. When the source is in memory (a
+// *bytes.Reader or a *bytes.Buffer), whole chunks are decrypted straight
+// from its bytes instead of being copied into the read buffer first.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
@@ -239,8 +244,105 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if r.done {
 			return total, nil
 		}
+		switch src := r.src.(type) {
+		case *bytes.Reader:
+			n, err := r.writeFrom(src, w)
+			return total + n, err
+		case *bytes.Buffer:
+			n, err := r.writeFrom(src, w)
+			return total + n, err
+		}
 		r.err = r.next()
 	}
+}
+
+// writeFrom decrypts the rest of the stream, which src writes out, into w.
+// r.plain is empty. An authentication or source error is kept in r.err,
+// since the ciphertext src has written is consumed. An error of w is not:
+// the plaintext w did not take stays in r.plain, so a later Read or
+// WriteTo resumes exactly where w stopped, as with any other source.
+func (r *Reader) writeFrom(src io.WriterTo, w io.Writer) (int64, error) {
+	o := openWriter{r: r, w: w}
+	_, err := src.WriteTo(&o)
+	switch {
+	case o.werr != nil:
+		return o.n, o.werr
+	case o.err != nil:
+		r.err = o.err
+	case err != nil:
+		r.err = err
+	default:
+		// End of the stream: what is buffered is the last chunk.
+		plain, err := r.openChunk(r.buf[:r.carry], true)
+		r.carry = 0
+		if err != nil {
+			r.err = err
+			break
+		}
+		r.done = true
+		if err := o.write(plain); err != nil {
+			return o.n, err
+		}
+	}
+	return o.n, r.err
+}
+
+// openWriter receives the ciphertext of a Reader's source. A chunk is
+// opened as one that is not the last once data is known to follow it;
+// whole chunks followed by more data within one Write are opened where
+// they lie, the rest goes through the Reader's buffer.
+type openWriter struct {
+	r    *Reader
+	w    io.Writer
+	n    int64 // plaintext bytes written to w
+	err  error // the first authentication error
+	werr error // the first error of w
+}
+
+// write passes an authenticated chunk's plaintext to w; what w does not
+// take is kept in r.plain.
+func (o *openWriter) write(plain []byte) error {
+	n, err := o.w.Write(plain)
+	o.n += int64(n)
+	if err == nil && n < len(plain) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		o.r.plain = plain[n:]
+		o.werr = err
+	}
+	return err
+}
+
+func (o *openWriter) Write(p []byte) (int, error) {
+	r := o.r
+	consumed := 0
+	for len(p) > 0 {
+		var ct []byte
+		switch {
+		case r.carry == encChunk:
+			ct = r.buf[:encChunk]
+			r.carry = 0
+		case r.carry == 0 && len(p) > encChunk:
+			ct, p = p[:encChunk], p[encChunk:]
+			consumed += encChunk
+		default:
+			c := copy(r.buf[r.carry:encChunk], p)
+			r.carry += c
+			p = p[c:]
+			consumed += c
+			continue
+		}
+		plain, err := r.openChunk(ct, false)
+		if err != nil {
+			o.err = err
+			return consumed, err
+		}
+		if err := o.write(plain); err != nil {
+			return consumed, err
+		}
+	}
+	return consumed, nil
 }
 
 // next reads, authenticates and decrypts one chunk into r.plain.
@@ -255,18 +357,10 @@ func (r *Reader) next() error {
 		return err
 	}
 	last := n <= encChunk
-	size := min(n, encChunk)
-	if size < tagSize || (last && size == tagSize && r.counter != 0) {
-		// A chunk shorter than a tag, or an empty last chunk after
-		// others (only an empty file has an empty chunk).
-		return ErrAuth
+	plain, err := r.openChunk(r.buf[:min(n, encChunk)], last)
+	if err != nil {
+		return err
 	}
-	chunkNonce(&r.nonce, r.counter, last)
-	plain, aerr := r.aead.Open(r.out[:0], r.nonce[:], r.buf[:size], nil)
-	if aerr != nil {
-		return ErrAuth
-	}
-	r.counter++
 	r.plain = plain
 	if last {
 		r.done = true
@@ -277,6 +371,22 @@ func (r *Reader) next() error {
 	r.buf[0] = r.buf[encChunk]
 	r.carry = 1
 	return nil
+}
+
+// openChunk authenticates and decrypts the chunk ct into r.out. A chunk
+// shorter than a tag, and an empty last chunk after others (only an empty
+// file has an empty chunk), are refused.
+func (r *Reader) openChunk(ct []byte, last bool) ([]byte, error) {
+	if len(ct) < tagSize || (last && len(ct) == tagSize && r.counter != 0) {
+		return nil, ErrAuth
+	}
+	chunkNonce(&r.nonce, r.counter, last)
+	plain, err := r.aead.Open(r.out[:0], r.nonce[:], ct, nil)
+	if err != nil {
+		return nil, ErrAuth
+	}
+	r.counter++
+	return plain, nil
 }
 
 // Format prints a placeholder under every verb: a Writer holds the pending
