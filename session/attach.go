@@ -78,7 +78,7 @@ func (k FileKey) LogValue() slog.Value { return slog.StringValue(redactedFileKey
 // dst, in 64 KiB chunks under key (and a random per-file nonce from
 // crypto/rand, so a key reused by mistake still gives unrelated
 // ciphertexts). Close must be called to write the last chunk; it does not
-// close dst. Memory use is constant (about two chunks) whatever the size.
+// close dst. Memory use is constant (one chunk buffer) whatever the size.
 // The writer is not safe for concurrent use.
 func EncryptStream(dst io.Writer, key FileKey) (io.WriteCloser, error) {
 	if key.k == nil {

@@ -199,6 +199,67 @@ func TestAttachmentWriteToErrors(t *testing.T) {
 	}
 }
 
+// TestAttachmentWriteToBadDestinations: a destination that breaks the
+// io.Writer contract (a short write without an error, a count larger than
+// what it was given) gets an error, never a panic, and a later read
+// resumes exactly where it stopped.
+func TestAttachmentWriteToBadDestinations(t *testing.T) {
+	t.Parallel()
+	key, _ := NewFileKey(testrand.New("k"))
+	const C = AttachmentChunkSize
+	plain := attachPlain(2*C + 10)
+	ct := encryptWith(t, key, plain, 1<<20)
+	for name, src := range map[string]func() io.Reader{
+		"bytes.Reader": func() io.Reader { return bytes.NewReader(ct) },
+		"streaming":    func() io.Reader { return iotest.HalfReader(bytes.NewReader(ct)) },
+	} {
+		r, err := DecryptStream(src(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 3)
+		if _, err := io.ReadFull(r, head); err != nil {
+			t.Fatal(err)
+		}
+		short := &halfWriter{}
+		if _, err := io.Copy(short, r); !errors.Is(err, io.ErrShortWrite) {
+			t.Fatalf("%s: a short write without an error: %v", name, err)
+		}
+		rest, err := io.ReadAll(r)
+		if got := append(append(head, short.buf.Bytes()...), rest...); err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%s: after a short write, %d bytes, %v", name, len(got), err)
+		}
+
+		r, err = DecryptStream(src(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(overWriter{}, r); err == nil {
+			t.Fatalf("%s: a destination that claims more than it was given: no error", name)
+		}
+	}
+}
+
+// halfWriter takes half of its first write without an error, breaking the
+// io.Writer contract, then everything.
+type halfWriter struct {
+	buf  bytes.Buffer
+	once bool
+}
+
+func (w *halfWriter) Write(p []byte) (int, error) {
+	if !w.once {
+		w.once = true
+		return w.buf.Write(p[:len(p)/2])
+	}
+	return w.buf.Write(p)
+}
+
+// overWriter claims to write more than it was given.
+type overWriter struct{}
+
+func (overWriter) Write(p []byte) (int, error) { return len(p) + 1, nil }
+
 // limitedWriter accepts limit bytes, then fails with err.
 type limitedWriter struct {
 	buf   bytes.Buffer

@@ -176,7 +176,7 @@ func (w *Writer) Close() error {
 type Reader struct {
 	src     io.Reader
 	aead    cipher.AEAD
-	buf     []byte // ciphertext chunk plus one byte of look-ahead
+	buf     []byte // ciphertext: r.carry bytes of the next chunk (a chunk and a byte of look-ahead at most)
 	carry   int    // bytes of the next chunk already in buf
 	out     []byte // plaintext buffer, one chunk
 	plain   []byte // authenticated plaintext not yet returned (in out)
@@ -231,7 +231,7 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
 		if len(r.plain) > 0 {
-			n, err := w.Write(r.plain)
+			n, err := writePlain(w, r.plain)
 			total += int64(n)
 			r.plain = r.plain[n:]
 			if err != nil {
@@ -299,14 +299,32 @@ type openWriter struct {
 	werr error // the first error of w
 }
 
+// errInvalidWrite is the error for a destination that reports writing more
+// than it was given, or a negative count.
+var errInvalidWrite = errors.New("attach: invalid write result")
+
+// writePlain writes plaintext to w. A count outside [0, len(p)] is
+// errInvalidWrite, a short write without an error io.ErrShortWrite, so
+// that the caller always keeps exactly what w did not take.
+func writePlain(w io.Writer, p []byte) (int, error) {
+	n, err := w.Write(p)
+	switch {
+	case n < 0 || n > len(p):
+		return 0, errInvalidWrite
+	case err == nil && n < len(p):
+		err = io.ErrShortWrite
+	}
+	return n, err
+}
+
 // write passes an authenticated chunk's plaintext to w; what w does not
 // take is kept in r.plain.
 func (o *openWriter) write(plain []byte) error {
-	n, err := o.w.Write(plain)
-	o.n += int64(n)
-	if err == nil && n < len(plain) {
-		err = io.ErrShortWrite
+	if len(plain) == 0 {
+		return nil
 	}
+	n, err := writePlain(o.w, plain)
+	o.n += int64(n)
 	if err != nil {
 		o.r.plain = plain[n:]
 		o.werr = err
@@ -374,10 +392,11 @@ func (r *Reader) next() error {
 }
 
 // openChunk authenticates and decrypts the chunk ct into r.out. A chunk
-// shorter than a tag, and an empty last chunk after others (only an empty
-// file has an empty chunk), are refused.
+// shorter than a tag, an empty last chunk after others (only an empty
+// file has an empty chunk) and a chunk past the counter's range (which
+// the Writer never makes) are refused.
 func (r *Reader) openChunk(ct []byte, last bool) ([]byte, error) {
-	if len(ct) < tagSize || (last && len(ct) == tagSize && r.counter != 0) {
+	if len(ct) < tagSize || (last && len(ct) == tagSize && r.counter != 0) || r.counter == math.MaxUint64 {
 		return nil, ErrAuth
 	}
 	chunkNonce(&r.nonce, r.counter, last)
