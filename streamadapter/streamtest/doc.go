@@ -10,8 +10,10 @@
 //
 // Emulated: authentication (api_key parameter, HS256 JWTs signed with the
 // app secret, Stream-Auth-Type, error codes 5 and 40–43); users (upsert,
-// query with $eq/$in/$autocomplete, sort, limit/offset, partial update with
-// dotted keys, deletion as an asynchronous task with GET tasks/{id});
+// which replaces a user's data as Stream's does, query with
+// $eq/$in/$autocomplete, sort, limit/offset, partial update with dotted
+// keys, deletion as an asynchronous task with GET tasks/{id}; batches are
+// applied all or nothing);
 // channels (get-or-create with an ID or distinct by members,
 // query with type/id/cid/members/custom-field filters and $and/$or, update,
 // partial update of custom data such as session_id, update with a system

@@ -16,6 +16,9 @@ import (
 	"unicode/utf8"
 )
 
+// serverManaged are the user fields an upsert cannot set or remove.
+var serverManaged = []string{"created_at", "last_active", "online", "deactivated_at", "deleted_at"}
+
 var userReserved = []string{"id", "role", "created_at", "updated_at", "last_active", "online", "banned", "teams", "deactivated_at", "deleted_at"}
 
 // ---- users ----
@@ -32,7 +35,12 @@ func (s *Server) upsertUsers(r *http.Request, body []byte) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// As Stream does, an upsert replaces the user's data with the payload
+	// (fields it leaves out are removed; partial updates keep them), and
+	// keeps only what the server manages. All or nothing: every user is
+	// checked before any is stored.
 	out := map[string]any{}
+	next := map[string]map[string]any{}
 	now := ts(s.cfg.Now())
 	for _, id := range sortedKeys(req.Users) {
 		u := req.Users[id]
@@ -42,19 +50,26 @@ func (s *Server) upsertUsers(r *http.Request, body []byte) (any, error) {
 		if err := checkCustomSize(u, userReserved); err != nil {
 			return nil, err
 		}
-		old := s.users[id]
-		if old == nil {
-			old = map[string]any{"id": id, "role": "user", "created_at": now}
-		}
-		for k, v := range u {
-			if k != "created_at" && k != "updated_at" {
-				old[k] = v
+		stored := map[string]any{"created_at": now}
+		if old := s.users[id]; old != nil {
+			for _, k := range serverManaged {
+				if v, ok := old[k]; ok {
+					stored[k] = v
+				}
 			}
 		}
-		old["updated_at"] = now
-		s.users[id] = old
-		out[id] = old
+		for k, v := range u {
+			if !slices.Contains(serverManaged, k) && k != "updated_at" {
+				stored[k] = v
+			}
+		}
+		if role, _ := stored["role"].(string); role == "" {
+			stored["role"] = "user"
+		}
+		stored["updated_at"] = now
+		next[id], out[id] = stored, stored
 	}
+	maps.Copy(s.users, next)
 	return map[string]any{"users": out}, nil
 }
 

@@ -420,3 +420,37 @@ func TestRefusedPartialUpdatesChangeNothing(t *testing.T) {
 		t.Fatalf("a refused message update changed the message: %+v %v", m, err)
 	}
 }
+
+// TestUpsertReplaces: as with Stream, an upsert replaces a user's data
+// (fields it leaves out are gone; partial updates are the way to keep
+// them), keeps the creation time, defaults the role, and a batch with one
+// refused user stores none.
+func TestUpsertReplaces(t *testing.T) {
+	t.Parallel()
+	s := NewTestServer(t, Config{})
+	c := s.Client()
+	first, err := c.UpsertUser(ctx, &stream.User{ID: "alice", Name: "Alice", Role: "admin", ExtraData: map[string]any{"team": "red"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.UpsertUser(ctx, &stream.User{ID: "alice", ExtraData: map[string]any{"city": "Lyon"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := again.User
+	if u.Name != "" || u.ExtraData["team"] != nil || u.ExtraData["city"] != "Lyon" || u.Role != "user" {
+		t.Fatalf("upsert merged instead of replacing: %+v", u)
+	}
+	if u.CreatedAt == nil || first.User.CreatedAt == nil || !u.CreatedAt.Equal(*first.User.CreatedAt) {
+		t.Fatalf("created_at changed: %v then %v", first.User.CreatedAt, u.CreatedAt)
+	}
+	_, err = c.UpsertUsers(ctx, &stream.User{ID: "alice", ExtraData: map[string]any{"city": "Paris"}},
+		&stream.User{ID: "bob", ExtraData: map[string]any{"bio": strings.Repeat("b", 6000)}})
+	if streamErr(t, err).Code != 22 {
+		t.Fatalf("oversized batch: %v", err)
+	}
+	q, err := c.QueryUsers(ctx, &stream.QueryOption{Filter: map[string]any{}})
+	if err != nil || len(q.Users) != 1 || q.Users[0].ExtraData["city"] != "Lyon" {
+		t.Fatalf("a refused batch changed the users: %+v %v", q, err)
+	}
+}
