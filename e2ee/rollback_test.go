@@ -74,7 +74,7 @@ func TestStateRollback(t *testing.T) {
 		wantGen: 1,
 	}, {
 		name:   "old state after rotation",
-		reason: "the review's proof: a state file from before RotateIdentity (generation 0, maybe compromised) put back while the directory publishes generation 1",
+		reason: "a state file from before RotateIdentity (generation 0, maybe compromised) put back while the directory publishes generation 1",
 		setup: func(t *testing.T, e env) Config {
 			c := mustNew(t, e.cfg)
 			old := read(t, e.path)

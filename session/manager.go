@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"runtime"
 	"slices"
@@ -78,6 +79,7 @@ type Manager struct {
 	// trust serializes trust decisions per user (striped by user ID), so
 	// that two concurrent first uses cannot pin and accept two cards.
 	trust [64]sync.Mutex
+	seed  maphash.Seed // of the stripe hash
 }
 
 // trustedCard is a cached card and the pin it was checked against; it is
@@ -104,7 +106,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, errors.New("session: Config needs Identity, Service and Directory")
 	}
 	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, rand: cfg.Rand, now: cfg.Now,
-		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]trustedCard{}}
+		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]trustedCard{}, seed: maphash.MakeSeed()}
 	if m.pins == nil {
 		m.pins = new(identity.MemoryPins)
 	}
@@ -221,7 +223,6 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 			keys[n], _ = held.Key(n)
 		}
 	}
-	fresh := map[uint32]bool{}
 	var members []string // Config.Members of the channel, fetched once when needed
 	newest := uint32(0)
 	for _, r := range records {
@@ -238,9 +239,9 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 			return nil, ErrDecrypt
 		}
 		cid = g.ChannelCID
+		// keys holds the held keys and those of the grants opened so far:
+		// another key for one of their epochs is a substitution.
 		if k, ok := keys[g.Epoch]; ok && !k.Equal(g.Key) {
-			return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
-		} else if !ok && fresh[g.Epoch] {
 			return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
 		}
 		if g.Epoch == newest && (held == nil || g.Epoch > held.Epoch()) {
@@ -248,7 +249,6 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 				return nil, err
 			}
 		}
-		fresh[g.Epoch] = true
 		keys[g.Epoch] = g.Key
 	}
 	if len(keys) == 0 {
@@ -552,13 +552,9 @@ func (m *Manager) lockUser(userID string) func() {
 	return l.Unlock
 }
 
-// trustLock returns the trust lock of userID's stripe (FNV-1a of the ID).
+// trustLock returns the trust lock of userID's stripe.
 func (m *Manager) trustLock(userID string) *sync.Mutex {
-	h := uint32(2166136261)
-	for i := 0; i < len(userID); i++ {
-		h = (h ^ uint32(userID[i])) * 16777619
-	}
-	return &m.trust[h%uint32(len(m.trust))]
+	return &m.trust[maphash.String(m.seed, userID)%uint64(len(m.trust))]
 }
 
 // cachedCard returns the cached card of (userID, gen) if the pin it was

@@ -244,12 +244,9 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		if r.done {
 			return total, nil
 		}
-		switch src := r.src.(type) {
-		case *bytes.Reader:
-			n, err := r.writeFrom(src, w)
-			return total + n, err
-		case *bytes.Buffer:
-			n, err := r.writeFrom(src, w)
+		switch r.src.(type) {
+		case *bytes.Reader, *bytes.Buffer:
+			n, err := r.writeFrom(r.src.(io.WriterTo), w)
 			return total + n, err
 		}
 		r.err = r.next()
@@ -267,8 +264,7 @@ func (r *Reader) writeFrom(src io.WriterTo, w io.Writer) (int64, error) {
 	switch {
 	case o.werr != nil:
 		return o.n, o.werr
-	case o.err != nil:
-		r.err = o.err
+	case r.err != nil: // a chunk did not authenticate
 	case err != nil:
 		r.err = err
 	default:
@@ -295,8 +291,7 @@ type openWriter struct {
 	r    *Reader
 	w    io.Writer
 	n    int64 // plaintext bytes written to w
-	err  error // the first authentication error
-	werr error // the first error of w
+	werr error // the error of w, which ends the Write
 }
 
 // errInvalidWrite is the error for a destination that reports writing more
@@ -353,7 +348,7 @@ func (o *openWriter) Write(p []byte) (int, error) {
 		}
 		plain, err := r.openChunk(ct, false)
 		if err != nil {
-			o.err = err
+			r.err = err
 			return consumed, err
 		}
 		if err := o.write(plain); err != nil {
