@@ -608,11 +608,14 @@ func (h *Handler) admin(ctx context.Context, p Principal, id session.ID) (Sessio
 	if p.Service {
 		return SessionRecord{}, nil, forbidden("not an admin of this session")
 	}
-	rec, members, err := h.member(ctx, p, id)
+	rec, members, err := h.cfg.Store.Session(ctx, id)
 	if err != nil {
 		return SessionRecord{}, nil, err
 	}
 	i := slices.IndexFunc(members, func(m session.Member) bool { return m.UserID == p.UserID })
+	if i < 0 {
+		return SessionRecord{}, nil, forbidden("not a member of this session")
+	}
 	if !members[i].Admin {
 		return SessionRecord{}, nil, forbidden("not an admin of this session")
 	}
