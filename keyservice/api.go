@@ -8,84 +8,6 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
-// Wire types of the /v1 JSON API. Byte strings are standard base64 (as
-// encoding/json writes []byte); session IDs are 32 lower-case hex digits.
-
-type publishCardRequest struct {
-	Card []byte `json:"card"`
-}
-
-type cardsResponse struct {
-	Cards [][]byte `json:"cards"`
-}
-
-type lookupRequest struct {
-	UserIDs []string `json:"user_ids"`
-}
-
-type lookupResponse struct {
-	Cards map[string][]byte `json:"cards"`
-}
-
-type grantJSON struct {
-	Grantee string `json:"grantee"`
-	Epoch   uint32 `json:"epoch"`
-	Grant   []byte `json:"grant"`
-}
-
-type createSessionRequest struct {
-	ID         string      `json:"id"`
-	ChannelCID string      `json:"channel_cid"`
-	Grants     []grantJSON `json:"grants"`
-}
-
-type createSessionResponse struct {
-	ID      string `json:"id"`
-	Created bool   `json:"created"`
-}
-
-type lookupSessionResponse struct {
-	ID string `json:"id"`
-}
-
-type memberJSON struct {
-	UserID string `json:"user_id"`
-	Admin  bool   `json:"admin"`
-	Since  uint32 `json:"since_epoch"`
-}
-
-type sessionResponse struct {
-	ID         string       `json:"id"`
-	ChannelCID string       `json:"channel_cid"`
-	Epoch      uint32       `json:"epoch"`
-	Members    []memberJSON `json:"members"`
-	// Next, when not empty, is the cursor of the next page of members:
-	// pass it as ?after=.
-	Next string `json:"next,omitempty"`
-}
-
-type grantsResponse struct {
-	Grants []grantJSON `json:"grants"`
-	// Next, when set, is the cursor of the next page: pass it as
-	// ?after_epoch=.
-	Next *uint32 `json:"next,omitempty"`
-}
-
-type extendRequest struct {
-	Epoch  uint32      `json:"epoch"`
-	Grants []grantJSON `json:"grants"`
-}
-
-type rotateRequest struct {
-	FromEpoch uint32      `json:"from_epoch"`
-	Remove    []string    `json:"remove"`
-	Grants    []grantJSON `json:"grants"`
-}
-
-type adminRequest struct {
-	Admin bool `json:"admin"`
-}
-
 type errorBody = httpjson.ErrorBody
 
 // Stable error codes of the API. Clients branch on Code, never on Message.
@@ -106,6 +28,19 @@ const (
 	CodeRateLimited      = "rate_limited"           // 429
 	CodeInternal         = "internal"               // 500
 	CodeUnavailable      = "unavailable"            // 503: store unreachable
+)
+
+// Errors that both the key service's stores and its client report;
+// errors.Is matches an APIError with the code of the same meaning.
+var (
+	// ErrNotFound: no such user card, session or idempotency record.
+	ErrNotFound = errors.New("keyservice: not found")
+	// ErrConflict: a uniqueness rule or an expected state does not hold
+	// (card generation already published, epoch moved on, member exists).
+	ErrConflict = errors.New("keyservice: conflict")
+	// ErrForbidden: the caller is not a member, or not an admin where the
+	// operation needs one.
+	ErrForbidden = errors.New("keyservice: forbidden")
 )
 
 // Typed errors the Client returns; errors.Is matches both these and the

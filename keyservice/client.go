@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/veilchat/veil/keyservice/internal/wire"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
@@ -189,7 +190,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 // then each successor. Publishing the latest card again is a no-op.
 func (c *Client) PublishCard(ctx context.Context, card *identity.Card) error {
 	_, err := c.do(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(card.UserID())+"/cards", nil,
-		publishCardRequest{Card: card.Marshal()}, nil, retrySafe, nil)
+		wire.PublishCardRequest{Card: card.Marshal()}, nil, retrySafe, nil)
 	return err
 }
 
@@ -222,8 +223,8 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 	out := make(map[string]*identity.Card, len(userIDs))
 	for start := 0; start < len(userIDs); start += 1000 {
 		chunk := userIDs[start:min(start+1000, len(userIDs))]
-		var resp lookupResponse
-		if _, err := c.do(ctx, http.MethodPost, "/v1/cards/lookup", nil, lookupRequest{UserIDs: chunk}, &resp, retrySafe, nil); err != nil {
+		var resp wire.LookupResponse
+		if _, err := c.do(ctx, http.MethodPost, "/v1/cards/lookup", nil, wire.LookupRequest{UserIDs: chunk}, &resp, retrySafe, nil); err != nil {
 			return nil, err
 		}
 		for u, raw := range resp.Cards {
@@ -240,7 +241,7 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 // History implements session.Directory: a user's cards, generation 0 first,
 // checked to form a chain.
 func (c *Client) History(ctx context.Context, userID string) ([]*identity.Card, error) {
-	var resp cardsResponse
+	var resp wire.CardsResponse
 	if _, err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/cards", nil, nil, &resp, retrySafe, nil); err != nil {
 		return nil, err
 	}
@@ -261,10 +262,10 @@ func (c *Client) History(ctx context.Context, userID string) ([]*identity.Card, 
 	return cards, nil
 }
 
-func toJSON(grants []session.GrantRecord) []grantJSON {
-	out := make([]grantJSON, len(grants))
+func toJSON(grants []session.GrantRecord) []wire.Grant {
+	out := make([]wire.Grant, len(grants))
 	for i, g := range grants {
-		out[i] = grantJSON{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant}
+		out[i] = wire.Grant{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant}
 	}
 	return out
 }
@@ -275,9 +276,9 @@ func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, g
 	var key [16]byte
 	crand.Read(key[:])
 	h := http.Header{"Idempotency-Key": {hex.EncodeToString(key[:])}}
-	var resp createSessionResponse
+	var resp wire.CreateSessionResponse
 	if _, err := c.do(ctx, http.MethodPost, "/v1/sessions", nil,
-		createSessionRequest{ID: id.String(), ChannelCID: channelCID, Grants: toJSON(grants)}, &resp, retrySafe, h); err != nil {
+		wire.CreateSessionRequest{ID: id.String(), ChannelCID: channelCID, Grants: toJSON(grants)}, &resp, retrySafe, h); err != nil {
 		return session.CreateResult{}, err
 	}
 	got, err := session.ParseID(resp.ID)
@@ -289,7 +290,7 @@ func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, g
 
 // Lookup implements session.Service.
 func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, error) {
-	var resp lookupSessionResponse
+	var resp wire.LookupSessionResponse
 	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions", url.Values{"channel_cid": {channelCID}}, nil, &resp, retrySafe, nil); err != nil {
 		return session.ID{}, err
 	}
@@ -323,7 +324,7 @@ func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) 
 	q := url.Values{}
 	last := "" // the greatest user ID so far (user IDs are not empty)
 	for {
-		var resp sessionResponse
+		var resp wire.SessionResponse
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), q, nil, &resp, retrySafe, nil); err != nil {
 			return session.Info{}, err
 		}
@@ -356,7 +357,7 @@ func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantReco
 	q := url.Values{}
 	after := int64(-1) // the cursor sent, -1 before the first page
 	for {
-		var resp grantsResponse
+		var resp wire.GrantsResponse
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp, retrySafe, nil); err != nil {
 			return nil, err
 		}
@@ -386,7 +387,7 @@ func (c *Client) Extend(ctx context.Context, id session.ID, grants []session.Gra
 		return session.ErrInvalidGrants
 	}
 	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+id.String()+"/members", nil,
-		extendRequest{Epoch: grants[0].Epoch, Grants: toJSON(grants)}, nil, retryOnlyLimits, nil)
+		wire.ExtendRequest{Epoch: grants[0].Epoch, Grants: toJSON(grants)}, nil, retryOnlyLimits, nil)
 	return err
 }
 
@@ -399,14 +400,14 @@ func (c *Client) Rotate(ctx context.Context, id session.ID, remove []string, gra
 		remove = []string{}
 	}
 	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+id.String()+"/rotate", nil,
-		rotateRequest{FromEpoch: grants[0].Epoch - 1, Remove: remove, Grants: toJSON(grants)}, nil, retryOnlyLimits, nil)
+		wire.RotateRequest{FromEpoch: grants[0].Epoch - 1, Remove: remove, Grants: toJSON(grants)}, nil, retryOnlyLimits, nil)
 	return err
 }
 
 // SetAdmin implements session.Service.
 func (c *Client) SetAdmin(ctx context.Context, id session.ID, userID string, admin bool) error {
 	_, err := c.do(ctx, http.MethodPut, "/v1/sessions/"+id.String()+"/admins/"+url.PathEscape(userID), nil,
-		adminRequest{Admin: admin}, nil, retrySafe, nil)
+		wire.AdminRequest{Admin: admin}, nil, retrySafe, nil)
 	return err
 }
 

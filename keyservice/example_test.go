@@ -10,6 +10,7 @@ import (
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/server"
 	"github.com/veilchat/veil/session"
 )
 
@@ -19,17 +20,17 @@ func Example() {
 	defer os.RemoveAll(dir)
 
 	// The service: SQLite by default, a postgres:// DSN for replicas.
-	store, _ := keyservice.OpenStore(ctx, filepath.Join(dir, "keys.db"))
+	store, _ := server.OpenStore(ctx, filepath.Join(dir, "keys.db"))
 	defer store.Close()
 	secret := []byte("an HS256 secret of at least 32 bytes!")
-	h, _ := keyservice.NewHandler(keyservice.Config{Store: store, Auth: keyservice.Auth{Keys: []keyservice.Key{{HS256: secret}}}})
+	h, _ := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: secret}}}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 
 	// Each user: an identity, a client with the token the app backend
 	// issued, and a session manager over HTTP.
 	manager := func(user string) *session.Manager {
-		tok, _ := keyservice.UserToken(secret, "", user, time.Hour)
+		tok, _ := server.UserToken(secret, "", user, time.Hour)
 		c, _ := keyservice.NewClient(keyservice.ClientConfig{BaseURL: srv.URL, Token: keyservice.StaticToken(tok)})
 		id, _ := identity.Generate(nil, user, identity.Options{})
 		c.PublishCard(ctx, id.Card())

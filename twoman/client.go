@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
 // Client is the device side of recovery: it encrypts the identity before it
@@ -65,7 +66,7 @@ func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *
 	if err != nil {
 		return err
 	}
-	return c.post(ctx, "/v1/identity/push", pushRequest{SessionID: s.SessionID, Code: code, Blob: blob}, nil)
+	return c.post(ctx, "/v1/identity/push", wire.PushRequest{SessionID: s.SessionID, Code: code, Blob: blob}, nil)
 }
 
 // RetrieveIdentity fetches the user's encrypted identity with the one-time
@@ -73,8 +74,8 @@ func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *
 // not decrypt (wrong key, another user or factor, tampering) returns
 // ErrDecrypt.
 func (c *Client) RetrieveIdentity(ctx context.Context, s *Session, code string) (*identity.Identity, error) {
-	var resp retrieveResponse
-	if err := c.post(ctx, "/v1/identity/retrieve", sessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
+	var resp wire.RetrieveResponse
+	if err := c.post(ctx, "/v1/identity/retrieve", wire.SessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
 		return nil, err
 	}
 	key, err := identityKey(s.RuleKey.k[:])
@@ -108,12 +109,12 @@ func (c *Client) ChangeFactor(ctx context.Context, s *Session, code string, newF
 	if err != nil {
 		return err
 	}
-	return c.post(ctx, "/v1/identity/factor", factorRequest{SessionID: s.SessionID, Code: code, Factor: f, Blob: blob}, nil)
+	return c.post(ctx, "/v1/identity/factor", wire.FactorRequest{SessionID: s.SessionID, Code: code, Factor: f.wire(), Blob: blob}, nil)
 }
 
 // DeleteIdentity removes the user's stored identity (and so the factor).
 func (c *Client) DeleteIdentity(ctx context.Context, s *Session, code string) error {
-	return c.post(ctx, "/v1/identity/delete", sessionAnswer{SessionID: s.SessionID, Code: code}, nil)
+	return c.post(ctx, "/v1/identity/delete", wire.SessionAnswer{SessionID: s.SessionID, Code: code}, nil)
 }
 
 // PasswordParams are the Argon2id parameters of a password backup. They are
@@ -169,7 +170,7 @@ func passwordBlob(userID string, key []byte, id *identity.Identity) ([]byte, err
 // answered with code when it must authenticate); params nil means
 // DefaultPasswordParams.
 func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase string, id *identity.Identity, params *PasswordParams) error {
-	return c.storePassword(ctx, passwordStoreRequest{SessionID: s.SessionID, Code: code}, id, passphrase, params)
+	return c.storePassword(ctx, wire.PasswordStoreRequest{SessionID: s.SessionID, Code: code}, id, passphrase, params)
 }
 
 // ChangePassword replaces the passphrase of a backup, proving knowledge of
@@ -182,10 +183,10 @@ func (c *Client) ChangePassword(ctx context.Context, oldPassphrase, newPassphras
 	}
 	oldLookup, oldKey := old.derive(id.UserID(), oldPassphrase)
 	clear(oldKey)
-	return c.storePassword(ctx, passwordStoreRequest{OldLookup: oldLookup}, id, newPassphrase, params)
+	return c.storePassword(ctx, wire.PasswordStoreRequest{OldLookup: oldLookup}, id, newPassphrase, params)
 }
 
-func (c *Client) storePassword(ctx context.Context, req passwordStoreRequest, id *identity.Identity, passphrase string, params *PasswordParams) error {
+func (c *Client) storePassword(ctx context.Context, req wire.PasswordStoreRequest, id *identity.Identity, passphrase string, params *PasswordParams) error {
 	if passphrase == "" {
 		return errors.New("twoman: empty passphrase")
 	}
@@ -213,8 +214,8 @@ func (c *Client) storePassword(ctx context.Context, req passwordStoreRequest, id
 }
 
 func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordParams, error) {
-	var resp passwordParamsResponse
-	if err := c.post(ctx, "/v1/password/params", passwordParamsRequest{UserID: userID}, &resp); err != nil {
+	var resp wire.PasswordParamsResponse
+	if err := c.post(ctx, "/v1/password/params", wire.PasswordParamsRequest{UserID: userID}, &resp); err != nil {
 		return PasswordParams{}, err
 	}
 	if resp.Params == nil {
@@ -237,8 +238,8 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 	}
 	lookup, key := p.derive(userID, passphrase)
 	defer clear(key)
-	var resp passwordRetrieveResponse
-	err = c.post(ctx, "/v1/password/retrieve", passwordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp)
+	var resp wire.PasswordRetrieveResponse
+	err = c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
 		return nil, ErrWrongPassphrase
@@ -256,4 +257,17 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 		return nil, ErrDecrypt
 	}
 	return id, nil
+}
+
+// Session is what the user's device needs to save or retrieve its identity:
+// the SSKS challenge session, the user's twoManRuleKey, and whether the
+// one-time code is required (it is whenever the user already has an
+// identity stored).
+type Session struct {
+	UserID           string
+	Factor           Factor
+	SessionID        string
+	RuleKey          RuleKey
+	MustAuthenticate bool
+	ExpiresAt        time.Time
 }

@@ -2,17 +2,16 @@ package twoman
 
 import (
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"strings"
 	"unicode"
 
+	"github.com/veilchat/veil/twoman/internal/wire"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -74,8 +73,6 @@ func (f Factor) Normalize() (Factor, error) {
 const (
 	labelIdentityKey = "veil/v1/two-man/identity-key"
 	labelIdentityAD  = "veil/v1/two-man/identity"
-	labelOTP         = "veil/v1/ssks/otp"
-	labelFactor      = "veil/v1/ssks/factor"
 	labelPasswordAD  = "veil/v1/password-backup/identity"
 	labelPassword    = "veil/v1/password-backup/salt"
 	blobVersion      = 1
@@ -138,26 +135,5 @@ func identityAD(label, userID string, f Factor) []byte {
 	return b
 }
 
-// newOTP returns a uniformly random code of n decimal digits.
-func newOTP(rnd io.Reader, n int) (string, error) {
-	max := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n)), nil)
-	v, err := rand.Int(rnd, max)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%0*s", n, v.String()), nil
-}
-
-// keyedHash is HMAC-SHA256(key, label ‖ 0x00 ‖ parts with 2-byte lengths).
-func keyedHash(key []byte, label string, parts ...string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(label))
-	m.Write([]byte{0})
-	for _, p := range parts {
-		var l [2]byte
-		binary.BigEndian.PutUint16(l[:], uint16(len(p)))
-		m.Write(l[:])
-		m.Write([]byte(p))
-	}
-	return m.Sum(nil)
-}
+// wire returns f as the SSKS API carries it.
+func (f Factor) wire() wire.Factor { return wire.Factor{Type: string(f.Type), Value: f.Value} }

@@ -3,19 +3,19 @@
 //
 // Three parties, none of which can recover an identity alone:
 //
-//   - the app's backend (Backend) keeps a random 32-byte twoManRuleKey per
+//   - the app's backend (package twoman/backend) keeps a random 32-byte twoManRuleKey per
 //     user in its own store and gives it to the user's authenticated devices;
-//   - the SSKS (Server, the Secure Key Storage Service, run by another
+//   - the SSKS (package twoman/ssks, the Secure Key Storage Service, run by another
 //     party) keeps the identity encrypted under a key derived from the
 //     twoManRuleKey, and releases it only to whoever answers a one-time code
 //     it sends to the user's email or phone;
-//   - the user's device (Client) encrypts before upload and decrypts after
+//   - the user's device ([Client], this package) encrypts before upload and decrypts after
 //     retrieval.
 //
-// The flow: the app's backend calls Backend.StartChallenge for its logged-in
+// The flow: the app's backend calls backend.Backend.StartChallenge for its logged-in
 // user; the SSKS sends the user a code; the device calls
-// Client.SaveIdentity (at sign-up, or after a key rotation) or
-// Client.RetrieveIdentity (on a new device) with the Session the backend
+// [Client.SaveIdentity] (at sign-up, or after a key rotation) or
+// [Client.RetrieveIdentity] (on a new device) with the [Session] the backend
 // returned and the code the user typed. The backend never sees the code; the
 // SSKS never sees the twoManRuleKey.
 //
@@ -30,7 +30,8 @@
 // Argon2id (parameters stored with the backup and bounded); the SSKS checks
 // the lookup secret and locks the backup after repeated failures.
 //
-// Codes reach users through a Sender: SMTPSender (email), WebhookSender
-// (HMAC-signed JSON for SMS gateways), or, for development only,
-// InsecureLogSender.
+// This package is what a device links: it imports no database driver, no
+// metrics and no server code. [APIError] carries the SSKS's stable error
+// codes (the Code constants) and matches this package's sentinels with
+// errors.Is.
 package twoman

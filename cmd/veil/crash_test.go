@@ -22,7 +22,7 @@ import (
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/testrand"
-	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/server"
 	"github.com/veilchat/veil/session"
 )
 
@@ -126,7 +126,7 @@ func crashOnce(t *testing.T, bin, db string) {
 	)
 	client := &http.Client{Timeout: 5 * time.Second}
 	do := func(method, path, user string, body any) (int, []byte) {
-		tok, _ := keyservice.UserToken([]byte(crashSecret), "", user, time.Hour)
+		tok, _ := server.UserToken([]byte(crashSecret), "", user, time.Hour)
 		b, _ := json.Marshal(body)
 		req, _ := http.NewRequest(method, base+path, bytes.NewReader(b))
 		req.Header.Set("Authorization", "Bearer "+tok)

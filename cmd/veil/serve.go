@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/veilchat/veil/keyservice"
-	"github.com/veilchat/veil/twoman"
+	"github.com/veilchat/veil/keyservice/server"
+	"github.com/veilchat/veil/twoman/ssks"
 )
 
 const serveUsage = `Usage: veil serve [--ssks] [flags]
@@ -114,7 +114,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("--log-format must be text or json")
 	}
 
-	var auth keyservice.Auth
+	var auth server.Auth
 	if !*ssks {
 		var err error
 		if auth, err = parseAuth(get("jwt-secret"), get("jwt-ed25519"), get("stream-secret")); err != nil {
@@ -145,12 +145,12 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer closeStore()
 		h = srv
 	} else {
-		store, err := keyservice.OpenStore(ctx, dsn)
+		store, err := server.OpenStore(ctx, dsn)
 		if err != nil {
 			return fmt.Errorf("opening the store: %w", err)
 		}
 		defer store.Close()
-		if h, err = keyservice.NewHandler(keyservice.Config{
+		if h, err = server.NewHandler(server.Config{
 			Store: store, Auth: auth, Logger: logger, MaxBodyBytes: maxBody,
 			RateLimit: rateLimit(rps), RateBurst: int(2 * rps),
 		}); err != nil {
@@ -177,14 +177,14 @@ func storeKind(dsn string) string {
 
 // parseAuth builds the Auth from the flag values; no secret is echoed in
 // its errors.
-func parseAuth(secrets, edKeys, streamSecret string) (keyservice.Auth, error) {
-	var a keyservice.Auth
+func parseAuth(secrets, edKeys, streamSecret string) (server.Auth, error) {
+	var a server.Auth
 	for i, item := range splitList(secrets) {
 		kid, secret := splitKID(item)
 		if len(secret) < 32 {
 			return a, fmt.Errorf("--jwt-secret entry %d: secrets must be at least 32 bytes", i+1)
 		}
-		a.Keys = append(a.Keys, keyservice.Key{ID: kid, HS256: []byte(secret)})
+		a.Keys = append(a.Keys, server.Key{ID: kid, HS256: []byte(secret)})
 	}
 	for i, item := range splitList(edKeys) {
 		kid, b64 := "", item
@@ -195,7 +195,7 @@ func parseAuth(secrets, edKeys, streamSecret string) (keyservice.Auth, error) {
 		if err != nil || len(pub) != ed25519.PublicKeySize {
 			return a, fmt.Errorf("--jwt-ed25519 entry %d: not a base64 Ed25519 public key", i+1)
 		}
-		a.Keys = append(a.Keys, keyservice.Key{ID: kid, Ed25519: pub})
+		a.Keys = append(a.Keys, server.Key{ID: kid, Ed25519: pub})
 	}
 	if streamSecret != "" {
 		a.StreamSecret = []byte(streamSecret)
@@ -247,30 +247,30 @@ func ssksHandler(ctx context.Context, dsn string, get func(string) string, insec
 	if err != nil || len(hashKey) != 32 {
 		return nil, nil, errors.New("--ssks needs VEIL_SSKS_HASH_KEY: 64 hex digits (e.g. openssl rand -hex 32)")
 	}
-	var sender twoman.Sender
+	var sender ssks.Sender
 	switch {
 	case insecureLog:
 		logger.Warn("INSECURE: one-time codes are written to this log; never use --insecure-log-codes in production")
-		sender = twoman.InsecureLogSender{Logger: logger}
+		sender = ssks.InsecureLogSender{Logger: logger}
 	case get("webhook-url") != "":
 		if len(get("webhook-secret")) < 32 {
 			return nil, nil, errors.New("--webhook-url needs --webhook-secret (VEIL_SSKS_WEBHOOK_SECRET) of 32 bytes or more")
 		}
-		sender = &twoman.WebhookSender{URL: get("webhook-url"), Secret: []byte(get("webhook-secret"))}
+		sender = &ssks.WebhookSender{URL: get("webhook-url"), Secret: []byte(get("webhook-secret"))}
 	case get("smtp-addr") != "":
 		if get("smtp-from") == "" {
 			return nil, nil, errors.New("--smtp-from is required with --smtp-addr")
 		}
-		sender = &twoman.SMTPSender{Addr: get("smtp-addr"), From: get("smtp-from"), AppName: get("app-name"),
+		sender = &ssks.SMTPSender{Addr: get("smtp-addr"), From: get("smtp-from"), AppName: get("app-name"),
 			Username: get("smtp-user"), Password: get("smtp-password")}
 	default:
 		return nil, nil, errors.New("--ssks needs a way to send codes: --smtp-addr, --webhook-url (or --insecure-log-codes in development)")
 	}
-	store, err := twoman.OpenStore(ctx, dsn)
+	store, err := ssks.OpenStore(ctx, dsn)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
-	srv, err := twoman.NewServer(twoman.ServerConfig{Store: store, AppKeys: appKeys, HashKey: hashKey, Sender: sender, Logger: logger})
+	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: hashKey, Sender: sender, Logger: logger})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

@@ -1,0 +1,63 @@
+package server
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func TestAuthTokens(t *testing.T) {
+	t.Parallel()
+	now := time.Now
+	k1, k2 := bytes.Repeat([]byte("1"), 32), bytes.Repeat([]byte("2"), 32)
+	streamSecret := bytes.Repeat([]byte("s"), 40)
+	edPub, edPriv, _ := ed25519.GenerateKey(nil)
+	auth := &Auth{Keys: []Key{{ID: "old", HS256: k1}, {ID: "new", HS256: k2}, {ID: "ed", Ed25519: edPub}}, StreamSecret: streamSecret}
+
+	signed := func(method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(method, c)
+		if kid != "" {
+			tok.Header["kid"] = kid
+		}
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	user := func(u string) jwt.MapClaims { return jwt.MapClaims{"user_id": u, "exp": exp} }
+	tests := []struct {
+		name, token, reason string
+		want                Principal
+		ok                  bool
+	}{
+		{"old key by kid", signed(jwt.SigningMethodHS256, k1, "old", user("alice")), "rotation keeps old tokens valid", Principal{UserID: "alice"}, true},
+		{"new key by kid", signed(jwt.SigningMethodHS256, k2, "new", user("alice")), "the new key works", Principal{UserID: "alice"}, true},
+		{"no kid", signed(jwt.SigningMethodHS256, k2, "", user("bob")), "without kid every key is tried", Principal{UserID: "bob"}, true},
+		{"wrong kid", signed(jwt.SigningMethodHS256, k2, "old", user("bob")), "kid selects exactly one key", Principal{}, false},
+		{"sub claim", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"sub": "carol", "exp": exp}), "sub names the user too", Principal{UserID: "carol"}, true},
+		{"eddsa", signed(jwt.SigningMethodEdDSA, edPriv, "ed", user("dave")), "Ed25519 tokens", Principal{UserID: "dave"}, true},
+		{"service", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"role": "service", "exp": exp}), "service role", Principal{Service: true}, true},
+		{"stream token", signed(jwt.SigningMethodHS256, streamSecret, "", user("erin")), "one token for Stream and Veil", Principal{UserID: "erin"}, true},
+		{"stream service", signed(jwt.SigningMethodHS256, streamSecret, "", jwt.MapClaims{"role": "service", "user_id": "x", "exp": exp}), "Stream cannot mint service tokens", Principal{}, false},
+		{"no exp", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"user_id": "alice"}), "tokens must expire", Principal{}, false},
+		{"expired", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"user_id": "alice", "exp": time.Now().Add(-time.Hour).Unix()}), "expiry is enforced", Principal{}, false},
+		{"none alg", "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1c2VyX2lkIjoiYWxpY2UifQ.", "alg none is refused", Principal{}, false},
+		{"no user", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"exp": exp}), "a user token names its user", Principal{}, false},
+		{"garbage", "not a token", "malformed", Principal{}, false},
+	}
+	for _, tc := range tests {
+		got, err := auth.authenticate("Bearer "+tc.token, now)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("%s: %+v, %v; want %+v ok=%v (%s)", tc.name, got, err, tc.want, tc.ok, tc.reason)
+		}
+	}
+	// Stream clients send the token without "Bearer ".
+	if p, err := auth.authenticate(signed(jwt.SigningMethodHS256, k1, "", user("alice")), now); err != nil || p.UserID != "alice" {
+		t.Errorf("bare Authorization header: %+v %v", p, err)
+	}
+}

@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/internal/wire"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veilchat/veil/session"
+)
+
+func TestPagination(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := newTestServer(t, openTestStore(t), func(c *Config) { c.MaxMembersPerCall = 3 })
+	owner := srv.member(t, "owner")
+	var names []string
+	for i := range 2 {
+		names = append(names, fmt.Sprintf("m%d", i))
+		srv.member(t, names[i])
+	}
+	s, err := owner.mgr.Create(ctx, "messaging:pages", names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // epochs 1..4: five grants for the owner
+		if err := owner.mgr.Rotate(ctx, s.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 2; i < 5; i++ { // 6 members, more than a page of 3
+		names = append(names, fmt.Sprintf("m%d", i))
+		srv.member(t, names[i])
+		if err := owner.mgr.Extend(ctx, s.ID(), names[i:i+1], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := owner.c.Info(ctx, s.ID())
+	if err != nil || len(info.Members) != 6 || info.Epoch != 4 {
+		t.Fatalf("Info over pages: %d members, epoch %d, %v", len(info.Members), info.Epoch, err)
+	}
+	grants, err := owner.c.Grants(ctx, s.ID())
+	if err != nil || len(grants) != 5 {
+		t.Fatalf("Grants over pages: %d, %v", len(grants), err)
+	}
+	for i, g := range grants {
+		if g.Epoch != uint32(i) {
+			t.Fatalf("grant %d is for epoch %d", i, g.Epoch)
+		}
+	}
+	// One raw page, to see the cursor.
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/sessions/"+s.ID().String()+"/grants?limit=2&after_epoch=1", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken(t, "owner"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page wire.GrantsResponse
+	json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if len(page.Grants) != 2 || page.Grants[0].Epoch != 2 || page.Next == nil || *page.Next != 3 {
+		t.Fatalf("page after epoch 1: %+v", page)
+	}
+	// The greatest cursor ends the pages: after_epoch+1 must not wrap to
+	// epoch 0 and start them again.
+	req, _ = http.NewRequest("GET", srv.URL+"/v1/sessions/"+s.ID().String()+"/grants?after_epoch=4294967295", nil)
+	req.Header.Set("Authorization", "Bearer "+userToken(t, "owner"))
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	page = wire.GrantsResponse{}
+	json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(page.Grants) != 0 || page.Next != nil {
+		t.Fatalf("page after epoch 4294967295: %d, %d grants, next %v; want an empty last page", resp.StatusCode, len(page.Grants), page.Next)
+	}
+	if code, eb := rawRequest(t, srv, "GET", "/v1/sessions/"+s.ID().String()+"?limit=0", userToken(t, "owner"), nil); code != 400 || eb.Error.Code != keyservice.CodeInvalidRequest {
+		t.Fatalf("limit=0: %d %s", code, eb.Error.Code)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, openTestStore(t), func(c *Config) { c.RateLimit, c.RateBurst = 0.001, 3 })
+	tok := userToken(t, "alice")
+	codes := []int{}
+	for range 5 {
+		code, eb := rawRequest(t, srv, "POST", "/v1/cards/lookup", tok, wire.LookupRequest{UserIDs: []string{"x"}})
+		codes = append(codes, code)
+		if code == 429 && eb.Error.Code != keyservice.CodeRateLimited {
+			t.Fatalf("429 without the rate_limited code: %+v", eb)
+		}
+	}
+	if fmt.Sprint(codes) != "[200 200 200 429 429]" {
+		t.Fatalf("statuses %v, want 3 allowed then 429", codes)
+	}
+	// Another user has its own bucket.
+	if code, _ := rawRequest(t, srv, "POST", "/v1/cards/lookup", userToken(t, "bob"), wire.LookupRequest{UserIDs: []string{"x"}}); code != 200 {
+		t.Fatalf("bob was limited by alice's requests: %d", code)
+	}
+	// The client retries a 429 and reports it when the limit holds.
+	c, _ := keyservice.NewClient(keyservice.ClientConfig{BaseURL: srv.URL, Token: keyservice.StaticToken(tok), MaxRetries: 1, Backoff: time.Millisecond})
+	if _, err := c.Latest(context.Background(), []string{"x"}); !errors.Is(err, keyservice.ErrRateLimited) {
+		t.Fatalf("client under the limit: %v, want keyservice.ErrRateLimited", err)
+	}
+}
+
+func TestIdempotencyKeyExpires(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	srv := newTestServer(t, openTestStore(t), func(c *Config) { c.Now = clock; c.IdempotencyTTL = time.Hour })
+	srv.member(t, "alice")
+	id, _ := session.NewID(nil)
+	body, _ := json.Marshal(wire.CreateSessionRequest{ID: id.String(), ChannelCID: "messaging:exp", Grants: []wire.Grant{fakeGrant("alice", 0)}})
+	tok, _ := UserToken(testSecret, "", "alice", 24*time.Hour) // outlives the jump of the clock
+	post := func() (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/sessions", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Idempotency-Key", "once")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := post(); code != 201 {
+		t.Fatalf("first: %d", code)
+	}
+	now = now.Add(2 * time.Hour)
+	if code, out := post(); code != http.StatusUnprocessableEntity || !strings.Contains(out, keyservice.CodeIdempotencyReuse) {
+		t.Fatalf("replay of an expired key: %d %s", code, out)
+	}
+}
+
+// TestLimitersBounded fills the rate limiters with fresh buckets, as a
+// flood of new client addresses does, and checks that they stay at
+// maxLimiters by evicting the least recently used bucket for each new key
+// (one step, where a scan of the whole map under the handler-wide lock
+// would stall every request), and that a bucket in use keeps its limit.
+func TestLimitersBounded(t *testing.T) {
+	t.Parallel()
+	ls := newLimiters(0.001, 3) // no refill within the test
+	addr := func(i int) string { return fmt.Sprintf("ip:2001:db8::%x", i) }
+	for range 3 {
+		ls.allow("user:alice")
+	}
+	if ls.allow("user:alice") {
+		t.Fatal("alice's fourth request allowed with a burst of 3")
+	}
+	for i := range maxLimiters - 1 {
+		ls.allow(addr(i))
+	}
+	if len(ls.m) != maxLimiters {
+		t.Fatalf("%d buckets, want the map full at %d", len(ls.m), maxLimiters)
+	}
+	if ls.allow("user:alice") {
+		t.Error("alice's limit was lost while the map filled")
+	}
+	const flood = 100
+	for i := range flood {
+		ls.allow(addr(maxLimiters + i))
+	}
+	if len(ls.m) != maxLimiters {
+		t.Errorf("%d buckets after %d new keys, want the cap %d", len(ls.m), flood, maxLimiters)
+	}
+	for i := range flood {
+		if _, ok := ls.m[addr(i)]; ok {
+			t.Fatalf("bucket %d, among the %d least recently used, was kept", i, flood)
+		}
+	}
+	for _, k := range []string{addr(flood), addr(maxLimiters - 2), addr(maxLimiters + flood - 1), "user:alice"} {
+		if _, ok := ls.m[k]; !ok {
+			t.Errorf("bucket %s was evicted before older ones", k)
+		}
+	}
+	if ls.allow("user:alice") {
+		t.Error("alice's limit was lost to the flood of new keys")
+	}
+}
+
+// TestLimitersForgetIdle checks that buckets unused for limiterIdle go, a
+// few per call, so that no single request pays for a backlog.
+func TestLimitersForgetIdle(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_000_000, 0)
+	ls := newLimiters(100, 200)
+	ls.now = func() time.Time { return now }
+	for i := range 100 {
+		ls.allow(fmt.Sprintf("ip:192.0.2.%d", i))
+	}
+	now = now.Add(limiterIdle + time.Second)
+	ls.allow("user:alice")
+	if want := 100 - limiterSweep + 1; len(ls.m) != want {
+		t.Fatalf("%d buckets after one call, want %d: one call forgets at most %d idle buckets", len(ls.m), want, limiterSweep)
+	}
+	for range 100 / limiterSweep {
+		ls.allow("user:alice")
+	}
+	if len(ls.m) != 1 || ls.lru.Len() != 1 {
+		t.Fatalf("%d buckets (%d in the list), want alice's only", len(ls.m), ls.lru.Len())
+	}
+}

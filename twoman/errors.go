@@ -1,0 +1,64 @@
+package twoman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/twoman/internal/wire"
+)
+
+// APIError is an error answer of the SSKS.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// Error returns "twoman: <code> (<status>): <message>".
+func (e *APIError) Error() string {
+	return fmt.Sprintf("twoman: %s (%d): %s", e.Code, e.Status, e.Message)
+}
+
+// Stable error codes of the SSKS API.
+const (
+	CodeInvalidRequest = httpjson.CodeInvalidRequest // 400
+	CodeInvalidFactor  = "invalid_factor"            // 400: unknown type or implausible value
+	CodeFactorMismatch = "factor_mismatch"           // 403: not the factor registered for the user
+	CodeUnauthorized   = "unauthorized"              // 401: missing or wrong app API key
+	CodeUnknownSession = "unknown_session"           // 404
+	CodeWrongCode      = "wrong_code"                // 403: the code does not match; attempts remain
+	CodeSessionDead    = "session_dead"              // 410: used, expired, or too many wrong codes
+	CodeNoIdentity     = "no_identity"               // 404: nothing stored for the user
+	CodeAuthRequired   = "code_required"             // 403: this session needs the code
+	CodeRateLimited    = "rate_limited"              // 429
+	CodeLocked         = "locked"                    // 429: too many wrong passphrases; retry later
+	CodeBodyTooLarge   = "body_too_large"            // 413
+	CodeInternal       = "internal"                  // 500
+)
+
+// Store errors.
+var (
+	// ErrNotFound: no such challenge session, identity or password backup.
+	ErrNotFound = errors.New("twoman: not found")
+	// ErrConflict: a uniqueness rule does not hold.
+	ErrConflict = errors.New("twoman: conflict")
+	// ErrRateLimited: the user or the factor already has its quota of
+	// challenge sessions in the window.
+	ErrRateLimited = errors.New("twoman: too many challenges")
+	// ErrFactorMismatch: the stored identity or password backup is bound
+	// to another factor than the one proved.
+	ErrFactorMismatch = errors.New("twoman: factor mismatch")
+)
+
+// newAPIError is the constructor wire.PostJSON reports SSKS errors with.
+func newAPIError(status int, code, message string) error {
+	return &APIError{Status: status, Code: code, Message: message}
+}
+
+// postJSON is wire.PostJSON with this package's error type.
+func postJSON(ctx context.Context, hc *http.Client, url, auth string, in, out any) error {
+	return wire.PostJSON(ctx, hc, url, auth, in, out, CodeInternal, newAPIError)
+}

@@ -1,0 +1,21 @@
+// Package ssks is the Secure Key Storage Service of Veil's two-man-rule
+// recovery: an http.Handler ([Handler]) that keeps each user's identity
+// encrypted under a key it never sees, and releases it only to whoever
+// answers a one-time code it sends to the user's email or phone.
+//
+// Codes have at least 8 digits from crypto/rand, are stored only as keyed
+// hashes, expire (10 minutes by default), are single use, and a session
+// dies after 5 wrong answers; challenges are rate-limited per user and per
+// factor; factor values are stored as keyed hashes. It also keeps
+// password-protected backups, whose lookup secret it checks and whose
+// backup it locks after repeated failures. docs/RECOVERY.md works out what
+// an attacker can achieve against these limits.
+//
+// Codes reach users through a [Sender]: [SMTPSender] (email),
+// [WebhookSender] (HMAC-signed JSON for SMS gateways), or, for development
+// only, [InsecureLogSender]. Storage is a [Store] on SQLite or PostgreSQL
+// ([OpenStore]).
+//
+// The device's client is package twoman; the app backend's half is package
+// twoman/backend.
+package ssks

@@ -1,0 +1,570 @@
+package ssks
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/twoman"
+	"github.com/veilchat/veil/twoman/internal/wire"
+)
+
+// Config configures the SSKS Server. Store, AppKeys, HashKey and
+// Sender are required; every other zero field is the safe default.
+type Config struct {
+	Store Store
+	// AppKeys are the SSKS API keys of the app backends allowed to start
+	// challenges (Authorization: Bearer <key>). Each is at least 32
+	// printable ASCII characters (hex or base64 of random bytes).
+	AppKeys [][]byte
+	// HashKey (32 bytes) keys the hashes of codes and factor values, so
+	// that a copy of the database alone cannot test codes or recover
+	// addresses. Keep it outside the database.
+	HashKey []byte
+	// Sender delivers the codes.
+	Sender Sender
+	// CodeDigits is the length of codes, 8 to 12. Zero means 8.
+	CodeDigits int
+	// CodeTTL is how long a code is valid. Zero means 10 minutes.
+	CodeTTL time.Duration
+	// MaxAttempts is the number of wrong codes after which a session is
+	// dead. Zero means 5.
+	MaxAttempts int
+	// MaxChallengesPerHour bounds the challenges started per factor and per
+	// user in any hour. Zero means 5.
+	MaxChallengesPerHour int
+	// MaxBlobSize caps a stored encrypted identity. Zero means 256 KiB.
+	MaxBlobSize int
+	// InsecureUnverifiedSignup lets a user with no stored identity save one
+	// without answering a code (must_authenticate false), as Seald's SSKS
+	// does. The factor is then whatever the app backend claimed, unverified:
+	// a malicious backend could register its own address and later recover
+	// the identity alone. By default every session requires the code.
+	InsecureUnverifiedSignup bool
+	// PasswordMaxFailures is the number of wrong passphrases after which a
+	// password backup locks, for 15 minutes doubling with each further
+	// failure (capped at a day). Zero means 5.
+	PasswordMaxFailures int
+	// Logger receives one line per request, never a code, factor value or
+	// blob. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Rand is the source of codes and
+	// session IDs; nil means crypto/rand.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Server is the Secure Key Storage Service: it keeps users' encrypted
+// identities and releases one only to whoever answers a one-time code sent
+// to the user's registered email or phone. It is an http.Handler, safe for
+// concurrent use and stateless (replicas share a PostgreSQL store).
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+}
+
+// NewHandler checks cfg and returns the Server.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Store == nil || cfg.Sender == nil {
+		return nil, errors.New("twoman: Config needs Store and Sender")
+	}
+	if len(cfg.HashKey) != 32 {
+		return nil, errors.New("twoman: Config.HashKey must be 32 bytes")
+	}
+	if len(cfg.AppKeys) == 0 {
+		return nil, errors.New("twoman: Config.AppKeys is empty")
+	}
+	for _, k := range cfg.AppKeys {
+		if !wire.ValidAppKey(k) {
+			return nil, errors.New("twoman: app keys must be at least 32 printable ASCII characters")
+		}
+	}
+	if cfg.CodeDigits == 0 {
+		cfg.CodeDigits = 8
+	}
+	if cfg.CodeDigits < 8 || cfg.CodeDigits > 12 {
+		return nil, errors.New("twoman: CodeDigits must be 8 to 12")
+	}
+	if cfg.CodeTTL <= 0 {
+		cfg.CodeTTL = 10 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.MaxChallengesPerHour <= 0 {
+		cfg.MaxChallengesPerHour = 5
+	}
+	if cfg.MaxBlobSize <= 0 {
+		cfg.MaxBlobSize = 256 << 10
+	}
+	if cfg.PasswordMaxFailures <= 0 {
+		cfg.PasswordMaxFailures = 5
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	s := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.route("POST /v1/challenges", s.startChallenge)
+	s.route("POST /v1/identity/push", s.push)
+	s.route("POST /v1/identity/retrieve", s.retrieve)
+	s.route("POST /v1/identity/factor", s.changeFactor)
+	s.route("POST /v1/identity/delete", s.deleteIdentity)
+	s.route("POST /v1/password/params", s.passwordParams)
+	s.route("POST /v1/password/store", s.passwordStore)
+	s.route("POST /v1/password/retrieve", s.passwordRetrieve)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := cfg.Store.Ping(r.Context()); err != nil {
+			httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "store unreachable")
+			return
+		}
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no such route")
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &httpjson.StatusRecorder{ResponseWriter: w}
+		status, out, err := 0, any(nil), error(nil)
+		body, err := httpjson.ReadBody(rec, r, int64(s.cfg.MaxBlobSize)*2+4096)
+		if err == nil {
+			status, out, err = fn(r, body)
+		}
+		if err != nil {
+			var he *httpjson.Error
+			if !errors.As(err, &he) {
+				s.log.Error("request failed", "route", pattern, "error", err.Error())
+				he = httpjson.Errorf(http.StatusInternalServerError, twoman.CodeInternal, "internal error")
+			}
+			httpjson.WriteError(rec, he.Status, he.Code, he.Message)
+		} else {
+			httpjson.Write(rec, status, out)
+		}
+		s.log.Info("request", "route", pattern, "status", rec.Status, "duration", time.Since(start))
+	})
+}
+
+func bad(code, format string, args ...any) error {
+	return httpjson.Errorf(http.StatusBadRequest, code, format, args...)
+}
+
+// ---- backend-facing ----
+
+func (s *Handler) appAuthorized(r *http.Request) bool {
+	got := r.Header.Get("Authorization")
+	ok := 0
+	for _, k := range s.cfg.AppKeys {
+		ok |= subtle.ConstantTimeCompare([]byte(got), append([]byte("Bearer "), k...))
+	}
+	return ok == 1
+}
+
+func (s *Handler) startChallenge(r *http.Request, body []byte) (int, any, error) {
+	if !s.appAuthorized(r) {
+		return 0, nil, httpjson.Errorf(http.StatusUnauthorized, twoman.CodeUnauthorized, "missing or wrong app API key")
+	}
+	var req wire.ChallengeRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := checkUserID(req.UserID); err != nil {
+		return 0, nil, err
+	}
+	f, err := twoman.Factor{Type: twoman.FactorType(req.Factor.Type), Value: req.Factor.Value}.Normalize()
+	if err != nil {
+		return 0, nil, bad(twoman.CodeInvalidFactor, "the factor is not a valid email address or phone number")
+	}
+	ctx := r.Context()
+	fh := s.factorHash(f)
+	now := s.cfg.Now()
+	mustAuth := req.ForceAuth || !s.cfg.InsecureUnverifiedSignup
+	existing, err := s.cfg.Store.Identity(ctx, req.UserID)
+	switch {
+	case err == nil:
+		mustAuth = true
+		if existing.FactorType != f.Type || !hmac.Equal(existing.FactorHash, fh) {
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeFactorMismatch, "this is not the factor registered for the user")
+		}
+	case !errors.Is(err, twoman.ErrNotFound):
+		return 0, nil, err
+	}
+	var id [16]byte
+	if _, err := io.ReadFull(s.cfg.Rand, id[:]); err != nil {
+		return 0, nil, err
+	}
+	code, err := newOTP(s.cfg.Rand, s.cfg.CodeDigits)
+	if err != nil {
+		return 0, nil, err
+	}
+	rec := ChallengeRecord{
+		ID: id, UserID: req.UserID, FactorType: f.Type, FactorHash: fh,
+		CodeHash: s.codeHash(id, code), MustAuth: mustAuth,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.CodeTTL),
+	}
+	err = s.cfg.Store.CreateChallenge(ctx, rec, now.Add(-time.Hour), s.cfg.MaxChallengesPerHour)
+	if errors.Is(err, twoman.ErrRateLimited) {
+		return 0, nil, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeRateLimited, "too many challenges for this user or factor; retry within the hour")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if mustAuth {
+		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Issued: now, Expires: rec.ExpiresAt}); err != nil {
+			// A sender's error may quote the factor value (mail servers
+			// echo the recipient): it never reaches the log.
+			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", redact(err.Error(), f.Value))
+			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
+		}
+	}
+	return http.StatusCreated, wire.ChallengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
+}
+
+// checkUserID refuses user IDs a card could not carry (identity's rule; it
+// also keeps NUL bytes away from PostgreSQL's TEXT columns).
+func checkUserID(id string) error {
+	if identity.CheckUserID(id) != nil {
+		return bad(twoman.CodeInvalidRequest, "invalid user_id")
+	}
+	return nil
+}
+
+// redact replaces every occurrence of secret in s, in any letter case,
+// with a placeholder.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	var b strings.Builder
+	lower, target := strings.ToLower(s), strings.ToLower(secret)
+	for {
+		i := strings.Index(lower, target)
+		if i < 0 || len(lower) != len(s) {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteString("[redacted]")
+		s, lower = s[i+len(target):], lower[i+len(target):]
+	}
+	if len(lower) != len(s) {
+		// Case folding changed lengths: drop the text rather than risk
+		// leaving the secret in it.
+		return "[redacted]"
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+func (s *Handler) factorHash(f twoman.Factor) []byte {
+	return keyedHash(s.cfg.HashKey, labelFactor, string(f.Type), f.Value)
+}
+
+func (s *Handler) codeHash(id [16]byte, code string) []byte {
+	return keyedHash(s.cfg.HashKey, labelOTP, hex.EncodeToString(id[:]), code)
+}
+
+// ---- client-facing: identity ----
+
+// redeem checks a session answer. allowWithoutCode lets a session that
+// does not require authentication (a new user) through without a code.
+func (s *Handler) redeem(ctx context.Context, sessionID, code string, allowWithoutCode bool) (ChallengeRecord, error) {
+	var id [16]byte
+	if b, err := hex.DecodeString(sessionID); err != nil || len(b) != 16 {
+		return ChallengeRecord{}, bad(twoman.CodeInvalidRequest, "session_id must be 32 hex digits")
+	} else {
+		copy(id[:], b)
+	}
+	if len(code) > 32 {
+		return ChallengeRecord{}, bad(twoman.CodeInvalidRequest, "code too long")
+	}
+	rec, verdict, err := s.cfg.Store.Redeem(ctx, id, s.cfg.Now(), s.cfg.MaxAttempts, func(rec ChallengeRecord) bool {
+		if code == "" {
+			return allowWithoutCode && !rec.MustAuth
+		}
+		return hmac.Equal(rec.CodeHash, s.codeHash(id, code))
+	})
+	switch {
+	case errors.Is(err, twoman.ErrNotFound):
+		return ChallengeRecord{}, httpjson.Errorf(http.StatusNotFound, twoman.CodeUnknownSession, "no such challenge session")
+	case err != nil:
+		return ChallengeRecord{}, err
+	}
+	switch verdict {
+	case Accepted:
+		return rec, nil
+	case WrongCode:
+		if code == "" {
+			return ChallengeRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeAuthRequired, "this session requires the code sent to the user")
+		}
+		left := s.cfg.MaxAttempts - rec.Attempts - 1
+		return ChallengeRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeWrongCode, "wrong code; %d attempt(s) left", left)
+	}
+	return ChallengeRecord{}, httpjson.Errorf(http.StatusGone, twoman.CodeSessionDead, "the session is used, expired, or had too many wrong codes; start a new challenge")
+}
+
+func (s *Handler) checkBlob(b []byte) error {
+	if len(b) == 0 || len(b) > s.cfg.MaxBlobSize {
+		return bad(twoman.CodeInvalidRequest, "blob must be 1 to %d bytes", s.cfg.MaxBlobSize)
+	}
+	return nil
+}
+
+func (s *Handler) push(r *http.Request, body []byte) (int, any, error) {
+	var req wire.PushRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.checkBlob(req.Blob); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: rec.FactorType, FactorHash: rec.FactorHash, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, proof(rec))
+	if errors.Is(err, twoman.ErrFactorMismatch) {
+		return 0, nil, errFactorChanged
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// proof is what a redeemed challenge session proves: its factor. A write
+// to an identity or a password backup bound to another factor fails.
+func proof(rec ChallengeRecord) Proof {
+	return Proof{FactorType: rec.FactorType, FactorHash: rec.FactorHash}
+}
+
+var errFactorChanged = httpjson.Errorf(http.StatusForbidden, twoman.CodeFactorMismatch, "the user's registered factor is not the one this session was challenged on")
+
+func (s *Handler) retrieve(r *http.Request, body []byte) (int, any, error) {
+	var req wire.SessionAnswer
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := s.storedIdentity(r.Context(), rec)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, wire.RetrieveResponse{Blob: id.Blob}, nil
+}
+
+// storedIdentity returns the identity of the challenged user, provided it
+// is still registered with the factor the challenge went to.
+func (s *Handler) storedIdentity(ctx context.Context, rec ChallengeRecord) (IdentityRecord, error) {
+	id, err := s.cfg.Store.Identity(ctx, rec.UserID)
+	if errors.Is(err, twoman.ErrNotFound) {
+		return IdentityRecord{}, errNoIdentity
+	}
+	if err != nil {
+		return IdentityRecord{}, err
+	}
+	if id.FactorType != rec.FactorType || !hmac.Equal(id.FactorHash, rec.FactorHash) {
+		return IdentityRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeFactorMismatch, "the factor changed since the challenge")
+	}
+	return id, nil
+}
+
+var errNoIdentity = httpjson.Errorf(http.StatusNotFound, twoman.CodeNoIdentity, "no identity stored for this user")
+
+func (s *Handler) changeFactor(r *http.Request, body []byte) (int, any, error) {
+	var req wire.FactorRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	f, err := twoman.Factor{Type: twoman.FactorType(req.Factor.Type), Value: req.Factor.Value}.Normalize()
+	if err != nil {
+		return 0, nil, bad(twoman.CodeInvalidFactor, "the factor is not a valid email address or phone number")
+	}
+	if err := s.checkBlob(req.Blob); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.storedIdentity(r.Context(), rec); err != nil {
+		return 0, nil, err
+	}
+	err = s.cfg.Store.PutIdentity(r.Context(), IdentityRecord{UserID: rec.UserID, FactorType: f.Type, FactorHash: s.factorHash(f), Blob: req.Blob, UpdatedAt: s.cfg.Now()}, proof(rec))
+	if errors.Is(err, twoman.ErrFactorMismatch) {
+		return 0, nil, errFactorChanged
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (s *Handler) deleteIdentity(r *http.Request, body []byte) (int, any, error) {
+	var req wire.SessionAnswer
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.redeem(r.Context(), req.SessionID, req.Code, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.cfg.Store.DeleteIdentity(r.Context(), rec.UserID, proof(rec)); errors.Is(err, twoman.ErrNotFound) {
+		return 0, nil, errNoIdentity
+	} else if errors.Is(err, twoman.ErrFactorMismatch) {
+		return 0, nil, errFactorChanged
+	} else if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// ---- client-facing: password backups ----
+
+func (s *Handler) passwordParams(r *http.Request, body []byte) (int, any, error) {
+	var req wire.PasswordParamsRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := checkUserID(req.UserID); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.cfg.Store.Password(r.Context(), req.UserID)
+	if errors.Is(err, twoman.ErrNotFound) {
+		return http.StatusOK, wire.PasswordParamsResponse{}, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, wire.PasswordParamsResponse{Params: rec.Params}, nil
+}
+
+func lookupHash(lookup []byte) []byte {
+	h := sha256.Sum256(lookup)
+	return h[:]
+}
+
+// lockFor is how long a password backup stays locked after n failures.
+func lockFor(max int) func(int) time.Duration {
+	return func(n int) time.Duration {
+		d := 15 * time.Minute
+		for i := max; i < n && d < 24*time.Hour; i++ {
+			d *= 2
+		}
+		return min(d, 24*time.Hour)
+	}
+}
+
+// attempt checks a lookup secret against a user's backup with throttling.
+func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (PasswordRecord, error) {
+	if err := checkUserID(userID); err != nil {
+		return PasswordRecord{}, err
+	}
+	if len(lookup) != 32 {
+		return PasswordRecord{}, bad(twoman.CodeInvalidRequest, "lookup must be 32 bytes")
+	}
+	now := s.cfg.Now()
+	rec, ok, err := s.cfg.Store.PasswordAttempt(ctx, userID, now, func(p PasswordRecord) bool {
+		return hmac.Equal(p.LookupHash, lookupHash(lookup))
+	}, s.cfg.PasswordMaxFailures, lockFor(s.cfg.PasswordMaxFailures))
+	switch {
+	case errors.Is(err, twoman.ErrNotFound):
+		return PasswordRecord{}, httpjson.Errorf(http.StatusNotFound, twoman.CodeNoIdentity, "no password backup for this user")
+	case err != nil:
+		return PasswordRecord{}, err
+	case ok:
+		return rec, nil
+	case rec.LockedUntil.After(now):
+		secs := int(rec.LockedUntil.Sub(now).Seconds()) + 1
+		return PasswordRecord{}, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeLocked, "too many wrong passphrases; retry in %d seconds", secs)
+	}
+	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, "wrong_passphrase", "wrong passphrase")
+}
+
+func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) {
+	var req wire.PasswordStoreRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := s.checkBlob(req.Blob); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Lookup) != 32 || len(req.Params) == 0 || len(req.Params) > 1024 {
+		return 0, nil, bad(twoman.CodeInvalidRequest, "lookup must be 32 bytes and params 1 to 1024 bytes")
+	}
+	if err := checkUserID(req.UserID); err != nil {
+		return 0, nil, err
+	}
+	ctx := r.Context()
+	// With a challenge session, the backup is bound to the session's
+	// factor: a later session replaces it only if it proves the same
+	// factor. With the current passphrase, it keeps its binding.
+	var by *Proof
+	switch {
+	case req.SessionID != "":
+		rec, err := s.redeem(ctx, req.SessionID, req.Code, true)
+		if err != nil {
+			return 0, nil, err
+		}
+		if rec.UserID != req.UserID {
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "the session is for another user")
+		}
+		p := proof(rec)
+		by = &p
+	case req.OldLookup != nil:
+		if _, err := s.attempt(ctx, req.UserID, req.OldLookup); err != nil {
+			return 0, nil, err
+		}
+	default:
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "a challenge session or the current passphrase is required")
+	}
+	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
+	if errors.Is(err, twoman.ErrFactorMismatch) {
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeFactorMismatch, "the password backup was made under another factor; change it with the current passphrase")
+	}
+	if errors.Is(err, twoman.ErrNotFound) {
+		return 0, nil, httpjson.Errorf(http.StatusNotFound, twoman.CodeNoIdentity, "no password backup for this user")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+func (s *Handler) passwordRetrieve(r *http.Request, body []byte) (int, any, error) {
+	var req wire.PasswordRetrieveRequest
+	if err := httpjson.Decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	rec, err := s.attempt(r.Context(), req.UserID, req.Lookup)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, wire.PasswordRetrieveResponse{Params: rec.Params, Blob: rec.Blob}, nil
+}

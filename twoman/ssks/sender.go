@@ -1,0 +1,292 @@
+package ssks
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/smtp"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/veilchat/veil/twoman"
+)
+
+// Code is a one-time code in transit to its user. It redacts itself under
+// fmt and slog; Reveal returns the digits for the message body.
+type Code struct{ digits string }
+
+// Reveal returns the digits. Put them only in the message to the user.
+func (c Code) Reveal() string { return c.digits }
+
+// String returns a redacted placeholder.
+func (c Code) String() string { return "ssks.Code(REDACTED)" }
+
+// GoString returns a redacted placeholder.
+func (c Code) GoString() string { return c.String() }
+
+// Format prints a redacted placeholder under every verb.
+func (c Code) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
+// LogValue implements slog.LogValuer with a redacted placeholder.
+func (c Code) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Challenge is what a Sender delivers: a code for a user through a factor.
+type Challenge struct {
+	UserID  string
+	Factor  twoman.Factor
+	Code    Code
+	Issued  time.Time
+	Expires time.Time
+}
+
+// Sender delivers one-time codes. Implementations must be safe for
+// concurrent use and must not log the code.
+type Sender interface {
+	Send(ctx context.Context, c Challenge) error
+}
+
+// DefaultEmailTemplate is the message SMTPSender sends when its Template is
+// nil. It receives a TemplateData.
+const DefaultEmailTemplate = `Your {{.AppName}} verification code is {{.Code}}
+
+It expires in {{.Minutes}} minutes. If you did not ask to recover your
+account on a new device, ignore this message and do not share the code.
+`
+
+// TemplateData is what an SMTPSender template is executed with.
+type TemplateData struct {
+	AppName string
+	Code    string
+	Minutes int
+	UserID  string
+}
+
+// SMTPSender sends codes by email through an SMTP server, with STARTTLS
+// required (unless InsecurePlaintext) and optional authentication.
+type SMTPSender struct {
+	// Addr is the server's host:port (submission port 587 typically).
+	Addr string
+	// From is the envelope and header sender address.
+	From string
+	// AppName fills the template's {{.AppName}} and the subject.
+	AppName string
+	// Username and Password, if set, authenticate with AUTH PLAIN (only
+	// over TLS).
+	Username, Password string
+	// TLSConfig for STARTTLS; nil verifies the server's certificate for the
+	// host of Addr with the system roots.
+	TLSConfig *tls.Config
+	// Template is the text/template of the body; nil means
+	// DefaultEmailTemplate.
+	Template *template.Template
+	// Timeout bounds the whole exchange. Zero means 30 s.
+	Timeout time.Duration
+	// InsecurePlaintext sends without TLS when the server offers no
+	// STARTTLS. Only for a relay on the same machine.
+	InsecurePlaintext bool
+}
+
+var defaultTemplate = template.Must(template.New("email").Parse(DefaultEmailTemplate))
+
+// Send implements Sender.
+func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
+	if c.Factor.Type != twoman.Email {
+		return fmt.Errorf("twoman: SMTPSender cannot send to a %s factor", c.Factor.Type)
+	}
+	to, err := c.Factor.Normalize()
+	if err != nil {
+		return err
+	}
+	if strings.ContainsAny(s.From, "\r\n") {
+		return errors.New("twoman: invalid From address")
+	}
+	tmpl := s.Template
+	if tmpl == nil {
+		tmpl = defaultTemplate
+	}
+	app := s.AppName
+	if app == "" {
+		app = "Veil"
+	}
+	var body bytes.Buffer
+	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
+		return fmt.Errorf("twoman: email template: %w", err)
+	}
+	var msg bytes.Buffer
+	var mid [12]byte
+	rand.Read(mid[:])
+	host, _, _ := net.SplitHostPort(s.Addr)
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s verification code\r\nDate: %s\r\nMessage-ID: <%s@%s>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+		s.From, to.Value, app, time.Now().UTC().Format(time.RFC1123Z), hex.EncodeToString(mid[:]), host)
+	msg.Write(bytes.ReplaceAll(bytes.ReplaceAll(body.Bytes(), []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n")))
+	defer clear(msg.Bytes())
+
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return smtpError("dial", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	cl, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return smtpError("greeting", err)
+	}
+	defer cl.Close()
+	if err := cl.Hello("localhost"); err != nil {
+		return smtpError("HELO", err)
+	}
+	tlsOn := false
+	if ok, _ := cl.Extension("STARTTLS"); ok {
+		cfg := s.TLSConfig
+		if cfg == nil {
+			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+		}
+		if err := cl.StartTLS(cfg); err != nil {
+			return smtpError("STARTTLS", err)
+		}
+		tlsOn = true
+	} else if !s.InsecurePlaintext {
+		return errors.New("twoman: smtp server offers no STARTTLS; refusing to send a code in clear text")
+	}
+	if s.Username != "" {
+		if !tlsOn {
+			return errors.New("twoman: refusing SMTP authentication without TLS")
+		}
+		if err := cl.Auth(smtp.PlainAuth("", s.Username, s.Password, host)); err != nil {
+			return smtpError("AUTH", err)
+		}
+	}
+	if err := cl.Mail(s.From); err != nil {
+		return smtpError("MAIL", err)
+	}
+	if err := cl.Rcpt(to.Value); err != nil {
+		return smtpError("RCPT", err)
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return smtpError("DATA", err)
+	}
+	if _, err := w.Write(msg.Bytes()); err != nil {
+		return smtpError("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return smtpError("DATA", err)
+	}
+	if err := cl.Quit(); err != nil {
+		return smtpError("QUIT", err)
+	}
+	return nil
+}
+
+// smtpError reports a failed SMTP step. A server's reply text often quotes
+// the recipient's address (a factor value), so only its status code is
+// kept.
+func smtpError(step string, err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return fmt.Errorf("twoman: smtp %s: the server answered %d", step, te.Code)
+	}
+	return fmt.Errorf("twoman: smtp %s: %w", step, err)
+}
+
+// WebhookSender POSTs each challenge as JSON to an HTTP endpoint (an SMS
+// gateway adapter, the app's notification service), signed so the receiver
+// can check it came from the SSKS: header X-Veil-Signature is the hex
+// HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret.
+type WebhookSender struct {
+	URL    string
+	Secret []byte
+	// Client sends the request; nil means a client with a 15 s timeout.
+	Client *http.Client
+}
+
+type webhookBody struct {
+	UserID    string        `json:"user_id"`
+	Factor    twoman.Factor `json:"factor"`
+	Code      string        `json:"code"`
+	ExpiresAt time.Time     `json:"expires_at"`
+}
+
+// Send implements Sender. A non-2xx answer is an error.
+func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
+	if len(s.Secret) < 32 {
+		return errors.New("twoman: WebhookSender.Secret must be at least 32 bytes")
+	}
+	body, err := json.Marshal(webhookBody{UserID: c.UserID, Factor: c.Factor, Code: c.Code.Reveal(), ExpiresAt: c.Expires.UTC()})
+	if err != nil {
+		return err
+	}
+	defer clear(body)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("twoman: webhook: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Veil-Timestamp", ts)
+	req.Header.Set("X-Veil-Signature", WebhookSignature(s.Secret, ts, body))
+	cl := s.Client
+	if cl == nil {
+		cl = &http.Client{Timeout: 15 * time.Second}
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("twoman: webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("twoman: webhook answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// WebhookSignature computes the X-Veil-Signature of a webhook body. A
+// receiver recomputes it and compares with hmac.Equal, and refuses stale
+// timestamps.
+func WebhookSignature(secret []byte, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// InsecureLogSender "sends" codes by writing them to a logger. It exists for
+// local development only: anyone who reads the logs can recover any
+// identity. It is never a default.
+type InsecureLogSender struct {
+	Logger *slog.Logger
+}
+
+// Send implements Sender by logging the code at warning level.
+func (s InsecureLogSender) Send(_ context.Context, c Challenge) error {
+	if s.Logger == nil {
+		return errors.New("twoman: InsecureLogSender needs a Logger")
+	}
+	s.Logger.Warn("INSECURE development sender: one-time code", "user", c.UserID, "factor", string(c.Factor.Type), "code", c.Code.Reveal())
+	return nil
+}
