@@ -13,7 +13,7 @@ import (
 func Example() {
 	alice, _ := identity.Generate(nil, "alice", identity.Options{})
 	s, _ := session.New(nil, "messaging:general")
-	msg := session.Context{ChannelCID: "messaging:general", MessageID: "m1", SenderID: "alice"}
+	msg := session.Binding{ChannelCID: "messaging:general", MessageID: "m1", SenderID: "alice"}
 
 	text, _ := s.SealText(alice, msg, []byte("hi bob"), 5000)
 	plain, err := s.OpenText(text, msg, alice.Card())

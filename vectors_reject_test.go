@@ -283,15 +283,15 @@ type envelopeFields struct {
 	key           []byte // the epoch key: message key and commitment derive from it
 	commitKey     []byte // nil: key
 	nonce         []byte
-	ctx           session.Context
-	signedCtx     *session.Context // nil: ctx
+	ctx           session.Binding
+	signedCtx     *session.Binding // nil: ctx
 	padded        []byte
 	seed          []byte
 	label         string // "" means veil/v1/envelope
 	withoutSigned bool   // seal without a signature
 }
 
-func contextBytes(c session.Context) []byte {
+func contextBytes(c session.Binding) []byte {
 	var b []byte
 	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
@@ -349,7 +349,7 @@ func envelopeRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	otherKey, _ := other.Key(0)
 	nonce := make([]byte, 24)
 	testrand.New("vector/reject/nonce").Read(nonce)
-	ctx := session.Context{ChannelCID: "messaging:vectors", MessageID: "msg-r", SenderID: "alice"}
+	ctx := session.Binding{ChannelCID: "messaging:vectors", MessageID: "msg-r", SenderID: "alice"}
 	sid := s.ID()
 	plain := []byte("hello")
 	base := envelopeFields{
@@ -698,7 +698,7 @@ func rejectErr(t *testing.T, v rejectVector) error {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mc := session.Context{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID}
+		mc := session.Binding{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID}
 		if v.Construction == "text" {
 			_, err = s.OpenText(v.InputText, mc, card)
 		} else {

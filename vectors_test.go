@@ -214,7 +214,7 @@ func envelopeVectors(t *testing.T, ids map[string]*identity.Identity) []envelope
 		nonce := make([]byte, 24)
 		peek.Read(nonce)
 
-		mc := session.Context{ChannelCID: "messaging:vectors", MessageID: c.msgID, SenderID: c.sender, ParentID: c.parent}
+		mc := session.Binding{ChannelCID: "messaging:vectors", MessageID: c.msgID, SenderID: c.sender, ParentID: c.parent}
 		env, err := s.Seal(ids[c.sender], mc, []byte(c.text))
 		if err != nil {
 			t.Fatal(err)
@@ -373,7 +373,7 @@ func TestVectorsOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		sender, _ := identity.ParseCard(unhex(t, v.SenderCard))
-		mc := session.Context{ChannelCID: v.ChannelCID, MessageID: v.MessageID, SenderID: v.SenderID, ParentID: v.ParentID}
+		mc := session.Binding{ChannelCID: v.ChannelCID, MessageID: v.MessageID, SenderID: v.SenderID, ParentID: v.ParentID}
 		got, err := s.OpenText(v.Text, mc, sender)
 		if err != nil || hex.EncodeToString(got) != v.Plaintext {
 			t.Errorf("envelope %s: %x, %v", v.MessageID, got, err)

@@ -48,7 +48,7 @@ type veilScheme struct {
 	s      *session.Session
 	sender *identity.Identity
 	card   *identity.Card
-	ctx    session.Context
+	ctx    session.Binding
 }
 
 // NewVeil returns Veil's scheme for a channel of n members.
@@ -62,7 +62,7 @@ func NewVeil(n int) (Scheme, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx := session.Context{ChannelCID: c.cid, MessageID: "3b1f6c1e-6a0b-4c1e-9d5e-1c0a7a1e2f3d", SenderID: c.members[0]}
+	ctx := session.Binding{ChannelCID: c.cid, MessageID: "3b1f6c1e-6a0b-4c1e-9d5e-1c0a7a1e2f3d", SenderID: c.members[0]}
 	return &veilScheme{s: s, sender: sender, card: sender.Card(), ctx: ctx}, nil
 }
 

@@ -340,7 +340,7 @@ func (c *Client) CreateSession(ctx context.Context, channelCID string, members [
 // channel must have a session. msg.SenderID must be the client's user. A
 // plaintext that would exceed Stream's 5,000 characters fails with a
 // *session.TooLongError before any cryptography.
-func (c *Client) Encrypt(ctx context.Context, msg session.Context, plaintext []byte) (string, error) {
+func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []byte) (string, error) {
 	if msg.SenderID != c.cfg.UserID {
 		return "", errors.New("e2ee: the message's sender is not this client's user")
 	}
@@ -359,7 +359,7 @@ func (c *Client) Encrypt(ctx context.Context, msg session.Context, plaintext []b
 // session.ErrDecrypt for anything that does not authenticate,
 // session.ErrUnknownEpoch for a message the user was never granted, and an
 // *identity.KeyChangeError when the sender's keys changed without a chain.
-func (c *Client) Decrypt(ctx context.Context, msg session.Context, text string) ([]byte, error) {
+func (c *Client) Decrypt(ctx context.Context, msg session.Binding, text string) ([]byte, error) {
 	return c.Manager().OpenText(ctx, text, msg)
 }
 

@@ -31,7 +31,7 @@ func TestStatePersistsAcrossRestarts(t *testing.T) {
 	if _, err := alice.CreateSession(ctx, "messaging:c", []string{"bot"}); err != nil {
 		t.Fatal(err)
 	}
-	msg := session.Context{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "alice"}
+	msg := session.Binding{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "alice"}
 	text, err := alice.Encrypt(ctx, msg, []byte("persisted?"))
 	if err != nil {
 		t.Fatal(err)
@@ -107,18 +107,18 @@ func TestRotateIdentityKeepsHistory(t *testing.T) {
 	}
 	alice, bob := newC("alice"), newC("bob")
 	alice.CreateSession(ctx, "messaging:c", []string{"bob"})
-	m1 := session.Context{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
+	m1 := session.Binding{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
 	old, _ := bob.Encrypt(ctx, m1, []byte("before rotation"))
 	if err := bob.RotateIdentity(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m2 := session.Context{ChannelCID: "messaging:c", MessageID: "m2", SenderID: "bob"}
+	m2 := session.Binding{ChannelCID: "messaging:c", MessageID: "m2", SenderID: "bob"}
 	fresh, err := bob.Encrypt(ctx, m2, []byte("after rotation"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		msg  session.Context
+		msg  session.Binding
 		text string
 	}{{m1, old}, {m2, fresh}} {
 		if _, err := alice.Decrypt(ctx, c.msg, c.text); err != nil {
@@ -128,7 +128,7 @@ func TestRotateIdentityKeepsHistory(t *testing.T) {
 			t.Fatalf("bob re-reads %s: %v", c.msg.MessageID, err)
 		}
 	}
-	if _, err := bob.Encrypt(ctx, session.Context{ChannelCID: "messaging:c", MessageID: "x", SenderID: "alice"}, nil); err == nil {
+	if _, err := bob.Encrypt(ctx, session.Binding{ChannelCID: "messaging:c", MessageID: "x", SenderID: "alice"}, nil); err == nil {
 		t.Fatal("Encrypt as another sender accepted")
 	}
 	var tl *session.TooLongError

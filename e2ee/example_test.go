@@ -26,7 +26,7 @@ func Example() {
 	if _, err := alice.CreateSession(ctx, "messaging:support", []string{"bob"}); err != nil {
 		panic(err)
 	}
-	msg := session.Context{ChannelCID: "messaging:support", MessageID: "m-1", SenderID: "alice"}
+	msg := session.Binding{ChannelCID: "messaging:support", MessageID: "m-1", SenderID: "alice"}
 	text, _ := alice.Encrypt(ctx, msg, []byte("my order is late"))
 	plain, err := bob.Decrypt(ctx, msg, text)
 	fmt.Println(string(plain), err)

@@ -40,7 +40,7 @@ func Example() {
 	alice, bob := manager("alice"), manager("bob")
 
 	s, _ := alice.Create(ctx, "messaging:team", []string{"bob"})
-	msg := session.Context{ChannelCID: "messaging:team", MessageID: "m1", SenderID: "alice"}
+	msg := session.Binding{ChannelCID: "messaging:team", MessageID: "m1", SenderID: "alice"}
 	text, _ := alice.SealText(ctx, s.ID(), msg, []byte("over HTTP"), 5000)
 	plain, err := bob.OpenText(ctx, text, msg)
 	fmt.Println(string(plain), err)

@@ -9,7 +9,7 @@
 // sealed afterwards even if it kept every key.
 //
 // Seal encrypts a message under the current epoch with XChaCha20-Poly1305,
-// binds the message's Context (channel CID, message ID, sender, thread
+// binds the message's Binding (channel CID, message ID, sender, thread
 // parent) and the header as associated data, pads the plaintext (Padmé),
 // commits to the key, and signs everything with the sender's identity.
 // EncodeText gives the ASCII form stored in Stream's text field, and

@@ -35,42 +35,42 @@ const (
 	// MaxPlaintextSize bounds the plaintext of one envelope, whatever the
 	// transport.
 	MaxPlaintextSize = 1 << 20
-	// MaxContextFieldLen bounds each Context field.
-	MaxContextFieldLen = 1024
+	// MaxBindingFieldLen bounds each Binding field.
+	MaxBindingFieldLen = 1024
 
 	purposeEnvelope = "veil/v1/envelope"
 	// TextPrefix starts the text form of a version-1 envelope.
 	TextPrefix = "veil1:"
 )
 
-// Context is where a message lives. It is bound into the envelope as
-// associated data: an envelope opens only with the exact context it was
-// sealed with, so it cannot be moved to another channel, message ID, sender
-// or thread.
-type Context struct {
+// Binding is what an envelope is bound to: where the message lives. It is
+// part of the associated data, so an envelope opens only with the exact
+// Binding it was sealed with and cannot be moved to another channel,
+// message ID, sender or thread.
+type Binding struct {
 	ChannelCID string // Stream channel CID ("messaging:general"); required
 	MessageID  string // Stream message ID, chosen by the sender; required
 	SenderID   string // Stream user ID of the sender; required
 	ParentID   string // thread parent message ID; empty outside threads
 }
 
-func (c Context) check() error {
+func (c Binding) check() error {
 	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID} {
 		if f == "" {
-			return errors.New("session: context needs a channel CID, a message ID and a sender ID")
+			return errors.New("session: a binding needs a channel CID, a message ID and a sender ID")
 		}
 	}
 	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
-		if len(f) > MaxContextFieldLen {
-			return errors.New("session: context field too long")
+		if len(f) > MaxBindingFieldLen {
+			return errors.New("session: a binding field is too long")
 		}
 	}
 	return nil
 }
 
-// appendContext encodes the four fields, each as a 2-byte big-endian length
+// appendBinding encodes the four fields, each as a 2-byte big-endian length
 // and the bytes.
-func (c Context) appendTo(b []byte) []byte {
+func (c Binding) appendTo(b []byte) []byte {
 	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
@@ -130,7 +130,7 @@ func SealedSize(n int) int { return paddedLen(n) + Overhead }
 // epoch, bound to ctx. sender must be the user ctx.SenderID names, and
 // ctx.ChannelCID the session's channel. The result is binary; EncodeText
 // turns it into the text Stream stores.
-func (s *Session) Seal(sender *identity.Identity, ctx Context, plaintext []byte) ([]byte, error) {
+func (s *Session) Seal(sender *identity.Identity, ctx Binding, plaintext []byte) ([]byte, error) {
 	var nonce [nonceSize]byte
 	if _, err := io.ReadFull(s.rand, nonce[:]); err != nil {
 		return nil, fmt.Errorf("session: reading randomness: %w", err)
@@ -138,7 +138,7 @@ func (s *Session) Seal(sender *identity.Identity, ctx Context, plaintext []byte)
 	return s.seal(sender, ctx, plaintext, &nonce)
 }
 
-func (s *Session) seal(sender *identity.Identity, ctx Context, plaintext []byte, nonce *[nonceSize]byte) ([]byte, error) {
+func (s *Session) seal(sender *identity.Identity, ctx Binding, plaintext []byte, nonce *[nonceSize]byte) ([]byte, error) {
 	if err := ctx.check(); err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func (s *Session) seal(sender *identity.Identity, ctx Context, plaintext []byte,
 // whose card is sender (the card of ctx.SenderID at the generation the header
 // names; the caller is responsible for trusting it, see identity.Check).
 // Every failure returns ErrDecrypt.
-func (s *Session) Open(envelope []byte, ctx Context, sender *identity.Card) ([]byte, error) {
+func (s *Session) Open(envelope []byte, ctx Binding, sender *identity.Card) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil || ctx.check() != nil || sender == nil || h.SessionID != s.id || ctx.ChannelCID != s.cid ||
 		sender.UserID() != ctx.SenderID || sender.Generation() != h.SenderGeneration {
@@ -302,7 +302,7 @@ func MaxPlaintext(textLimit int) int {
 // SealText checks that plaintext fits in textLimit characters once sealed
 // (returning a *TooLongError before doing any cryptography if not), then
 // seals it and returns the text form.
-func (s *Session) SealText(sender *identity.Identity, ctx Context, plaintext []byte, textLimit int) (string, error) {
+func (s *Session) SealText(sender *identity.Identity, ctx Binding, plaintext []byte, textLimit int) (string, error) {
 	if m := MaxPlaintext(textLimit); len(plaintext) > m {
 		return "", &TooLongError{Len: len(plaintext), Max: m}
 	}
@@ -315,7 +315,7 @@ func (s *Session) SealText(sender *identity.Identity, ctx Context, plaintext []b
 
 // OpenText decodes the text form and opens it like Open. Every failure,
 // malformed text included, returns ErrDecrypt.
-func (s *Session) OpenText(text string, ctx Context, sender *identity.Card) ([]byte, error) {
+func (s *Session) OpenText(text string, ctx Binding, sender *identity.Card) ([]byte, error) {
 	env, err := DecodeText(text)
 	if err != nil {
 		return nil, ErrDecrypt

@@ -60,7 +60,7 @@ func benchEnvelope(b *testing.B, seal bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := Context{ChannelCID: cid, MessageID: "3b1f6c1e-6a0b-4c1e-9d5e-1c0a7a1e2f3d", SenderID: "alice", ParentID: ""}
+	ctx := Binding{ChannelCID: cid, MessageID: "3b1f6c1e-6a0b-4c1e-9d5e-1c0a7a1e2f3d", SenderID: "alice", ParentID: ""}
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
 	pub := priv.Public().(ed25519.PublicKey)
 	aead, _ := chacha20poly1305.NewX(bytes.Repeat([]byte{2}, 32))

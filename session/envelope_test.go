@@ -38,8 +38,8 @@ func newSession(t testing.TB, seed, channel string) *Session {
 	return s
 }
 
-func msgCtx(sender string) Context {
-	return Context{ChannelCID: cid, MessageID: "msg-1", SenderID: sender, ParentID: "parent-1"}
+func msgCtx(sender string) Binding {
+	return Binding{ChannelCID: cid, MessageID: "msg-1", SenderID: sender, ParentID: "parent-1"}
 }
 
 func TestSealOpenRoundTrip(t *testing.T) {
@@ -119,7 +119,7 @@ func TestTamperEveryByte(t *testing.T) {
 	}
 }
 
-func TestContextSwaps(t *testing.T) {
+func TestBindingSwaps(t *testing.T) {
 	t.Parallel()
 	alice := newIdentity(t, "alice", identity.KindX25519)
 	bob := newIdentity(t, "bob", identity.KindX25519)
@@ -135,16 +135,16 @@ func TestContextSwaps(t *testing.T) {
 	tests := []struct {
 		name, reason string
 		s            *Session
-		ctx          Context
+		ctx          Binding
 		card         *identity.Card
 	}{
-		{"channel", "an envelope is bound to its channel", s, Context{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
-		{"message ID", "replay under another message ID", s, Context{base.ChannelCID, "msg-2", base.SenderID, base.ParentID}, alice.Card()},
-		{"sender", "another sender cannot claim it", s, Context{base.ChannelCID, base.MessageID, "bob", base.ParentID}, bob.Card()},
-		{"parent", "moved to another thread", s, Context{base.ChannelCID, base.MessageID, base.SenderID, "parent-2"}, alice.Card()},
-		{"no parent", "moved out of its thread", s, Context{base.ChannelCID, base.MessageID, base.SenderID, ""}, alice.Card()},
-		{"field boundary", "fields are length-prefixed", s, Context{base.ChannelCID, base.MessageID + "a", "lice", base.ParentID}, alice.Card()},
-		{"other session, other channel", "keys differ", other, Context{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
+		{"channel", "an envelope is bound to its channel", s, Binding{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
+		{"message ID", "replay under another message ID", s, Binding{base.ChannelCID, "msg-2", base.SenderID, base.ParentID}, alice.Card()},
+		{"sender", "another sender cannot claim it", s, Binding{base.ChannelCID, base.MessageID, "bob", base.ParentID}, bob.Card()},
+		{"parent", "moved to another thread", s, Binding{base.ChannelCID, base.MessageID, base.SenderID, "parent-2"}, alice.Card()},
+		{"no parent", "moved out of its thread", s, Binding{base.ChannelCID, base.MessageID, base.SenderID, ""}, alice.Card()},
+		{"field boundary", "fields are length-prefixed", s, Binding{base.ChannelCID, base.MessageID + "a", "lice", base.ParentID}, alice.Card()},
+		{"other session, other channel", "keys differ", other, Binding{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
 		{"other session, same channel", "a channel's new session does not open old envelopes", sameCID, base, alice.Card()},
 	}
 	for _, tc := range tests {
@@ -189,7 +189,7 @@ func TestSenderGenerationMismatch(t *testing.T) {
 
 // sealRaw builds an envelope like seal, but lets the test choose who signs
 // (or not sign at all), as a malicious member holding the epoch key could.
-func sealRaw(t *testing.T, s *Session, signer *identity.Identity, ctx Context, pt []byte) []byte {
+func sealRaw(t *testing.T, s *Session, signer *identity.Identity, ctx Binding, pt []byte) []byte {
 	t.Helper()
 	ep := s.epochs[s.current]
 	padded := paddedLen(len(pt))

@@ -23,7 +23,7 @@ func Example() {
 
 	// Alice creates the channel's session for the three of them.
 	s, _ := alice.Create(ctx, "messaging:general", []string{"bob", "carol"})
-	msg := session.Context{ChannelCID: "messaging:general", MessageID: "m1", SenderID: "alice"}
+	msg := session.Binding{ChannelCID: "messaging:general", MessageID: "m1", SenderID: "alice"}
 	text, _ := alice.SealText(ctx, s.ID(), msg, []byte("hello"), 5000)
 
 	// Bob retrieves the session from his grant and reads it.
@@ -32,7 +32,7 @@ func Example() {
 
 	// Alice removes Carol: the session rotates to epoch 1.
 	alice.Revoke(ctx, s.ID(), []string{"carol"})
-	msg2 := session.Context{ChannelCID: "messaging:general", MessageID: "m2", SenderID: "alice"}
+	msg2 := session.Binding{ChannelCID: "messaging:general", MessageID: "m2", SenderID: "alice"}
 	text2, _ := alice.SealText(ctx, s.ID(), msg2, []byte("carol is gone"), 5000)
 	plain, err = bob.OpenText(ctx, text2, msg2)
 	fmt.Println(string(plain), err)

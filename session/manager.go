@@ -448,7 +448,7 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 // current epoch (see Config.EpochCheckInterval), and returns the text form.
 // A plaintext that would not fit in textLimit characters returns a
 // *TooLongError before any cryptography.
-func (m *Manager) SealText(ctx context.Context, id ID, msg Context, plaintext []byte, textLimit int) (string, error) {
+func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []byte, textLimit int) (string, error) {
 	if max := MaxPlaintext(textLimit); len(plaintext) > max {
 		return "", &TooLongError{Len: len(plaintext), Max: max}
 	}
@@ -465,7 +465,7 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Context, plaintext []
 // when the local user was never granted that epoch (e.g. sealed after it was
 // removed), an *identity.KeyChangeError when the sender's card is not
 // trusted, and ErrDecrypt for everything else that does not authenticate.
-func (m *Manager) Open(ctx context.Context, envelope []byte, msg Context) ([]byte, error) {
+func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
 		return nil, ErrDecrypt
@@ -503,7 +503,7 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Context) ([]byt
 }
 
 // OpenText decodes the text form and opens it like Open.
-func (m *Manager) OpenText(ctx context.Context, text string, msg Context) ([]byte, error) {
+func (m *Manager) OpenText(ctx context.Context, text string, msg Binding) ([]byte, error) {
 	env, err := DecodeText(text)
 	if err != nil {
 		return nil, ErrDecrypt

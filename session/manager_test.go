@@ -29,8 +29,8 @@ func (w *world) user(t testing.TB, name string) *Manager {
 	return m
 }
 
-func ctxFor(sender, msgID string) Context {
-	return Context{ChannelCID: cid, MessageID: msgID, SenderID: sender}
+func ctxFor(sender, msgID string) Binding {
+	return Binding{ChannelCID: cid, MessageID: msgID, SenderID: sender}
 }
 
 func seal(t *testing.T, m *Manager, id ID, msgID, text string) string {

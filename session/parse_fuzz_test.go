@@ -12,7 +12,7 @@ import (
 type fuzzFixture struct {
 	s      *Session
 	sender *identity.Identity
-	ctx    Context
+	ctx    Binding
 	plain  [][]byte
 	envs   [][]byte
 }
@@ -21,7 +21,7 @@ func newFuzzFixture(tb testing.TB) *fuzzFixture {
 	fx := &fuzzFixture{
 		s:      newSession(tb, "fuzz", cid),
 		sender: newIdentity(tb, "alice", identity.KindX25519),
-		ctx:    Context{ChannelCID: cid, MessageID: "m", SenderID: "alice", ParentID: "p"},
+		ctx:    Binding{ChannelCID: cid, MessageID: "m", SenderID: "alice", ParentID: "p"},
 	}
 	for _, p := range []string{"", "hi", "a longer message that pads to sixty-four bytes or so........"} {
 		env, err := fx.s.Seal(fx.sender, fx.ctx, []byte(p))

@@ -67,11 +67,11 @@ func run(out io.Writer) error {
 	fmt.Fprintf(out, "alice created session %s for %s (stored in the channel's session_id)\n", s.ID(), channel)
 
 	send := func(from *session.Manager, msgID, text string) (string, error) {
-		mc := session.Context{ChannelCID: channel, MessageID: msgID, SenderID: from.Identity().UserID()}
+		mc := session.Binding{ChannelCID: channel, MessageID: msgID, SenderID: from.Identity().UserID()}
 		return from.SealText(ctx, s.ID(), mc, []byte(text), 5000)
 	}
 	read := func(to *session.Manager, sender, msgID, sealed string) (string, error) {
-		mc := session.Context{ChannelCID: channel, MessageID: msgID, SenderID: sender}
+		mc := session.Binding{ChannelCID: channel, MessageID: msgID, SenderID: sender}
 		b, err := to.OpenText(ctx, sealed, mc)
 		return string(b), err
 	}

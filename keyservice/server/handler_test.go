@@ -266,14 +266,14 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 		t.Fatal(err)
 	}
 	send := func(m *member, msgID, text string) string {
-		out, err := m.mgr.SealText(ctx, s.ID(), session.Context{ChannelCID: cid, MessageID: msgID, SenderID: m.id.UserID()}, []byte(text), 5000)
+		out, err := m.mgr.SealText(ctx, s.ID(), session.Binding{ChannelCID: cid, MessageID: msgID, SenderID: m.id.UserID()}, []byte(text), 5000)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return out
 	}
 	read := func(m *member, sender, msgID, text string) (string, error) {
-		b, err := m.mgr.OpenText(ctx, text, session.Context{ChannelCID: cid, MessageID: msgID, SenderID: sender})
+		b, err := m.mgr.OpenText(ctx, text, session.Binding{ChannelCID: cid, MessageID: msgID, SenderID: sender})
 		return string(b), err
 	}
 	m1 := send(members[n-1], "m1", "hello from the last member")
@@ -307,7 +307,7 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 		t.Fatal("revoked user opened a post-revocation message")
 	}
 	cached, _ := revoked.mgr.Retrieve(ctx, s.ID())
-	if _, err := cached.OpenText(m2, session.Context{ChannelCID: cid, MessageID: "m2", SenderID: names[(n-1)/2]}, members[(n-1)/2].id.Card()); err == nil {
+	if _, err := cached.OpenText(m2, session.Binding{ChannelCID: cid, MessageID: "m2", SenderID: names[(n-1)/2]}, members[(n-1)/2].id.Card()); err == nil {
 		t.Fatal("revoked user's cached keys opened a post-revocation message")
 	}
 }

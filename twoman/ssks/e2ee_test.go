@@ -37,7 +37,7 @@ func TestNewDeviceWithE2EE(t *testing.T) {
 	if _, err := bob.CreateSession(ctx, "messaging:c", []string{"alice"}); err != nil {
 		t.Fatal(err)
 	}
-	msg := session.Context{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
+	msg := session.Binding{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
 	text, err := bob.Encrypt(ctx, msg, []byte("sent before the loss"))
 	if err != nil {
 		t.Fatal(err)
