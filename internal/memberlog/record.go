@@ -1,0 +1,580 @@
+package memberlog
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/veilchat/veil/identity"
+)
+
+// Format constants. Every record starts with Version and a record type.
+const (
+	Version = 0x01
+
+	typeGenesis = 0x01
+	typeChange  = 0x02
+
+	// IDSize is the size of a session ID: the first bytes of the genesis
+	// record's hash.
+	IDSize = 16
+	// HashSize is the size of a record hash, a roster digest and a key
+	// commitment.
+	HashSize = 32
+	// NonceSize is the size of the genesis nonce, which makes every
+	// genesis (and so every session ID) unique.
+	NonceSize = 16
+	// SignatureSize is the size of an Ed25519 signature.
+	SignatureSize = 64
+
+	// MaxRoster bounds the members of a session at any time.
+	MaxRoster = 10000
+	// MaxOps bounds the operations of one change record.
+	MaxOps = 1000
+	// MaxRecordSize bounds a change record; MaxGenesisSize a genesis.
+	MaxRecordSize  = 1 << 20
+	MaxGenesisSize = 4 << 20
+	// MaxEpochs bounds epoch numbers: they run from 0 to MaxEpochs-1.
+	MaxEpochs = 1 << 20
+	// MaxChannelCIDLen bounds the channel CID a genesis names.
+	MaxChannelCIDLen = 1024
+
+	flagNewEpoch = 0x01
+
+	// Domain-separation labels (docs/PROTOCOL.md §3).
+	labelSign   = "veil/v1/log"
+	labelRecord = "veil/v1/log/record"
+	labelRoster = "veil/v1/log/roster"
+)
+
+// Role is a member's role in a session.
+type Role uint8
+
+// Roles. Admins may do everything; members what the policy allows.
+const (
+	RoleMember Role = 0
+	RoleAdmin  Role = 1
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleMember:
+		return "member"
+	case RoleAdmin:
+		return "admin"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// Policy says what members who are not admins may do. It is fixed at
+// genesis.
+type Policy uint8
+
+// Policy bits. Any other bit is invalid.
+const (
+	// MembersAdd lets every member add members (as members, with or without
+	// history).
+	MembersAdd Policy = 1 << 0
+	// MembersRemove lets every member remove others, admins included, with
+	// a new epoch. Removal only ever shrinks who can read, so a channel
+	// whose admins are offline can still cut off a departed user.
+	MembersRemove Policy = 1 << 1
+
+	policyMask = MembersAdd | MembersRemove
+)
+
+// DefaultPolicy is what a new session gets unless its creator chooses:
+// members may remove (and rotate), only admins add.
+const DefaultPolicy = MembersRemove
+
+// Anchor names the card of a member that whoever added the member verified:
+// its generation and its raw 32-byte fingerprint (identity.Card.Fingerprint
+// decoded). A member's later cards count only if they chain forward from it.
+type Anchor struct {
+	Generation  uint32
+	Fingerprint [HashSize]byte
+}
+
+// AnchorOf returns the anchor of card.
+func AnchorOf(card *identity.Card) Anchor {
+	var a Anchor
+	a.Generation = card.Generation()
+	fp, err := hex.DecodeString(card.Fingerprint())
+	if err != nil || len(fp) != HashSize {
+		panic("memberlog: a card fingerprint is not 32 bytes of hex")
+	}
+	copy(a.Fingerprint[:], fp)
+	return a
+}
+
+// Member is one entry of a roster.
+type Member struct {
+	UserID string
+	Anchor Anchor
+	Role   Role
+}
+
+// OpKind is the kind of one operation of a change record.
+type OpKind uint8
+
+// Operation kinds.
+const (
+	OpAdd    OpKind = 1 // add Member (UserID, Anchor, Role)
+	OpRemove OpKind = 2 // remove Member.UserID
+	OpRole   OpKind = 3 // set Member.UserID's role to Member.Role
+)
+
+// Op is one operation of a change record. For OpRemove only Member.UserID
+// is used; for OpRole, UserID and Role.
+type Op struct {
+	Kind   OpKind
+	Member Member
+}
+
+// Genesis is the first record of a session, signed by its creator.
+type Genesis struct {
+	Nonce      [NonceSize]byte
+	ChannelCID string
+	Creator    string
+	CreatorGen uint32
+	Time       uint64 // the signer's clock, Unix seconds: shown, never trusted
+	Policy     Policy
+	Commitment [HashSize]byte // of epoch 0's key
+	Members    []Member       // sorted by user ID bytes, the creator an admin
+}
+
+// Change is every record after the genesis, signed by its actor.
+type Change struct {
+	SessionID    [IDSize]byte
+	Seq          uint32 // ≥ 1: the genesis is 0
+	Prev         [HashSize]byte
+	Actor        string
+	ActorGen     uint32
+	Time         uint64
+	NewEpoch     bool
+	Epoch        uint32         // the epoch in force after the record
+	Commitment   [HashSize]byte // of the new epoch's key, iff NewEpoch
+	Ops          []Op           // sorted by user ID bytes, one per user
+	RosterDigest [HashSize]byte // of the roster after the record
+}
+
+// Record is a parsed record: exactly one of Genesis and Change is set.
+type Record struct {
+	Genesis   *Genesis
+	Change    *Change
+	Signature [SignatureSize]byte
+	// Raw is the record's encoding, signature included; Hash is its hash.
+	Raw  []byte
+	Hash [HashSize]byte
+}
+
+// signed returns the bytes the signature covers.
+func (r *Record) signed() []byte { return r.Raw[:len(r.Raw)-SignatureSize] }
+
+// Hash returns the hash of a record's encoding (signature included).
+func Hash(raw []byte) [HashSize]byte {
+	h := sha256.New()
+	h.Write([]byte(labelRecord))
+	h.Write([]byte{0})
+	h.Write(raw)
+	var out [HashSize]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// SessionIDOf returns the session ID a genesis record defines: the first
+// IDSize bytes of its hash.
+func SessionIDOf(genesis []byte) [IDSize]byte {
+	h := Hash(genesis)
+	var id [IDSize]byte
+	copy(id[:], h[:])
+	return id
+}
+
+// ErrInvalid is matched (errors.Is) by every *Error.
+var ErrInvalid = errors.New("memberlog: invalid record")
+
+// Error is why a record was refused. Reason is for logs and tests; callers
+// branch on ErrInvalid.
+type Error struct {
+	Seq    int64 // the record's position (0: genesis), -1 when unknown
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Seq < 0 {
+		return "memberlog: invalid record: " + e.Reason
+	}
+	return fmt.Sprintf("memberlog: invalid record %d: %s", e.Seq, e.Reason)
+}
+
+// Is matches ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(seq int64, format string, args ...any) error {
+	return &Error{Seq: seq, Reason: fmt.Sprintf(format, args...)}
+}
+
+func checkCID(cid string) bool {
+	return cid != "" && len(cid) <= MaxChannelCIDLen && utf8.ValidString(cid) && !strings.ContainsRune(cid, 0)
+}
+
+func addMember(b *cryptobyte.Builder, m Member) {
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(m.UserID)) })
+	b.AddUint32(m.Anchor.Generation)
+	b.AddBytes(m.Anchor.Fingerprint[:])
+	b.AddUint8(uint8(m.Role))
+}
+
+func readMember(s *cryptobyte.String, m *Member) bool {
+	var user cryptobyte.String
+	var role uint8
+	if !s.ReadUint8LengthPrefixed(&user) || !s.ReadUint32(&m.Anchor.Generation) ||
+		!s.CopyBytes(m.Anchor.Fingerprint[:]) || !s.ReadUint8(&role) {
+		return false
+	}
+	m.UserID, m.Role = string(user), Role(role)
+	return true
+}
+
+func checkMember(m Member) error {
+	if identity.CheckUserID(m.UserID) != nil {
+		return errors.New("a user ID is not valid")
+	}
+	if m.Role != RoleMember && m.Role != RoleAdmin {
+		return fmt.Errorf("unknown role %d", m.Role)
+	}
+	if m.Anchor.Generation >= identity.MaxGenerations {
+		return errors.New("an anchor generation is out of range")
+	}
+	return nil
+}
+
+// ascending reports whether user IDs are strictly ascending (sorted, no
+// duplicates) by their bytes.
+func ascending(n int, user func(int) string) bool {
+	for i := 1; i < n; i++ {
+		if strings.Compare(user(i-1), user(i)) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// marshal encodes g without its signature, checking it is canonical.
+func (g *Genesis) marshal() ([]byte, error) {
+	if !checkCID(g.ChannelCID) {
+		return nil, errors.New("the channel CID is empty, too long or not UTF-8")
+	}
+	if identity.CheckUserID(g.Creator) != nil {
+		return nil, errors.New("the creator's user ID is not valid")
+	}
+	if g.Policy&^policyMask != 0 {
+		return nil, fmt.Errorf("unknown policy bits %#x", uint8(g.Policy&^policyMask))
+	}
+	if len(g.Members) == 0 || len(g.Members) > MaxRoster {
+		return nil, fmt.Errorf("a genesis names 1 to %d members", MaxRoster)
+	}
+	if !ascending(len(g.Members), func(i int) string { return g.Members[i].UserID }) {
+		return nil, errors.New("members are not sorted by user ID or repeat one")
+	}
+	creatorOK := false
+	for _, m := range g.Members {
+		if err := checkMember(m); err != nil {
+			return nil, err
+		}
+		if m.UserID == g.Creator {
+			creatorOK = m.Role == RoleAdmin && m.Anchor.Generation == g.CreatorGen
+		}
+	}
+	if !creatorOK {
+		return nil, errors.New("the creator is not an admin member with its own card generation")
+	}
+	var b cryptobyte.Builder
+	b.AddUint8(Version)
+	b.AddUint8(typeGenesis)
+	b.AddBytes(g.Nonce[:])
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(g.ChannelCID)) })
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(g.Creator)) })
+	b.AddUint32(g.CreatorGen)
+	b.AddUint64(g.Time)
+	b.AddUint8(uint8(g.Policy))
+	b.AddBytes(g.Commitment[:])
+	b.AddUint16(uint16(len(g.Members)))
+	for _, m := range g.Members {
+		addMember(&b, m)
+	}
+	out, err := b.Bytes()
+	if err == nil && len(out)+SignatureSize > MaxGenesisSize {
+		return nil, errors.New("the genesis is too large")
+	}
+	return out, err
+}
+
+// marshal encodes c without its signature, checking it is canonical.
+func (c *Change) marshal() ([]byte, error) {
+	if c.Seq == 0 {
+		return nil, errors.New("a change has a sequence number of 1 or more")
+	}
+	if identity.CheckUserID(c.Actor) != nil {
+		return nil, errors.New("the actor's user ID is not valid")
+	}
+	if c.Epoch >= MaxEpochs {
+		return nil, errors.New("the epoch is out of range")
+	}
+	if len(c.Ops) > MaxOps {
+		return nil, fmt.Errorf("more than %d operations", MaxOps)
+	}
+	if len(c.Ops) == 0 && !c.NewEpoch {
+		return nil, errors.New("a change without a new epoch needs an operation")
+	}
+	if !ascending(len(c.Ops), func(i int) string { return c.Ops[i].Member.UserID }) {
+		return nil, errors.New("operations are not sorted by user ID or repeat one")
+	}
+	var b cryptobyte.Builder
+	b.AddUint8(Version)
+	b.AddUint8(typeChange)
+	b.AddBytes(c.SessionID[:])
+	b.AddUint32(c.Seq)
+	b.AddBytes(c.Prev[:])
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Actor)) })
+	b.AddUint32(c.ActorGen)
+	b.AddUint64(c.Time)
+	var flags uint8
+	if c.NewEpoch {
+		flags = flagNewEpoch
+	}
+	b.AddUint8(flags)
+	b.AddUint32(c.Epoch)
+	if c.NewEpoch {
+		b.AddBytes(c.Commitment[:])
+	}
+	b.AddUint16(uint16(len(c.Ops)))
+	for _, op := range c.Ops {
+		b.AddUint8(uint8(op.Kind))
+		switch op.Kind {
+		case OpAdd:
+			if err := checkMember(op.Member); err != nil {
+				return nil, err
+			}
+			addMember(&b, op.Member)
+		case OpRemove:
+			if identity.CheckUserID(op.Member.UserID) != nil {
+				return nil, errors.New("a user ID is not valid")
+			}
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
+		case OpRole:
+			if identity.CheckUserID(op.Member.UserID) != nil {
+				return nil, errors.New("a user ID is not valid")
+			}
+			if op.Member.Role != RoleMember && op.Member.Role != RoleAdmin {
+				return nil, fmt.Errorf("unknown role %d", op.Member.Role)
+			}
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
+			b.AddUint8(uint8(op.Member.Role))
+		default:
+			return nil, fmt.Errorf("unknown operation %d", op.Kind)
+		}
+	}
+	b.AddBytes(c.RosterDigest[:])
+	out, err := b.Bytes()
+	if err == nil && len(out)+SignatureSize > MaxRecordSize {
+		return nil, errors.New("the record is too large")
+	}
+	return out, err
+}
+
+// Signer signs log records: an *identity.Identity.
+type Signer interface {
+	UserID() string
+	Generation() uint32
+	Sign(purpose string, msg []byte) []byte
+}
+
+func sign(s Signer, body []byte) []byte {
+	sig := s.Sign(labelSign, body)
+	return append(body, sig...)
+}
+
+// SignGenesis encodes g, signed by its creator s. g.Creator and
+// g.CreatorGen must be s's.
+func SignGenesis(s Signer, g *Genesis) ([]byte, error) {
+	if g.Creator != s.UserID() || g.CreatorGen != s.Generation() {
+		return nil, errors.New("memberlog: the genesis's creator is not the signer")
+	}
+	body, err := g.marshal()
+	if err != nil {
+		return nil, fmt.Errorf("memberlog: %w", err)
+	}
+	return sign(s, body), nil
+}
+
+// SignChange encodes c, signed by its actor s. c.Actor and c.ActorGen must
+// be s's.
+func SignChange(s Signer, c *Change) ([]byte, error) {
+	if c.Actor != s.UserID() || c.ActorGen != s.Generation() {
+		return nil, errors.New("memberlog: the change's actor is not the signer")
+	}
+	body, err := c.marshal()
+	if err != nil {
+		return nil, fmt.Errorf("memberlog: %w", err)
+	}
+	return sign(s, body), nil
+}
+
+// Parse decodes one record. It checks the encoding only (canonical form,
+// bounds); signatures and the rules of the log are checked by State.
+func Parse(raw []byte) (*Record, error) {
+	if len(raw) > MaxGenesisSize {
+		return nil, invalid(-1, "larger than %d bytes", MaxGenesisSize)
+	}
+	s := cryptobyte.String(raw)
+	var version, typ uint8
+	if !s.ReadUint8(&version) || !s.ReadUint8(&typ) {
+		return nil, invalid(-1, "truncated")
+	}
+	if version != Version {
+		return nil, invalid(-1, "unknown version %d", version)
+	}
+	r := &Record{Raw: bytes.Clone(raw)}
+	var err error
+	switch typ {
+	case typeGenesis:
+		r.Genesis, err = parseGenesis(&s)
+	case typeChange:
+		if len(raw) > MaxRecordSize {
+			return nil, invalid(-1, "larger than %d bytes", MaxRecordSize)
+		}
+		r.Change, err = parseChange(&s)
+	default:
+		return nil, invalid(-1, "unknown record type %d", typ)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !s.CopyBytes(r.Signature[:]) || !s.Empty() {
+		return nil, invalid(-1, "no signature or trailing bytes")
+	}
+	// One encoding per record: re-encoding must give the same bytes.
+	var body []byte
+	if r.Genesis != nil {
+		body, err = r.Genesis.marshal()
+	} else {
+		body, err = r.Change.marshal()
+	}
+	if err != nil {
+		return nil, invalid(-1, "%v", err)
+	}
+	if !bytes.Equal(body, r.signed()) {
+		return nil, invalid(-1, "not in canonical form")
+	}
+	r.Hash = Hash(r.Raw)
+	return r, nil
+}
+
+func parseGenesis(s *cryptobyte.String) (*Genesis, error) {
+	g := &Genesis{}
+	var cid, creator cryptobyte.String
+	var policy uint8
+	var n uint16
+	if !s.CopyBytes(g.Nonce[:]) || !s.ReadUint16LengthPrefixed(&cid) || !s.ReadUint8LengthPrefixed(&creator) ||
+		!s.ReadUint32(&g.CreatorGen) || !s.ReadUint64(&g.Time) || !s.ReadUint8(&policy) ||
+		!s.CopyBytes(g.Commitment[:]) || !s.ReadUint16(&n) {
+		return nil, invalid(0, "truncated genesis")
+	}
+	if int(n) > MaxRoster {
+		return nil, invalid(0, "more than %d members", MaxRoster)
+	}
+	g.ChannelCID, g.Creator, g.Policy = string(cid), string(creator), Policy(policy)
+	g.Members = make([]Member, n)
+	for i := range g.Members {
+		if !readMember(s, &g.Members[i]) {
+			return nil, invalid(0, "truncated member entry")
+		}
+	}
+	return g, nil
+}
+
+func parseChange(s *cryptobyte.String) (*Change, error) {
+	c := &Change{}
+	var actor cryptobyte.String
+	var flags uint8
+	var k uint16
+	if !s.CopyBytes(c.SessionID[:]) || !s.ReadUint32(&c.Seq) || !s.CopyBytes(c.Prev[:]) ||
+		!s.ReadUint8LengthPrefixed(&actor) || !s.ReadUint32(&c.ActorGen) || !s.ReadUint64(&c.Time) ||
+		!s.ReadUint8(&flags) || !s.ReadUint32(&c.Epoch) {
+		return nil, invalid(-1, "truncated change")
+	}
+	if flags&^flagNewEpoch != 0 {
+		return nil, invalid(-1, "unknown flag bits %#x", flags&^flagNewEpoch)
+	}
+	c.Actor, c.NewEpoch = string(actor), flags&flagNewEpoch != 0
+	if c.NewEpoch && !s.CopyBytes(c.Commitment[:]) {
+		return nil, invalid(-1, "truncated change")
+	}
+	if !s.ReadUint16(&k) {
+		return nil, invalid(-1, "truncated change")
+	}
+	if int(k) > MaxOps {
+		return nil, invalid(-1, "more than %d operations", MaxOps)
+	}
+	c.Ops = make([]Op, k)
+	for i := range c.Ops {
+		var kind uint8
+		if !s.ReadUint8(&kind) {
+			return nil, invalid(-1, "truncated operation")
+		}
+		op := &c.Ops[i]
+		op.Kind = OpKind(kind)
+		var user cryptobyte.String
+		switch op.Kind {
+		case OpAdd:
+			if !readMember(s, &op.Member) {
+				return nil, invalid(-1, "truncated operation")
+			}
+		case OpRemove:
+			if !s.ReadUint8LengthPrefixed(&user) {
+				return nil, invalid(-1, "truncated operation")
+			}
+			op.Member.UserID = string(user)
+		case OpRole:
+			var role uint8
+			if !s.ReadUint8LengthPrefixed(&user) || !s.ReadUint8(&role) {
+				return nil, invalid(-1, "truncated operation")
+			}
+			op.Member.UserID, op.Member.Role = string(user), Role(role)
+		default:
+			return nil, invalid(-1, "unknown operation %d", kind)
+		}
+	}
+	if !s.CopyBytes(c.RosterDigest[:]) {
+		return nil, invalid(-1, "truncated change")
+	}
+	return c, nil
+}
+
+// rosterDigest is SHA-256(label ‖ 0x00 ‖ u8 policy ‖ u32 n ‖ entries), the
+// entries sorted by user ID bytes.
+func rosterDigest(policy Policy, roster []Member) [HashSize]byte {
+	var b cryptobyte.Builder
+	b.AddBytes([]byte(labelRoster))
+	b.AddUint8(0)
+	b.AddUint8(uint8(policy))
+	b.AddUint32(uint32(len(roster)))
+	for _, m := range roster {
+		addMember(&b, m)
+	}
+	return sha256.Sum256(b.BytesOrPanic())
+}
+
+// sortMembers sorts members by user ID bytes, in place.
+func sortMembers(ms []Member) {
+	slices.SortFunc(ms, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
+}

@@ -1,0 +1,362 @@
+package memberlog
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/veilchat/veil/identity"
+)
+
+// CardSource returns the cards of userID from the anchor's generation up to
+// generation gen, in order: the card the anchor names first and the card of
+// gen last. The State checks what it returns (the anchor's fingerprint, the
+// chain, the user ID), so the source may be an untrusted directory: a
+// member's anchor was signed into the log by whoever added the member.
+type CardSource func(userID string, anchor Anchor, gen uint32) ([]*identity.Card, error)
+
+// State is a verified log replayed: the session's roster, epochs and key
+// commitments, and the head the next record must name. A State is
+// immutable: Apply returns a new one. Safe for concurrent use.
+type State struct {
+	id      [IDSize]byte
+	cid     string
+	creator string
+	policy  Policy
+	seq     uint32
+	head    [HashSize]byte
+	epoch   uint32
+	commits [][HashSize]byte // per epoch, 0..epoch
+	roster  []Member         // sorted by user ID
+	readers []string         // R(epoch): who may hold the current key, sorted
+}
+
+// ID returns the session ID.
+func (s *State) ID() [IDSize]byte { return s.id }
+
+// ChannelCID returns the channel the genesis binds the session to.
+func (s *State) ChannelCID() string { return s.cid }
+
+// Creator returns the user who signed the genesis.
+func (s *State) Creator() string { return s.creator }
+
+// Policy returns the session's policy.
+func (s *State) Policy() Policy { return s.policy }
+
+// Seq returns the sequence number of the last record (0: the genesis).
+func (s *State) Seq() uint32 { return s.seq }
+
+// Head returns the hash of the last record.
+func (s *State) Head() [HashSize]byte { return s.head }
+
+// Epoch returns the current epoch.
+func (s *State) Epoch() uint32 { return s.epoch }
+
+// Commitment returns the signed key commitment of an epoch, if the log has
+// reached it.
+func (s *State) Commitment(epoch uint32) ([HashSize]byte, bool) {
+	if int64(epoch) >= int64(len(s.commits)) {
+		return [HashSize]byte{}, false
+	}
+	return s.commits[epoch], true
+}
+
+// CheckCommitment reports, in constant time, whether c is epoch's signed
+// commitment.
+func (s *State) CheckCommitment(epoch uint32, c [HashSize]byte) bool {
+	want, ok := s.Commitment(epoch)
+	return ok && subtle.ConstantTimeCompare(want[:], c[:]) == 1
+}
+
+// Members returns a copy of the roster, sorted by user ID.
+func (s *State) Members() []Member { return slices.Clone(s.roster) }
+
+// Member returns userID's roster entry.
+func (s *State) Member(userID string) (Member, bool) {
+	i, ok := slices.BinarySearchFunc(s.roster, userID, func(m Member, u string) int { return strings.Compare(m.UserID, u) })
+	if !ok {
+		return Member{}, false
+	}
+	return s.roster[i], true
+}
+
+// Readers returns who may hold the current epoch's key: the roster when the
+// epoch began and everyone added with history since, including members who
+// left without a rotation. Sorted.
+func (s *State) Readers() []string { return slices.Clone(s.readers) }
+
+// Verify checks a genesis record and returns the State it starts. cards
+// resolves the creator's card (whose trust, e.g. by pinning, the caller
+// decides before or after). The genesis's session ID must be id.
+func Verify(genesis []byte, id [IDSize]byte, cards CardSource) (*State, error) {
+	r, err := Parse(genesis)
+	if err != nil {
+		return nil, err
+	}
+	g := r.Genesis
+	if g == nil {
+		return nil, invalid(0, "the first record is not a genesis")
+	}
+	if SessionIDOf(genesis) != id {
+		return nil, invalid(0, "the genesis does not define this session ID")
+	}
+	var anchor Anchor
+	for _, m := range g.Members {
+		if m.UserID == g.Creator {
+			anchor = m.Anchor
+		}
+	}
+	if err := verifySig(0, r, g.Creator, anchor, g.CreatorGen, cards); err != nil {
+		return nil, err
+	}
+	return stateOf(r), nil
+}
+
+func stateOf(r *Record) *State {
+	g := r.Genesis
+	s := &State{
+		id: SessionIDOf(r.Raw), cid: g.ChannelCID, creator: g.Creator, policy: g.Policy,
+		head: r.Hash, commits: [][HashSize]byte{g.Commitment}, roster: slices.Clone(g.Members),
+	}
+	for _, m := range s.roster {
+		s.readers = append(s.readers, m.UserID)
+	}
+	return s
+}
+
+// verifySig checks r's signature under user's card of generation gen,
+// reached from the anchor by a chain of cards.
+func verifySig(seq int64, r *Record, user string, anchor Anchor, gen uint32, cards CardSource) error {
+	if gen < anchor.Generation {
+		return invalid(seq, "signed with a card generation older than the signer's anchor")
+	}
+	chain, err := cards(user, anchor, gen)
+	if err != nil {
+		return fmt.Errorf("memberlog: the cards of %q: %w", user, err)
+	}
+	if len(chain) != int(gen-anchor.Generation)+1 || AnchorOf(chain[0]) != anchor {
+		return invalid(seq, "the signer's cards do not start at its anchor")
+	}
+	if chain[len(chain)-1].Generation() != gen || chain[0].UserID() != user {
+		return invalid(seq, "the signer's cards are not its cards of that generation")
+	}
+	if len(chain) > 1 {
+		if err := identity.VerifyChain(chain); err != nil {
+			return invalid(seq, "the signer's cards do not chain from its anchor")
+		}
+	}
+	if !chain[len(chain)-1].Verify(labelSign, r.signed(), r.Signature[:]) {
+		return invalid(seq, "bad signature")
+	}
+	return nil
+}
+
+// Apply verifies the next record against s and returns the state after it.
+// cards resolves the actor's cards (see CardSource).
+func (s *State) Apply(raw []byte, cards CardSource) (*State, error) {
+	next := int64(s.seq) + 1
+	r, err := Parse(raw)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Seq = next
+		}
+		return nil, err
+	}
+	c := r.Change
+	if c == nil {
+		return nil, invalid(next, "a second genesis")
+	}
+	if c.SessionID != s.id {
+		return nil, invalid(next, "another session's record")
+	}
+	if int64(c.Seq) != next {
+		return nil, invalid(next, "sequence number %d, want %d", c.Seq, next)
+	}
+	if c.Prev != s.head {
+		return nil, invalid(next, "does not follow the head")
+	}
+	actor, ok := s.Member(c.Actor)
+	if !ok {
+		return nil, invalid(next, "signed by %q, who is not a member", c.Actor)
+	}
+	if err := verifySig(next, r, c.Actor, actor.Anchor, c.ActorGen, cards); err != nil {
+		return nil, err
+	}
+	return s.apply(next, r.Hash, actor, c)
+}
+
+// apply checks c's rules against s (everything but the signature) and
+// returns the state after it.
+func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (*State, error) {
+	roster, added, err := applyOps(s.roster, s.policy, actor, c.Ops, c.NewEpoch)
+	if err != nil {
+		return nil, invalid(seq, "%v", err)
+	}
+	want := s.epoch
+	if c.NewEpoch {
+		want++
+	}
+	if c.Epoch != want || c.Epoch >= MaxEpochs {
+		return nil, invalid(seq, "epoch %d, want %d", c.Epoch, want)
+	}
+	if d := rosterDigest(s.policy, roster); d != c.RosterDigest {
+		return nil, invalid(seq, "the roster digest does not match the roster")
+	}
+	n := *s
+	n.seq, n.head, n.epoch, n.roster = c.Seq, hash, c.Epoch, roster
+	if c.NewEpoch {
+		n.commits = append(slices.Clip(s.commits), c.Commitment)
+		n.readers = make([]string, len(roster))
+		for i, m := range roster {
+			n.readers[i] = m.UserID
+		}
+	} else if len(added) > 0 {
+		n.readers = append(slices.Clone(s.readers), added...)
+		slices.Sort(n.readers)
+	}
+	return &n, nil
+}
+
+// applyOps returns the roster after ops and the users they add, or why the
+// actor may not apply them (docs/PROTOCOL.md §10.3).
+func applyOps(roster []Member, policy Policy, actor Member, ops []Op, newEpoch bool) ([]Member, []string, error) {
+	isAdmin := actor.Role == RoleAdmin
+	out := slices.Clone(roster)
+	var added []string
+	promotions := 0
+	for _, op := range ops {
+		i, found := slices.BinarySearchFunc(out, op.Member.UserID, func(m Member, u string) int { return strings.Compare(m.UserID, u) })
+		switch op.Kind {
+		case OpAdd:
+			if found {
+				return nil, nil, fmt.Errorf("adds %q, who is already a member", op.Member.UserID)
+			}
+			if op.Member.Role == RoleAdmin && !isAdmin {
+				return nil, nil, errors.New("a member who is not an admin adds an admin")
+			}
+			if !isAdmin && policy&MembersAdd == 0 {
+				return nil, nil, errors.New("a member who is not an admin adds a member, and the policy does not allow it")
+			}
+			out = slices.Insert(out, i, op.Member)
+			added = append(added, op.Member.UserID)
+		case OpRemove:
+			if !found {
+				return nil, nil, fmt.Errorf("removes %q, who is not a member", op.Member.UserID)
+			}
+			if op.Member.UserID == actor.UserID {
+				if len(ops) != 1 || newEpoch {
+					return nil, nil, errors.New("a member who leaves does nothing else and starts no epoch")
+				}
+			} else {
+				if !newEpoch {
+					return nil, nil, errors.New("removes a member without a new epoch")
+				}
+				if !isAdmin && policy&MembersRemove == 0 {
+					return nil, nil, errors.New("a member who is not an admin removes a member, and the policy does not allow it")
+				}
+			}
+			out = slices.Delete(out, i, i+1)
+		case OpRole:
+			if !found {
+				return nil, nil, fmt.Errorf("changes the role of %q, who is not a member", op.Member.UserID)
+			}
+			if out[i].Role == op.Member.Role {
+				return nil, nil, fmt.Errorf("sets the role %s %q already has", op.Member.Role, op.Member.UserID)
+			}
+			if !isAdmin {
+				if op.Member.Role != RoleAdmin {
+					return nil, nil, errors.New("a member who is not an admin demotes someone")
+				}
+				promotions++
+			}
+			out[i].Role = op.Member.Role
+		default:
+			return nil, nil, fmt.Errorf("unknown operation %d", op.Kind)
+		}
+	}
+	if len(out) == 0 || len(out) > MaxRoster {
+		return nil, nil, fmt.Errorf("a roster has 1 to %d members", MaxRoster)
+	}
+	admins := 0
+	for _, m := range out {
+		if m.Role == RoleAdmin {
+			admins++
+		}
+	}
+	if admins == 0 {
+		return nil, nil, errors.New("no admin would remain")
+	}
+	// Forced promotion: the only role change a member who is not an admin
+	// may sign is one promotion, when its removals leave no admin.
+	if promotions > 0 && (promotions > 1 || admins > 1) {
+		return nil, nil, errors.New("a member who is not an admin promotes someone while an admin remains")
+	}
+	return out, added, nil
+}
+
+// NewGenesis builds and signs the genesis of a session for channelCID:
+// creator (an admin, anchored to its current card) and members (each with
+// its anchor and role), the policy, and the commitment of epoch 0's key.
+// nonce must be random. It returns the record and the State it starts.
+func NewGenesis(creator Signer, creatorCard *identity.Card, channelCID string, members []Member, policy Policy, commitment [HashSize]byte, nonce [NonceSize]byte, now uint64) ([]byte, *State, error) {
+	if creatorCard.UserID() != creator.UserID() || creatorCard.Generation() != creator.Generation() {
+		return nil, nil, errors.New("memberlog: the creator's card is not the signer's")
+	}
+	all := []Member{{UserID: creator.UserID(), Anchor: AnchorOf(creatorCard), Role: RoleAdmin}}
+	for _, m := range members {
+		if m.UserID != creator.UserID() {
+			all = append(all, m)
+		}
+	}
+	sortMembers(all)
+	g := &Genesis{Nonce: nonce, ChannelCID: channelCID, Creator: creator.UserID(), CreatorGen: creator.Generation(),
+		Time: now, Policy: policy, Commitment: commitment, Members: all}
+	raw, err := SignGenesis(creator, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := Parse(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, stateOf(r), nil
+}
+
+// NewChange builds and signs the next record of s: ops by actor, starting
+// a new epoch with the given key commitment when newEpoch. It checks the
+// record against the log's rules first, so an honest client never signs a
+// record readers refuse. It returns the record and the State after it.
+func (s *State) NewChange(actor Signer, ops []Op, newEpoch bool, commitment [HashSize]byte, now uint64) ([]byte, *State, error) {
+	me, ok := s.Member(actor.UserID())
+	if !ok {
+		return nil, nil, fmt.Errorf("memberlog: %q is not a member", actor.UserID())
+	}
+	ops = slices.Clone(ops)
+	slices.SortFunc(ops, func(a, b Op) int { return strings.Compare(a.Member.UserID, b.Member.UserID) })
+	roster, _, err := applyOps(s.roster, s.policy, me, ops, newEpoch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("memberlog: %w", err)
+	}
+	c := &Change{SessionID: s.id, Seq: s.seq + 1, Prev: s.head, Actor: actor.UserID(), ActorGen: actor.Generation(),
+		Time: now, NewEpoch: newEpoch, Epoch: s.epoch, Ops: ops, RosterDigest: rosterDigest(s.policy, roster)}
+	if newEpoch {
+		c.Epoch++
+		c.Commitment = commitment
+	}
+	raw, err := SignChange(actor, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := Parse(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := s.apply(int64(c.Seq), r.Hash, me, r.Change)
+	if err != nil {
+		return nil, nil, err
+	}
+	return raw, next, nil
+}
