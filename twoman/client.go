@@ -127,7 +127,7 @@ type PasswordParams struct {
 	Version int    `json:"v"`     // format version, 1
 }
 
-// DefaultPasswordParams: Argon2id, 3 passes over 64 MiB with 4 lanes.
+// DefaultPasswordParams are Argon2id, 3 passes over 64 MiB with 4 lanes.
 var DefaultPasswordParams = PasswordParams{Alg: "argon2id", Time: 3, Memory: 64 << 10, Threads: 4, Version: 1}
 
 // Bounds on PasswordParams: below them a backup is too weak, above them a

@@ -65,7 +65,7 @@ type Config struct {
 	Rand io.Reader
 }
 
-// Server is the Secure Key Storage Service: it keeps users' encrypted
+// Handler is the Secure Key Storage Service: it keeps users' encrypted
 // identities and releases one only to whoever answers a one-time code sent
 // to the user's registered email or phone. It is an http.Handler, safe for
 // concurrent use and stateless (replicas share a PostgreSQL store).
@@ -75,7 +75,7 @@ type Handler struct {
 	log *slog.Logger
 }
 
-// NewHandler checks cfg and returns the Server.
+// NewHandler checks cfg and returns the Handler.
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
