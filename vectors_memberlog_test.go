@@ -207,8 +207,6 @@ func (b *chainBuilder) add(comment string, signer *identity.Identity, raw []byte
 	b.chain.Records = append(b.chain.Records, logRecord{Comment: comment, Record: hex.EncodeToString(raw), Hash: hex.EncodeToString(h[:]), State: stateVector(s)})
 }
 
-func roleName(r memberlog.Role) string { return r.String() }
-
 // stateVector is what a vector records of a State. The roster digest is
 // recomputed here from the roster, independently of memberlog.
 func stateVector(s *memberlog.State) logState {
@@ -221,7 +219,7 @@ func stateVector(s *memberlog.State) logState {
 	roster := s.Members()
 	for _, m := range roster {
 		v.Roster = append(v.Roster, logMember{UserID: m.UserID, AnchorGeneration: m.Anchor.Generation,
-			AnchorFingerprint: hex.EncodeToString(m.Anchor.Fingerprint[:]), Role: roleName(m.Role)})
+			AnchorFingerprint: hex.EncodeToString(m.Anchor.Fingerprint[:]), Role: m.Role.String()})
 	}
 	d := rosterDigestOf(uint8(s.Policy()), roster)
 	v.RosterDigest = hex.EncodeToString(d[:])
@@ -427,13 +425,15 @@ func nextChange(s *memberlog.State, actor *identity.Identity) changeFields {
 	}
 }
 
-var badCommitment = commitmentOf(bytes.Repeat([]byte{0xee}, 32))
+// strayCommitment is the commitment of the epochs that invalid records (and
+// the fork) start: a key no chain uses.
+var strayCommitment = commitmentOf(bytes.Repeat([]byte{0xee}, 32))
 
 // newEpoch makes f start the next epoch.
 func (f changeFields) newEpoch() changeFields {
 	f.flags |= 1
 	f.epoch++
-	f.commitment = badCommitment[:]
+	f.commitment = strayCommitment[:]
 	return f
 }
 
@@ -762,7 +762,7 @@ func memberlogVectors(t *testing.T) *logVectors {
 	}
 	// §10.4 rule 4: the floor.
 	{
-		fork, _, err := sa(3).NewChange(bob0, nil, true, badCommitment, a.time(3))
+		fork, _, err := sa(3).NewChange(bob0, nil, true, strayCommitment, a.time(3))
 		if err != nil {
 			t.Fatal(err)
 		}
