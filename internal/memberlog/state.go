@@ -214,8 +214,11 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 			n.readers[i] = m.UserID
 		}
 	} else if len(added) > 0 {
+		// A member who left without a rotation is still a reader: re-adding
+		// it must not name it twice.
 		n.readers = append(slices.Clone(s.readers), added...)
 		slices.Sort(n.readers)
+		n.readers = slices.Compact(n.readers)
 	}
 	return &n, nil
 }
