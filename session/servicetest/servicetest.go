@@ -842,7 +842,8 @@ func testDelete(t *testing.T, f *fixture) {
 	}
 }
 
-// racers is how many calls the race tests make at once.
+// racers is how many calls the race tests make at once: one per user of
+// the cast in testRaceCreate.
 const racers = 5
 
 // race runs call for each racer at once and returns the errors.
