@@ -54,9 +54,6 @@ type Client struct {
 	cfg  ClientConfig
 	base *url.URL
 	http *http.Client
-	// maxMembers and maxGrants are maxInfoMembers and maxGrants; tests
-	// lower them.
-	maxMembers, maxGrants int
 }
 
 var (
@@ -73,7 +70,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Token == nil {
 		return nil, errors.New("keyservice: ClientConfig.Token is required")
 	}
-	c := &Client{cfg: cfg, base: u, http: cfg.HTTPClient, maxMembers: maxInfoMembers, maxGrants: maxGrants}
+	c := &Client{cfg: cfg, base: u, http: cfg.HTTPClient}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -195,22 +192,35 @@ func (c *Client) PublishCard(ctx context.Context, card *identity.Card) error {
 }
 
 // PublishHistory publishes the cards of a history that the directory does
-// not have yet, in order (after a key rotation, or on a new service).
+// not have yet, in order (after a key rotation, or on a new service). It
+// implements e2ee.Publisher. A card that differs from the one the directory
+// holds for its generation returns a conflict (errors.Is ErrConflict and
+// session.ErrConflict): the directory publishes another identity for the
+// user, and skipping that card would leave the caller believing its own is
+// published.
 func (c *Client) PublishHistory(ctx context.Context, cards []*identity.Card) error {
 	if len(cards) == 0 {
 		return nil
 	}
-	have := -1
+	var have []*identity.Card // consecutive generations, checked by History
 	if h, err := c.History(ctx, cards[0].UserID()); err == nil {
-		have = int(h[len(h)-1].Generation())
+		have = h
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	for _, card := range cards {
-		if int(card.Generation()) > have {
-			if err := c.PublishCard(ctx, card); err != nil {
-				return err
+		if len(have) > 0 {
+			i := int64(card.Generation()) - int64(have[0].Generation())
+			if i < int64(len(have)) {
+				if i < 0 || !have[i].Equal(card) {
+					return &APIError{Status: http.StatusConflict, Code: CodeConflict,
+						Message: fmt.Sprintf("the directory holds another card for generation %d of %q", card.Generation(), card.UserID())}
+				}
+				continue
 			}
+		}
+		if err := c.PublishCard(ctx, card); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -320,6 +330,11 @@ var errPaging = errors.New("keyservice: the key service's pages do not advance o
 // must come in ascending user ID order, each page past the cursor of the
 // previous one, at most maxInfoMembers in all.
 func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) {
+	return c.info(ctx, id, maxInfoMembers)
+}
+
+// info is Info with at most maxMembers members.
+func (c *Client) info(ctx context.Context, id session.ID, maxMembers int) (session.Info, error) {
 	info := session.Info{ID: id}
 	q := url.Values{}
 	last := "" // the greatest user ID so far (user IDs are not empty)
@@ -328,7 +343,7 @@ func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) 
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), q, nil, &resp, retrySafe, nil); err != nil {
 			return session.Info{}, err
 		}
-		if len(info.Members)+len(resp.Members) > c.maxMembers {
+		if len(info.Members)+len(resp.Members) > maxMembers {
 			return session.Info{}, errPaging
 		}
 		info.ChannelCID, info.Epoch = resp.ChannelCID, resp.Epoch
@@ -353,6 +368,11 @@ func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) 
 // must come in ascending epochs, each page past the cursor of the previous
 // one, at most maxGrants in all.
 func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantRecord, error) {
+	return c.grants(ctx, id, maxGrants)
+}
+
+// grants is Grants with at most maxItems grants.
+func (c *Client) grants(ctx context.Context, id session.ID, maxItems int) ([]session.GrantRecord, error) {
 	var out []session.GrantRecord
 	q := url.Values{}
 	after := int64(-1) // the cursor sent, -1 before the first page
@@ -361,7 +381,7 @@ func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantReco
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp, retrySafe, nil); err != nil {
 			return nil, err
 		}
-		if len(out)+len(resp.Grants) > c.maxGrants {
+		if len(out)+len(resp.Grants) > maxItems {
 			return nil, errPaging
 		}
 		for _, g := range resp.Grants {

@@ -289,61 +289,6 @@ func TestManagerCacheBounded(t *testing.T) {
 	}
 }
 
-func TestMemoryServiceRules(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var svc MemoryService
-	id := ID{1}
-	rec := func(user string, epoch uint32) GrantRecord {
-		return GrantRecord{Grantee: user, Epoch: epoch, Grant: []byte("sealed")}
-	}
-	alice, bob, mallory := svc.As("alice"), svc.As("bob"), svc.As("mallory")
-	if _, err := alice.Create(ctx, id, cid, []GrantRecord{rec("bob", 0)}); !errors.Is(err, ErrInvalidGrants) {
-		t.Fatalf("create without a grant for the creator: %v", err)
-	}
-	if res, err := alice.Create(ctx, id, cid, []GrantRecord{rec("alice", 0), rec("bob", 0)}); err != nil || !res.Created {
-		t.Fatal(res, err)
-	}
-	tests := []struct {
-		name, reason string
-		err          error
-		want         error
-	}{
-		{"duplicate grant", "one grant per member per epoch", alice.Extend(ctx, id, []GrantRecord{rec("carol", 0), rec("carol", 0)}), ErrInvalidGrants},
-		{"extend existing", "members are not granted twice", alice.Extend(ctx, id, []GrantRecord{rec("bob", 0)}), ErrInvalidGrants},
-		{"extend wrong epoch", "extend grants the current epoch", alice.Extend(ctx, id, []GrantRecord{rec("carol", 1)}), ErrInvalidGrants},
-		{"outsider extends", "only members may add", mallory.Extend(ctx, id, []GrantRecord{rec("mallory", 0)}), ErrForbidden},
-		{"member rotates", "rotation needs the admin right", bob.Rotate(ctx, id, nil, []GrantRecord{rec("alice", 1), rec("bob", 1)}), ErrForbidden},
-		{"rotation skips a member", "every remaining member gets the new epoch", alice.Rotate(ctx, id, nil, []GrantRecord{rec("alice", 1)}), ErrInvalidGrants},
-		{"rotation skips an epoch", "epochs follow each other", alice.Rotate(ctx, id, nil, []GrantRecord{rec("alice", 2), rec("bob", 2)}), ErrConflict},
-		{"member deletes", "deletion needs the admin right", bob.Delete(ctx, id), ErrForbidden},
-		{"unknown session", "IDs are checked", bob.Extend(ctx, ID{9}, []GrantRecord{rec("x", 0)}), ErrUnknownSession},
-	}
-	for _, tc := range tests {
-		if !errors.Is(tc.err, tc.want) {
-			t.Errorf("%s: err = %v, want %v; %s", tc.name, tc.err, tc.want, tc.reason)
-		}
-	}
-	if _, err := mallory.Grants(ctx, id); !errors.Is(err, ErrForbidden) {
-		t.Errorf("outsider reads grants: %v", err)
-	}
-	if err := alice.SetAdmin(ctx, id, "bob", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.Rotate(ctx, id, []string{"alice"}, []GrantRecord{rec("bob", 1)}); err != nil {
-		t.Fatalf("new admin rotates: %v", err)
-	}
-	if _, err := alice.Grants(ctx, id); !errors.Is(err, ErrForbidden) {
-		t.Errorf("removed member reads grants: %v", err)
-	}
-	if err := bob.Delete(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.Lookup(ctx, cid); !errors.Is(err, ErrUnknownSession) {
-		t.Errorf("deleted session still found: %v", err)
-	}
-}
-
 func TestMemoryDirectoryRules(t *testing.T) {
 	t.Parallel()
 	var d MemoryDirectory
@@ -352,7 +297,7 @@ func TestMemoryDirectoryRules(t *testing.T) {
 	if err := d.Publish(a1.Card()); !errors.Is(err, ErrConflict) {
 		t.Errorf("first card of generation 1: %v", err)
 	}
-	if err := d.PublishAll(a1.Cards()); err != nil {
+	if err := d.PublishHistory(context.Background(), a1.Cards()); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Publish(impostor(t, "alice").Card()); !errors.Is(err, ErrConflict) {

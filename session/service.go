@@ -1,9 +1,11 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/veilchat/veil/identity"
@@ -71,7 +73,8 @@ type Service interface {
 	// epochs; ErrForbidden for a non-member (a removed member included).
 	Grants(ctx context.Context, id ID) ([]GrantRecord, error)
 	// Extend adds members with grants for the current epoch (one per new
-	// member). Members may extend.
+	// member). Members may extend. Grants for another epoch than the
+	// current one, or for a user who is a member already, are ErrConflict.
 	Extend(ctx context.Context, id ID, grants []GrantRecord) error
 	// Rotate starts epoch current+1 atomically: the users in remove stop
 	// being members, and grants (one per remaining member, for the new
@@ -126,15 +129,11 @@ func (d *MemoryDirectory) Publish(card *identity.Card) error {
 	return nil
 }
 
-// PublishHistory publishes every card of a history in order; cards already
-// published are skipped. It implements e2ee.Publisher.
+// PublishHistory publishes every card of a history in order, generation 0
+// first; cards already published are skipped, and a card that differs from
+// the published one of its generation returns ErrConflict. It implements
+// e2ee.Publisher, as keyservice.Client does.
 func (d *MemoryDirectory) PublishHistory(_ context.Context, cards []*identity.Card) error {
-	return d.PublishAll(cards)
-}
-
-// PublishAll publishes every card of a history in order; cards already
-// published are skipped.
-func (d *MemoryDirectory) PublishAll(cards []*identity.Card) error {
 	for _, c := range cards {
 		if err := d.Publish(c); err != nil {
 			return err
@@ -168,9 +167,15 @@ func (d *MemoryDirectory) History(_ context.Context, userID string) ([]*identity
 }
 
 // MemoryService is an in-memory session store with the key service's access
-// rules. Use As to get the Service a given user sees. The zero value is
-// ready; it is safe for concurrent use.
+// rules (session/servicetest checks both against one suite). Use As to get
+// the Service a given user sees. The zero value is ready; it is safe for
+// concurrent use.
 type MemoryService struct {
+	// Directory, if set, is where every grantee must have a card, as the
+	// key service requires. Nil accepts grants for any user. It is asked
+	// with the service's lock held, so it must not call the service.
+	Directory Directory
+
 	mu        sync.Mutex
 	sessions  map[ID]*memSession
 	byChannel map[string]ID
@@ -180,7 +185,7 @@ type memSession struct {
 	cid     string
 	epoch   uint32
 	members map[string]*Member
-	grants  map[string][]GrantRecord // by grantee
+	grants  map[string][]GrantRecord // by grantee, epoch ascending
 }
 
 // As returns the Service seen by userID.
@@ -205,20 +210,25 @@ func (v memView) get(id ID, admin bool) (*memSession, error) {
 	return s, nil
 }
 
-func (v memView) Create(_ context.Context, id ID, cid string, grants []GrantRecord) (CreateResult, error) {
+func (v memView) Create(ctx context.Context, id ID, cid string, grants []GrantRecord) (CreateResult, error) {
 	if err := checkCID(cid); err != nil || id.IsZero() {
 		return CreateResult{}, errors.New("session: invalid session ID or channel")
 	}
 	v.m.mu.Lock()
 	defer v.m.mu.Unlock()
+	// The grants are judged before the channel, as the key service judges
+	// them: wrong grants are an error even when the channel has a session.
+	if err := v.m.checkGrants(ctx, grants, 0); err != nil {
+		return CreateResult{}, err
+	}
+	if !slices.ContainsFunc(grants, func(g GrantRecord) bool { return g.Grantee == v.caller }) {
+		return CreateResult{}, ErrInvalidGrants
+	}
 	if existing, ok := v.m.byChannel[cid]; ok {
 		return CreateResult{ID: existing}, nil
 	}
 	if _, ok := v.m.sessions[id]; ok {
 		return CreateResult{}, ErrConflict
-	}
-	if err := checkGrants(grants, 0, nil); err != nil || !hasGrantee(grants, v.caller) {
-		return CreateResult{}, ErrInvalidGrants
 	}
 	s := &memSession{cid: cid, members: map[string]*Member{}, grants: map[string][]GrantRecord{}}
 	for _, g := range grants {
@@ -234,6 +244,9 @@ func (v memView) Create(_ context.Context, id ID, cid string, grants []GrantReco
 }
 
 func (v memView) Lookup(_ context.Context, cid string) (ID, error) {
+	if err := checkCID(cid); err != nil {
+		return ID{}, err
+	}
 	v.m.mu.Lock()
 	defer v.m.mu.Unlock()
 	id, ok := v.m.byChannel[cid]
@@ -254,15 +267,7 @@ func (v memView) Info(_ context.Context, id ID) (Info, error) {
 	for _, m := range s.members {
 		info.Members = append(info.Members, *m)
 	}
-	slices.SortFunc(info.Members, func(a, b Member) int {
-		if a.UserID < b.UserID {
-			return -1
-		}
-		if a.UserID > b.UserID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(info.Members, func(a, b Member) int { return strings.Compare(a.UserID, b.UserID) })
 	return info, nil
 }
 
@@ -280,19 +285,30 @@ func (v memView) Grants(_ context.Context, id ID) ([]GrantRecord, error) {
 	return out, nil
 }
 
-func (v memView) Extend(_ context.Context, id ID, grants []GrantRecord) error {
+// Extend checks, in the key service's order: the grants are not empty,
+// the caller is a member, the grants are well formed for the epoch they
+// name, that epoch is the current one (else ErrConflict, as for a grantee
+// who is a member already).
+func (v memView) Extend(ctx context.Context, id ID, grants []GrantRecord) error {
+	if len(grants) == 0 {
+		return ErrInvalidGrants
+	}
 	v.m.mu.Lock()
 	defer v.m.mu.Unlock()
 	s, err := v.get(id, false)
 	if err != nil {
 		return err
 	}
-	if err := checkGrants(grants, s.epoch, nil); err != nil {
+	epoch := grants[0].Epoch
+	if err := v.m.checkGrants(ctx, grants, epoch); err != nil {
 		return err
+	}
+	if epoch != s.epoch {
+		return ErrConflict
 	}
 	for _, g := range grants {
 		if _, ok := s.members[g.Grantee]; ok {
-			return ErrInvalidGrants
+			return ErrConflict
 		}
 	}
 	for _, g := range grants {
@@ -302,36 +318,55 @@ func (v memView) Extend(_ context.Context, id ID, grants []GrantRecord) error {
 	return nil
 }
 
-func (v memView) Rotate(_ context.Context, id ID, remove []string, grants []GrantRecord) error {
+// Rotate checks, in the key service's order: the grants name an epoch
+// after 0 and before MaxEpochs, the caller is an admin, the grants are
+// well formed for that epoch, none is for a removed user, every remaining
+// member has one, and the epoch follows the current one (else ErrConflict).
+func (v memView) Rotate(ctx context.Context, id ID, remove []string, grants []GrantRecord) error {
+	if len(grants) == 0 || grants[0].Epoch == 0 {
+		return ErrInvalidGrants
+	}
+	next := grants[0].Epoch
+	if next >= MaxEpochs {
+		return errors.New("session: too many epochs")
+	}
+	for _, u := range remove {
+		if err := identity.CheckUserID(u); err != nil {
+			return err
+		}
+	}
 	v.m.mu.Lock()
 	defer v.m.mu.Unlock()
 	s, err := v.get(id, true)
 	if err != nil {
 		return err
 	}
-	if len(grants) > 0 && grants[0].Epoch != s.epoch+1 {
-		return ErrConflict
+	if err := v.m.checkGrants(ctx, grants, next); err != nil {
+		return err
 	}
-	remaining := map[string]bool{}
+	granted := make(map[string]bool, len(grants))
+	for _, g := range grants {
+		if slices.Contains(remove, g.Grantee) {
+			return ErrInvalidGrants
+		}
+		granted[g.Grantee] = true
+	}
 	for u := range s.members {
-		if !slices.Contains(remove, u) {
-			remaining[u] = true
+		if !slices.Contains(remove, u) && !granted[u] {
+			return ErrInvalidGrants
 		}
 	}
-	if len(remaining) == 0 {
-		return ErrInvalidGrants
-	}
-	if err := checkGrants(grants, s.epoch+1, remaining); err != nil {
-		return err
+	if next != s.epoch+1 {
+		return ErrConflict
 	}
 	for _, u := range remove {
 		delete(s.members, u)
 		delete(s.grants, u)
 	}
-	s.epoch++
+	s.epoch = next
 	for _, g := range grants {
 		if _, ok := s.members[g.Grantee]; !ok {
-			s.members[g.Grantee] = &Member{UserID: g.Grantee, Since: s.epoch}
+			s.members[g.Grantee] = &Member{UserID: g.Grantee, Since: next}
 		}
 		s.grants[g.Grantee] = append(s.grants[g.Grantee], cloneRecord(g))
 	}
@@ -339,6 +374,9 @@ func (v memView) Rotate(_ context.Context, id ID, remove []string, grants []Gran
 }
 
 func (v memView) SetAdmin(_ context.Context, id ID, userID string, admin bool) error {
+	if err := identity.CheckUserID(userID); err != nil {
+		return err
+	}
 	v.m.mu.Lock()
 	defer v.m.mu.Unlock()
 	s, err := v.get(id, true)
@@ -365,29 +403,40 @@ func (v memView) Delete(_ context.Context, id ID) error {
 	return nil
 }
 
+// ageHeader starts every grant: NewGrant makes age files, and the key
+// service refuses anything else.
+const ageHeader = "age-encryption.org/v1\n"
+
 // checkGrants checks that grants are non-empty, all for epoch, one per
-// grantee, and, if must is not nil, that every user in must has one.
-func checkGrants(grants []GrantRecord, epoch uint32, must map[string]bool) error {
+// valid user ID, age files of at most MaxGrantSize bytes, and, with a
+// Directory, that every grantee has a card.
+func (m *MemoryService) checkGrants(ctx context.Context, grants []GrantRecord, epoch uint32) error {
 	if len(grants) == 0 {
 		return ErrInvalidGrants
 	}
+	users := make([]string, 0, len(grants))
 	seen := make(map[string]bool, len(grants))
 	for _, g := range grants {
-		if g.Epoch != epoch || g.Grantee == "" || len(g.Grant) == 0 || len(g.Grant) > MaxGrantSize || seen[g.Grantee] {
+		if g.Epoch != epoch || identity.CheckUserID(g.Grantee) != nil || seen[g.Grantee] ||
+			len(g.Grant) > MaxGrantSize || !bytes.HasPrefix(g.Grant, []byte(ageHeader)) {
 			return ErrInvalidGrants
 		}
 		seen[g.Grantee] = true
+		users = append(users, g.Grantee)
 	}
-	for u := range must {
-		if !seen[u] {
+	if m.Directory == nil {
+		return nil
+	}
+	cards, err := m.Directory.Latest(ctx, users)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if cards[u] == nil {
 			return ErrInvalidGrants
 		}
 	}
 	return nil
-}
-
-func hasGrantee(grants []GrantRecord, user string) bool {
-	return slices.ContainsFunc(grants, func(g GrantRecord) bool { return g.Grantee == user })
 }
 
 func cloneRecord(g GrantRecord) GrantRecord {

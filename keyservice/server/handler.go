@@ -111,7 +111,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.cfg.Metrics == nil {
 		h.cfg.Metrics = prometheus.NewRegistry()
 	}
-	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst)
+	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "veil_keyservice_requests_total", Help: "Requests by route and status code.",
 	}, []string{"route", "code"})
@@ -296,8 +296,10 @@ const (
 	limiterSweep = 8
 )
 
-func newLimiters(l rate.Limit, burst int) *limiters {
-	return &limiters{limit: l, burst: burst, now: time.Now, m: map[string]*list.Element{}}
+// newLimiters returns limiters that refill by now's clock (the Handler's
+// Config.Now).
+func newLimiters(l rate.Limit, burst int, now func() time.Time) *limiters {
+	return &limiters{limit: l, burst: burst, now: now, m: map[string]*list.Element{}}
 }
 
 // allow reports whether key may make a request now, and takes a token if
@@ -806,8 +808,15 @@ func (h *Handler) setAdmin(r *http.Request, p Principal, body []byte) (int, any,
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	err = h.cfg.Store.SetAdmin(r.Context(), id, p.UserID, user, req.Admin)
+	ctx := r.Context()
+	err = h.cfg.Store.SetAdmin(ctx, id, p.UserID, user, req.Admin)
 	if errors.Is(err, keyservice.ErrNotFound) {
+		// The store says ErrNotFound both for a session that does not
+		// exist and, after checking the caller's rights, for a user who
+		// is not a member; only the second is unknown_user.
+		if _, _, err := h.cfg.Store.Session(ctx, id); err != nil {
+			return 0, nil, err
+		}
 		return 0, nil, &keyservice.APIError{Status: http.StatusNotFound, Code: keyservice.CodeUnknownUser, Message: "not a member of this session"}
 	}
 	if err != nil {

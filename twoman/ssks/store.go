@@ -2,7 +2,6 @@ package ssks
 
 import (
 	"context"
-	"crypto/hmac"
 	"time"
 
 	"github.com/veilchat/veil/twoman"
@@ -14,10 +13,6 @@ import (
 type Proof struct {
 	FactorType twoman.FactorType
 	FactorHash []byte
-}
-
-func (p Proof) matches(t twoman.FactorType, hash []byte) bool {
-	return p.FactorType == t && hmac.Equal(p.FactorHash, hash)
 }
 
 // ChallengeRecord is a challenge session as stored. Only hashes of the code
