@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/internal/bech32"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 // Kind names the age encryption key type of one identity generation.
@@ -152,8 +153,10 @@ func (g *generation) recipient() age.Recipient {
 // a new value.
 //
 // An Identity is a secret. Its String, GoString, Format and LogValue methods
-// print only the user ID and the current fingerprint; the keys leave it only
-// through Export and ExportWithPassphrase.
+// print only the user ID and the current fingerprint, MarshalJSON refuses,
+// and its generations sit behind pointers, which fmt prints as addresses
+// where it cannot call a method (an Identity in an unexported field); the
+// keys leave it only through Export and ExportWithPassphrase.
 //
 // Identity implements age.Identity, so age.Decrypt(grant, id) opens an age
 // file made for any of its generations.
@@ -313,13 +316,7 @@ func (id Identity) GoString() string { return id.String() }
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
 // dereferenced *Identity redacts itself too.
-func (id Identity) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", id.String())
-		return
-	}
-	io.WriteString(f, id.String())
-}
+func (id Identity) Format(f fmt.State, verb rune) { redact.Format(f, verb, id.String()) }
 
 // LogValue implements slog.LogValuer: logs see the user ID, generation and
 // fingerprint only.
@@ -334,10 +331,17 @@ func (id Identity) LogValue() slog.Value {
 	)
 }
 
+// MarshalJSON refuses: an identity leaves only through Export and
+// ExportWithPassphrase, never as a side effect of marshalling a struct that
+// holds one.
+func (id Identity) MarshalJSON() ([]byte, error) {
+	return redact.Name("identity.Identity").MarshalJSON()
+}
+
 // Format keeps a generation's keys out of fmt output even when reached
 // through a bad verb or a container.
 func (g *generation) Format(f fmt.State, verb rune) {
-	io.WriteString(f, "identity.generation(REDACTED)")
+	redact.Name("identity.generation").Format(f, verb)
 }
 
 // signedMessage builds purpose ‖ 0x00 ‖ msg.

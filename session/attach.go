@@ -10,6 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/veilchat/veil/internal/attach"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 // ErrAttachment is the one error for an attachment that does not
@@ -60,19 +61,22 @@ func (k FileKey) Equal(o FileKey) bool {
 
 var errZeroFileKey = errors.New("session: the zero FileKey is not a key")
 
-const redactedFileKey = "session.FileKey(REDACTED)"
+const fileKeyName = redact.Name("session.FileKey")
 
 // String returns a redacted placeholder.
-func (k FileKey) String() string { return redactedFileKey }
+func (k FileKey) String() string { return fileKeyName.String() }
 
 // GoString returns a redacted placeholder.
-func (k FileKey) GoString() string { return redactedFileKey }
+func (k FileKey) GoString() string { return fileKeyName.GoString() }
 
 // Format prints a redacted placeholder under every verb.
-func (k FileKey) Format(f fmt.State, _ rune) { io.WriteString(f, redactedFileKey) }
+func (k FileKey) Format(f fmt.State, verb rune) { fileKeyName.Format(f, verb) }
 
 // LogValue implements slog.LogValuer with a redacted placeholder.
-func (k FileKey) LogValue() slog.Value { return slog.StringValue(redactedFileKey) }
+func (k FileKey) LogValue() slog.Value { return fileKeyName.LogValue() }
+
+// MarshalJSON refuses: a key reaches JSON only through Bytes.
+func (k FileKey) MarshalJSON() ([]byte, error) { return fileKeyName.MarshalJSON() }
 
 // EncryptStream returns a writer that encrypts what is written to it into
 // dst, in 64 KiB chunks under key (and a random per-file nonce from

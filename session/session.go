@@ -16,6 +16,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/veilchat/veil/internal/redact"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -127,19 +128,22 @@ func (k EpochKey) Equal(o EpochKey) bool {
 	return subtle.ConstantTimeCompare(keyBytes(k.k), keyBytes(o.k)) == 1
 }
 
-const redactedEpochKey = "session.EpochKey(REDACTED)"
+const epochKeyName = redact.Name("session.EpochKey")
 
 // String returns a redacted placeholder.
-func (k EpochKey) String() string { return redactedEpochKey }
+func (k EpochKey) String() string { return epochKeyName.String() }
 
 // GoString returns a redacted placeholder.
-func (k EpochKey) GoString() string { return redactedEpochKey }
+func (k EpochKey) GoString() string { return epochKeyName.GoString() }
 
 // Format prints a redacted placeholder under every verb.
-func (k EpochKey) Format(f fmt.State, verb rune) { io.WriteString(f, redactedEpochKey) }
+func (k EpochKey) Format(f fmt.State, verb rune) { epochKeyName.Format(f, verb) }
 
 // LogValue implements slog.LogValuer with a redacted placeholder.
-func (k EpochKey) LogValue() slog.Value { return slog.StringValue(redactedEpochKey) }
+func (k EpochKey) LogValue() slog.Value { return epochKeyName.LogValue() }
+
+// MarshalJSON refuses: a key reaches JSON only through Bytes.
+func (k EpochKey) MarshalJSON() ([]byte, error) { return epochKeyName.MarshalJSON() }
 
 // epoch is an epoch key with what is derived from it once.
 type epoch struct {
@@ -323,7 +327,7 @@ func (s Session) GoString() string { return s.String() }
 
 // Format prints the redacted String under every verb. It has a value
 // receiver so that a dereferenced *Session redacts itself too.
-func (s Session) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+func (s Session) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.String()) }
 
 // LogValue implements slog.LogValuer without keys.
 func (s Session) LogValue() slog.Value {
@@ -332,4 +336,4 @@ func (s Session) LogValue() slog.Value {
 
 // Format keeps an epoch's keys out of fmt output even when reached through
 // a bad verb or a container.
-func (e *epoch) Format(f fmt.State, verb rune) { io.WriteString(f, "session.epoch(REDACTED)") }
+func (e *epoch) Format(f fmt.State, verb rune) { redact.Name("session.epoch").Format(f, verb) }

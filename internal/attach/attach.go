@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/veilchat/veil/internal/redact"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -406,7 +407,7 @@ func (r *Reader) openChunk(ct []byte, last bool) ([]byte, error) {
 // Format prints a placeholder under every verb: a Writer holds the pending
 // plaintext and its cipher's key, which fmt would otherwise print field by
 // field. Value receiver, so that a dereferenced Writer redacts itself too.
-func (w Writer) Format(f fmt.State, _ rune) { io.WriteString(f, "attach.Writer(REDACTED)") }
+func (w Writer) Format(f fmt.State, verb rune) { redact.Name("attach.Writer").Format(f, verb) }
 
 // Format prints a placeholder under every verb (see Writer.Format).
-func (r Reader) Format(f fmt.State, _ rune) { io.WriteString(f, "attach.Reader(REDACTED)") }
+func (r Reader) Format(f fmt.State, verb rune) { redact.Name("attach.Reader").Format(f, verb) }
