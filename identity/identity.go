@@ -97,17 +97,27 @@ func (o Options) resolve() (Kind, time.Time, error) {
 	return kind, created.UTC().Truncate(time.Second), nil
 }
 
-// generation holds the private keys of one key generation.
+// generation is one key generation: its card, and its private keys one
+// pointer further. An Identity holds *generation pointers; fmt, printing
+// an Identity it reaches without its methods (in an unexported field)
+// under a verb that does not fit a pointer (%s, %q), dereferences such a
+// pointer once and prints the generation with %v, where the keys' pointer
+// shows as an address (see package internal/redact).
 type generation struct {
+	*privateKeys
+	card *Card
+}
+
+// privateKeys are the secrets of a generation.
+type privateKeys struct {
 	signSeed [ed25519.SeedSize]byte
 	encKey   [32]byte // X25519 scalar or ML-KEM-768+X25519 seed, per card.kind
 	sign     ed25519.PrivateKey
 	age      age.Identity
-	card     *Card
 }
 
 func newGeneration(kind Kind, signSeed, encKey *[32]byte) (*generation, error) {
-	g := &generation{signSeed: *signSeed, encKey: *encKey}
+	g := &generation{privateKeys: &privateKeys{signSeed: *signSeed, encKey: *encKey}}
 	g.sign = ed25519.NewKeyFromSeed(g.signSeed[:])
 	var err error
 	switch kind {

@@ -16,22 +16,22 @@ import (
 // identity (released only after the user's one-time code) it recovers the
 // identity; alone it recovers nothing. It redacts itself under fmt and
 // slog, refuses encoding/json, and Bytes is the only way out. Its bytes sit
-// behind a pointer, so that fmt, printing a struct that holds a RuleKey in
-// an unexported field (where it cannot call Format), shows an address, not
-// the key. Keys are immutable; copies share the bytes. The zero value is
-// not a valid key.
-type RuleKey struct{ k *[KeySize]byte }
+// two pointers away (a redact.Value), so that fmt, printing a struct that
+// holds a RuleKey in an unexported field (where it cannot call Format),
+// shows an address under every verb, not the key. Keys are immutable;
+// copies share the bytes. The zero value is not a valid key.
+type RuleKey struct{ k redact.Value[[KeySize]byte] }
 
 // NewRuleKey returns a random key (rand nil means crypto/rand).
 func NewRuleKey(rnd io.Reader) (RuleKey, error) {
-	k := RuleKey{new([KeySize]byte)}
+	k := new([KeySize]byte)
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	if _, err := io.ReadFull(rnd, k.k[:]); err != nil {
+	if _, err := io.ReadFull(rnd, k[:]); err != nil {
 		return RuleKey{}, err
 	}
-	return k, nil
+	return RuleKey{redact.Hold(k)}, nil
 }
 
 // ParseRuleKey returns the key whose bytes are b (KeySize bytes).
@@ -39,17 +39,17 @@ func ParseRuleKey(b []byte) (RuleKey, error) {
 	if len(b) != KeySize {
 		return RuleKey{}, fmt.Errorf("twoman: a twoManRuleKey is %d bytes", KeySize)
 	}
-	k := RuleKey{new([KeySize]byte)}
-	copy(k.k[:], b)
-	return k, nil
+	k := new([KeySize]byte)
+	copy(k[:], b)
+	return RuleKey{redact.Hold(k)}, nil
 }
 
 // raw returns the key bytes, or nil for the zero value.
 func (k RuleKey) raw() []byte {
-	if k.k == nil {
+	if k.k.IsZero() {
 		return nil
 	}
-	return k.k[:]
+	return k.k.Get()[:]
 }
 
 // Bytes returns a copy of the key (nil for the zero value), to send to the

@@ -5,11 +5,14 @@
 // A method alone does not redact. fmt calls String, GoString or Format only
 // on a value it can reach as an interface; a value in an unexported struct
 // field (of a caller's struct, or of a Handler that keeps its Config) is
-// printed field by field by reflection, whatever methods its type has. So a
+// printed field by field by reflection, whatever methods its type has. A
+// pointer field then prints as an address, except under a verb that does
+// not fit a pointer (%s, %q), where fmt prints what it points to. So a
 // secret-holding type does two things:
 //
-//   - it keeps its bytes behind a pointer, which reflection prints as an
-//     address (a [32]byte or a string held by value would print in full);
+//   - it keeps its bytes in a [Value], two pointers away, where reflection
+//     never reaches them (a [32]byte or a string held by value would print
+//     in full, and behind a single pointer under %s);
 //   - its String, GoString, Format, LogValue and MarshalJSON print a
 //     placeholder, for the positions where a method can be called.
 //

@@ -10,9 +10,9 @@ import (
 	"github.com/veilchat/veil/internal/redact"
 )
 
-// apiKey is a secret type: its bytes sit behind a pointer, and its methods
-// delegate to a redact.Name.
-type apiKey struct{ b *[16]byte }
+// apiKey is a secret type: its bytes sit in a redact.Value, and its
+// methods delegate to a redact.Name.
+type apiKey struct{ b redact.Value[[16]byte] }
 
 const apiKeyName = redact.Name("example.apiKey")
 
@@ -37,7 +37,7 @@ type holder struct {
 }
 
 func Example() {
-	key := apiKey{&[16]byte{'s', 'e', 'c', 'r', 'e', 't'}}
+	key := apiKey{redact.Hold(&[16]byte{'s', 'e', 'c', 'r', 'e', 't'})}
 	cfg := config{URL: "https://example.com", Password: redact.New([]byte("hunter2"))}
 
 	fmt.Printf("%v %x %q\n", key, key, key)
@@ -48,9 +48,11 @@ func Example() {
 	fmt.Println(string(b))
 
 	// Through an unexported field the pointers print as addresses, which
-	// vary from run to run: compare the output with a fixed one.
-	out := fmt.Sprintf("%+v", holder{key, cfg})
-	fmt.Println(len(out) > 0 && !strings.Contains(out, "hunter2") && !strings.Contains(out, "secret"))
+	// vary from run to run, even under %s, which dereferences one.
+	for _, verb := range []string{"%+v", "%s", "%d"} {
+		out := fmt.Sprintf(verb, holder{key, cfg})
+		fmt.Println(verb, !strings.Contains(out, "hunter2") && !strings.Contains(out, "secret") && !strings.Contains(out, "115 101 99"))
+	}
 
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -69,7 +71,9 @@ func Example() {
 	// {URL:https://example.com Password:REDACTED Token:unset}
 	// json: error calling MarshalJSON for type redact_test.apiKey: example.apiKey is a secret and is not marshalled implicitly
 	// {"URL":"https://example.com","Password":"REDACTED","Token":null}
-	// true
+	// %+v true
+	// %s true
+	// %d true
 	// level=INFO msg=configured key=example.apiKey(REDACTED) password=REDACTED token=unset
 	// hunter2
 }

@@ -16,6 +16,3 @@ type Secret = redaction.Secret
 // NewSecret returns a Secret holding a copy of b (the zero Secret for an
 // empty b). The caller may clear b afterwards.
 func NewSecret(b []byte) Secret { return redaction.New(b) }
-
-// codeName is what a Code prints as.
-const codeName = redaction.Name("ssks.Code")

@@ -22,28 +22,31 @@ import (
 	"text/template"
 	"time"
 
+	redaction "github.com/veilchat/veil/internal/redact" // redact is the package's function for error texts
 	"github.com/veilchat/veil/twoman"
 )
 
 // Code is a one-time code in transit to its user. It redacts itself under
 // fmt and slog, refuses encoding/json, and Reveal returns the digits for
-// the message body. The digits sit behind a pointer, so that fmt, printing
-// a struct that holds a Code in an unexported field (where it cannot call
-// Format), shows an address.
-type Code struct{ digits *string }
+// the message body. The digits sit two pointers away, so that fmt,
+// printing a struct that holds a Code in an unexported field (where it
+// cannot call Format), shows an address under every verb.
+type Code struct{ digits redaction.Value[string] }
 
 // NewCode returns a Code holding digits. The SSKS makes codes itself; this
 // is for tests of a Sender.
-func NewCode(digits string) Code { return Code{&digits} }
+func NewCode(digits string) Code { return Code{redaction.Hold(&digits)} }
 
 // Reveal returns the digits ("" for the zero value). Put them only in the
 // message to the user.
 func (c Code) Reveal() string {
-	if c.digits == nil {
+	if c.digits.IsZero() {
 		return ""
 	}
-	return *c.digits
+	return *c.digits.Get()
 }
+
+const codeName = redaction.Name("ssks.Code")
 
 // String returns a redacted placeholder.
 func (c Code) String() string { return codeName.String() }
