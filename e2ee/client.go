@@ -31,7 +31,7 @@ type Publisher interface {
 //
 // A Config prints and logs redacted: fmt (every verb), slog and
 // encoding/json show the user ID, the key kind and the store's type, never
-// StateKey, which keeps its bytes behind a pointer where fmt reaches a
+// StateKey, which keeps its bytes behind pointers where fmt reaches a
 // Config without its methods (in an unexported struct field).
 type Config struct {
 	// UserID is the Stream user the client acts as.

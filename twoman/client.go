@@ -264,7 +264,7 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 // the SSKS challenge session, the user's twoManRuleKey, and whether the
 // one-time code is required (it is whenever the user already has an
 // identity stored). fmt prints it with the RuleKey redacted, in every
-// position (the key's bytes sit behind a pointer); encoding/json refuses
+// position (the key's bytes sit behind pointers); encoding/json refuses
 // it, as the RuleKey reaches JSON only through Bytes; slog sees LogValue.
 type Session struct {
 	UserID           string

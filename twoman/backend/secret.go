@@ -5,7 +5,7 @@ import "github.com/veilchat/veil/internal/redact"
 // Secret holds a secret of a Config: the app's SSKS API key. Make one with
 // NewSecret. It prints as REDACTED ("unset" when empty) under every fmt
 // verb, in slog and wherever fmt meets it, even through an unexported
-// struct field (its bytes sit behind a pointer), and marshals to the JSON
+// struct field (its bytes sit behind pointers), and marshals to the JSON
 // string "REDACTED", so that a Config can be printed and logged whole. Its
 // methods: Reveal returns a copy of the bytes, Len their length, IsZero
 // whether it is empty. The zero value is empty; a Secret is immutable and

@@ -7,7 +7,7 @@ import redaction "github.com/veilchat/veil/internal/redact"
 // an SMTP password, a webhook secret. Make one with NewSecret. It prints as
 // REDACTED ("unset" when empty) under every fmt verb, in slog and wherever
 // fmt meets it, even through an unexported struct field (its bytes sit
-// behind a pointer), and marshals to the JSON string "REDACTED", so that a
+// behind pointers), and marshals to the JSON string "REDACTED", so that a
 // Config can be printed and logged whole. Its methods: Reveal returns a
 // copy of the bytes, Len their length, IsZero whether it is empty. The zero
 // value is empty; a Secret is immutable and safe for concurrent use.
