@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/redact"
 	"github.com/veilchat/veil/keyservice"
 	"github.com/veilchat/veil/session"
 )
@@ -30,7 +31,8 @@ type Publisher interface {
 //
 // A Config prints and logs redacted: fmt (every verb), slog and
 // encoding/json show the user ID, the key kind and the store's type, never
-// StateKey.
+// StateKey, which keeps its bytes behind pointers where fmt reaches a
+// Config without its methods (in an unexported struct field).
 type Config struct {
 	// UserID is the Stream user the client acts as.
 	UserID string
@@ -44,11 +46,9 @@ type Config struct {
 	// only: a restarted process gets a new identity and cannot read old
 	// messages.
 	State StateStore
-	// StateKey (32 bytes) encrypts the state at rest. Required when State
-	// is set. Keep it outside the state's storage (a secret manager, the
-	// OS keychain). New copies it: clear the slice after New returns, as
-	// fmt prints a Config held in an unexported struct field through
-	// reflection, which no method can redact.
+	// StateKey encrypts the state at rest. Required when State is set.
+	// Keep it outside the state's storage (a secret manager, the OS
+	// keychain) and load it with ParseStateKey.
 	//
 	// The key authenticates the state but cannot tell an old state from
 	// the current one: whoever can write the state's storage can put back
@@ -56,7 +56,7 @@ type Config struct {
 	// the Directory publishes for UserID (ErrStateRollback), but not an
 	// older blob with the same identity, which silently restores older
 	// pins and session keys.
-	StateKey []byte
+	StateKey StateKey
 	// Kind is the key type of a newly generated identity. Zero means the
 	// post-quantum hybrid.
 	Kind identity.Kind
@@ -100,8 +100,7 @@ type Client struct {
 }
 
 type client struct {
-	cfg      Config              // StateKey cleared: the key is stateKey
-	stateKey *[StateKeySize]byte // behind a pointer, which fmt's reflection prints as an address
+	cfg      Config
 	mu       sync.Mutex
 	id       *identity.Identity
 	mgr      *session.Manager
@@ -130,16 +129,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.State == nil {
 		cfg.State = new(MemoryStore)
-		if cfg.StateKey == nil {
-			cfg.StateKey = make([]byte, StateKeySize) // memory only: nothing at rest
+		if cfg.StateKey.k.IsZero() {
+			cfg.StateKey = StateKey{redact.Hold(new([StateKeySize]byte))} // memory only: nothing at rest
 		}
 	}
-	if len(cfg.StateKey) != StateKeySize {
-		return nil, fmt.Errorf("e2ee: StateKey must be %d bytes", StateKeySize)
+	if cfg.StateKey.k.IsZero() {
+		return nil, errors.New("e2ee: Config.StateKey is required with a State")
 	}
-	c := &Client{&client{cfg: cfg, stateKey: new([StateKeySize]byte), sessions: map[session.ID]*session.Session{}}}
-	copy(c.stateKey[:], cfg.StateKey)
-	c.cfg.StateKey = nil
+	c := &Client{&client{cfg: cfg, sessions: map[session.ID]*session.Session{}}}
 	c.pins = &pins{m: map[string]*identity.Card{}, save: func() error { return c.save(context.Background()) }}
 
 	blob, err := cfg.State.Load(ctx)
@@ -162,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	case err != nil:
 		return nil, fmt.Errorf("e2ee: loading state: %w", err)
 	default:
-		st, err := openState(c.stateKey[:], cfg.UserID, blob)
+		st, err := openState(c.cfg.StateKey.k.Get()[:], cfg.UserID, blob)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +301,7 @@ func (c *Client) save(ctx context.Context) error {
 	}()
 	export := id.Export()
 	defer clear(export)
-	blob, err := sealState(c.stateKey[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
+	blob, err := sealState(c.cfg.StateKey.k.Get()[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
 	if err != nil {
 		return err
 	}
@@ -403,13 +400,7 @@ func (c Config) GoString() string { return c.String() }
 // %x, ...) prints the redacted String. It has a value receiver so that a
 // Config reached through a pointer, a dereference or an exported struct
 // field redacts itself too.
-func (c Config) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", c.String())
-		return
-	}
-	io.WriteString(f, c.String())
-}
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String()) }
 
 // LogValue implements slog.LogValuer: logs see the user ID, the key kind
 // and the state store's type only.
@@ -424,7 +415,8 @@ func (c Config) LogValue() slog.Value {
 
 // MarshalJSON gives encoding/json, and so slog's JSON handler when a Config
 // is nested in another value, the fields LogValue shows: a Config is not a
-// serialisation format, and without it StateKey would appear in base64.
+// serialisation format, and without it the StateKey's refusal to marshal
+// would fail the whole Config.
 func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		UserID   string `json:"user_id"`
@@ -449,10 +441,10 @@ func (c Config) storeType() string {
 }
 
 func (c Config) stateKeyNote() string {
-	if c.StateKey == nil {
+	if c.StateKey.k.IsZero() {
 		return "unset"
 	}
-	return "REDACTED"
+	return redact.Placeholder
 }
 
 // String returns a redacted description of the client: the user ID, the
@@ -475,13 +467,7 @@ func (c Client) GoString() string { return c.String() }
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
 // dereferenced *Client, or a Client in a struct field, redacts itself too.
-func (c Client) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", c.String())
-		return
-	}
-	io.WriteString(f, c.String())
-}
+func (c Client) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String()) }
 
 // LogValue implements slog.LogValuer: logs see the user ID, the identity's
 // generation and fingerprint only.

@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/internal/bech32"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 // Kind names the age encryption key type of one identity generation.
@@ -96,17 +97,27 @@ func (o Options) resolve() (Kind, time.Time, error) {
 	return kind, created.UTC().Truncate(time.Second), nil
 }
 
-// generation holds the private keys of one key generation.
+// generation is one key generation: its card, and its private keys one
+// pointer further. An Identity holds *generation pointers; fmt, printing
+// an Identity it reaches without its methods (in an unexported field)
+// under a verb that does not fit a pointer (%s, %q), dereferences such a
+// pointer once and prints the generation with %v, where the keys' pointer
+// shows as an address (see package internal/redact).
 type generation struct {
+	*privateKeys
+	card *Card
+}
+
+// privateKeys are the secrets of a generation.
+type privateKeys struct {
 	signSeed [ed25519.SeedSize]byte
 	encKey   [32]byte // X25519 scalar or ML-KEM-768+X25519 seed, per card.kind
 	sign     ed25519.PrivateKey
 	age      age.Identity
-	card     *Card
 }
 
 func newGeneration(kind Kind, signSeed, encKey *[32]byte) (*generation, error) {
-	g := &generation{signSeed: *signSeed, encKey: *encKey}
+	g := &generation{privateKeys: &privateKeys{signSeed: *signSeed, encKey: *encKey}}
 	g.sign = ed25519.NewKeyFromSeed(g.signSeed[:])
 	var err error
 	switch kind {
@@ -152,8 +163,10 @@ func (g *generation) recipient() age.Recipient {
 // a new value.
 //
 // An Identity is a secret. Its String, GoString, Format and LogValue methods
-// print only the user ID and the current fingerprint; the keys leave it only
-// through Export and ExportWithPassphrase.
+// print only the user ID and the current fingerprint, MarshalJSON refuses,
+// and its generations sit behind pointers, which fmt prints as addresses
+// where it cannot call a method (an Identity in an unexported field); the
+// keys leave it only through Export and ExportWithPassphrase.
 //
 // Identity implements age.Identity, so age.Decrypt(grant, id) opens an age
 // file made for any of its generations.
@@ -313,13 +326,7 @@ func (id Identity) GoString() string { return id.String() }
 // Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
 // dereferenced *Identity redacts itself too.
-func (id Identity) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", id.String())
-		return
-	}
-	io.WriteString(f, id.String())
-}
+func (id Identity) Format(f fmt.State, verb rune) { redact.Format(f, verb, id.String()) }
 
 // LogValue implements slog.LogValuer: logs see the user ID, generation and
 // fingerprint only.
@@ -334,10 +341,17 @@ func (id Identity) LogValue() slog.Value {
 	)
 }
 
+// MarshalJSON refuses: an identity leaves only through Export and
+// ExportWithPassphrase, never as a side effect of marshalling a struct that
+// holds one.
+func (id Identity) MarshalJSON() ([]byte, error) {
+	return redact.Name("identity.Identity").MarshalJSON()
+}
+
 // Format keeps a generation's keys out of fmt output even when reached
 // through a bad verb or a container.
 func (g *generation) Format(f fmt.State, verb rune) {
-	io.WriteString(f, "identity.generation(REDACTED)")
+	redact.Name("identity.generation").Format(f, verb)
 }
 
 // signedMessage builds purpose ‖ 0x00 ‖ msg.

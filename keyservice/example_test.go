@@ -23,7 +23,7 @@ func Example() {
 	store, _ := server.OpenStore(ctx, filepath.Join(dir, "keys.db"))
 	defer store.Close()
 	secret := []byte("an HS256 secret of at least 32 bytes!")
-	h, _ := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: secret}}}})
+	h, _ := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(secret)}}}})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 

@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 const (
@@ -52,7 +53,7 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 	body = append(body, grantVersion)
 	body = append(body, s.id[:]...)
 	body = binary.BigEndian.AppendUint32(body, n)
-	body = append(body, ep.key.k[:]...)
+	body = append(body, ep.key.k.Get()[:]...)
 	body = binary.BigEndian.AppendUint16(body, uint16(len(s.cid)))
 	body = append(body, s.cid...)
 	body = append(body, byte(len(grantee.UserID())))
@@ -132,8 +133,9 @@ func parseGrantBody(b []byte) (g *Grant, signed, sig []byte, ok bool) {
 	}
 	copy(g.SessionID[:], r.bytes(IDSize))
 	g.Epoch = r.uint32()
-	g.Key = EpochKey{new([KeySize]byte)}
-	copy(g.Key.k[:], r.bytes(KeySize))
+	key := new([KeySize]byte)
+	copy(key[:], r.bytes(KeySize))
+	g.Key = EpochKey{redact.Hold(key)}
 	g.ChannelCID = string(r.bytes(int(r.uint16())))
 	g.Grantee = string(r.bytes(int(r.byte())))
 	g.GranteeGeneration = r.uint32()

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/veilchat/veil/internal/redact"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -81,12 +82,13 @@ func (id ID) IsZero() bool { return id == ID{} }
 const KeySize = 32
 
 // EpochKey is the 32-byte secret of one session epoch. It redacts itself
-// under fmt and slog; Bytes is the only way out. Its bytes sit behind a
-// pointer, so that fmt, printing a struct that holds an EpochKey in an
-// unexported field (where it cannot call Format), shows an address, not
-// the key. Keys are immutable; copies share the bytes. The zero value is
-// not a valid key.
-type EpochKey struct{ k *[KeySize]byte }
+// under fmt and slog, refuses encoding/json, and Bytes is the only way
+// out. Its bytes sit two pointers away (a redact.Value), so that fmt,
+// printing a struct that holds an EpochKey in an unexported field (where
+// it cannot call Format), shows an address under every verb, not the key.
+// Keys are immutable; copies share the bytes. The zero value is not a
+// valid key.
+type EpochKey struct{ k redact.Value[[KeySize]byte] }
 
 // keyBytes returns the bytes of a key, or nil for a zero key.
 func keyBytes(k *[KeySize]byte) []byte {
@@ -98,14 +100,14 @@ func keyBytes(k *[KeySize]byte) []byte {
 
 // NewEpochKey returns a random key read from rand (nil means crypto/rand).
 func NewEpochKey(rnd io.Reader) (EpochKey, error) {
-	k := EpochKey{new([KeySize]byte)}
+	k := new([KeySize]byte)
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	if _, err := io.ReadFull(rnd, k.k[:]); err != nil {
+	if _, err := io.ReadFull(rnd, k[:]); err != nil {
 		return EpochKey{}, fmt.Errorf("session: reading randomness: %w", err)
 	}
-	return k, nil
+	return EpochKey{redact.Hold(k)}, nil
 }
 
 // ParseEpochKey returns the key whose bytes are b (exactly KeySize).
@@ -113,33 +115,36 @@ func ParseEpochKey(b []byte) (EpochKey, error) {
 	if len(b) != KeySize {
 		return EpochKey{}, errors.New("session: an epoch key is 32 bytes")
 	}
-	k := EpochKey{new([KeySize]byte)}
-	copy(k.k[:], b)
-	return k, nil
+	k := new([KeySize]byte)
+	copy(k[:], b)
+	return EpochKey{redact.Hold(k)}, nil
 }
 
 // Bytes returns a copy of the key bytes (nil for the zero value). Handle
 // them as a secret.
-func (k EpochKey) Bytes() []byte { return bytes.Clone(keyBytes(k.k)) }
+func (k EpochKey) Bytes() []byte { return bytes.Clone(keyBytes(k.k.Get())) }
 
 // Equal reports in constant time whether two keys are the same.
 func (k EpochKey) Equal(o EpochKey) bool {
-	return subtle.ConstantTimeCompare(keyBytes(k.k), keyBytes(o.k)) == 1
+	return subtle.ConstantTimeCompare(keyBytes(k.k.Get()), keyBytes(o.k.Get())) == 1
 }
 
-const redactedEpochKey = "session.EpochKey(REDACTED)"
+const epochKeyName = redact.Name("session.EpochKey")
 
 // String returns a redacted placeholder.
-func (k EpochKey) String() string { return redactedEpochKey }
+func (k EpochKey) String() string { return epochKeyName.String() }
 
 // GoString returns a redacted placeholder.
-func (k EpochKey) GoString() string { return redactedEpochKey }
+func (k EpochKey) GoString() string { return epochKeyName.GoString() }
 
 // Format prints a redacted placeholder under every verb.
-func (k EpochKey) Format(f fmt.State, verb rune) { io.WriteString(f, redactedEpochKey) }
+func (k EpochKey) Format(f fmt.State, verb rune) { epochKeyName.Format(f, verb) }
 
 // LogValue implements slog.LogValuer with a redacted placeholder.
-func (k EpochKey) LogValue() slog.Value { return slog.StringValue(redactedEpochKey) }
+func (k EpochKey) LogValue() slog.Value { return epochKeyName.LogValue() }
+
+// MarshalJSON refuses: a key reaches JSON only through Bytes.
+func (k EpochKey) MarshalJSON() ([]byte, error) { return epochKeyName.MarshalJSON() }
 
 // epoch is an epoch key with what is derived from it once.
 type epoch struct {
@@ -154,7 +159,7 @@ const (
 )
 
 func newEpoch(k EpochKey) *epoch {
-	msgKey, err := hkdf.Key(sha256.New, k.k[:], nil, labelEnvelopeKey, chacha20poly1305.KeySize)
+	msgKey, err := hkdf.Key(sha256.New, k.k.Get()[:], nil, labelEnvelopeKey, chacha20poly1305.KeySize)
 	if err != nil {
 		panic("session: hkdf: " + err.Error())
 	}
@@ -163,7 +168,7 @@ func newEpoch(k EpochKey) *epoch {
 	if err != nil {
 		panic("session: " + err.Error())
 	}
-	commit, err := hkdf.Key(sha256.New, k.k[:], nil, labelEnvelopeCommit, 32)
+	commit, err := hkdf.Key(sha256.New, k.k.Get()[:], nil, labelEnvelopeCommit, 32)
 	if err != nil {
 		panic("session: hkdf: " + err.Error())
 	}
@@ -237,7 +242,7 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 	}
 	s := &Session{id: id, cid: channelCID, epochs: make(map[uint32]*epoch, len(keys)), rand: rnd}
 	for n, k := range keys {
-		if k.k == nil {
+		if k.k.IsZero() {
 			return nil, errors.New("session: a zero epoch key")
 		}
 		if n >= MaxEpochs {
@@ -252,7 +257,7 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 // WithEpoch returns a copy of s that also holds key for epoch n (which
 // becomes current if it is the newest). An existing key for n must be equal.
 func (s *Session) WithEpoch(n uint32, key EpochKey) (*Session, error) {
-	if key.k == nil {
+	if key.k.IsZero() {
 		return nil, errors.New("session: a zero epoch key")
 	}
 	if e, ok := s.epochs[n]; ok {
@@ -323,7 +328,7 @@ func (s Session) GoString() string { return s.String() }
 
 // Format prints the redacted String under every verb. It has a value
 // receiver so that a dereferenced *Session redacts itself too.
-func (s Session) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+func (s Session) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.String()) }
 
 // LogValue implements slog.LogValuer without keys.
 func (s Session) LogValue() slog.Value {
@@ -332,4 +337,4 @@ func (s Session) LogValue() slog.Value {
 
 // Format keeps an epoch's keys out of fmt output even when reached through
 // a bad verb or a container.
-func (e *epoch) Format(f fmt.State, verb rune) { io.WriteString(f, "session.epoch(REDACTED)") }
+func (e *epoch) Format(f fmt.State, verb rune) { redact.Name("session.epoch").Format(f, verb) }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -46,7 +47,7 @@ func encryptIdentity(s *Session, id *identity.Identity) ([]byte, error) {
 	if id.UserID() != s.UserID {
 		return nil, errors.New("twoman: the identity belongs to another user")
 	}
-	key, err := identityKey(s.RuleKey.k[:])
+	key, err := identityKey(s.RuleKey.raw())
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +79,7 @@ func (c *Client) RetrieveIdentity(ctx context.Context, s *Session, code string) 
 	if err := c.post(ctx, "/v1/identity/retrieve", wire.SessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
 		return nil, err
 	}
-	key, err := identityKey(s.RuleKey.k[:])
+	key, err := identityKey(s.RuleKey.raw())
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +263,9 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 // Session is what the user's device needs to save or retrieve its identity:
 // the SSKS challenge session, the user's twoManRuleKey, and whether the
 // one-time code is required (it is whenever the user already has an
-// identity stored).
+// identity stored). fmt prints it with the RuleKey redacted, in every
+// position (the key's bytes sit behind pointers); encoding/json refuses
+// it, as the RuleKey reaches JSON only through Bytes; slog sees LogValue.
 type Session struct {
 	UserID           string
 	Factor           Factor
@@ -270,4 +273,16 @@ type Session struct {
 	RuleKey          RuleKey
 	MustAuthenticate bool
 	ExpiresAt        time.Time
+}
+
+// LogValue implements slog.LogValuer: logs see the user, the factor's type
+// and the session's state, never the RuleKey, the session ID or the
+// factor's value (an address or a phone number).
+func (s Session) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("user_id", s.UserID),
+		slog.String("factor", string(s.Factor.Type)),
+		slog.Bool("must_authenticate", s.MustAuthenticate),
+		slog.Time("expires_at", s.ExpiresAt),
+	)
 }

@@ -32,12 +32,12 @@ func Example() {
 	defer store.Close()
 	inbox := &mailbox{}
 	appKey := []byte("8d1f0c4e9a7b2d6f3e5a1c0b9d8e7f6a") // the app's SSKS API key
-	handler, _ := ssks.NewHandler(ssks.Config{Store: store, AppKeys: [][]byte{appKey}, HashKey: bytes.Repeat([]byte{2}, 32), Sender: inbox})
+	handler, _ := ssks.NewHandler(ssks.Config{Store: store, AppKeys: []ssks.Secret{ssks.NewSecret(appKey)}, HashKey: ssks.NewSecret(bytes.Repeat([]byte{2}, 32)), Sender: inbox})
 	srv := httptest.NewServer(handler)
 	defer srv.Close()
 
 	// The app's backend keeps twoManRuleKeys; the device talks to the SSKS.
-	app, _ := backend.New(backend.Config{Keys: &backend.MemoryKeyStore{}, SSKSURL: srv.URL, AppKey: appKey})
+	app, _ := backend.New(backend.Config{Keys: &backend.MemoryKeyStore{}, SSKSURL: srv.URL, AppKey: backend.NewSecret(appKey)})
 	device, _ := twoman.NewClient(srv.URL, nil)
 	email := twoman.Factor{Type: twoman.Email, Value: "alice@example.com"}
 

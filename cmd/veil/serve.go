@@ -184,7 +184,7 @@ func parseAuth(secrets, edKeys, streamSecret string) (server.Auth, error) {
 		if len(secret) < 32 {
 			return a, fmt.Errorf("--jwt-secret entry %d: secrets must be at least 32 bytes", i+1)
 		}
-		a.Keys = append(a.Keys, server.Key{ID: kid, HS256: []byte(secret)})
+		a.Keys = append(a.Keys, server.Key{ID: kid, HS256: server.NewSecret([]byte(secret))})
 	}
 	for i, item := range splitList(edKeys) {
 		kid, b64 := "", item
@@ -198,9 +198,9 @@ func parseAuth(secrets, edKeys, streamSecret string) (server.Auth, error) {
 		a.Keys = append(a.Keys, server.Key{ID: kid, Ed25519: pub})
 	}
 	if streamSecret != "" {
-		a.StreamSecret = []byte(streamSecret)
+		a.StreamSecret = server.NewSecret([]byte(streamSecret))
 	}
-	if len(a.Keys) == 0 && len(a.StreamSecret) == 0 {
+	if len(a.Keys) == 0 && a.StreamSecret.IsZero() {
 		return a, errors.New("no authentication configured: set VEIL_JWT_SECRETS, VEIL_JWT_ED25519_KEYS or VEIL_STREAM_SECRET (see --help)")
 	}
 	return a, nil
@@ -236,9 +236,9 @@ func rateLimit(rps float64) rate.Limit { return rate.Limit(rps) }
 
 // ssksHandler builds the SSKS from the flags.
 func ssksHandler(ctx context.Context, dsn string, get func(string) string, insecureLog bool, logger *slog.Logger) (http.Handler, func() error, error) {
-	var appKeys [][]byte
+	var appKeys []ssks.Secret
 	for _, k := range splitList(get("ssks-app-keys")) {
-		appKeys = append(appKeys, []byte(k))
+		appKeys = append(appKeys, ssks.NewSecret([]byte(k)))
 	}
 	if len(appKeys) == 0 {
 		return nil, nil, errors.New("--ssks needs VEIL_SSKS_APP_KEYS (see --help)")
@@ -256,13 +256,13 @@ func ssksHandler(ctx context.Context, dsn string, get func(string) string, insec
 		if len(get("webhook-secret")) < 32 {
 			return nil, nil, errors.New("--webhook-url needs --webhook-secret (VEIL_SSKS_WEBHOOK_SECRET) of 32 bytes or more")
 		}
-		sender = &ssks.WebhookSender{URL: get("webhook-url"), Secret: []byte(get("webhook-secret"))}
+		sender = &ssks.WebhookSender{URL: get("webhook-url"), Secret: ssks.NewSecret([]byte(get("webhook-secret")))}
 	case get("smtp-addr") != "":
 		if get("smtp-from") == "" {
 			return nil, nil, errors.New("--smtp-from is required with --smtp-addr")
 		}
 		sender = &ssks.SMTPSender{Addr: get("smtp-addr"), From: get("smtp-from"), AppName: get("app-name"),
-			Username: get("smtp-user"), Password: get("smtp-password")}
+			Username: get("smtp-user"), Password: ssks.NewSecret([]byte(get("smtp-password")))}
 	default:
 		return nil, nil, errors.New("--ssks needs a way to send codes: --smtp-addr, --webhook-url (or --insecure-log-codes in development)")
 	}
@@ -270,7 +270,7 @@ func ssksHandler(ctx context.Context, dsn string, get func(string) string, insec
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
-	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: hashKey, Sender: sender, Logger: logger})
+	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: ssks.NewSecret(hashKey), Sender: sender, Logger: logger})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

@@ -78,11 +78,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("keyservice: Config.Store is required")
 	}
-	if len(cfg.Auth.Keys) == 0 && len(cfg.Auth.StreamSecret) == 0 {
+	if len(cfg.Auth.Keys) == 0 && cfg.Auth.StreamSecret.IsZero() {
 		return nil, errors.New("keyservice: Config.Auth needs Keys or StreamSecret")
 	}
 	for _, k := range cfg.Auth.Keys {
-		if len(k.HS256) > 0 && len(k.HS256) < 32 {
+		if !k.HS256.IsZero() && k.HS256.Len() < 32 {
 			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
 		}
 	}

@@ -878,7 +878,7 @@ func (s *Server) deliver() {
 			if err != nil {
 				continue
 			}
-			m := hmac.New(sha256.New, s.secret)
+			m := hmac.New(sha256.New, s.cfg.APISecret.Reveal())
 			m.Write(b)
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Signature", hex.EncodeToString(m.Sum(nil)))

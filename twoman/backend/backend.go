@@ -60,7 +60,7 @@ type Config struct {
 	Keys KeyStore
 	// SSKSURL is the SSKS's base URL; AppKey the app's SSKS API key.
 	SSKSURL string
-	AppKey  []byte
+	AppKey  Secret
 	// HTTPClient reaches the SSKS; nil means a client with a 15 s timeout.
 	HTTPClient *http.Client
 	// Rand generates keys; nil means crypto/rand.
@@ -78,7 +78,7 @@ type Backend struct {
 
 // New checks cfg and returns a Backend.
 func New(cfg Config) (*Backend, error) {
-	if cfg.Keys == nil || cfg.SSKSURL == "" || !wire.ValidAppKey(cfg.AppKey) {
+	if cfg.Keys == nil || cfg.SSKSURL == "" || !wire.ValidAppKey(cfg.AppKey.Reveal()) {
 		return nil, errors.New("twoman: Config needs Keys, SSKSURL and an AppKey of at least 32 printable ASCII characters")
 	}
 	b := &Backend{cfg: cfg, http: cfg.HTTPClient}
@@ -110,7 +110,7 @@ func (b *Backend) StartChallenge(ctx context.Context, userID string, factor twom
 		return nil, err
 	}
 	var resp wire.ChallengeResponse
-	if err := wire.PostJSON(ctx, b.http, strings.TrimRight(b.cfg.SSKSURL, "/")+"/v1/challenges", "Bearer "+string(b.cfg.AppKey),
+	if err := wire.PostJSON(ctx, b.http, strings.TrimRight(b.cfg.SSKSURL, "/")+"/v1/challenges", "Bearer "+string(b.cfg.AppKey.Reveal()),
 		wire.ChallengeRequest{UserID: userID, Factor: wire.Factor{Type: string(f.Type), Value: f.Value}, ForceAuth: forceAuth}, &resp, twoman.CodeInternal, apiError); err != nil {
 		return nil, err
 	}

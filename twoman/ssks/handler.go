@@ -27,11 +27,11 @@ type Config struct {
 	// AppKeys are the SSKS API keys of the app backends allowed to start
 	// challenges (Authorization: Bearer <key>). Each is at least 32
 	// printable ASCII characters (hex or base64 of random bytes).
-	AppKeys [][]byte
+	AppKeys []Secret
 	// HashKey (32 bytes) keys the hashes of codes and factor values, so
 	// that a copy of the database alone cannot test codes or recover
 	// addresses. Keep it outside the database.
-	HashKey []byte
+	HashKey Secret
 	// Sender delivers the codes.
 	Sender Sender
 	// CodeDigits is the length of codes, 8 to 12. Zero means 8.
@@ -80,14 +80,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
 	}
-	if len(cfg.HashKey) != 32 {
+	if cfg.HashKey.Len() != 32 {
 		return nil, errors.New("twoman: Config.HashKey must be 32 bytes")
 	}
 	if len(cfg.AppKeys) == 0 {
 		return nil, errors.New("twoman: Config.AppKeys is empty")
 	}
 	for _, k := range cfg.AppKeys {
-		if !wire.ValidAppKey(k) {
+		if !wire.ValidAppKey(k.Reveal()) {
 			return nil, errors.New("twoman: app keys must be at least 32 printable ASCII characters")
 		}
 	}
@@ -179,7 +179,7 @@ func (s *Handler) appAuthorized(r *http.Request) bool {
 	got := r.Header.Get("Authorization")
 	ok := 0
 	for _, k := range s.cfg.AppKeys {
-		ok |= subtle.ConstantTimeCompare([]byte(got), append([]byte("Bearer "), k...))
+		ok |= subtle.ConstantTimeCompare([]byte(got), append([]byte("Bearer "), k.Reveal()...))
 	}
 	return ok == 1
 }
@@ -234,7 +234,7 @@ func (s *Handler) startChallenge(r *http.Request, body []byte) (int, any, error)
 		return 0, nil, err
 	}
 	if mustAuth {
-		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Issued: now, Expires: rec.ExpiresAt}); err != nil {
+		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: NewCode(code), Issued: now, Expires: rec.ExpiresAt}); err != nil {
 			// A sender's error may quote the factor value (mail servers
 			// echo the recipient): it never reaches the log.
 			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", redact(err.Error(), f.Value))
@@ -280,11 +280,11 @@ func redact(s, secret string) string {
 }
 
 func (s *Handler) factorHash(f twoman.Factor) []byte {
-	return keyedHash(s.cfg.HashKey, labelFactor, string(f.Type), f.Value)
+	return keyedHash(s.cfg.HashKey.Reveal(), labelFactor, string(f.Type), f.Value)
 }
 
 func (s *Handler) codeHash(id [16]byte, code string) []byte {
-	return keyedHash(s.cfg.HashKey, labelOTP, hex.EncodeToString(id[:]), code)
+	return keyedHash(s.cfg.HashKey.Reveal(), labelOTP, hex.EncodeToString(id[:]), code)
 }
 
 // ---- client-facing: identity ----

@@ -22,27 +22,46 @@ import (
 	"text/template"
 	"time"
 
+	redaction "github.com/veilchat/veil/internal/redact" // redact is the package's function for error texts
 	"github.com/veilchat/veil/twoman"
 )
 
 // Code is a one-time code in transit to its user. It redacts itself under
-// fmt and slog; Reveal returns the digits for the message body.
-type Code struct{ digits string }
+// fmt and slog, refuses encoding/json, and Reveal returns the digits for
+// the message body. The digits sit two pointers away, so that fmt,
+// printing a struct that holds a Code in an unexported field (where it
+// cannot call Format), shows an address under every verb.
+type Code struct{ digits redaction.Value[string] }
 
-// Reveal returns the digits. Put them only in the message to the user.
-func (c Code) Reveal() string { return c.digits }
+// NewCode returns a Code holding digits. The SSKS makes codes itself; this
+// is for tests of a Sender.
+func NewCode(digits string) Code { return Code{redaction.Hold(&digits)} }
+
+// Reveal returns the digits ("" for the zero value). Put them only in the
+// message to the user.
+func (c Code) Reveal() string {
+	if c.digits.IsZero() {
+		return ""
+	}
+	return *c.digits.Get()
+}
+
+const codeName = redaction.Name("ssks.Code")
 
 // String returns a redacted placeholder.
-func (c Code) String() string { return "ssks.Code(REDACTED)" }
+func (c Code) String() string { return codeName.String() }
 
 // GoString returns a redacted placeholder.
-func (c Code) GoString() string { return c.String() }
+func (c Code) GoString() string { return codeName.GoString() }
 
 // Format prints a redacted placeholder under every verb.
-func (c Code) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+func (c Code) Format(f fmt.State, verb rune) { codeName.Format(f, verb) }
 
 // LogValue implements slog.LogValuer with a redacted placeholder.
-func (c Code) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c Code) LogValue() slog.Value { return codeName.LogValue() }
+
+// MarshalJSON refuses: a code reaches a message only through Reveal.
+func (c Code) MarshalJSON() ([]byte, error) { return codeName.MarshalJSON() }
 
 // Challenge is what a Sender delivers: a code for a user through a factor.
 type Challenge struct {
@@ -86,7 +105,8 @@ type SMTPSender struct {
 	AppName string
 	// Username and Password, if set, authenticate with AUTH PLAIN (only
 	// over TLS).
-	Username, Password string
+	Username string
+	Password Secret
 	// TLSConfig for STARTTLS; nil verifies the server's certificate for the
 	// host of Addr with the system roots.
 	TLSConfig *tls.Config
@@ -175,7 +195,7 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 		if !tlsOn {
 			return errors.New("twoman: refusing SMTP authentication without TLS")
 		}
-		if err := cl.Auth(smtp.PlainAuth("", s.Username, s.Password, host)); err != nil {
+		if err := cl.Auth(smtp.PlainAuth("", s.Username, string(s.Password.Reveal()), host)); err != nil {
 			return smtpError("AUTH", err)
 		}
 	}
@@ -218,7 +238,7 @@ func smtpError(step string, err error) error {
 // HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret.
 type WebhookSender struct {
 	URL    string
-	Secret []byte
+	Secret Secret
 	// Client sends the request; nil means a client with a 15 s timeout.
 	Client *http.Client
 }
@@ -232,7 +252,7 @@ type webhookBody struct {
 
 // Send implements Sender. A non-2xx answer is an error.
 func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
-	if len(s.Secret) < 32 {
+	if s.Secret.Len() < 32 {
 		return errors.New("twoman: WebhookSender.Secret must be at least 32 bytes")
 	}
 	body, err := json.Marshal(webhookBody{UserID: c.UserID, Factor: c.Factor, Code: c.Code.Reveal(), ExpiresAt: c.Expires.UTC()})
@@ -247,7 +267,7 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Veil-Timestamp", ts)
-	req.Header.Set("X-Veil-Signature", WebhookSignature(s.Secret, ts, body))
+	req.Header.Set("X-Veil-Signature", WebhookSignature(s.Secret.Reveal(), ts, body))
 	cl := s.Client
 	if cl == nil {
 		cl = &http.Client{Timeout: 15 * time.Second}

@@ -31,18 +31,18 @@ func TestWebhookSender(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	ch := Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.SMS, Value: "+15551234567"}, Code: Code{"12345678"}, Issued: time.Now(), Expires: time.Now().Add(time.Minute)}
-	s := &WebhookSender{URL: srv.URL, Secret: secret}
+	ch := Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.SMS, Value: "+15551234567"}, Code: NewCode("12345678"), Issued: time.Now(), Expires: time.Now().Add(time.Minute)}
+	s := &WebhookSender{URL: srv.URL, Secret: NewSecret(secret)}
 	if err := s.Send(context.Background(), ch); err != nil {
 		t.Fatal(err)
 	}
 	if !verified || got.Code != "12345678" || got.UserID != "alice" || got.Factor.Value != "+15551234567" {
 		t.Fatalf("webhook: verified %v, body %+v", verified, got)
 	}
-	if err := (&WebhookSender{URL: srv.URL + "/fail", Secret: secret}).Send(context.Background(), ch); err == nil {
+	if err := (&WebhookSender{URL: srv.URL + "/fail", Secret: NewSecret(secret)}).Send(context.Background(), ch); err == nil {
 		t.Fatal("a 503 answer must fail the send")
 	}
-	if err := (&WebhookSender{URL: srv.URL, Secret: []byte("short")}).Send(context.Background(), ch); err == nil {
+	if err := (&WebhookSender{URL: srv.URL, Secret: NewSecret([]byte("short"))}).Send(context.Background(), ch); err == nil {
 		t.Fatal("a short secret was accepted")
 	}
 }
@@ -51,7 +51,7 @@ func TestInsecureLogSender(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
 	s := InsecureLogSender{Logger: slog.New(slog.NewTextHandler(&buf, nil))}
-	if err := s.Send(context.Background(), Challenge{UserID: "u", Factor: aliceEmail, Code: Code{"87654321"}}); err != nil {
+	if err := s.Send(context.Background(), Challenge{UserID: "u", Factor: aliceEmail, Code: NewCode("87654321")}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(buf.String(), "87654321") || !strings.Contains(buf.String(), "INSECURE") {

@@ -125,7 +125,7 @@ func TestSMTPSenderOverLoopback(t *testing.T) {
 
 	// The SSKS, logging to the same buffer, sends through SMTP.
 	sender := &SMTPSender{Addr: ln.Addr().String(), From: "no-reply@veil.test", AppName: "Acme Chat",
-		Username: "veil", Password: "s3cret", TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
+		Username: "veil", Password: NewSecret([]byte("s3cret")), TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
 	f := newFixture(t, func(c *Config) {
 		c.Sender = sender
 		c.Logger = slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -186,7 +186,7 @@ func TestSMTPSenderOverLoopback(t *testing.T) {
 	go plain.Serve(ln2)
 	t.Cleanup(func() { plain.Close() })
 	insecure := &SMTPSender{Addr: ln2.Addr().String(), From: "no-reply@veil.test"}
-	if err := insecure.Send(ctx, Challenge{UserID: "u", Factor: aliceEmail, Code: Code{"12345678"}, Expires: time.Now().Add(time.Minute)}); err == nil {
+	if err := insecure.Send(ctx, Challenge{UserID: "u", Factor: aliceEmail, Code: NewCode("12345678"), Expires: time.Now().Add(time.Minute)}); err == nil {
 		t.Fatal("a code was sent over plaintext SMTP")
 	}
 }
@@ -226,7 +226,7 @@ func TestFactorValueNeverLogged(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	sender := &SMTPSender{Addr: ln.Addr().String(), From: "no-reply@veil.test", TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
 	const address = "Alice.Secret.Address@example.com"
-	err = sender.Send(context.Background(), Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.Email, Value: address}, Code: Code{"12345678"}, Expires: time.Now().Add(time.Minute)})
+	err = sender.Send(context.Background(), Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.Email, Value: address}, Code: NewCode("12345678"), Expires: time.Now().Add(time.Minute)})
 	if err == nil || strings.Contains(strings.ToLower(err.Error()), "secret.address") || !strings.Contains(err.Error(), "550") {
 		t.Fatalf("sender error %v: want the status code without the address", err)
 	}
