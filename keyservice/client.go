@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/httpjson"
 	"github.com/veilchat/veil/session"
 )
 
@@ -148,7 +149,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("keyservice: %w", httpjson.RedactURLError(err))
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -159,7 +160,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("keyservice: %s %s: %w", method, req.URL.Path, err)
+		return 0, 0, fmt.Errorf("keyservice: %s %s: %w", method, req.URL.Path, httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

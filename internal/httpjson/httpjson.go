@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 )
 
 // ErrorBody is the JSON body of every error response.
@@ -120,4 +121,33 @@ func (s *StatusRecorder) Write(b []byte) (int, error) {
 		s.Status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// StripURL returns u without the parts that carry credentials: user
+// information (user:password@), query (an SMS gateway's ?api_key=) and
+// fragment. Only what it returns may go into an error or a log line.
+func StripURL(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery, c.ForceQuery = "", false
+	c.Fragment, c.RawFragment = "", ""
+	return c.String()
+}
+
+// RedactURLError returns err with the URL of a *url.Error stripped as
+// StripURL does. http.Client.Do and url.Parse return *url.Error, whose text
+// quotes the whole URL, credentials included; pass their errors through
+// RedactURLError before wrapping, returning or logging them. The cause
+// stays reachable with errors.Is and errors.As. A URL that does not parse
+// is replaced by a placeholder; any other error is returned unchanged.
+func RedactURLError(err error) error {
+	ue, ok := err.(*url.Error)
+	if !ok {
+		return err
+	}
+	stripped := "[unparseable URL]"
+	if u, perr := url.Parse(ue.URL); perr == nil {
+		stripped = StripURL(u)
+	}
+	return &url.Error{Op: ue.Op, URL: stripped, Err: ue.Err}
 }

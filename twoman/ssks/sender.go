@@ -22,6 +22,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/veilchat/veil/internal/httpjson"
 	"github.com/veilchat/veil/twoman"
 )
 
@@ -215,7 +216,9 @@ func smtpError(step string, err error) error {
 // WebhookSender POSTs each challenge as JSON to an HTTP endpoint (an SMS
 // gateway adapter, the app's notification service), signed so the receiver
 // can check it came from the SSKS: header X-Veil-Signature is the hex
-// HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret.
+// HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret. URL may carry
+// the gateway's credentials in its query or user information: errors quote
+// the URL without them, so they never reach a log.
 type WebhookSender struct {
 	URL    string
 	Secret []byte
@@ -243,7 +246,7 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("twoman: webhook: %w", err)
+		return fmt.Errorf("twoman: webhook: %w", httpjson.RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Veil-Timestamp", ts)
@@ -254,12 +257,16 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	}
 	resp, err := cl.Do(req)
 	if err != nil {
-		return fmt.Errorf("twoman: webhook: %w", err)
+		// The URL's query or user information may hold the gateway's
+		// credentials, and *url.Error quotes the whole URL.
+		return fmt.Errorf("twoman: webhook: %w", httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	// Draining lets the connection be reused; a failure here changes
+	// nothing about the delivery, which the status decides.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("twoman: webhook answered %d", resp.StatusCode)
+		return fmt.Errorf("twoman: webhook %s answered %d", httpjson.StripURL(req.URL), resp.StatusCode)
 	}
 	return nil
 }
