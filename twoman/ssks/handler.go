@@ -32,7 +32,9 @@ type Config struct {
 	// that a copy of the database alone cannot test codes or recover
 	// addresses. Keep it outside the database.
 	HashKey []byte
-	// Sender delivers the codes.
+	// Sender delivers the codes. If it has a method Check() error
+	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a
+	// configuration it reports.
 	Sender Sender
 	// CodeDigits is the length of codes, 8 to 12. Zero means 8.
 	CodeDigits int
@@ -79,6 +81,11 @@ type Handler struct {
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
+	}
+	if c, ok := cfg.Sender.(interface{ Check() error }); ok {
+		if err := c.Check(); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.HashKey) != 32 {
 		return nil, errors.New("twoman: Config.HashKey must be 32 bytes")
