@@ -284,7 +284,7 @@ func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, g
 	}
 	got, err := session.ParseID(resp.ID)
 	if err != nil {
-		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response")
+		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response: %w", err)
 	}
 	return session.CreateResult{ID: got, Created: resp.Created}, nil
 }

@@ -37,8 +37,19 @@ func Errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// CodeInvalidRequest is the code of Decode's errors.
-const CodeInvalidRequest = "invalid_request"
+// Error codes both services answer with. Each service names them again
+// among its own Code constants, so that its clients need only its package;
+// the strings are written here once.
+const (
+	CodeInvalidRequest = "invalid_request" // 400: Decode's errors, bad values
+	CodeForbidden      = "forbidden"       // 403: the caller may not do this
+	CodeNotFound       = "not_found"       // 404: no such route
+	CodeUnknownSession = "unknown_session" // 404: no such (encryption or challenge) session
+	CodeBodyTooLarge   = "body_too_large"  // 413: ReadBody's limit
+	CodeRateLimited    = "rate_limited"    // 429
+	CodeInternal       = "internal"        // 500
+	CodeUnavailable    = "unavailable"     // 503: the store does not answer
+)
 
 // Decode parses body as exactly one JSON value into v, refusing unknown
 // fields and trailing data. Its errors are *Error with status 400 and
@@ -74,13 +85,13 @@ func problem(err error) string {
 }
 
 // ReadBody reads at most limit bytes of r's body. Over the limit it returns
-// an *Error with status 413 and code "body_too_large".
+// an *Error with status 413 and code CodeBodyTooLarge.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body over %d bytes", limit)
+			return nil, Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body over %d bytes", limit)
 		}
 		return nil, Errorf(http.StatusBadRequest, CodeInvalidRequest, "cannot read request body")
 	}
