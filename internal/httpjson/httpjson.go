@@ -99,12 +99,19 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 // Write writes v as JSON with status, and headers that keep it out of
-// caches.
+// caches. A v that does not marshal (a bug) answers 500 with code
+// CodeInternal rather than status with a truncated body. An error writing
+// the body means the client is gone: there is no one left to tell.
 func Write(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorBody{Error: ErrorJSON{Code: CodeInternal, Message: "internal error"}}) // cannot fail
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // WriteError writes an error body.

@@ -56,3 +56,19 @@ func TestRedactURLError(t *testing.T) {
 		t.Errorf("RedactURLError changed an error that is not a *url.Error: %v", got)
 	}
 }
+
+// TestWriteUnmarshalable: a value that does not marshal answers 500
+// internal, not the intended status with a truncated body.
+func TestWriteUnmarshalable(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	Write(rec, http.StatusOK, map[string]any{"f": func() {}})
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), `"code":"`+CodeInternal+`"`) {
+		t.Fatalf("Write of an unmarshalable value: %d %s, want 500 %s", rec.Code, rec.Body, CodeInternal)
+	}
+	rec = httptest.NewRecorder()
+	Write(rec, http.StatusCreated, map[string]int{"n": 1})
+	if rec.Code != http.StatusCreated || rec.Body.String() != "{\"n\":1}\n" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("Write: %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+}

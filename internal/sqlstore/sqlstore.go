@@ -292,7 +292,9 @@ func runOnce(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sq
 	committed := false
 	defer func() {
 		if !committed {
-			tx.Rollback()
+			// fn's error (or panic) is the one to report; database/sql
+			// discards a connection whose rollback failed.
+			_ = tx.Rollback()
 		}
 	}()
 	if err := fn(tx); err != nil {

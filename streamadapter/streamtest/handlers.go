@@ -878,6 +878,7 @@ func (s *Server) deliver() {
 		case b := <-s.events:
 			req, err := http.NewRequest(http.MethodPost, s.cfg.WebhookURL, strings.NewReader(string(b)))
 			if err != nil {
+				s.log.Warn("webhook delivery failed", "error", httpjson.RedactURLError(err).Error())
 				continue
 			}
 			m := hmac.New(sha256.New, s.secret)

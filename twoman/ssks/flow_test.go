@@ -355,13 +355,17 @@ func dumpStore(t *testing.T, st Store) []byte {
 		t.Fatal(err)
 	}
 	json.NewEncoder(&b).Encode(rec)
-	if d, ok := st.(interface{ Dump() ([]byte, error) }); ok {
-		raw, err := d.Dump()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(raw)
+	d, ok := st.(interface {
+		Dump(context.Context) ([]byte, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no Dump: the raw rows would go unchecked", st)
 	}
+	raw, err := d.Dump(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(raw)
 	return b.Bytes()
 }
 

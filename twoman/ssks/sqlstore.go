@@ -352,15 +352,19 @@ func (s *sqlStore) Close() error { return s.db.Close() }
 // Dump returns every row of the SSKS's tables as JSON lines: what someone
 // with a copy of the database holds. Tests use it to check what is (not)
 // stored.
-func (s *sqlStore) Dump() ([]byte, error) {
+func (s *sqlStore) Dump(ctx context.Context) ([]byte, error) {
 	var out bytes.Buffer
-	ctx := context.Background()
+	enc := json.NewEncoder(&out)
 	for _, table := range []string{"ssks_identities", "ssks_challenges", "ssks_passwords"} {
 		rows, err := s.db.QueryContext(ctx, "SELECT * FROM "+table)
 		if err != nil {
 			return nil, err
 		}
-		cols, _ := rows.Columns()
+		cols, err := rows.Columns()
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
 		for rows.Next() {
 			vals := make([]any, len(cols))
 			ptrs := make([]any, len(cols))
@@ -379,9 +383,12 @@ func (s *sqlStore) Dump() ([]byte, error) {
 					row[c] = fmt.Sprint(vals[i])
 				}
 			}
-			json.NewEncoder(&out).Encode(row)
+			if err := enc.Encode(row); err != nil {
+				rows.Close()
+				return nil, err
+			}
 		}
-		if err := rows.Close(); err != nil {
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, err
 		}
 	}
