@@ -76,6 +76,12 @@ type Config struct {
 	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// Rand is the randomness source. Nil means crypto/rand.
 	Rand io.Reader
+	// Logger receives a warning when saving the local state fails after
+	// an operation that succeeded on the key service (a session created,
+	// opened or rotated): the operation's caller gets no error, as the
+	// keys are saved again with the next save and the grants can be
+	// fetched again. Nil discards. Nothing secret is logged.
+	Logger *slog.Logger
 }
 
 // ErrStateRollback is returned by New when the saved state (or
@@ -101,6 +107,7 @@ type Client struct {
 
 type client struct {
 	cfg      Config
+	log      *slog.Logger // cfg.Logger or a discarding one
 	mu       sync.Mutex
 	id       *identity.Identity
 	mgr      *session.Manager
@@ -137,7 +144,10 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, errors.New("e2ee: Config.StateKey is required with a State")
 	}
 	c := &Client{&client{cfg: cfg, sessions: map[session.ID]*session.Session{}}}
-	c.pins = &pins{m: map[string]*identity.Card{}, save: func() error { return c.save(context.Background()) }}
+	if c.log = cfg.Logger; c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.pins = &pins{m: map[string]*identity.Card{}, save: c.save}
 
 	blob, err := cfg.State.Load(ctx)
 	switch {
@@ -246,8 +256,12 @@ func (c *Client) newManager() error {
 	return nil
 }
 
-// remember keeps a session's keys in the persisted state.
-func (c *Client) remember(s *session.Session) {
+// remember keeps a session's keys in the persisted state, saving under the
+// context of the operation that produced the session. A failed save is
+// logged, not returned: the operation succeeded on the key service, the
+// keys stay in memory and go out with the next save, and at worst a
+// restarted client fetches the grants again.
+func (c *Client) remember(ctx context.Context, s *session.Session) {
 	c.mu.Lock()
 	if old, ok := c.sessions[s.ID()]; ok && len(old.Epochs()) >= len(s.Epochs()) && old.Epoch() >= s.Epoch() {
 		c.mu.Unlock()
@@ -255,9 +269,10 @@ func (c *Client) remember(s *session.Session) {
 	}
 	c.sessions[s.ID()] = s
 	c.mu.Unlock()
-	// A failed save loses only a cache entry: the grants are fetched
-	// again after a restart.
-	c.save(context.Background())
+	if err := c.save(ctx); err != nil {
+		c.log.WarnContext(ctx, "e2ee: saving the local state failed; the session's keys will be saved with the next save",
+			"user", c.cfg.UserID, "session", s.ID().String(), "error", err.Error())
+	}
 }
 
 func restoreSession(rnd io.Reader, saved savedSession) (*session.Session, error) {
@@ -323,8 +338,10 @@ func (c *Client) Manager() *session.Manager {
 }
 
 // Pins returns the client's persisted trust pins, for re-pinning a user
-// after out-of-band verification (Pins().Pin(card)).
-func (c *Client) Pins() identity.Pins { return c.pins }
+// after out-of-band verification (Pins().PinContext(ctx, card)). Pinning
+// saves the local state and returns the save's error; Pin, having no
+// context, saves without a deadline.
+func (c *Client) Pins() session.ContextPins { return c.pins }
 
 // CreateSession starts the encryption session of a channel for the local
 // user and members (or returns the channel's existing one).

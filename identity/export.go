@@ -184,14 +184,14 @@ func (id *Identity) ExportWithPassphrase(passphrase string, workFactor int) ([]b
 	}
 	r, err := age.NewScryptRecipient(passphrase)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %v", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
 	r.SetWorkFactor(workFactor)
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, r)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %v", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
 	plain := id.Export()
 	defer clear(plain)

@@ -131,6 +131,7 @@ func newGeneration(kind Kind, signSeed, encKey *[32]byte) (*generation, error) {
 		err = errors.New("unknown key kind")
 	}
 	if err != nil {
+		// Not wrapped: the cause may quote the encoded secret key.
 		return nil, errors.New("identity: invalid encryption key")
 	}
 	return g, nil

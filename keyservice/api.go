@@ -12,22 +12,22 @@ type errorBody = httpjson.ErrorBody
 
 // Stable error codes of the API. Clients branch on Code, never on Message.
 const (
-	CodeInvalidRequest   = "invalid_request"        // 400: malformed JSON, unknown fields, bad values
-	CodeInvalidCard      = "invalid_card"           // 400: card does not parse, is not the caller's, or does not chain
-	CodeInvalidGrants    = "invalid_grants"         // 400: grants do not match the members or are malformed
-	CodeTooManyMembers   = "too_many_members"       // 400: more members in one call than allowed
-	CodeUnauthenticated  = "unauthenticated"        // 401: missing or invalid token
-	CodeForbidden        = "forbidden"              // 403: not a member, not an admin, not that user
-	CodeUnknownUser      = "unknown_user"           // 404: no card for the user
-	CodeUnknownSession   = "unknown_session"        // 404: no such session
-	CodeNotFound         = "not_found"              // 404: no such route
-	CodeMethodNotAllowed = "method_not_allowed"     // 405
-	CodeConflict         = "conflict"               // 409: epoch moved on, generation taken, member exists
-	CodeIdempotencyReuse = "idempotency_key_reused" // 422: same key, different request (or expired key)
-	CodeBodyTooLarge     = "body_too_large"         // 413
-	CodeRateLimited      = "rate_limited"           // 429
-	CodeInternal         = "internal"               // 500
-	CodeUnavailable      = "unavailable"            // 503: store unreachable
+	CodeInvalidRequest   = httpjson.CodeInvalidRequest // 400: malformed JSON, unknown fields, bad values
+	CodeInvalidCard      = "invalid_card"              // 400: card does not parse, is not the caller's, or does not chain
+	CodeInvalidGrants    = "invalid_grants"            // 400: grants do not match the members or are malformed
+	CodeTooManyMembers   = "too_many_members"          // 400: more members in one call than allowed
+	CodeUnauthenticated  = "unauthenticated"           // 401: missing or invalid token
+	CodeForbidden        = httpjson.CodeForbidden      // 403: not a member, not an admin, not that user
+	CodeUnknownUser      = "unknown_user"              // 404: no card for the user
+	CodeUnknownSession   = httpjson.CodeUnknownSession // 404: no such session
+	CodeNotFound         = httpjson.CodeNotFound       // 404: no such route
+	CodeMethodNotAllowed = "method_not_allowed"        // 405
+	CodeConflict         = "conflict"                  // 409: epoch moved on, generation taken, member exists
+	CodeIdempotencyReuse = "idempotency_key_reused"    // 422: same key, different request (or expired key)
+	CodeBodyTooLarge     = httpjson.CodeBodyTooLarge   // 413
+	CodeRateLimited      = httpjson.CodeRateLimited    // 429
+	CodeInternal         = httpjson.CodeInternal       // 500
+	CodeUnavailable      = httpjson.CodeUnavailable    // 503: store unreachable
 )
 
 // Errors that both the key service's stores and its client report;

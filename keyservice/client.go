@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/httpjson"
 	"github.com/veilchat/veil/session"
 )
 
@@ -145,7 +146,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("keyservice: %w", httpjson.RedactURLError(err))
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -156,7 +157,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("keyservice: %s %s: %w", method, req.URL.Path, err)
+		return 0, 0, fmt.Errorf("keyservice: %s %s: %w", method, req.URL.Path, httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -293,7 +294,7 @@ func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, g
 	}
 	got, err := session.ParseID(resp.ID)
 	if err != nil {
-		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response")
+		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response: %w", err)
 	}
 	return session.CreateResult{ID: got, Created: resp.Created}, nil
 }

@@ -69,13 +69,13 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 	out.Grow(1800)
 	w, err := age.Encrypt(&out, grantee.Recipient())
 	if err != nil {
-		return nil, fmt.Errorf("session: wrapping grant: %v", err)
+		return nil, fmt.Errorf("session: wrapping grant: %w", err)
 	}
 	if _, err := w.Write(body); err != nil {
-		return nil, fmt.Errorf("session: wrapping grant: %v", err)
+		return nil, fmt.Errorf("session: wrapping grant: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("session: wrapping grant: %v", err)
+		return nil, fmt.Errorf("session: wrapping grant: %w", err)
 	}
 	return out.Bytes(), nil
 }

@@ -27,6 +27,8 @@ type Config struct {
 	Directory Directory
 	// Pins holds trusted cards (trust on first use). Nil means a new
 	// identity.MemoryPins, which forgets everything when the process ends.
+	// If Pins is also a ContextPins, the manager pins through PinContext
+	// with the context of the call that pins.
 	Pins identity.Pins
 	// Rand is the source of keys and nonces. Nil means crypto/rand. It
 	// must be safe for concurrent use: sessions draw nonces from it
@@ -57,9 +59,11 @@ type Config struct {
 	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// OnSession, if set, is called with every session the manager creates,
 	// opens or rotates (a new value each time), for example to persist its
-	// keys in an encrypted local store (e2ee does). It runs outside the
-	// manager's locks, possibly concurrently.
-	OnSession func(*Session)
+	// keys in an encrypted local store (e2ee does), with the context of the
+	// call that did it. It runs outside the manager's locks, possibly
+	// concurrently. The operation has succeeded when it runs: it has no
+	// error to return, and must report its own failures.
+	OnSession func(ctx context.Context, s *Session)
 }
 
 // Manager creates, retrieves, extends, revokes and rotates sessions through
@@ -151,7 +155,7 @@ func (m *Manager) Create(ctx context.Context, channelCID string, members []strin
 	if !res.Created {
 		return m.retrieveFor(ctx, res.ID, channelCID)
 	}
-	m.store(s)
+	m.store(ctx, s)
 	return s, nil
 }
 
@@ -258,7 +262,7 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.store(s)
+	m.store(ctx, s)
 	return s, nil
 }
 
@@ -403,7 +407,7 @@ func (m *Manager) rotate(ctx context.Context, id ID, remove, add []string) error
 		}
 		return err
 	}
-	m.store(next)
+	m.store(ctx, next)
 	return nil
 }
 
@@ -536,7 +540,7 @@ func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identit
 	if c == nil {
 		return nil, fmt.Errorf("%w: %q has no card of generation %d", ErrUnknownUser, userID, gen)
 	}
-	if err := identity.Check(m.pins, c, history); err != nil {
+	if err := identity.Check(m.pinsFor(ctx), c, history); err != nil {
 		return nil, err
 	}
 	if err := m.cacheCard(c); err != nil {
@@ -616,12 +620,12 @@ func (m *Manager) trustLatest(ctx context.Context, u string, c *identity.Card) (
 	}
 	unlock := m.lockUser(u)
 	defer unlock()
-	if err := identity.Check(m.pins, c, nil); err != nil {
+	if err := identity.Check(m.pinsFor(ctx), c, nil); err != nil {
 		history, herr := m.cfg.Directory.History(ctx, u)
 		if herr != nil {
 			return nil, herr
 		}
-		if err := identity.Check(m.pins, c, history); err != nil {
+		if err := identity.Check(m.pinsFor(ctx), c, history); err != nil {
 			return nil, err
 		}
 	}
@@ -701,12 +705,37 @@ func (m *Manager) Preload(sessions ...*Session) {
 }
 
 // store caches s and reports it to Config.OnSession.
-func (m *Manager) store(s *Session) {
+func (m *Manager) store(ctx context.Context, s *Session) {
 	m.cache(s, m.now())
 	if m.cfg.OnSession != nil {
-		m.cfg.OnSession(s)
+		m.cfg.OnSession(ctx, s)
 	}
 }
+
+// ContextPins is an identity.Pins whose pinning can honour a context: a
+// Pins that persists what it pins (e2ee's local state does) bounds that
+// write by the caller's context instead of none. See Config.Pins.
+type ContextPins interface {
+	identity.Pins
+	// PinContext is Pin under ctx.
+	PinContext(ctx context.Context, card *identity.Card) error
+}
+
+// pinsFor returns the Pins to check cards with during a call under ctx.
+func (m *Manager) pinsFor(ctx context.Context) identity.Pins {
+	if cp, ok := m.pins.(ContextPins); ok {
+		return ctxPins{ctx: ctx, ContextPins: cp}
+	}
+	return m.pins
+}
+
+// ctxPins pins through PinContext with the context of one call.
+type ctxPins struct {
+	ctx context.Context
+	ContextPins
+}
+
+func (p ctxPins) Pin(card *identity.Card) error { return p.PinContext(p.ctx, card) }
 
 // cache caches s, replacing an older copy unless that one is newer.
 func (m *Manager) cache(s *Session, checked time.Time) {

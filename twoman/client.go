@@ -155,7 +155,8 @@ func (p PasswordParams) derive(userID, passphrase string) (lookup, key []byte) {
 	return out[:32], out[32:]
 }
 
-// ErrWrongPassphrase is returned when a passphrase does not match the backup.
+// ErrWrongPassphrase: a passphrase does not match the backup (the SSKS's
+// CodeWrongPassphrase answers match it).
 var ErrWrongPassphrase = errors.New("twoman: wrong passphrase")
 
 // passwordBlob encrypts an identity for a password backup.
@@ -176,7 +177,8 @@ func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase 
 
 // ChangePassword replaces the passphrase of a backup, proving knowledge of
 // the old one instead of answering a challenge, and stores id under the new
-// one.
+// one. A wrong old passphrase returns an *APIError that matches
+// ErrWrongPassphrase.
 func (c *Client) ChangePassword(ctx context.Context, oldPassphrase, newPassphrase string, id *identity.Identity, params *PasswordParams) error {
 	old, err := c.passwordParams(ctx, id.UserID())
 	if err != nil {
@@ -206,12 +208,7 @@ func (c *Client) storePassword(ctx context.Context, req wire.PasswordStoreReques
 	}
 	pj, _ := json.Marshal(p)
 	req.UserID, req.Lookup, req.Params, req.Blob = id.UserID(), lookup, pj, blob
-	err = c.post(ctx, "/v1/password/store", req, nil)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
-		return ErrWrongPassphrase
-	}
-	return err
+	return c.post(ctx, "/v1/password/store", req, nil)
 }
 
 func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordParams, error) {
@@ -224,14 +221,15 @@ func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordPar
 	}
 	var p PasswordParams
 	if err := json.Unmarshal(resp.Params, &p); err != nil {
-		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters")
+		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters: %w", err)
 	}
 	return p, p.check()
 }
 
 // RetrievePassword recovers an identity from its password backup. A wrong
-// passphrase returns ErrWrongPassphrase; the SSKS counts it and locks the
-// backup after repeated failures (an *APIError with code "locked").
+// passphrase returns an *APIError that matches ErrWrongPassphrase; the SSKS
+// counts it and locks the backup after repeated failures (CodeLocked,
+// matching ErrRateLimited).
 func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string) (*identity.Identity, error) {
 	p, err := c.passwordParams(ctx, userID)
 	if err != nil {
@@ -240,12 +238,7 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 	lookup, key := p.derive(userID, passphrase)
 	defer clear(key)
 	var resp wire.PasswordRetrieveResponse
-	err = c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
-		return nil, ErrWrongPassphrase
-	}
-	if err != nil {
+	if err := c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp); err != nil {
 		return nil, err
 	}
 	plain, err := openBlob(key, resp.Blob, identityAD(labelPasswordAD, userID, Factor{}))

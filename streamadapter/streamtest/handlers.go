@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/veilchat/veil/internal/httpjson"
 )
 
 // serverManaged are the user fields an upsert cannot set or remove.
@@ -876,6 +878,7 @@ func (s *Server) deliver() {
 		case b := <-s.events:
 			req, err := http.NewRequest(http.MethodPost, s.cfg.WebhookURL, strings.NewReader(string(b)))
 			if err != nil {
+				s.log.Warn("webhook delivery failed", "error", httpjson.RedactURLError(err).Error())
 				continue
 			}
 			m := hmac.New(sha256.New, s.cfg.APISecret.Reveal())
@@ -886,7 +889,7 @@ func (s *Server) deliver() {
 			req.Header.Set("X-Webhook-Id", randomHex(8))
 			resp, err := s.cfg.HTTPClient.Do(req)
 			if err != nil {
-				s.log.Warn("webhook delivery failed", "error", err.Error())
+				s.log.Warn("webhook delivery failed", "error", httpjson.RedactURLError(err).Error())
 				continue
 			}
 			io.Copy(io.Discard, resp.Body)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/veilchat/veil/twoman"
@@ -13,15 +14,19 @@ import (
 // Dump returns every row of the SSKS's tables as JSON lines: what someone
 // with a copy of the database holds, for the tests that check what is (not)
 // stored.
-func (s *sqlStore) Dump() ([]byte, error) {
+func (s *sqlStore) Dump(ctx context.Context) ([]byte, error) {
 	var out bytes.Buffer
-	ctx := context.Background()
+	enc := json.NewEncoder(&out)
 	for _, table := range []string{"ssks_identities", "ssks_challenges", "ssks_passwords"} {
 		rows, err := s.db.QueryContext(ctx, "SELECT * FROM "+table)
 		if err != nil {
 			return nil, err
 		}
-		cols, _ := rows.Columns()
+		cols, err := rows.Columns()
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
 		for rows.Next() {
 			vals := make([]any, len(cols))
 			ptrs := make([]any, len(cols))
@@ -40,9 +45,12 @@ func (s *sqlStore) Dump() ([]byte, error) {
 					row[c] = fmt.Sprint(vals[i])
 				}
 			}
-			json.NewEncoder(&out).Encode(row)
+			if err := enc.Encode(row); err != nil {
+				rows.Close()
+				return nil, err
+			}
 		}
-		if err := rows.Close(); err != nil {
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, err
 		}
 	}

@@ -355,13 +355,17 @@ func dumpStore(t *testing.T, st Store) []byte {
 		t.Fatal(err)
 	}
 	json.NewEncoder(&b).Encode(rec)
-	if d, ok := st.(interface{ Dump() ([]byte, error) }); ok {
-		raw, err := d.Dump()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(raw)
+	d, ok := st.(interface {
+		Dump(context.Context) ([]byte, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no Dump: the raw rows would go unchecked", st)
 	}
+	raw, err := d.Dump(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(raw)
 	return b.Bytes()
 }
 
@@ -463,7 +467,7 @@ func TestBadInput(t *testing.T) {
 		{"bad phone", "/v1/challenges", `{"user_id":"bob","factor":{"type":"sms","value":"call me"}}`, true, 400, twoman.CodeInvalidFactor},
 		{"no app key", "/v1/challenges", `{"user_id":"bob","factor":{"type":"sms","value":"+15551234567"}}`, false, 401, twoman.CodeUnauthorized},
 		{"no user", "/v1/challenges", `{"factor":{"type":"sms","value":"+15551234567"}}`, true, 400, twoman.CodeInvalidRequest},
-		{"no route", "/v1/nothing", `{}`, false, 404, "not_found"},
+		{"no route", "/v1/nothing", `{}`, false, 404, twoman.CodeNotFound},
 	}
 	for _, tc := range tests {
 		status, code := post(tc.path, tc.body, tc.auth)

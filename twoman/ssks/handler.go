@@ -32,7 +32,9 @@ type Config struct {
 	// that a copy of the database alone cannot test codes or recover
 	// addresses. Keep it outside the database.
 	HashKey Secret
-	// Sender delivers the codes.
+	// Sender delivers the codes. If it has a method Check() error
+	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a
+	// configuration it reports.
 	Sender Sender
 	// CodeDigits is the length of codes, 8 to 12. Zero means 8.
 	CodeDigits int
@@ -79,6 +81,11 @@ type Handler struct {
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
+	}
+	if c, ok := cfg.Sender.(interface{ Check() error }); ok {
+		if err := c.Check(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HashKey.Len() != 32 {
 		return nil, errors.New("twoman: Config.HashKey must be 32 bytes")
@@ -132,13 +139,13 @@ func NewHandler(cfg Config) (*Handler, error) {
 	s.route("POST /v1/password/retrieve", s.passwordRetrieve)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := cfg.Store.Ping(r.Context()); err != nil {
-			httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "store unreachable")
+			httpjson.WriteError(w, http.StatusServiceUnavailable, twoman.CodeUnavailable, "store unreachable")
 			return
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no such route")
+		httpjson.WriteError(w, http.StatusNotFound, twoman.CodeNotFound, "no such route")
 	})
 	return s, nil
 }
@@ -238,7 +245,7 @@ func (s *Handler) startChallenge(r *http.Request, body []byte) (int, any, error)
 			// A sender's error may quote the factor value (mail servers
 			// echo the recipient): it never reaches the log.
 			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", redact(err.Error(), f.Value))
-			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
+			return 0, nil, httpjson.Errorf(http.StatusBadGateway, twoman.CodeSendFailed, "the code could not be sent")
 		}
 	}
 	return http.StatusCreated, wire.ChallengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
@@ -504,7 +511,7 @@ func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (Pa
 		secs := int(rec.LockedUntil.Sub(now).Seconds()) + 1
 		return PasswordRecord{}, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeLocked, "too many wrong passphrases; retry in %d seconds", secs)
 	}
-	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, "wrong_passphrase", "wrong passphrase")
+	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeWrongPassphrase, "wrong passphrase")
 }
 
 func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) {
@@ -533,7 +540,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 			return 0, nil, err
 		}
 		if rec.UserID != req.UserID {
-			return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "the session is for another user")
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "the session is for another user")
 		}
 		p := proof(rec)
 		by = &p
@@ -542,7 +549,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 			return 0, nil, err
 		}
 	default:
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "a challenge session or the current passphrase is required")
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "a challenge session or the current passphrase is required")
 	}
 	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
 	if errors.Is(err, twoman.ErrFactorMismatch) {

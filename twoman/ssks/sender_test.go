@@ -61,3 +61,52 @@ func TestInsecureLogSender(t *testing.T) {
 		t.Fatal("no logger must be an error, not a silent drop")
 	}
 }
+
+// TestWebhookURLCredentialsNeverLogged: a gateway's credentials in the
+// webhook URL's query and user information reach neither the sender's
+// error nor the SSKS's log, whether the gateway is unreachable or refuses.
+func TestWebhookURLCredentialsNeverLogged(t *testing.T) {
+	t.Parallel()
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(refusing.Close)
+	// A port nobody listens on: a listener opened and closed.
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	for _, tc := range []struct {
+		name, base, want, reason string
+	}{
+		{"closed port", closedURL, "connection refused", "the *url.Error of a network failure quotes the whole URL"},
+		{"non-2xx", refusing.URL, "answered 401", "a refusal names the endpoint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u := strings.Replace(tc.base, "http://", "http://gateway:SECRETPASS@", 1) + "/sms?api_key=SECRETKEY&to=x#SECRETFRAG"
+			sender := &WebhookSender{URL: u, Secret: NewSecret(bytes.Repeat([]byte("w"), 32))}
+			var logs bytes.Buffer
+			f := newFixture(t, func(c *Config) {
+				c.Sender = sender
+				c.Logger = slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs}, nil))
+			})
+			_, err := f.backend.StartChallenge(context.Background(), "alice", twoman.Factor{Type: twoman.SMS, Value: "+15551234567"}, true)
+			if err == nil {
+				t.Fatalf("the challenge succeeded although the webhook failed (%s)", tc.reason)
+			}
+			direct := sender.Send(context.Background(), Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.SMS, Value: "+15551234567"}, Code: NewCode("12345678"), Expires: time.Now().Add(time.Minute)})
+			if direct == nil || !strings.Contains(direct.Error(), tc.want) || !strings.Contains(direct.Error(), "/sms") {
+				t.Fatalf("sender error %v: want %q and the URL's path (%s)", direct, tc.want, tc.reason)
+			}
+			out := logs.String()
+			if !strings.Contains(out, "sending a code failed") || !strings.Contains(out, tc.want) {
+				t.Fatalf("the failure was not logged with its cause (the check would prove nothing):\n%s", out)
+			}
+			for _, text := range []string{out, err.Error(), direct.Error()} {
+				if strings.Contains(text, "SECRET") {
+					t.Errorf("a URL credential leaked (%s):\n%s", tc.reason, text)
+				}
+			}
+		})
+	}
+}

@@ -111,7 +111,7 @@ func PostJSON(ctx context.Context, hc *http.Client, url, auth string, in, out an
 	defer clear(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return fmt.Errorf("twoman: %w", httpjson.RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if auth != "" {
@@ -119,7 +119,7 @@ func PostJSON(ctx context.Context, hc *http.Client, url, auth string, in, out an
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("twoman: %w", err)
+		return fmt.Errorf("twoman: %w", httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
