@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +17,14 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
+// ClientConfig configures a [Client]. BaseURL is required.
+type ClientConfig struct {
+	// BaseURL is where the SSKS is mounted, e.g. "https://ssks.example.com".
+	BaseURL string
+	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
+	HTTPClient *http.Client
+}
+
 // Client is the device side of recovery: it encrypts the identity before it
 // leaves the device and decrypts it after retrieval. The SSKS only ever sees
 // ciphertext. A Client is safe for concurrent use.
@@ -24,16 +33,17 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient returns a Client for the SSKS at baseURL. hc nil means a client
-// with a 30 s timeout.
-func NewClient(baseURL string, hc *http.Client) (*Client, error) {
-	if !strings.HasPrefix(baseURL, "http://") && !strings.HasPrefix(baseURL, "https://") {
-		return nil, errors.New("twoman: the SSKS URL must be http(s)")
+// NewClient checks cfg and returns a Client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("twoman: ClientConfig.BaseURL must be an http(s) URL")
 	}
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	c := &Client{base: u.String(), http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc}, nil
+	return c, nil
 }
 
 func (c *Client) post(ctx context.Context, path string, in, out any) error {
@@ -207,7 +217,7 @@ func (c *Client) storePassword(ctx context.Context, req wire.PasswordStoreReques
 	req.UserID, req.Lookup, req.Params, req.Blob = id.UserID(), lookup, pj, blob
 	err = c.post(ctx, "/v1/password/store", req, nil)
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
+	if errors.As(err, &ae) && ae.Code == CodeWrongPassphrase {
 		return ErrWrongPassphrase
 	}
 	return err
@@ -241,7 +251,7 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 	var resp wire.PasswordRetrieveResponse
 	err = c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp)
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
+	if errors.As(err, &ae) && ae.Code == CodeWrongPassphrase {
 		return nil, ErrWrongPassphrase
 	}
 	if err != nil {

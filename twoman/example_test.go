@@ -38,7 +38,7 @@ func Example() {
 
 	// The app's backend keeps twoManRuleKeys; the device talks to the SSKS.
 	app, _ := backend.New(backend.Config{Keys: &backend.MemoryKeyStore{}, SSKSURL: srv.URL, AppKey: appKey})
-	device, _ := twoman.NewClient(srv.URL, nil)
+	device, _ := twoman.NewClient(twoman.ClientConfig{BaseURL: srv.URL})
 	email := twoman.Factor{Type: twoman.Email, Value: "alice@example.com"}
 
 	// Sign-up: the user proves the address with the code, and saves.

@@ -504,7 +504,7 @@ func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (Pa
 		secs := int(rec.LockedUntil.Sub(now).Seconds()) + 1
 		return PasswordRecord{}, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeLocked, "too many wrong passphrases; retry in %d seconds", secs)
 	}
-	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, "wrong_passphrase", "wrong passphrase")
+	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeWrongPassphrase, "wrong passphrase")
 }
 
 func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) {
