@@ -336,10 +336,12 @@ func (c *Client) CreateSession(ctx context.Context, channelCID string, members [
 }
 
 // Encrypt seals plaintext for the channel msg.ChannelCID names, as message
-// msg.MessageID, and returns the text to send in Stream's text field. The
-// channel must have a session. msg.SenderID must be the client's user. A
-// plaintext that would exceed Stream's 5,000 characters fails with a
-// *session.TooLongError before any cryptography.
+// msg.MessageID, and returns the text to send in Stream's text field.
+// msg.SenderID must be the client's user. A channel without a session
+// returns [session.ErrUnknownSession] (start one with [Client.CreateSession]);
+// a plaintext that would exceed Stream's 5,000 characters
+// ([StreamTextLimit]) returns a [*session.TooLongError] before any
+// cryptography.
 func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []byte) (string, error) {
 	if msg.SenderID != c.cfg.UserID {
 		return "", errors.New("e2ee: the message's sender is not this client's user")
@@ -355,10 +357,12 @@ func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []b
 	return mgr.SealText(ctx, id, msg, plaintext, StreamTextLimit)
 }
 
-// Decrypt opens the text of a received message. It returns
-// session.ErrDecrypt for anything that does not authenticate,
-// session.ErrUnknownEpoch for a message the user was never granted, and an
-// *identity.KeyChangeError when the sender's keys changed without a chain.
+// Decrypt opens the text of a received message, as [session.Manager.OpenText]
+// does. It returns [session.ErrDecrypt] for anything that does not
+// authenticate, [session.ErrForbidden] when the user is not (or no longer) a
+// member of the session, [session.ErrUnknownEpoch] for an epoch the user was
+// never granted, and an [*identity.KeyChangeError] when the sender's keys
+// changed without a chain.
 func (c *Client) Decrypt(ctx context.Context, msg session.Binding, text string) ([]byte, error) {
 	return c.Manager().OpenText(ctx, text, msg)
 }

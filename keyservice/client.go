@@ -23,10 +23,13 @@ import (
 
 // ClientConfig configures a Client. BaseURL and Token are required.
 type ClientConfig struct {
-	// BaseURL is where the Handler is mounted, e.g. "https://keys.example.com".
+	// BaseURL is where the key service's handler is mounted, e.g.
+	// "https://keys.example.com".
 	BaseURL string
-	// Token returns the bearer token for each request (a Veil user token or
-	// a Stream user token, see Auth). StaticToken wraps a fixed one.
+	// Token returns the bearer token for each request: a Veil user token
+	// the app backend issued, or a Stream user token when the service
+	// accepts them (see the Auth type of package keyservice/server).
+	// StaticToken wraps a fixed one.
 	Token func(ctx context.Context) (string, error)
 	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
 	HTTPClient *http.Client

@@ -28,8 +28,10 @@ const (
 	CodeInvalidRequest  = httpjson.CodeInvalidRequest // 400
 	CodeInvalidFactor   = "invalid_factor"            // 400: unknown type or implausible value
 	CodeFactorMismatch  = "factor_mismatch"           // 403: not the factor registered for the user
+	CodeForbidden       = "forbidden"                 // 403: the session is for another user, or the write needs a session or the passphrase
 	CodeUnauthorized    = "unauthorized"              // 401: missing or wrong app API key
 	CodeUnknownSession  = "unknown_session"           // 404
+	CodeNotFound        = "not_found"                 // 404: no such route
 	CodeWrongCode       = "wrong_code"                // 403: the code does not match; attempts remain
 	CodeSessionDead     = "session_dead"              // 410: used, expired, or too many wrong codes
 	CodeNoIdentity      = "no_identity"               // 404: nothing stored for the user
@@ -39,6 +41,8 @@ const (
 	CodeLocked          = "locked"                    // 429: too many wrong passphrases; retry later
 	CodeBodyTooLarge    = "body_too_large"            // 413
 	CodeInternal        = "internal"                  // 500
+	CodeSendFailed      = "send_failed"               // 502: the code could not be sent
+	CodeUnavailable     = "unavailable"               // 503: store unreachable
 )
 
 // Errors that the stores of the SSKS and of the app backend return. A

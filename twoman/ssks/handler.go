@@ -20,8 +20,8 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
-// Config configures the SSKS Server. Store, AppKeys, HashKey and
-// Sender are required; every other zero field is the safe default.
+// Config configures a [Handler]. Store, AppKeys, HashKey and Sender are
+// required; every other zero field is the safe default.
 type Config struct {
 	Store Store
 	// AppKeys are the SSKS API keys of the app backends allowed to start
@@ -65,17 +65,18 @@ type Config struct {
 	Rand io.Reader
 }
 
-// Server is the Secure Key Storage Service: it keeps users' encrypted
-// identities and releases one only to whoever answers a one-time code sent
-// to the user's registered email or phone. It is an http.Handler, safe for
-// concurrent use and stateless (replicas share a PostgreSQL store).
+// Handler serves the Secure Key Storage Service's /v1 API and /healthz: it
+// keeps users' encrypted identities and releases one only to whoever
+// answers a one-time code sent to the user's registered email or phone. It
+// is an [http.Handler] to mount in an existing server, safe for concurrent
+// use and stateless (replicas share a PostgreSQL store).
 type Handler struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
 }
 
-// NewHandler checks cfg and returns the Server.
+// NewHandler checks cfg and returns the Handler.
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
@@ -132,13 +133,13 @@ func NewHandler(cfg Config) (*Handler, error) {
 	s.route("POST /v1/password/retrieve", s.passwordRetrieve)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := cfg.Store.Ping(r.Context()); err != nil {
-			httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "store unreachable")
+			httpjson.WriteError(w, http.StatusServiceUnavailable, twoman.CodeUnavailable, "store unreachable")
 			return
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no such route")
+		httpjson.WriteError(w, http.StatusNotFound, twoman.CodeNotFound, "no such route")
 	})
 	return s, nil
 }
@@ -238,7 +239,7 @@ func (s *Handler) startChallenge(r *http.Request, body []byte) (int, any, error)
 			// A sender's error may quote the factor value (mail servers
 			// echo the recipient): it never reaches the log.
 			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", redact(err.Error(), f.Value))
-			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
+			return 0, nil, httpjson.Errorf(http.StatusBadGateway, twoman.CodeSendFailed, "the code could not be sent")
 		}
 	}
 	return http.StatusCreated, wire.ChallengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
@@ -533,7 +534,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 			return 0, nil, err
 		}
 		if rec.UserID != req.UserID {
-			return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "the session is for another user")
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "the session is for another user")
 		}
 		p := proof(rec)
 		by = &p
@@ -542,7 +543,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 			return 0, nil, err
 		}
 	default:
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "a challenge session or the current passphrase is required")
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "a challenge session or the current passphrase is required")
 	}
 	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
 	if errors.Is(err, twoman.ErrFactorMismatch) {

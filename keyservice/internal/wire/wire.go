@@ -4,7 +4,7 @@
 // IDs are 32 lower-case hex digits.
 package wire
 
-// PublishCardRequest is the body of POST /v1/cards.
+// PublishCardRequest is the body of PUT /v1/users/{user}/cards.
 type PublishCardRequest struct {
 	Card []byte `json:"card"`
 }
