@@ -22,7 +22,7 @@ import (
 // Sentinel errors. Callers branch on them with errors.Is.
 var (
 	// ErrDecrypt is the one opaque error for an envelope or grant that does
-	// not authenticate: tampered, truncated, moved to another context,
+	// not authenticate: tampered, truncated, moved to another binding,
 	// session or epoch, forged, or sealed with a key the caller lacks. It
 	// never says which check failed.
 	ErrDecrypt = errors.New("session: message cannot be decrypted or authenticated")
