@@ -29,7 +29,7 @@
 // [Config.Identity] on the new device.
 //
 // What the state's key cannot tell: an older copy of the state
-// authenticates as well as the newest. New refuses an older identity, but
+// authenticates as well as the newest. [New] refuses an older identity, but
 // an older state with the same identity silently brings back older pins
 // and fewer session keys (see [Config.StateKey] and SECURITY.md).
 package e2ee

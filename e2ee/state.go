@@ -18,32 +18,32 @@ import (
 	"github.com/veilchat/veil/identity"
 )
 
-// ErrNoState is returned by StateStore.Load when nothing was saved yet.
+// ErrNoState is returned by [StateStore.Load] when nothing was saved yet.
 var ErrNoState = errors.New("e2ee: no saved state")
 
 // ErrStateKey is returned when the saved state does not decrypt with the
 // configured StateKey (wrong key, or a tampered file).
 var ErrStateKey = errors.New("e2ee: local state cannot be decrypted with this key")
 
-// StateStore keeps a Client's local state between runs. It stores one opaque
+// StateStore keeps a [Client]'s local state between runs. It stores one opaque
 // blob that the Client has already encrypted; it never sees keys in the
 // clear. Implementations must be safe for concurrent use.
 type StateStore interface {
-	// Load returns the saved blob, or ErrNoState.
+	// Load returns the saved blob, or [ErrNoState].
 	Load(ctx context.Context) ([]byte, error)
 	// Save replaces the saved blob atomically: after a crash, Load returns
 	// the old or the new blob, never a mix.
 	Save(ctx context.Context, blob []byte) error
 }
 
-// FileStore is a StateStore in one file, written atomically (temporary
+// FileStore is a [StateStore] in one file, written atomically (temporary
 // file, fsync, rename) with mode 0600.
 type FileStore struct {
 	Path string
 	mu   sync.Mutex
 }
 
-// Load implements StateStore.
+// Load implements [StateStore].
 func (f *FileStore) Load(context.Context) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -54,7 +54,7 @@ func (f *FileStore) Load(context.Context) ([]byte, error) {
 	return b, err
 }
 
-// Save implements StateStore.
+// Save implements [StateStore].
 func (f *FileStore) Save(_ context.Context, blob []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -89,14 +89,14 @@ func (f *FileStore) Save(_ context.Context, blob []byte) error {
 	return nil
 }
 
-// MemoryStore is a StateStore in memory, for tests and short-lived
+// MemoryStore is a [StateStore] in memory, for tests and short-lived
 // programs. The zero value is ready.
 type MemoryStore struct {
 	mu   sync.Mutex
 	blob []byte
 }
 
-// Load implements StateStore.
+// Load implements [StateStore].
 func (m *MemoryStore) Load(context.Context) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -106,7 +106,7 @@ func (m *MemoryStore) Load(context.Context) ([]byte, error) {
 	return append([]byte(nil), m.blob...), nil
 }
 
-// Save implements StateStore.
+// Save implements [StateStore].
 func (m *MemoryStore) Save(_ context.Context, blob []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -132,7 +132,7 @@ type savedSession struct {
 const (
 	stateVersion = 1
 	labelState   = "veil/v1/local-state"
-	// StateKeySize is the size of Config.StateKey.
+	// StateKeySize is the size of [Config.StateKey].
 	StateKeySize = 32
 )
 
@@ -193,7 +193,7 @@ func stateAEAD(stateKey []byte) (interface {
 	return chacha20poly1305.NewX(k)
 }
 
-// pins is an identity.Pins that saves the client's state on every change.
+// pins is an [identity.Pins] that saves the client's state on every change.
 type pins struct {
 	mu   sync.Mutex
 	m    map[string]*identity.Card

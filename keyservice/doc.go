@@ -10,7 +10,7 @@
 // [APIError] carries the service's stable error codes (the Code constants)
 // and matches both this package's sentinels ([ErrNotFound], [ErrForbidden],
 // ...) and the session package's ([session.ErrForbidden],
-// [session.ErrUnknownSession], ...) with errors.Is, so a session.Manager
+// [session.ErrUnknownSession], ...) with [errors.Is], so a [session.Manager]
 // behaves the same over HTTP as in memory.
 //
 // The service itself (HTTP handler, SQLite and PostgreSQL stores,

@@ -23,7 +23,7 @@ const AttachmentChunkSize = attach.ChunkSize
 // FileKey is the random 32-byte key of one attachment. It travels inside
 // the encrypted message that carries the attachment's name, type and size,
 // never with the file. It redacts itself under fmt and slog; Bytes is the
-// only way out. Like EpochKey, its bytes sit behind a pointer (fmt shows an
+// only way out. Like [EpochKey], its bytes sit behind a pointer (fmt shows an
 // address where it cannot call Format). The zero value is not a valid key.
 type FileKey struct{ k *[attach.KeySize]byte }
 
@@ -71,7 +71,7 @@ func (k FileKey) GoString() string { return redactedFileKey }
 // Format prints a redacted placeholder under every verb.
 func (k FileKey) Format(f fmt.State, _ rune) { io.WriteString(f, redactedFileKey) }
 
-// LogValue implements slog.LogValuer with a redacted placeholder.
+// LogValue implements [slog.LogValuer] with a redacted placeholder.
 func (k FileKey) LogValue() slog.Value { return slog.StringValue(redactedFileKey) }
 
 // EncryptStream returns a writer that encrypts what is written to it into
@@ -95,7 +95,7 @@ func EncryptStream(dst io.Writer, key FileKey) (io.WriteCloser, error) {
 // src. It checks the key commitment before returning, and releases each
 // chunk only after it authenticated; truncation, reordering, extension and
 // chunks from another file are detected. Authentication failures are
-// ErrAttachment; errors of src are returned as they are. Memory use is
+// [ErrAttachment]; errors of src are returned as they are. Memory use is
 // constant. The reader is not safe for concurrent use.
 func DecryptStream(src io.Reader, key FileKey) (io.Reader, error) {
 	if key.k == nil {
@@ -111,7 +111,7 @@ func DecryptStream(src io.Reader, key FileKey) (io.Reader, error) {
 	return authReader{r}, nil
 }
 
-// authReader maps the format's authentication error to ErrAttachment.
+// authReader maps the format's authentication error to [ErrAttachment].
 type authReader struct{ r *attach.Reader }
 
 func (a authReader) Read(p []byte) (int, error) {
@@ -119,7 +119,7 @@ func (a authReader) Read(p []byte) (int, error) {
 	return n, mapAuth(err)
 }
 
-// WriteTo lets io.Copy stream chunks without an extra copy.
+// WriteTo lets [io.Copy] stream chunks without an extra copy.
 func (a authReader) WriteTo(w io.Writer) (int64, error) {
 	n, err := a.r.WriteTo(w)
 	return n, mapAuth(err)

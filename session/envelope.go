@@ -35,7 +35,7 @@ const (
 	// MaxPlaintextSize bounds the plaintext of one envelope, whatever the
 	// transport.
 	MaxPlaintextSize = 1 << 20
-	// MaxBindingFieldLen bounds each Binding field.
+	// MaxBindingFieldLen bounds each [Binding] field.
 	MaxBindingFieldLen = 1024
 
 	purposeEnvelope = "veil/v1/envelope"
@@ -89,7 +89,7 @@ type Header struct {
 }
 
 // ParseHeader reads an envelope's header without any key. It returns
-// ErrUnknownVersion for another version and ErrMalformed for input too short
+// [ErrUnknownVersion] for another version and [ErrMalformed] for input too short
 // to be an envelope.
 func ParseHeader(envelope []byte) (Header, error) {
 	if len(envelope) < 1 {
@@ -128,7 +128,7 @@ func SealedSize(n int) int { return paddedLen(n) + Overhead }
 
 // Seal encrypts and signs plaintext from sender under the session's current
 // epoch, bound to msg. sender must be the user msg.SenderID names, and
-// msg.ChannelCID the session's channel. The result is binary; EncodeText
+// msg.ChannelCID the session's channel. The result is binary; [EncodeText]
 // turns it into the text Stream stores.
 func (s *Session) Seal(sender *identity.Identity, msg Binding, plaintext []byte) ([]byte, error) {
 	var nonce [nonceSize]byte
@@ -179,8 +179,8 @@ func (s *Session) seal(sender *identity.Identity, msg Binding, plaintext []byte,
 
 // Open authenticates and decrypts an envelope sealed with msg by the user
 // whose card is sender (the card of msg.SenderID at the generation the header
-// names; the caller is responsible for trusting it, see identity.Check).
-// Every failure returns ErrDecrypt.
+// names; the caller is responsible for trusting it, see [identity.Check]).
+// Every failure returns [ErrDecrypt].
 func (s *Session) Open(envelope []byte, msg Binding, sender *identity.Card) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil || msg.check() != nil || sender == nil || h.SessionID != s.id || msg.ChannelCID != s.cid ||
@@ -236,7 +236,7 @@ func (e *TooLongError) Error() string {
 
 var b64 = base64.RawURLEncoding
 
-// EncodeText returns the text form of an envelope: TextPrefix and the
+// EncodeText returns the text form of an envelope: [TextPrefix] and the
 // unpadded base64url encoding. It is ASCII, so its length in bytes is its
 // length in Stream characters.
 func EncodeText(envelope []byte) string {
@@ -249,13 +249,13 @@ func EncodeText(envelope []byte) string {
 
 // IsText reports whether s looks like the text form of an envelope (of any
 // version Veil has defined). Use it to tell encrypted messages from plain
-// ones; only DecodeText and Open tell valid from invalid.
+// ones; only [DecodeText] and Open tell valid from invalid.
 func IsText(s string) bool {
 	return strings.HasPrefix(s, "veil") && strings.Contains(s[:min(len(s), 12)], ":")
 }
 
-// DecodeText parses the text form. It returns ErrUnknownVersion for a text
-// with another version prefix, ErrMalformed for anything else that is not
+// DecodeText parses the text form. It returns [ErrUnknownVersion] for a text
+// with another version prefix, [ErrMalformed] for anything else that is not
 // canonical base64url of a plausible envelope.
 func DecodeText(s string) ([]byte, error) {
 	if !strings.HasPrefix(s, TextPrefix) {
@@ -300,7 +300,7 @@ func MaxPlaintext(textLimit int) int {
 }
 
 // SealText checks that plaintext fits in textLimit characters once sealed
-// (returning a *TooLongError before doing any cryptography if not), then
+// (returning a [*TooLongError] before doing any cryptography if not), then
 // seals it and returns the text form.
 func (s *Session) SealText(sender *identity.Identity, msg Binding, plaintext []byte, textLimit int) (string, error) {
 	if m := MaxPlaintext(textLimit); len(plaintext) > m {
@@ -314,7 +314,7 @@ func (s *Session) SealText(sender *identity.Identity, msg Binding, plaintext []b
 }
 
 // OpenText decodes the text form and opens it like Open. Every failure,
-// malformed text included, returns ErrDecrypt.
+// malformed text included, returns [ErrDecrypt].
 func (s *Session) OpenText(text string, msg Binding, sender *identity.Card) ([]byte, error) {
 	env, err := DecodeText(text)
 	if err != nil {

@@ -33,7 +33,7 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient checks cfg and returns a Client.
+// NewClient checks cfg and returns a [Client].
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -82,7 +82,7 @@ func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *
 // RetrieveIdentity fetches the user's encrypted identity with the one-time
 // code and decrypts it with the session's twoManRuleKey. A blob that does
 // not decrypt (wrong key, another user or factor, tampering) returns
-// ErrDecrypt.
+// [ErrDecrypt].
 func (c *Client) RetrieveIdentity(ctx context.Context, s *Session, code string) (*identity.Identity, error) {
 	var resp wire.RetrieveResponse
 	if err := c.post(ctx, "/v1/identity/retrieve", wire.SessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
@@ -140,7 +140,7 @@ type PasswordParams struct {
 // DefaultPasswordParams: Argon2id, 3 passes over 64 MiB with 4 lanes.
 var DefaultPasswordParams = PasswordParams{Alg: "argon2id", Time: 3, Memory: 64 << 10, Threads: 4, Version: 1}
 
-// Bounds on PasswordParams: below them a backup is too weak, above them a
+// Bounds on [PasswordParams]: below them a backup is too weak, above them a
 // hostile server could make clients spin or exhaust memory.
 const (
 	MinPasswordMemory = 19 << 10 // 19 MiB (OWASP's minimum for Argon2id)
@@ -178,7 +178,7 @@ func passwordBlob(userID string, key []byte, id *identity.Identity) ([]byte, err
 // derives (Argon2id, params) a lookup secret the SSKS checks and a key it
 // never sees. Creating a backup needs a challenge session for the user (s,
 // answered with code when it must authenticate); params nil means
-// DefaultPasswordParams.
+// [DefaultPasswordParams].
 func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase string, id *identity.Identity, params *PasswordParams) error {
 	return c.storePassword(ctx, wire.PasswordStoreRequest{SessionID: s.SessionID, Code: code}, id, passphrase, params)
 }
@@ -239,8 +239,8 @@ func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordPar
 }
 
 // RetrievePassword recovers an identity from its password backup. A wrong
-// passphrase returns ErrWrongPassphrase; the SSKS counts it and locks the
-// backup after repeated failures (an *APIError with code "locked").
+// passphrase returns [ErrWrongPassphrase]; the SSKS counts it and locks the
+// backup after repeated failures (an [*APIError] with code "locked").
 func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string) (*identity.Identity, error) {
 	p, err := c.passwordParams(ctx, userID)
 	if err != nil {

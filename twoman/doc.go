@@ -36,5 +36,5 @@
 // This package is what a device links: it imports no database driver, no
 // metrics and no server code. [APIError] carries the SSKS's stable error
 // codes (the Code constants) and matches this package's sentinels
-// ([ErrNotFound], [ErrWrongPassphrase], ...) with errors.Is.
+// ([ErrNotFound], [ErrWrongPassphrase], ...) with [errors.Is].
 package twoman

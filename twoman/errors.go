@@ -47,7 +47,7 @@ const (
 
 // Errors that the stores of the SSKS and of the app backend return. A
 // [Client] reports the same conditions as [APIError] values, which
-// errors.Is matches with these sentinels (all but ErrConflict, which never
+// [errors.Is] matches with these sentinels (all but [ErrConflict], which never
 // leaves a store).
 var (
 	// ErrNotFound: no such challenge session, identity or password backup.

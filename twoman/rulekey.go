@@ -28,7 +28,7 @@ func NewRuleKey(rnd io.Reader) (RuleKey, error) {
 	return k, nil
 }
 
-// ParseRuleKey returns the key whose bytes are b (KeySize bytes).
+// ParseRuleKey returns the key whose bytes are b ([KeySize] bytes).
 func ParseRuleKey(b []byte) (RuleKey, error) {
 	var k RuleKey
 	if len(b) != KeySize {
@@ -54,7 +54,7 @@ func (k RuleKey) GoString() string { return k.String() }
 // Format prints a redacted placeholder under every verb.
 func (k RuleKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
-// LogValue implements slog.LogValuer with a redacted placeholder.
+// LogValue implements [slog.LogValuer] with a redacted placeholder.
 func (k RuleKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // MarshalJSON refuses: a key reaches JSON only through an explicit Bytes.

@@ -4,7 +4,7 @@
 // are public, grants are age files only their grantee opens, and clients
 // verify everything they receive (signed cards, pinning, signed grants).
 //
-// [Handler] is an http.Handler serving a versioned JSON API under /v1, plus
+// [Handler] is an [http.Handler] serving a versioned JSON API under /v1, plus
 // /healthz and Prometheus /metrics; mount it in an existing Go server or run
 // it with `veil serve`. Its Go client and error codes are in package
 // [github.com/veilchat/veil/keyservice], which devices and bots import

@@ -20,7 +20,7 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
-// Config configures a [Handler]. Store, AppKeys, HashKey and Sender are
+// Config configures a [Handler]. [Store], AppKeys, HashKey and [Sender] are
 // required; every other zero field is the safe default.
 type Config struct {
 	Store Store
@@ -59,7 +59,7 @@ type Config struct {
 	// Logger receives one line per request, never a code, factor value or
 	// blob. Nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now. Rand is the source of codes and
+	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -76,7 +76,7 @@ type Handler struct {
 	log *slog.Logger
 }
 
-// NewHandler checks cfg and returns the Handler.
+// NewHandler checks cfg and returns the [Handler].
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
@@ -144,7 +144,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements [http.Handler].
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {
