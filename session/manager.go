@@ -461,10 +461,13 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 
 // Open opens an envelope: it finds the session from the header (fetching
 // new grants when the epoch is not known yet), trusts the sender's card
-// through the [Directory] and Pins, and opens it. It returns [ErrUnknownEpoch]
-// when the local user was never granted that epoch (e.g. sealed after it was
-// removed), an [*identity.KeyChangeError] when the sender's card is not
-// trusted, and [ErrDecrypt] for everything else that does not authenticate.
+// through the [Directory] and Pins, and opens it. It returns the
+// [Service]'s [ErrForbidden] when the local user is not, or no longer, a
+// member of the session; [ErrUnknownEpoch] when the local user holds no key
+// for the envelope's epoch (it joined later with the history hidden, or the
+// epoch is not there yet); an [*identity.KeyChangeError] when the sender's
+// card is not trusted; and [ErrDecrypt] for everything else that does not
+// authenticate.
 func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
