@@ -36,7 +36,7 @@ func ExampleNewHandler() {
 	h, err := ssks.NewHandler(ssks.Config{
 		Store:   store,
 		AppKeys: [][]byte{[]byte("8d1f0c4e9a7b2d6f3e5a1c0b9d8e7f6a")}, // one per app backend
-		HashKey: bytes.Repeat([]byte{7}, 32),                            // from a secret manager, not the database
+		HashKey: bytes.Repeat([]byte{7}, 32),                          // from a secret manager, not the database
 		Sender: &ssks.SMTPSender{
 			Addr: "smtp.example.com:587", From: "codes@example.com", AppName: "Example Chat",
 		},
