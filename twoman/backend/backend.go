@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -78,8 +79,11 @@ type Backend struct {
 
 // New checks cfg and returns a [Backend].
 func New(cfg Config) (*Backend, error) {
-	if cfg.Keys == nil || cfg.SSKSURL == "" || !wire.ValidAppKey(cfg.AppKey) {
-		return nil, errors.New("twoman: Config needs Keys, SSKSURL and an AppKey of at least 32 printable ASCII characters")
+	if cfg.Keys == nil || !wire.ValidAppKey(cfg.AppKey) {
+		return nil, errors.New("twoman: Config needs Keys and an AppKey of at least 32 printable ASCII characters")
+	}
+	if u, err := url.Parse(cfg.SSKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("twoman: Config.SSKSURL must be an http(s) URL")
 	}
 	b := &Backend{cfg: cfg, http: cfg.HTTPClient}
 	if b.http == nil {
