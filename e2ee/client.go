@@ -20,12 +20,12 @@ import (
 const StreamTextLimit = 5000
 
 // Publisher publishes a user's card history to the directory.
-// keyservice.Client implements it.
+// [keyservice.Client] implements it.
 type Publisher interface {
 	PublishHistory(ctx context.Context, cards []*identity.Card) error
 }
 
-// Config configures a Client. UserID, Service, Directory and Publisher are
+// Config configures a [Client]. UserID, Service, Directory and [Publisher] are
 // required (KeyService sets the last three at once); the zero value of the
 // other fields is the safe default.
 //
@@ -36,9 +36,9 @@ type Publisher interface {
 type Config struct {
 	// UserID is the Stream user the client acts as.
 	UserID string
-	// KeyService, if set, is used as Service, Directory and Publisher.
+	// KeyService, if set, is used as Service, Directory and [Publisher].
 	KeyService *keyservice.Client
-	// Service, Directory and Publisher reach the key service.
+	// Service, Directory and [Publisher] reach the key service.
 	Service   session.Service
 	Directory session.Directory
 	Publisher Publisher
@@ -48,12 +48,12 @@ type Config struct {
 	State StateStore
 	// StateKey encrypts the state at rest. Required when State is set.
 	// Keep it outside the state's storage (a secret manager, the OS
-	// keychain) and load it with ParseStateKey.
+	// keychain) and load it with [ParseStateKey].
 	//
 	// The key authenticates the state but cannot tell an old state from
 	// the current one: whoever can write the state's storage can put back
 	// an older blob. New refuses one whose identity is older than the one
-	// the Directory publishes for UserID (ErrStateRollback), but not an
+	// the Directory publishes for UserID ([ErrStateRollback]), but not an
 	// older blob with the same identity, which silently restores older
 	// pins and session keys.
 	StateKey StateKey
@@ -63,16 +63,16 @@ type Config struct {
 	// Identity, if set, is used instead of generating one when State holds
 	// none: an identity recovered on a new device (twoman.Client), or
 	// imported from a backup. It must belong to UserID, and be no older
-	// than the identity the Directory publishes (ErrStateRollback). A
+	// than the identity the Directory publishes ([ErrStateRollback]). A
 	// saved identity in State takes precedence.
 	Identity *identity.Identity
-	// EpochCheckInterval is passed to the session.Manager.
+	// EpochCheckInterval is passed to the [session.Manager].
 	EpochCheckInterval time.Duration
 	// Members, if set, returns a channel's members as the application knows
 	// them (for Stream, the channel's member list). It is passed to the
-	// session.Manager, which then lets new epochs and rotations involve only
+	// [session.Manager], which then lets new epochs and rotations involve only
 	// those users, so that the key service alone decides nothing about
-	// membership (see session.Config.Members and SECURITY.md).
+	// membership (see [session.Config.Members] and SECURITY.md).
 	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// Rand is the randomness source. Nil means crypto/rand.
 	Rand io.Reader
@@ -84,8 +84,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ErrStateRollback is returned by New when the saved state (or
-// Config.Identity) holds an identity older than the one the Directory
+// ErrStateRollback is returned by [New] when the saved state (or
+// [Config.Identity]) holds an identity older than the one the Directory
 // publishes for the user: typically an old state file put back after
 // RotateIdentity, which would silently bring back a generation the user
 // rotated away from, possibly because it was compromised. Restore the
@@ -94,11 +94,11 @@ var ErrStateRollback = errors.New("e2ee: the local state is older than the ident
 
 // Client is the SDK's entry point for one user: the local identity, the
 // session manager, trust pins and the persisted local state. It is safe for
-// concurrent use. New returns one; the zero value is not usable. A Client
+// concurrent use. [New] returns one; the zero value is not usable. A Client
 // prints and logs redacted (user ID, generation and fingerprint only) and
 // never shows the StateKey.
 type Client struct {
-	// A Client is a handle on its state so that it holds no lock by value
+	// A [Client] is a handle on its state so that it holds no lock by value
 	// and can redact itself with value-receiver methods: a Client value
 	// that fmt reaches by dereference or as a struct field would otherwise
 	// be printed field by field through reflection.
@@ -119,14 +119,14 @@ type client struct {
 // New loads the user's identity from cfg.State, or generates one on first
 // use, saves it, and publishes its cards. It returns an error if the saved
 // state belongs to another user or does not decrypt with cfg.StateKey
-// (ErrStateKey).
+// ([ErrStateKey]).
 //
 // A loaded identity, or cfg.Identity, is compared with the newest card the
 // Directory publishes for the user: if that card is newer and not one of
-// the identity's own, New returns ErrStateRollback. If the local identity
+// the identity's own, New returns [ErrStateRollback]. If the local identity
 // is the newer one (an earlier publication failed), New publishes it. A
 // rolled-back state whose identity did not change since is not detected:
-// its older pins and session keys are loaded (see Config.StateKey).
+// its older pins and session keys are loaded (see [Config.StateKey]).
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KeyService != nil {
 		cfg.Service, cfg.Directory, cfg.Publisher = cfg.KeyService, cfg.KeyService, cfg.KeyService
@@ -350,10 +350,12 @@ func (c *Client) CreateSession(ctx context.Context, channelCID string, members [
 }
 
 // Encrypt seals plaintext for the channel msg.ChannelCID names, as message
-// msg.MessageID, and returns the text to send in Stream's text field. The
-// channel must have a session. msg.SenderID must be the client's user. A
-// plaintext that would exceed Stream's 5,000 characters fails with a
-// *session.TooLongError before any cryptography.
+// msg.MessageID, and returns the text to send in Stream's text field.
+// msg.SenderID must be the client's user. A channel without a session
+// returns [session.ErrUnknownSession] (start one with [Client.CreateSession]);
+// a plaintext that would exceed Stream's 5,000 characters
+// ([StreamTextLimit]) returns a [*session.TooLongError] before any
+// cryptography.
 func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []byte) (string, error) {
 	if msg.SenderID != c.cfg.UserID {
 		return "", errors.New("e2ee: the message's sender is not this client's user")
@@ -369,10 +371,12 @@ func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []b
 	return mgr.SealText(ctx, id, msg, plaintext, StreamTextLimit)
 }
 
-// Decrypt opens the text of a received message. It returns
-// session.ErrDecrypt for anything that does not authenticate,
-// session.ErrUnknownEpoch for a message the user was never granted, and an
-// *identity.KeyChangeError when the sender's keys changed without a chain.
+// Decrypt opens the text of a received message, as [session.Manager.OpenText]
+// does. It returns [session.ErrDecrypt] for anything that does not
+// authenticate, [session.ErrForbidden] when the user is not (or no longer) a
+// member of the session, [session.ErrUnknownEpoch] for an epoch the user was
+// never granted, and an [*identity.KeyChangeError] when the sender's keys
+// changed without a chain.
 func (c *Client) Decrypt(ctx context.Context, msg session.Binding, text string) ([]byte, error) {
 	return c.Manager().OpenText(ctx, text, msg)
 }
@@ -410,16 +414,16 @@ func (c Config) String() string {
 		c.UserID, c.kind(), c.storeType(), c.stateKeyNote())
 }
 
-// GoString implements fmt.GoStringer with the same redacted text as String.
+// GoString implements [fmt.GoStringer] with the same redacted text as String.
 func (c Config) GoString() string { return c.String() }
 
-// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
-// Config reached through a pointer, a dereference or an exported struct
+// [Config] reached through a pointer, a dereference or an exported struct
 // field redacts itself too.
 func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String()) }
 
-// LogValue implements slog.LogValuer: logs see the user ID, the key kind
+// LogValue implements [slog.LogValuer]: logs see the user ID, the key kind
 // and the state store's type only.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
@@ -430,7 +434,7 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// MarshalJSON gives encoding/json, and so slog's JSON handler when a Config
+// MarshalJSON gives encoding/json, and so slog's JSON handler when a [Config]
 // is nested in another value, the fields LogValue shows: a Config is not a
 // serialisation format, and without it the StateKey's refusal to marshal
 // would fail the whole Config.
@@ -478,15 +482,15 @@ func (c Client) String() string {
 	return fmt.Sprintf("e2ee.Client(%q gen %d %s, state key REDACTED)", c.cfg.UserID, id.Generation(), id.Card().Fingerprint())
 }
 
-// GoString implements fmt.GoStringer with the same redacted text as String.
+// GoString implements [fmt.GoStringer] with the same redacted text as String.
 func (c Client) GoString() string { return c.String() }
 
-// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
-// dereferenced *Client, or a Client in a struct field, redacts itself too.
+// dereferenced [*Client], or a Client in a struct field, redacts itself too.
 func (c Client) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String()) }
 
-// LogValue implements slog.LogValuer: logs see the user ID, the identity's
+// LogValue implements [slog.LogValuer]: logs see the user ID, the identity's
 // generation and fingerprint only.
 func (c Client) LogValue() slog.Value {
 	if c.client == nil {

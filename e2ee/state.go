@@ -19,25 +19,25 @@ import (
 	"github.com/veilchat/veil/identity"
 )
 
-// ErrNoState is returned by StateStore.Load when nothing was saved yet.
+// ErrNoState is returned by [StateStore.Load] when nothing was saved yet.
 var ErrNoState = errors.New("e2ee: no saved state")
 
 // ErrStateKey is returned when the saved state does not decrypt with the
 // configured StateKey (wrong key, or a tampered file).
 var ErrStateKey = errors.New("e2ee: local state cannot be decrypted with this key")
 
-// StateStore keeps a Client's local state between runs. It stores one opaque
+// StateStore keeps a [Client]'s local state between runs. It stores one opaque
 // blob that the Client has already encrypted; it never sees keys in the
 // clear. Implementations must be safe for concurrent use.
 type StateStore interface {
-	// Load returns the saved blob, or ErrNoState.
+	// Load returns the saved blob, or [ErrNoState].
 	Load(ctx context.Context) ([]byte, error)
 	// Save replaces the saved blob atomically: after a crash, Load returns
 	// the old or the new blob, never a mix.
 	Save(ctx context.Context, blob []byte) error
 }
 
-// FileStore is a StateStore in one file, written atomically (temporary
+// FileStore is a [StateStore] in one file, written atomically (temporary
 // file, fsync, rename, fsync of the directory) with mode 0600. Its file
 // I/O cannot be interrupted: a context that is already done stops Load
 // and Save before they start.
@@ -46,7 +46,7 @@ type FileStore struct {
 	mu   sync.Mutex
 }
 
-// Load implements StateStore.
+// Load implements [StateStore].
 func (f *FileStore) Load(ctx context.Context) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -60,7 +60,7 @@ func (f *FileStore) Load(ctx context.Context) ([]byte, error) {
 	return b, err
 }
 
-// Save implements StateStore. Once it has replaced the file, an error
+// Save implements [StateStore]. Once it has replaced the file, an error
 // means only that the directory could not be synced: the new state may
 // not survive a power loss.
 func (f *FileStore) Save(ctx context.Context, blob []byte) error {
@@ -115,14 +115,14 @@ func syncDir(dir string) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
-// MemoryStore is a StateStore in memory, for tests and short-lived
+// MemoryStore is a [StateStore] in memory, for tests and short-lived
 // programs. The zero value is ready.
 type MemoryStore struct {
 	mu   sync.Mutex
 	blob []byte
 }
 
-// Load implements StateStore.
+// Load implements [StateStore].
 func (m *MemoryStore) Load(context.Context) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -132,7 +132,7 @@ func (m *MemoryStore) Load(context.Context) ([]byte, error) {
 	return append([]byte(nil), m.blob...), nil
 }
 
-// Save implements StateStore.
+// Save implements [StateStore].
 func (m *MemoryStore) Save(_ context.Context, blob []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -158,7 +158,7 @@ type savedSession struct {
 const (
 	stateVersion = 1
 	labelState   = "veil/v1/local-state"
-	// StateKeySize is the size of Config.StateKey.
+	// StateKeySize is the size of [Config.StateKey].
 	StateKeySize = 32
 )
 
@@ -219,7 +219,7 @@ func stateAEAD(stateKey []byte) (interface {
 	return chacha20poly1305.NewX(k)
 }
 
-// pins is a session.ContextPins that saves the client's state on every
+// pins is a [session.ContextPins] that saves the client's state on every
 // change.
 type pins struct {
 	mu   sync.Mutex

@@ -56,8 +56,8 @@ const MaxGenerations = 1024
 // one that contains control characters.
 var ErrInvalidUserID = errors.New("identity: invalid user ID")
 
-// CheckUserID returns ErrInvalidUserID unless userID is a user ID a card
-// can carry: 1 to MaxUserIDLen bytes of valid UTF-8 without a control
+// CheckUserID returns [ErrInvalidUserID] unless userID is a user ID a card
+// can carry: 1 to [MaxUserIDLen] bytes of valid UTF-8 without a control
 // character (U+0000–U+001F, U+007F). Services use it to refuse bad IDs at
 // their boundary.
 func CheckUserID(userID string) error {
@@ -75,7 +75,7 @@ func CheckUserID(userID string) error {
 // Options are the choices made when a generation is created. The zero value
 // is the safe default.
 type Options struct {
-	// Kind is the encryption key type. Zero means KindHybrid.
+	// Kind is the encryption key type. Zero means [KindHybrid].
 	Kind Kind
 	// Created is the creation time written into the card, at second
 	// precision. The zero value means time.Now().
@@ -169,7 +169,7 @@ func (g *generation) recipient() age.Recipient {
 // where it cannot call a method (an Identity in an unexported field); the
 // keys leave it only through Export and ExportWithPassphrase.
 //
-// Identity implements age.Identity, so age.Decrypt(grant, id) opens an age
+// Identity implements [age.Identity], so age.Decrypt(grant, id) opens an age
 // file made for any of its generations.
 type Identity struct {
 	userID string
@@ -216,7 +216,7 @@ func generateGeneration(rnd io.Reader, userID string, gen uint32, opts Options, 
 	return g, nil
 }
 
-// Rotate returns a new Identity whose current generation is n+1, with fresh
+// Rotate returns a new [Identity] whose current generation is n+1, with fresh
 // keys, and whose card is signed both by itself and by generation n, so that
 // contacts who pinned generation n accept it. The receiver is unchanged. rand
 // nil means crypto/rand; a zero opts.Kind keeps the current kind.
@@ -267,13 +267,13 @@ func (id *Identity) Cards() []*Card {
 // Sign signs msg with the current generation's Ed25519 key under the domain
 // separation string purpose: the signed bytes are purpose ‖ 0x00 ‖ msg. It
 // panics if purpose is empty or contains a NUL byte, which is a programming
-// error. Verify the result with Card.Verify.
+// error. Verify the result with [Card.Verify].
 func (id *Identity) Sign(purpose string, msg []byte) []byte {
 	return ed25519.Sign(id.current().sign, signedMessage(purpose, msg))
 }
 
-// Unwrap implements age.Identity: it tries every generation, newest first,
-// and returns age.ErrIncorrectIdentity if none matches.
+// Unwrap implements [age.Identity]: it tries every generation, newest first,
+// and returns [age.ErrIncorrectIdentity] if none matches.
 func (id *Identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	for i := len(id.gens) - 1; i >= 0; i-- {
 		fileKey, err := id.gens[i].age.Unwrap(stanzas)
@@ -321,15 +321,15 @@ func (id Identity) String() string {
 	return fmt.Sprintf("identity.Identity(%q gen %d %s, keys REDACTED)", id.userID, id.Generation(), id.Card().Fingerprint())
 }
 
-// GoString implements fmt.GoStringer with the same redacted text as String.
+// GoString implements [fmt.GoStringer] with the same redacted text as String.
 func (id Identity) GoString() string { return id.String() }
 
-// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
-// dereferenced *Identity redacts itself too.
+// dereferenced [*Identity] redacts itself too.
 func (id Identity) Format(f fmt.State, verb rune) { redact.Format(f, verb, id.String()) }
 
-// LogValue implements slog.LogValuer: logs see the user ID, generation and
+// LogValue implements [slog.LogValuer]: logs see the user ID, generation and
 // fingerprint only.
 func (id Identity) LogValue() slog.Value {
 	if len(id.gens) == 0 {

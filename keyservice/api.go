@@ -31,7 +31,7 @@ const (
 )
 
 // Errors that both the key service's stores and its client report;
-// errors.Is matches an APIError with the code of the same meaning.
+// [errors.Is] matches an [APIError] with the code of the same meaning.
 var (
 	// ErrNotFound: no such user card, session or idempotency record.
 	ErrNotFound = errors.New("keyservice: not found")
@@ -43,7 +43,7 @@ var (
 	ErrForbidden = errors.New("keyservice: forbidden")
 )
 
-// Typed errors the Client returns; errors.Is matches both these and the
+// Typed errors the [Client] returns; [errors.Is] matches both these and the
 // session package's sentinels where they mean the same thing.
 var (
 	ErrUnauthenticated = errors.New("keyservice: unauthenticated")
@@ -64,9 +64,9 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("keyservice: %s (%d): %s", e.Code, e.Status, e.Message)
 }
 
-// Is makes errors.Is(err, ErrNotFound) and the like work on API errors, and
-// matches the session package's sentinels (session.ErrForbidden,
-// session.ErrUnknownSession, ...) so a session.Manager behaves the same over
+// Is makes errors.Is(err, [ErrNotFound]) and the like work on API errors, and
+// matches the session package's sentinels ([session.ErrForbidden],
+// [session.ErrUnknownSession], ...) so a [session.Manager] behaves the same over
 // HTTP as in memory.
 func (e *APIError) Is(target error) bool {
 	switch e.Code {

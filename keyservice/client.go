@@ -22,12 +22,15 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
-// ClientConfig configures a Client. BaseURL and Token are required.
+// ClientConfig configures a [Client]. BaseURL and Token are required.
 type ClientConfig struct {
-	// BaseURL is where the Handler is mounted, e.g. "https://keys.example.com".
+	// BaseURL is where the key service's handler is mounted, e.g.
+	// "https://keys.example.com".
 	BaseURL string
-	// Token returns the bearer token for each request (a Veil user token or
-	// a Stream user token, see Auth). StaticToken wraps a fixed one.
+	// Token returns the bearer token for each request: a Veil user token
+	// the app backend issued, or a Stream user token when the service
+	// accepts them (see the Auth type of package keyservice/server).
+	// [StaticToken] wraps a fixed one.
 	Token func(ctx context.Context) (string, error)
 	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
 	HTTPClient *http.Client
@@ -41,15 +44,15 @@ type ClientConfig struct {
 	Backoff time.Duration
 }
 
-// StaticToken returns a ClientConfig.Token that always returns tok.
+// StaticToken returns a [ClientConfig.Token] that always returns tok.
 func StaticToken(tok string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return tok, nil }
 }
 
-// Client is the Go client of the key service. It implements session.Service
-// and session.Directory, so a session.Manager works over HTTP exactly as in
-// memory. Errors are *APIError values that match this package's and the
-// session package's sentinels with errors.Is. A Client is safe for
+// Client is the Go client of the key service. It implements [session.Service]
+// and [session.Directory], so a [session.Manager] works over HTTP exactly as in
+// memory. Errors are [*APIError] values that match this package's and the
+// session package's sentinels with [errors.Is]. A Client is safe for
 // concurrent use.
 type Client struct {
 	cfg  ClientConfig
@@ -62,7 +65,7 @@ var (
 	_ session.Directory = (*Client)(nil)
 )
 
-// NewClient checks cfg and returns a Client.
+// NewClient checks cfg and returns a [Client].
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -227,7 +230,7 @@ func (c *Client) PublishHistory(ctx context.Context, cards []*identity.Card) err
 	return nil
 }
 
-// Latest implements session.Directory: the newest card of each user that
+// Latest implements [session.Directory]: the newest card of each user that
 // has one, parsed and self-signature checked. Trust (pinning) is the
 // caller's business.
 func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*identity.Card, error) {
@@ -249,7 +252,7 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 	return out, nil
 }
 
-// History implements session.Directory: a user's cards, generation 0 first,
+// History implements [session.Directory]: a user's cards, generation 0 first,
 // checked to form a chain.
 func (c *Client) History(ctx context.Context, userID string) ([]*identity.Card, error) {
 	var resp wire.CardsResponse
@@ -281,7 +284,7 @@ func toJSON(grants []session.GrantRecord) []wire.Grant {
 	return out
 }
 
-// Create implements session.Service. It sends an Idempotency-Key so that
+// Create implements [session.Service]. It sends an Idempotency-Key so that
 // retries are safe.
 func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, grants []session.GrantRecord) (session.CreateResult, error) {
 	var key [16]byte
@@ -299,7 +302,7 @@ func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, g
 	return session.CreateResult{ID: got, Created: resp.Created}, nil
 }
 
-// Lookup implements session.Service.
+// Lookup implements [session.Service].
 func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, error) {
 	var resp wire.LookupSessionResponse
 	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions", url.Values{"channel_cid": {channelCID}}, nil, &resp, retrySafe, nil); err != nil {
@@ -319,7 +322,7 @@ const (
 	// call of at most Config.MaxMembersPerCall (1,000 by default).
 	maxInfoMembers = 1 << 20
 	// maxGrants bounds a member's grants: one per epoch, and the service
-	// stops sessions at session.MaxEpochs epochs.
+	// stops sessions at [session.MaxEpochs] epochs.
 	maxGrants = session.MaxEpochs
 )
 
@@ -327,7 +330,7 @@ const (
 // end.
 var errPaging = errors.New("keyservice: the key service's pages do not advance or exceed the limits")
 
-// Info implements session.Service. It follows the pages of members, which
+// Info implements [session.Service]. It follows the pages of members, which
 // must come in ascending user ID order, each page past the cursor of the
 // previous one, at most maxInfoMembers in all.
 func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) {
@@ -365,7 +368,7 @@ func (c *Client) info(ctx context.Context, id session.ID, maxMembers int) (sessi
 	}
 }
 
-// Grants implements session.Service. It follows the pages of grants, which
+// Grants implements [session.Service]. It follows the pages of grants, which
 // must come in ascending epochs, each page past the cursor of the previous
 // one, at most maxGrants in all.
 func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantRecord, error) {
@@ -402,7 +405,7 @@ func (c *Client) grants(ctx context.Context, id session.ID, maxItems int) ([]ses
 	}
 }
 
-// Extend implements session.Service.
+// Extend implements [session.Service].
 func (c *Client) Extend(ctx context.Context, id session.ID, grants []session.GrantRecord) error {
 	if len(grants) == 0 {
 		return session.ErrInvalidGrants
@@ -412,7 +415,7 @@ func (c *Client) Extend(ctx context.Context, id session.ID, grants []session.Gra
 	return err
 }
 
-// Rotate implements session.Service. The new epoch is the grants' epoch.
+// Rotate implements [session.Service]. The new epoch is the grants' epoch.
 func (c *Client) Rotate(ctx context.Context, id session.ID, remove []string, grants []session.GrantRecord) error {
 	if len(grants) == 0 || grants[0].Epoch == 0 {
 		return session.ErrInvalidGrants
@@ -425,14 +428,14 @@ func (c *Client) Rotate(ctx context.Context, id session.ID, remove []string, gra
 	return err
 }
 
-// SetAdmin implements session.Service.
+// SetAdmin implements [session.Service].
 func (c *Client) SetAdmin(ctx context.Context, id session.ID, userID string, admin bool) error {
 	_, err := c.do(ctx, http.MethodPut, "/v1/sessions/"+id.String()+"/admins/"+url.PathEscape(userID), nil,
 		wire.AdminRequest{Admin: admin}, nil, retrySafe, nil)
 	return err
 }
 
-// Delete implements session.Service.
+// Delete implements [session.Service].
 func (c *Client) Delete(ctx context.Context, id session.ID) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/sessions/"+id.String(), nil, nil, nil, retrySafe, nil)
 	return err

@@ -24,7 +24,7 @@ const AttachmentChunkSize = attach.ChunkSize
 // FileKey is the random 32-byte key of one attachment. It travels inside
 // the encrypted message that carries the attachment's name, type and size,
 // never with the file. It redacts itself under fmt and slog; Bytes is the
-// only way out. Like EpochKey, its bytes sit in a redact.Value (fmt shows
+// only way out. Like [EpochKey], its bytes sit in a redact.Value (fmt shows
 // an address where it cannot call Format). The zero value is not a valid
 // key.
 type FileKey struct {
@@ -75,7 +75,7 @@ func (k FileKey) GoString() string { return fileKeyName.GoString() }
 // Format prints a redacted placeholder under every verb.
 func (k FileKey) Format(f fmt.State, verb rune) { fileKeyName.Format(f, verb) }
 
-// LogValue implements slog.LogValuer with a redacted placeholder.
+// LogValue implements [slog.LogValuer] with a redacted placeholder.
 func (k FileKey) LogValue() slog.Value { return fileKeyName.LogValue() }
 
 // MarshalJSON refuses: a key reaches JSON only through Bytes.
@@ -102,7 +102,7 @@ func EncryptStream(dst io.Writer, key FileKey) (io.WriteCloser, error) {
 // src. It checks the key commitment before returning, and releases each
 // chunk only after it authenticated; truncation, reordering, extension and
 // chunks from another file are detected. Authentication failures are
-// ErrAttachment; errors of src are returned as they are. Memory use is
+// [ErrAttachment]; errors of src are returned as they are. Memory use is
 // constant. The reader is not safe for concurrent use.
 func DecryptStream(src io.Reader, key FileKey) (io.Reader, error) {
 	if key.k.IsZero() {
@@ -118,7 +118,7 @@ func DecryptStream(src io.Reader, key FileKey) (io.Reader, error) {
 	return authReader{r}, nil
 }
 
-// authReader maps the format's authentication error to ErrAttachment.
+// authReader maps the format's authentication error to [ErrAttachment].
 type authReader struct{ r *attach.Reader }
 
 func (a authReader) Read(p []byte) (int, error) {
@@ -126,7 +126,7 @@ func (a authReader) Read(p []byte) (int, error) {
 	return n, mapAuth(err)
 }
 
-// WriteTo lets io.Copy stream chunks without an extra copy.
+// WriteTo lets [io.Copy] stream chunks without an extra copy.
 func (a authReader) WriteTo(w io.Writer) (int64, error) {
 	n, err := a.r.WriteTo(w)
 	return n, mapAuth(err)

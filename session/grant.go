@@ -36,13 +36,13 @@ type Grant struct {
 }
 
 // CardLookup returns the card of userID at generation, after whatever trust
-// checks the caller applies (directory lookup, identity.Check). Its errors
-// are returned unchanged by OpenGrant.
+// checks the caller applies (directory lookup, [identity.Check]). Its errors
+// are returned unchanged by [OpenGrant].
 type CardLookup func(userID string, generation uint32) (*identity.Card, error)
 
 // NewGrant wraps the key of epoch n of s for the grantee's card, as a
 // standard age file (binary format) whose payload is signed by granter. The
-// grantee's age identity, or identity.Identity.Export fed to the age command
+// grantee's age identity, or [identity.Identity.Export] fed to the age command
 // line, opens it. age draws its randomness from crypto/rand.
 func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n uint32) ([]byte, error) {
 	ep, ok := s.epochs[n]
@@ -83,8 +83,8 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 // OpenGrant decrypts a grant with me, the grantee's identity, and verifies
 // the granter's signature with the card lookup returns. A grant that does not
 // decrypt, is malformed, names another grantee, or whose signature does not
-// verify returns ErrDecrypt; errors of lookup are returned as they are (for
-// example an *identity.KeyChangeError).
+// verify returns [ErrDecrypt]; errors of lookup are returned as they are (for
+// example an [*identity.KeyChangeError]).
 func OpenGrant(grant []byte, me *identity.Identity, lookup CardLookup) (*Grant, error) {
 	if len(grant) > MaxGrantSize {
 		return nil, ErrDecrypt
@@ -188,7 +188,7 @@ func (c *cursor) uint32() uint32 {
 	return 0
 }
 
-// ErrInvalidGrants is returned by a Service for a grant set that does not
+// ErrInvalidGrants is returned by a [Service] for a grant set that does not
 // match the change it accompanies: empty, for another epoch, two grants for
 // one user, or a member left without a grant.
 var ErrInvalidGrants = errors.New("session: grants do not match the members")

@@ -16,7 +16,7 @@ import (
 	"github.com/veilchat/veil/identity"
 )
 
-// Config configures a Manager. Identity, Service and Directory are required;
+// Config configures a [Manager]. Identity, [Service] and [Directory] are required;
 // the zero value of every other field is the safe default.
 type Config struct {
 	// Identity is the local user's private identity.
@@ -26,8 +26,8 @@ type Config struct {
 	// Directory returns other users' cards.
 	Directory Directory
 	// Pins holds trusted cards (trust on first use). Nil means a new
-	// identity.MemoryPins, which forgets everything when the process ends.
-	// If Pins is also a ContextPins, the manager pins through PinContext
+	// [identity.MemoryPins], which forgets everything when the process ends.
+	// If Pins is also a [ContextPins], the manager pins through PinContext
 	// with the context of the call that pins.
 	Pins identity.Pins
 	// Rand is the source of keys and nonces. Nil means crypto/rand. It
@@ -37,12 +37,12 @@ type Config struct {
 	// CacheSize is the number of sessions kept in memory. Zero means 1024.
 	CacheSize int
 	// EpochCheckInterval is how long a cached session is trusted to still
-	// be at the current epoch before sealing. Zero means ask the Service
+	// be at the current epoch before sealing. Zero means ask the [Service]
 	// before every seal, so that a message is never sealed under an epoch
 	// a removed member holds; a negative value never asks (only for a
 	// single-writer setting).
 	EpochCheckInterval time.Duration
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
 	// Members, if set, returns a channel's members as the application
 	// knows them — for Stream, the channel's member list — so that the key
@@ -51,7 +51,7 @@ type Config struct {
 	// users it lists, and accepts the key of an epoch newer than every one
 	// it holds only from a granter it lists (or from itself); a client
 	// that kept no keys (no e2ee state) and whose current epoch was granted
-	// by someone who has since left gets ErrNotMember until the next
+	// by someone who has since left gets [ErrNotMember] until the next
 	// rotation. Without it,
 	// the key service is trusted for membership: a malicious one could add
 	// a user of its own to the members a rotation wraps for, or serve a
@@ -67,7 +67,7 @@ type Config struct {
 }
 
 // Manager creates, retrieves, extends, revokes and rotates sessions through
-// a Service, opening the grants made for its identity and trusting cards
+// a [Service], opening the grants made for its identity and trusting cards
 // through its Pins. It caches sessions (bounded, least recently used first
 // out) and trusted cards. A Manager is safe for concurrent use.
 type Manager struct {
@@ -104,7 +104,7 @@ type cardKey struct {
 
 const maxCachedCards = 4096
 
-// NewManager checks cfg and returns a Manager.
+// NewManager checks cfg and returns a [Manager].
 func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Identity == nil || cfg.Service == nil || cfg.Directory == nil {
 		return nil, errors.New("session: Config needs Identity, Service and Directory")
@@ -132,7 +132,7 @@ func (m *Manager) Identity() *identity.Identity { return m.me }
 // Create starts a session for channelCID whose members are the local user
 // and members, with epoch-0 grants for each. If the channel already has a
 // session (another member created it first), that session is retrieved and
-// returned instead. Every member must have a card in the Directory that the
+// returned instead. Every member must have a card in the [Directory] that the
 // Pins accept.
 func (m *Manager) Create(ctx context.Context, channelCID string, members []string) (*Session, error) {
 	users := withUser(members, m.me.UserID())
@@ -168,7 +168,7 @@ func (m *Manager) Retrieve(ctx context.Context, id ID) (*Session, error) {
 	return m.fetch(ctx, id)
 }
 
-// ForChannel returns the session of a channel (ErrUnknownSession if it has
+// ForChannel returns the session of a channel ([ErrUnknownSession] if it has
 // none).
 func (m *Manager) ForChannel(ctx context.Context, channelCID string) (*Session, error) {
 	id, err := m.cfg.Service.Lookup(ctx, channelCID)
@@ -202,7 +202,7 @@ func (m *Manager) Forget(id ID) {
 	}
 }
 
-// ErrKeyConflict is returned when the Service serves, for an epoch, a key
+// ErrKeyConflict is returned when the [Service] serves, for an epoch, a key
 // other than the one the local user already holds (or two keys for one
 // epoch): a key service trying to substitute an epoch key. The held key
 // stays.
@@ -266,7 +266,7 @@ func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
 	return s, nil
 }
 
-// ErrNotMember is returned, with Config.Members set, when the key service
+// ErrNotMember is returned, with [Config.Members] set, when the key service
 // names as a member, or as the granter of a new epoch, a user the
 // application does not list as a member of the channel.
 var ErrNotMember = errors.New("session: not a member of the channel according to the application")
@@ -449,9 +449,9 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 }
 
 // SealText seals plaintext for session id as the local user, under the
-// current epoch (see Config.EpochCheckInterval), and returns the text form.
+// current epoch (see [Config.EpochCheckInterval]), and returns the text form.
 // A plaintext that would not fit in textLimit characters returns a
-// *TooLongError before any cryptography.
+// [*TooLongError] before any cryptography.
 func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []byte, textLimit int) (string, error) {
 	if max := MaxPlaintext(textLimit); len(plaintext) > max {
 		return "", &TooLongError{Len: len(plaintext), Max: max}
@@ -465,10 +465,13 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 
 // Open opens an envelope: it finds the session from the header (fetching
 // new grants when the epoch is not known yet), trusts the sender's card
-// through the Directory and Pins, and opens it. It returns ErrUnknownEpoch
-// when the local user was never granted that epoch (e.g. sealed after it was
-// removed), an *identity.KeyChangeError when the sender's card is not
-// trusted, and ErrDecrypt for everything else that does not authenticate.
+// through the [Directory] and Pins, and opens it. It returns the
+// [Service]'s [ErrForbidden] when the local user is not, or no longer, a
+// member of the session; [ErrUnknownEpoch] when the local user holds no key
+// for the envelope's epoch (it joined later with the history hidden, or the
+// epoch is not there yet); an [*identity.KeyChangeError] when the sender's
+// card is not trusted; and [ErrDecrypt] for everything else that does not
+// authenticate.
 func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
@@ -516,7 +519,7 @@ func (m *Manager) OpenText(ctx context.Context, text string, msg Binding) ([]byt
 }
 
 // Card returns userID's card of generation gen, trusted through the Pins
-// (identity.Check against the Directory's history). Trusted cards are
+// ([identity.Check] against the [Directory]'s history). Trusted cards are
 // cached for as long as the user's pin does not change.
 func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identity.Card, error) {
 	if c := m.cachedCard(userID, gen); c != nil {
@@ -697,7 +700,7 @@ func (m *Manager) touch(id ID) {
 
 // Preload puts sessions in the cache (for example those a restarted
 // program saved), so that they need not be fetched again. Their current
-// epoch is still checked with the Service before sealing.
+// epoch is still checked with the [Service] before sealing.
 func (m *Manager) Preload(sessions ...*Session) {
 	for _, s := range sessions {
 		m.cache(s, time.Time{})

@@ -20,10 +20,10 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// Sentinel errors. Callers branch on them with errors.Is.
+// Sentinel errors. Callers branch on them with [errors.Is].
 var (
 	// ErrDecrypt is the one opaque error for an envelope or grant that does
-	// not authenticate: tampered, truncated, moved to another context,
+	// not authenticate: tampered, truncated, moved to another binding,
 	// session or epoch, forged, or sealed with a key the caller lacks. It
 	// never says which check failed.
 	ErrDecrypt = errors.New("session: message cannot be decrypted or authenticated")
@@ -33,22 +33,22 @@ var (
 	// ErrUnknownEpoch is returned when the caller holds no key for an epoch:
 	// it was never granted one, or it was removed before that epoch began.
 	ErrUnknownEpoch = errors.New("session: no key for this epoch")
-	// ErrMalformed is returned by ParseHeader and DecodeText for input that
+	// ErrMalformed is returned by [ParseHeader] and [DecodeText] for input that
 	// is not an envelope at all.
 	ErrMalformed = errors.New("session: malformed envelope")
-	// ErrUnknownVersion is returned by ParseHeader for an envelope of a
+	// ErrUnknownVersion is returned by [ParseHeader] for an envelope of a
 	// version this package does not implement. Versions are never guessed.
 	ErrUnknownVersion = errors.New("session: unknown envelope version")
 )
 
-// IDSize is the size of a session ID in bytes.
+// IDSize is the size of a session [ID] in bytes.
 const IDSize = 16
 
 // ID is a session's random 128-bit identifier. Its text form (String) is 32
 // lower-case hex digits, as stored in a Stream channel's session_id field.
 type ID [IDSize]byte
 
-// NewID returns a random ID read from rand (nil means crypto/rand).
+// NewID returns a random [ID] read from rand (nil means crypto/rand).
 func NewID(rnd io.Reader) (ID, error) {
 	var id ID
 	if rnd == nil {
@@ -60,7 +60,7 @@ func NewID(rnd io.Reader) (ID, error) {
 	return id, nil
 }
 
-// ParseID parses the 32-hex-digit text form of an ID.
+// ParseID parses the 32-hex-digit text form of an [ID].
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 2*IDSize {
@@ -72,10 +72,10 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-// String returns the 32 lower-case hex digits of the ID.
+// String returns the 32 lower-case hex digits of the [ID].
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// IsZero reports whether id is the zero ID, which no session has.
+// IsZero reports whether id is the zero [ID], which no session has.
 func (id ID) IsZero() bool { return id == ID{} }
 
 // KeySize is the size of an epoch key in bytes.
@@ -110,7 +110,7 @@ func NewEpochKey(rnd io.Reader) (EpochKey, error) {
 	return EpochKey{redact.Hold(k)}, nil
 }
 
-// ParseEpochKey returns the key whose bytes are b (exactly KeySize).
+// ParseEpochKey returns the key whose bytes are b (exactly [KeySize]).
 func ParseEpochKey(b []byte) (EpochKey, error) {
 	if len(b) != KeySize {
 		return EpochKey{}, errors.New("session: an epoch key is 32 bytes")
@@ -140,7 +140,7 @@ func (k EpochKey) GoString() string { return epochKeyName.GoString() }
 // Format prints a redacted placeholder under every verb.
 func (k EpochKey) Format(f fmt.State, verb rune) { epochKeyName.Format(f, verb) }
 
-// LogValue implements slog.LogValuer with a redacted placeholder.
+// LogValue implements [slog.LogValuer] with a redacted placeholder.
 func (k EpochKey) LogValue() slog.Value { return epochKeyName.LogValue() }
 
 // MarshalJSON refuses: a key reaches JSON only through Bytes.
@@ -191,7 +191,7 @@ func checkCID(cid string) error {
 	return nil
 }
 
-// Session is an encryption session bound to one Stream channel: an ID, the
+// Session is an encryption session bound to one Stream channel: an [ID], the
 // channel CID, and the keys of the epochs its holder was granted. Messages
 // are sealed under the newest epoch. A Session is immutable and safe for
 // concurrent use: Rotate and WithEpoch return new values.
@@ -205,7 +205,7 @@ type Session struct {
 	rand    io.Reader
 }
 
-// New creates a session for channelCID with a random ID and a random epoch-0
+// New creates a session for channelCID with a random [ID] and a random epoch-0
 // key, reading from rand (nil means crypto/rand; the session keeps it for
 // message nonces).
 func New(rnd io.Reader, channelCID string) (*Session, error) {
@@ -306,7 +306,7 @@ func (s *Session) Epoch() uint32 { return s.current }
 // Epochs returns the epoch numbers whose keys the session holds, ascending.
 func (s *Session) Epochs() []uint32 { return slices.Sorted(maps.Keys(s.epochs)) }
 
-// Key returns the key of epoch n, or ErrUnknownEpoch.
+// Key returns the key of epoch n, or [ErrUnknownEpoch].
 func (s *Session) Key(n uint32) (EpochKey, error) {
 	e, ok := s.epochs[n]
 	if !ok {
@@ -327,10 +327,10 @@ func (s Session) String() string {
 func (s Session) GoString() string { return s.String() }
 
 // Format prints the redacted String under every verb. It has a value
-// receiver so that a dereferenced *Session redacts itself too.
+// receiver so that a dereferenced [*Session] redacts itself too.
 func (s Session) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.String()) }
 
-// LogValue implements slog.LogValuer without keys.
+// LogValue implements [slog.LogValuer] without keys.
 func (s Session) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("session_id", s.id.String()), slog.String("channel_cid", s.cid), slog.Uint64("epoch", uint64(s.current)))
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,6 +18,14 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
+// ClientConfig configures a [Client]. BaseURL is required.
+type ClientConfig struct {
+	// BaseURL is where the SSKS is mounted, e.g. "https://ssks.example.com".
+	BaseURL string
+	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
+	HTTPClient *http.Client
+}
+
 // Client is the device side of recovery: it encrypts the identity before it
 // leaves the device and decrypts it after retrieval. The SSKS only ever sees
 // ciphertext. A Client is safe for concurrent use.
@@ -25,16 +34,17 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient returns a Client for the SSKS at baseURL. hc nil means a client
-// with a 30 s timeout.
-func NewClient(baseURL string, hc *http.Client) (*Client, error) {
-	if !strings.HasPrefix(baseURL, "http://") && !strings.HasPrefix(baseURL, "https://") {
-		return nil, errors.New("twoman: the SSKS URL must be http(s)")
+// NewClient checks cfg and returns a [Client].
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("twoman: ClientConfig.BaseURL must be an http(s) URL")
 	}
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	c := &Client{base: u.String(), http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc}, nil
+	return c, nil
 }
 
 func (c *Client) post(ctx context.Context, path string, in, out any) error {
@@ -73,7 +83,7 @@ func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *
 // RetrieveIdentity fetches the user's encrypted identity with the one-time
 // code and decrypts it with the session's twoManRuleKey. A blob that does
 // not decrypt (wrong key, another user or factor, tampering) returns
-// ErrDecrypt.
+// [ErrDecrypt].
 func (c *Client) RetrieveIdentity(ctx context.Context, s *Session, code string) (*identity.Identity, error) {
 	var resp wire.RetrieveResponse
 	if err := c.post(ctx, "/v1/identity/retrieve", wire.SessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
@@ -131,7 +141,7 @@ type PasswordParams struct {
 // DefaultPasswordParams are Argon2id, 3 passes over 64 MiB with 4 lanes.
 var DefaultPasswordParams = PasswordParams{Alg: "argon2id", Time: 3, Memory: 64 << 10, Threads: 4, Version: 1}
 
-// Bounds on PasswordParams: below them a backup is too weak, above them a
+// Bounds on [PasswordParams]: below them a backup is too weak, above them a
 // hostile server could make clients spin or exhaust memory.
 const (
 	MinPasswordMemory = 19 << 10 // 19 MiB (OWASP's minimum for Argon2id)
@@ -170,7 +180,7 @@ func passwordBlob(userID string, key []byte, id *identity.Identity) ([]byte, err
 // derives (Argon2id, params) a lookup secret the SSKS checks and a key it
 // never sees. Creating a backup needs a challenge session for the user (s,
 // answered with code when it must authenticate); params nil means
-// DefaultPasswordParams.
+// [DefaultPasswordParams].
 func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase string, id *identity.Identity, params *PasswordParams) error {
 	return c.storePassword(ctx, wire.PasswordStoreRequest{SessionID: s.SessionID, Code: code}, id, passphrase, params)
 }

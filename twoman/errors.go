@@ -10,11 +10,11 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
-// APIError is an error answer of the SSKS.
+// APIError is an error response of the SSKS.
 type APIError struct {
-	Status  int
-	Code    string
-	Message string
+	Status  int    // HTTP status
+	Code    string // stable code, one of the Code constants
+	Message string // human-readable detail; never contains a code, factor or secret
 }
 
 // Error returns "twoman: <code> (<status>): <message>".

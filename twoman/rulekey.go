@@ -34,7 +34,7 @@ func NewRuleKey(rnd io.Reader) (RuleKey, error) {
 	return RuleKey{redact.Hold(k)}, nil
 }
 
-// ParseRuleKey returns the key whose bytes are b (KeySize bytes).
+// ParseRuleKey returns the key whose bytes are b ([KeySize] bytes).
 func ParseRuleKey(b []byte) (RuleKey, error) {
 	if len(b) != KeySize {
 		return RuleKey{}, fmt.Errorf("twoman: a twoManRuleKey is %d bytes", KeySize)
@@ -70,7 +70,7 @@ func (k RuleKey) GoString() string { return ruleKeyName.GoString() }
 // Format prints a redacted placeholder under every verb.
 func (k RuleKey) Format(f fmt.State, verb rune) { ruleKeyName.Format(f, verb) }
 
-// LogValue implements slog.LogValuer with a redacted placeholder.
+// LogValue implements [slog.LogValuer] with a redacted placeholder.
 func (k RuleKey) LogValue() slog.Value { return ruleKeyName.LogValue() }
 
 // MarshalJSON refuses: a key reaches JSON only through an explicit Bytes.

@@ -160,7 +160,7 @@ func principalOf(c claims, mayBeService bool) (Principal, error) {
 
 // UserToken returns an HS256 token for userID that expires after ttl,
 // signed with secret and naming keyID in its "kid" header if not empty. The
-// app backend issues these (or Stream tokens, see Auth.StreamSecret).
+// app backend issues these (or Stream tokens, see [Auth.StreamSecret]).
 func UserToken(secret []byte, keyID, userID string, ttl time.Duration) (string, error) {
 	if userID == "" {
 		return "", errors.New("keyservice: empty user ID")

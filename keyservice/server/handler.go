@@ -31,8 +31,8 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
-// Config configures a Handler. Store and at least one way to authenticate
-// (Auth.Keys or Auth.StreamSecret) are required; every other zero field is
+// Config configures a [Handler]. [Store] and at least one way to authenticate
+// ([Auth.Keys] or [Auth.StreamSecret]) are required; every other zero field is
 // the safe default.
 type Config struct {
 	Store Store
@@ -40,7 +40,7 @@ type Config struct {
 	// Logger receives one line per request (route, status, duration, user)
 	// and never a token, card or grant. Nil discards.
 	Logger *slog.Logger
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
 	// MaxBodyBytes caps request bodies. Zero means 8 MiB, enough for 1,000
 	// post-quantum grants.
@@ -60,7 +60,7 @@ type Config struct {
 }
 
 // Handler serves the key service's /v1 API, /healthz and /metrics. It is an
-// http.Handler to mount in an existing server, safe for concurrent use and
+// [http.Handler] to mount in an existing server, safe for concurrent use and
 // stateless apart from its rate limiters, so replicas scale out over one
 // PostgreSQL store.
 type Handler struct {
@@ -73,7 +73,7 @@ type Handler struct {
 	latency  *prometheus.HistogramVec
 }
 
-// NewHandler checks cfg and returns the Handler.
+// NewHandler checks cfg and returns the [Handler].
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("keyservice: Config.Store is required")
@@ -145,11 +145,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements [http.Handler].
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // apiFunc handles one authenticated API request. It returns the status and
-// the response value, or an error (an *keyservice.APIError, or a store error that
+// the response value, or an error (an [*keyservice.APIError], or a store error that
 // storeError maps).
 type apiFunc func(r *http.Request, p Principal, body []byte) (int, any, error)
 

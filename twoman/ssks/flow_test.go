@@ -107,7 +107,7 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	if f.backend, err = backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: backend.NewSecret(appKey)}); err != nil {
 		t.Fatal(err)
 	}
-	if f.client, err = twoman.NewClient(f.srv.URL, nil); err != nil {
+	if f.client, err = twoman.NewClient(twoman.ClientConfig{BaseURL: f.srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -302,7 +302,7 @@ func TestSplitKnowledge(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string][]byte{"blob": rec.Blob})
 	}))
 	defer leak.Close()
-	thief, err := twoman.NewClient(leak.URL, nil)
+	thief, err := twoman.NewClient(twoman.ClientConfig{BaseURL: leak.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

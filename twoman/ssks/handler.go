@@ -20,8 +20,8 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
-// Config configures the SSKS Server. Store, AppKeys, HashKey and
-// Sender are required; every other zero field is the safe default.
+// Config configures a [Handler]. [Store], AppKeys, HashKey and [Sender] are
+// required; every other zero field is the safe default.
 type Config struct {
 	Store Store
 	// AppKeys are the SSKS API keys of the app backends allowed to start
@@ -61,23 +61,24 @@ type Config struct {
 	// Logger receives one line per request, never a code, factor value or
 	// blob. Nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now. Rand is the source of codes and
+	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
 }
 
-// Handler is the Secure Key Storage Service: it keeps users' encrypted
-// identities and releases one only to whoever answers a one-time code sent
-// to the user's registered email or phone. It is an http.Handler, safe for
-// concurrent use and stateless (replicas share a PostgreSQL store).
+// Handler serves the Secure Key Storage Service's /v1 API and /healthz: it
+// keeps users' encrypted identities and releases one only to whoever
+// answers a one-time code sent to the user's registered email or phone. It
+// is an [http.Handler] to mount in an existing server, safe for concurrent
+// use and stateless (replicas share a PostgreSQL store).
 type Handler struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
 }
 
-// NewHandler checks cfg and returns the Handler.
+// NewHandler checks cfg and returns the [Handler].
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
@@ -150,7 +151,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements [http.Handler].
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {

@@ -87,7 +87,7 @@ ALTER TABLE ssks_passwords ADD COLUMN factor_type TEXT NOT NULL DEFAULT '',
 	ADD COLUMN factor_hash BYTEA NOT NULL DEFAULT '\x'::bytea`,
 }}
 
-// sqlStore is the SQL Store (SQLite or PostgreSQL).
+// sqlStore is the SQL [Store] (SQLite or PostgreSQL).
 type sqlStore struct {
 	db        *sqlstore.DB
 	forUpdate string // " FOR UPDATE" on Postgres

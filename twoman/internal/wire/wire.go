@@ -1,6 +1,3 @@
-// Package wire holds the JSON bodies of the SSKS's /v1 API and the one HTTP
-// call shape that the device client (package twoman) and the app backend's
-// half (package twoman/backend) make to it.
 package wire
 
 import (
@@ -62,7 +59,8 @@ type FactorRequest struct {
 	Blob      []byte `json:"blob"`
 }
 
-// PasswordParamsRequest is asks for the Argon2id parameters of a user's password backup.
+// PasswordParamsRequest asks for the Argon2id parameters of a user's
+// password backup.
 type PasswordParamsRequest struct {
 	UserID string `json:"user_id"`
 }
