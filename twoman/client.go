@@ -165,8 +165,8 @@ func (p PasswordParams) derive(userID, passphrase string) (lookup, key []byte) {
 	return out[:32], out[32:]
 }
 
-// ErrWrongPassphrase: a passphrase does not match the backup (the SSKS's
-// CodeWrongPassphrase answers match it).
+// ErrWrongPassphrase is returned when a passphrase does not match the
+// backup (the SSKS's CodeWrongPassphrase answers match it).
 var ErrWrongPassphrase = errors.New("twoman: wrong passphrase")
 
 // passwordBlob encrypts an identity for a password backup.
