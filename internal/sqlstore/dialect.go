@@ -123,6 +123,15 @@ func parseDSN(dsn string) (target, error) {
 			// Not wrapped: a *url.Error quotes the DSN, password included.
 			return target{}, errors.New("sqlstore: malformed postgres:// DSN")
 		}
+		// pgx ends the user information at the first '@' or '/', net/url
+		// at the last '@': with an unencoded '@' or '/' in the password,
+		// pgx would take the rest of it for the host or the database and
+		// quote it in its errors.
+		_, rest, _ := strings.Cut(dsn, "://")
+		rest, _, _ = strings.Cut(rest, "?")
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 && strings.ContainsAny(rest[:at], "@/") {
+			return target{}, errors.New("sqlstore: postgres:// DSN with '@' or '/' in its user information; percent-encode them in the password (%40, %2F)")
+		}
 		return target{dialect: Postgres, path: dsn}, nil
 	case strings.HasPrefix(dsn, "sqlite://"):
 		// "sqlite:///abs/path.db" and "sqlite://relative/path.db": the

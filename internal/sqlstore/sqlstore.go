@@ -187,7 +187,8 @@ func openPostgres(ctx context.Context, t target) (*DB, error) {
 	pool.SetConnMaxLifetime(PostgresConnMaxLifetime)
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
-		// pgconn redacts the password from its errors.
+		// pgconn redacts the password from its errors, once parseDSN
+		// has refused what it would misread.
 		return nil, fmt.Errorf("sqlstore: connecting to Postgres: %w", err)
 	}
 	return &DB{dialect: Postgres, write: pool, read: pool,
