@@ -172,6 +172,12 @@ func parseDSN(dsn string) (target, error) {
 		if scheme, _, ok := strings.Cut(dsn, ":/"); ok && len(scheme) > 1 && strings.Trim(strings.ToLower(scheme), "abcdefghijklmnopqrstuvwxyz+.-") == "" {
 			return target{}, fmt.Errorf("sqlstore: %q:/ looks like a URL scheme without its //; write %s:// (or ./%s:/... for a file)", scheme, scheme, scheme)
 		}
+		// A file name never looks like user:password@host, a database URL
+		// that lost its scheme does: an error about the file would quote
+		// the password as its name.
+		if at := strings.LastIndexByte(dsn, '@'); at >= 0 && strings.Contains(dsn[:at], ":") {
+			return target{}, errors.New("sqlstore: the DSN looks like user:password@host without a postgres:// scheme; write postgres://… (or a file: URI for a file whose name has ':' and '@')")
+		}
 		return sqliteFile(dsn)
 	}
 }

@@ -87,6 +87,9 @@ func TestParseDSN(t *testing.T) {
 		{"sqlite query", "sqlite:///tmp/k.db?x=1", target{}, true, "the driver would cut the name at ?"},
 		{"other scheme", "mysql://u@h/db", target{}, true, "unsupported database"},
 		{"keyword DSN", "host=localhost dbname=veil", target{}, true, "must not become a file named host=…"},
+		{"URL without scheme", "veil:pw@db.internal:5432/veil", target{}, true, "must not become a file named after the password"},
+		{"URL with a colon for a scheme", "postgres:veil:pw@db.internal/veil", target{}, true, "postgres: is not postgres://"},
+		{"at in a file name", "/var/lib/veil@2/keys.db", target{dialect: SQLite, path: "/var/lib/veil@2/keys.db"}, false, "an '@' alone is not user information"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
