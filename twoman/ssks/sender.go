@@ -127,9 +127,11 @@ type SMTPSender struct {
 var defaultTemplate = template.Must(template.New("email").Parse(DefaultEmailTemplate))
 
 // Check reports a configuration Send would refuse: a From that is not one
-// mail address, or a From or AppName with a control character (a CR or LF
+// mail address, a From or AppName with a control character (a CR or LF
 // in a header value would let it inject headers, a Bcc: to an attacker for
-// one). NewHandler calls it, so a bad configuration fails at start-up.
+// one), or a Template that fails on sample data (with its error, which
+// Send does not show: it may quote the code). NewHandler calls it, so a
+// bad configuration fails at start-up.
 func (s *SMTPSender) Check() error {
 	if s.Addr == "" {
 		return errors.New("twoman: SMTPSender.Addr is empty")
@@ -140,7 +142,19 @@ func (s *SMTPSender) Check() error {
 	if err := headerSafe("SMTPSender.AppName", s.AppName); err != nil {
 		return err
 	}
+	sample := TemplateData{AppName: s.AppName, Code: "00000000", Minutes: 10, UserID: "alice"}
+	if err := s.template().Execute(io.Discard, sample); err != nil {
+		return fmt.Errorf("twoman: SMTPSender.Template fails on sample data: %w", err)
+	}
 	return nil
+}
+
+// template returns Template, or the default one.
+func (s *SMTPSender) template() *template.Template {
+	if s.Template == nil {
+		return defaultTemplate
+	}
+	return s.Template
 }
 
 // fromAddress parses From, which may carry a display name
@@ -211,14 +225,13 @@ func (s *SMTPSender) compose(c Challenge, now time.Time, rnd io.Reader) (outgoin
 	if err := headerSafe("SMTPSender.AppName", app); err != nil {
 		return outgoing{}, err
 	}
-	tmpl := s.Template
-	if tmpl == nil {
-		tmpl = defaultTemplate
-	}
 	var body bytes.Buffer
 	defer clear(body.Bytes())
-	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
-		return outgoing{}, fmt.Errorf("twoman: email template: %w", err)
+	if err := s.template().Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
+		// Not wrapped: text/template quotes the value it failed on, which
+		// may be the code or a part of it. Check shows the error on
+		// sample data.
+		return outgoing{}, errors.New("twoman: the email template failed on this challenge (SMTPSender.Check shows its error on sample data)")
 	}
 	var mid [12]byte
 	if _, err := io.ReadFull(rnd, mid[:]); err != nil {
