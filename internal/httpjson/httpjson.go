@@ -142,11 +142,13 @@ func (s *StatusRecorder) Write(b []byte) (int, error) {
 }
 
 // StripURL returns u without the parts that carry credentials: user
-// information (user:password@), query (an SMS gateway's ?api_key=) and
-// fragment. Only what it returns may go into an error or a log line.
+// information (user:password@), query (an SMS gateway's ?api_key=),
+// fragment, and the opaque part of a URL without "//" (where the user
+// information of "gateway:password@host" ends up). Only what it returns
+// may go into an error or a log line.
 func StripURL(u *url.URL) string {
 	c := *u
-	c.User = nil
+	c.User, c.Opaque = nil, ""
 	c.RawQuery, c.ForceQuery = "", false
 	c.Fragment, c.RawFragment = "", ""
 	return c.String()

@@ -38,6 +38,7 @@ func TestRedactURLError(t *testing.T) {
 		{"query", "https://sms.example/send?api_key=SECRET", `Post "https://sms.example/send": connection refused`, "an API key in the query"},
 		{"userinfo", "https://user:SECRET@sms.example/send", `Post "https://sms.example/send": connection refused`, "a password in the user information"},
 		{"fragment", "https://sms.example/send#SECRET", `Post "https://sms.example/send": connection refused`, "a fragment is never needed to name the endpoint"},
+		{"opaque", "sms:gateway:SECRET@sms.example/send", `Post "sms:": connection refused`, "a URL without // keeps everything after the scheme in its opaque part, credentials included"},
 		{"force query", "https://sms.example/send?", `Post "https://sms.example/send": connection refused`, "an empty query leaves no trailing ?"},
 		{"unparseable", "https://user:SECRET@sms.example/%zz?k=SECRET", `Post "[unparseable URL]": connection refused`, "what cannot be parsed cannot be stripped: it is dropped"},
 	} {

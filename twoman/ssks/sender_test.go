@@ -110,3 +110,33 @@ func TestWebhookURLCredentialsNeverLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookURLCheckHidesCredentials: a webhook URL that is not an
+// absolute http(s) URL is refused, at start-up, with an error that quotes
+// none of the credentials it carries, whatever the mistake.
+func TestWebhookURLCheckHidesCredentials(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, url, reason string
+	}{
+		{"no scheme", "gateway:SECRETPASS@sms.example/send?api_key=SECRETKEY", `"gateway" parses as the scheme and the rest as an opaque part`},
+		{"no slashes", "https:gateway:SECRETPASS@sms.example/send", "https: without // has no host, only an opaque part"},
+		{"no host", "https:///send?api_key=SECRETKEY#SECRETFRAG", "a query and a fragment without a host"},
+		{"unparseable", "https://gateway:SECRETPASS@sms.example/%zz", "url.Parse's error quotes the URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sender := &WebhookSender{URL: tc.url, Secret: NewSecret(bytes.Repeat([]byte("w"), 32))}
+			_, err := NewHandler(Config{Store: stubStore{}, AppKeys: []Secret{NewSecret(appKey)}, HashKey: NewSecret(bytes.Repeat([]byte("h"), 32)), Sender: sender})
+			if err == nil {
+				t.Fatalf("NewHandler accepted webhook URL %q (%s)", tc.url, tc.reason)
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("NewHandler's error quotes a credential: %v (%s)", err, tc.reason)
+			}
+		})
+	}
+}
+
+// stubStore is a Store for handlers that are built and never serve.
+type stubStore struct{ Store }
