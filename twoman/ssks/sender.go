@@ -341,8 +341,8 @@ func smtpError(step string, err error) error {
 // gateway adapter, the app's notification service), signed so the receiver
 // can check it came from the SSKS: header X-Veil-Signature is the hex
 // HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret. URL may carry
-// the gateway's credentials in its query or user information: errors quote
-// the URL without them, so they never reach a log.
+// the gateway's credentials in its path, query or user information: errors
+// quote only its scheme and host, so they never reach a log.
 type WebhookSender struct {
 	URL    string
 	Secret Secret
@@ -381,8 +381,8 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	}
 	resp, err := cl.Do(req)
 	if err != nil {
-		// The URL's query or user information may hold the gateway's
-		// credentials, and *url.Error quotes the whole URL.
+		// The URL's path, query or user information may hold the
+		// gateway's credentials, and *url.Error quotes the whole URL.
 		return fmt.Errorf("twoman: webhook: %w", httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
@@ -397,8 +397,8 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 
 // Check reports a configuration Send would refuse: a Secret under 32
 // bytes, or a URL that is not absolute http or https. NewHandler calls it,
-// so a bad configuration fails at start-up. Its errors never quote the
-// URL's query or user information.
+// so a bad configuration fails at start-up. Its errors quote at most the
+// URL's scheme and host.
 func (s *WebhookSender) Check() error {
 	if s.Secret.Len() < 32 {
 		return errors.New("twoman: WebhookSender.Secret must be at least 32 bytes")
