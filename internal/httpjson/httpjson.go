@@ -141,15 +141,14 @@ func (s *StatusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// StripURL returns u without the parts that carry credentials: user
-// information (user:password@), query (an SMS gateway's ?api_key=) and
-// fragment. Only what it returns may go into an error or a log line.
+// StripURL returns the scheme and host of u, and nothing of the parts
+// that carry credentials: user information (user:password@), path (a bot
+// token, a hook's secret segment: /bot123:ABC/send), query (an SMS
+// gateway's ?api_key=), fragment, and the opaque part of a URL without
+// "//" (where the user information of "gateway:password@host" ends up).
+// Only what it returns may go into an error or a log line.
 func StripURL(u *url.URL) string {
-	c := *u
-	c.User = nil
-	c.RawQuery, c.ForceQuery = "", false
-	c.Fragment, c.RawFragment = "", ""
-	return c.String()
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
 
 // RedactURLError returns err with the URL of a *url.Error stripped as

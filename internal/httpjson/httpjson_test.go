@@ -35,10 +35,12 @@ func TestRedactURLError(t *testing.T) {
 	for _, tc := range []struct {
 		name, url, want, reason string
 	}{
-		{"query", "https://sms.example/send?api_key=SECRET", `Post "https://sms.example/send": connection refused`, "an API key in the query"},
-		{"userinfo", "https://user:SECRET@sms.example/send", `Post "https://sms.example/send": connection refused`, "a password in the user information"},
-		{"fragment", "https://sms.example/send#SECRET", `Post "https://sms.example/send": connection refused`, "a fragment is never needed to name the endpoint"},
-		{"force query", "https://sms.example/send?", `Post "https://sms.example/send": connection refused`, "an empty query leaves no trailing ?"},
+		{"query", "https://sms.example/send?api_key=SECRET", `Post "https://sms.example": connection refused`, "an API key in the query"},
+		{"userinfo", "https://user:SECRET@sms.example/send", `Post "https://sms.example": connection refused`, "a password in the user information"},
+		{"fragment", "https://sms.example/send#SECRET", `Post "https://sms.example": connection refused`, "a fragment is never needed to name the endpoint"},
+		{"path", "https://api.sms.example/bot123:SECRET/send", `Post "https://api.sms.example": connection refused`, "a bot token or a hook's secret segment in the path"},
+		{"opaque", "sms:gateway:SECRET@sms.example/send", `Post "sms:": connection refused`, "a URL without // keeps everything after the scheme in its opaque part, credentials included"},
+		{"force query", "https://sms.example/send?", `Post "https://sms.example": connection refused`, "an empty query leaves no trailing ?"},
 		{"unparseable", "https://user:SECRET@sms.example/%zz?k=SECRET", `Post "[unparseable URL]": connection refused`, "what cannot be parsed cannot be stripped: it is dropped"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

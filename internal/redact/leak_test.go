@@ -76,6 +76,15 @@ func positions[T any](v T) []position {
 		{"slice in unexported field", unexported[[]T]{[]T{v}}},
 		{"map value", map[string]T{"k": v}},
 		{"map in unexported field", unexported[map[string]T]{map[string]T{"k": v}}},
+		{"array element", [1]T{v}},
+		{"array in unexported field", unexported[[1]T]{[1]T{v}}},
+		{"nested unexported fields", unexported[unexported[T]]{unexported[T]{v}}},
+		{"pointer to unexported field in unexported field", unexported[*unexported[T]]{&unexported[T]{v}}},
+		{"pointer to pointer", func() any { p := &v; return &p }()},
+		{"pointer to pointer in unexported field", unexported[**T]{func() **T { p := &v; return &p }()}},
+		{"interface in interface in unexported field", unexported[any]{unexported[any]{v}}},
+		{"slice of interfaces", []any{v}},
+		{"channel holding it", func() any { c := make(chan T, 1); c <- v; return c }()},
 	}
 }
 
@@ -89,6 +98,9 @@ func forms(secret []byte) map[string]string {
 		"HEX":     strings.ToUpper(hex.EncodeToString(secret)),
 		"decimal": strings.Trim(fmt.Sprint(secret), "[]"),
 		"Go hex":  strings.Trim(fmt.Sprintf("%#v", secret), "[]byte{}"),
+		"octal":   strings.Trim(fmt.Sprintf("%o", secret), "[]"),
+		"binary":  strings.Trim(fmt.Sprintf("%b", secret), "[]"),
+		"spaced":  fmt.Sprintf("% x", secret),
 	}
 	// base64 of a buffer that holds secret at any offset: one of these
 	// three encodings, without its last group (which mixes in what follows).
@@ -117,7 +129,7 @@ func leaks(out string, secrets [][]byte) []string {
 // outputs prints v every way the tree's code and its callers do.
 func outputs(v any) map[string]string {
 	out := map[string]string{}
-	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%o", "%b", "%c", "%U", "%e", "%t", "%+q", "% x", "%#x", "%08v", "%.3s"} {
 		out["fmt "+verb] = fmt.Sprintf(verb, v)
 	}
 	out["fmt Sprint"] = fmt.Sprint(v)

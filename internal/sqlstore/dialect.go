@@ -123,6 +123,15 @@ func parseDSN(dsn string) (target, error) {
 			// Not wrapped: a *url.Error quotes the DSN, password included.
 			return target{}, errors.New("sqlstore: malformed postgres:// DSN")
 		}
+		// pgx ends the user information at the first '@' or '/', net/url
+		// at the last '@': with an unencoded '@' or '/' in the password,
+		// pgx would take the rest of it for the host or the database and
+		// quote it in its errors.
+		_, rest, _ := strings.Cut(dsn, "://")
+		rest, _, _ = strings.Cut(rest, "?")
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 && strings.ContainsAny(rest[:at], "@/") {
+			return target{}, errors.New("sqlstore: postgres:// DSN with '@' or '/' in its user information; percent-encode them in the password (%40, %2F)")
+		}
 		return target{dialect: Postgres, path: dsn}, nil
 	case strings.HasPrefix(dsn, "sqlite://"):
 		// "sqlite:///abs/path.db" and "sqlite://relative/path.db": the
@@ -162,6 +171,12 @@ func parseDSN(dsn string) (target, error) {
 		}
 		if scheme, _, ok := strings.Cut(dsn, ":/"); ok && len(scheme) > 1 && strings.Trim(strings.ToLower(scheme), "abcdefghijklmnopqrstuvwxyz+.-") == "" {
 			return target{}, fmt.Errorf("sqlstore: %q:/ looks like a URL scheme without its //; write %s:// (or ./%s:/... for a file)", scheme, scheme, scheme)
+		}
+		// A file name never looks like user:password@host, a database URL
+		// that lost its scheme does: an error about the file would quote
+		// the password as its name.
+		if at := strings.LastIndexByte(dsn, '@'); at >= 0 && strings.Contains(dsn[:at], ":") {
+			return target{}, errors.New("sqlstore: the DSN looks like user:password@host without a postgres:// scheme; write postgres://… (or a file: URI for a file whose name has ':' and '@')")
 		}
 		return sqliteFile(dsn)
 	}

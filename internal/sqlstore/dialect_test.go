@@ -71,6 +71,9 @@ func TestParseDSN(t *testing.T) {
 		{"file URI rw", "file:/tmp/k.db?mode=rwc", target{dialect: SQLite, path: "file:/tmp/k.db", query: url.Values{"mode": {"rwc"}}}, false, "read-write modes are fine"},
 		{"postgres", "postgres://u@localhost/db?sslmode=disable", target{dialect: Postgres, path: "postgres://u@localhost/db?sslmode=disable"}, false, "handed to pgx as is"},
 		{"postgresql", "postgresql://u@localhost/db", target{dialect: Postgres, path: "postgresql://u@localhost/db"}, false, "both URL schemes of libpq"},
+		{"postgres encoded password", "postgres://u:p%40s%2Fs@localhost/db", target{dialect: Postgres, path: "postgres://u:p%40s%2Fs@localhost/db"}, false, "an encoded '@' or '/' reads the same to pgx and net/url"},
+		{"postgres @ in password", "postgres://u:p@ss@localhost/db", target{}, true, "pgx would take ss@localhost for the host, and quote it"},
+		{"postgres / in password", "postgres://u:1/ss@localhost/db", target{}, true, "pgx and net/url would take ss@localhost/db for the database, and pgx quote it"},
 		{"empty", "", target{}, true, "no database"},
 		{"driver pragma", "file:/tmp/k.db?_pragma=synchronous(OFF)", target{}, true, "would weaken durability behind our back"},
 		{"driver txlock", "file:/tmp/k.db?_txlock=deferred", target{}, true, "would bring back SQLITE_BUSY between writers"},
@@ -84,6 +87,9 @@ func TestParseDSN(t *testing.T) {
 		{"sqlite query", "sqlite:///tmp/k.db?x=1", target{}, true, "the driver would cut the name at ?"},
 		{"other scheme", "mysql://u@h/db", target{}, true, "unsupported database"},
 		{"keyword DSN", "host=localhost dbname=veil", target{}, true, "must not become a file named host=…"},
+		{"URL without scheme", "veil:pw@db.internal:5432/veil", target{}, true, "must not become a file named after the password"},
+		{"URL with a colon for a scheme", "postgres:veil:pw@db.internal/veil", target{}, true, "postgres: is not postgres://"},
+		{"at in a file name", "/var/lib/veil@2/keys.db", target{dialect: SQLite, path: "/var/lib/veil@2/keys.db"}, false, "an '@' alone is not user information"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -126,3 +126,69 @@ func TestFilePath(t *testing.T) {
 		}
 	}
 }
+
+// TestLooseFilesRefusedThroughSymlink: a database opened through a
+// symbolic link (to the file, or to a directory on its path) has its
+// -wal and -shm next to the file the link leads to, where SQLite puts
+// them; those are checked, not the names beside the link, which do not
+// exist.
+func TestLooseFilesRefusedThroughSymlink(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("permission bits mean little on Windows")
+	}
+	for _, tc := range []struct {
+		name   string
+		loose  string // suffix of the file made world-readable
+		link   func(t *testing.T, dir, real string) string
+		reason string
+	}{
+		{"-wal through a linked file", "-wal", linkFile, "/var/lib/veil/keys.db -> /data/keys.db: the WAL is /data/keys.db-wal"},
+		{"-shm through a linked file", "-shm", linkFile, "and so is the shared memory file"},
+		{"-wal through a linked directory", "-wal", linkDir, "/var/lib/veil -> /data: SQLite resolves every component of the path"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			real := filepath.Join(dir, "data", "keys.db")
+			first := mustOpen(t, "sqlite://"+real, counterTable)
+			// Open, so that the -wal and -shm exist and are not empty.
+			mustExec(t, first, "UPDATE counter SET n = n + 1")
+			if err := os.Chmod(real+tc.loose, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			db, err := Open(context.Background(), "sqlite://"+tc.link(t, dir, real), "test", []Migration{counterTable})
+			if err == nil {
+				db.Close()
+				t.Fatalf("Open through a link accepted %s%s with mode 0644 (%s)", real, tc.loose, tc.reason)
+			}
+			if !strings.Contains(err.Error(), "chmod 600 ") || !strings.Contains(err.Error(), tc.loose) {
+				t.Errorf("error %q does not name the file and the fix (%s)", err, tc.reason)
+			}
+		})
+	}
+}
+
+// linkFile links dir/keys.db to real and returns the link.
+func linkFile(t *testing.T, dir, real string) string {
+	t.Helper()
+	link := filepath.Join(dir, "keys.db")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	return link
+}
+
+// linkDir links dir/lib to real's directory and returns real's name
+// through it.
+func linkDir(t *testing.T, dir, real string) string {
+	t.Helper()
+	link := filepath.Join(dir, "lib")
+	if err := os.Symlink(filepath.Dir(real), link); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(link, filepath.Base(real))
+}

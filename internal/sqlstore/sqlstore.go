@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -148,9 +149,15 @@ func openSQLite(ctx context.Context, t target) (*DB, error) {
 	}
 	// SQLite creates the -wal and -shm with the database's permission (and
 	// resets an empty one's), but keeps those another connection has
-	// filled as they are.
+	// filled as they are. It puts them beside the file that symbolic
+	// links lead to, not beside the link.
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
 	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := checkPrivate(path+suffix, false); err != nil {
+		if err := checkPrivate(real+suffix, false); err != nil {
 			write.Close()
 			return nil, err
 		}
@@ -187,7 +194,8 @@ func openPostgres(ctx context.Context, t target) (*DB, error) {
 	pool.SetConnMaxLifetime(PostgresConnMaxLifetime)
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
-		// pgconn redacts the password from its errors.
+		// pgconn redacts the password from its errors, once parseDSN
+		// has refused what it would misread.
 		return nil, fmt.Errorf("sqlstore: connecting to Postgres: %w", err)
 	}
 	return &DB{dialect: Postgres, write: pool, read: pool,

@@ -544,3 +544,38 @@ func TestPingClose(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenErrorsHidePasswords: a DSN whose password is left unencoded, or
+// whose scheme is mistyped, fails to open with an error that quotes no
+// part of the password. pgx reads the user information up to the first '@' or '/',
+// net/url up to the last '@': for "user:pass@word@host" pgx would connect
+// to the host "word@host" and report it in its error, and for
+// "user:1234/word@host" to the database "word@host".
+func TestOpenErrorsHidePasswords(t *testing.T) {
+	t.Parallel()
+	const secret = "S3CRETPART"
+	for _, tc := range []struct {
+		name, dsn, reason string
+	}{
+		{"@ in password, parse error", "postgres://veil:pw@" + secret + "@127.0.0.1:1/db?sslmode=bogus", "pgx's parse error would quote the part after the first '@' as the host"},
+		{"@ in password, connect error", "postgres://veil:pw@" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "pgx's connect error would quote the part after the first '@' as the host"},
+		{"/ in password", "postgres://veil:1234/" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "the part after the '/' would be the database, quoted in pgx's connect error"},
+		{"no scheme", "veil:" + secret + "@db.internal:5432/veil", "a bare name is a SQLite file, and the failure to create it quotes its name"},
+		{"scheme without slashes", "postgres:veil:" + secret + "@db.internal/veil", "not postgres://, so a SQLite file name"},
+		{"mistyped scheme", "postgresql//veil:" + secret + "@db.internal/veil", "no \"://\", so a SQLite file name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			db, err := Open(ctx, tc.dsn, "test", nil)
+			if err == nil {
+				db.Close()
+				t.Fatalf("Open(%q) succeeded, want an error (%s)", tc.dsn, tc.reason)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("Open's error quotes the password: %v (%s)", err, tc.reason)
+			}
+		})
+	}
+}

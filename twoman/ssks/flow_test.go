@@ -747,3 +747,24 @@ func TestHostileUserIDs(t *testing.T) {
 		})
 	}
 }
+
+// stalledStore is a Store whose Identity never answers within the
+// request's deadline.
+type stalledStore struct{ Store }
+
+func (stalledStore) Identity(context.Context, string) (IdentityRecord, error) {
+	return IdentityRecord{}, fmt.Errorf("ssks: reading the identity: %w", context.DeadlineExceeded)
+}
+
+// TestStoreDeadlineIsUnavailable: a store that does not answer in time
+// is reported as the key service reports it, 503 CodeUnavailable, which
+// matches ErrUnavailable (retry later), not as an internal error.
+func TestStoreDeadlineIsUnavailable(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *Config) { c.Store = stalledStore{c.Store} })
+	_, err := f.backend.StartChallenge(context.Background(), "alice", aliceEmail, false)
+	var ae *twoman.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.Code != twoman.CodeUnavailable || !errors.Is(err, twoman.ErrUnavailable) {
+		t.Fatalf("StartChallenge with a stalled store: %v, want 503 %s matching ErrUnavailable", err, twoman.CodeUnavailable)
+	}
+}

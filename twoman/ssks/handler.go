@@ -168,6 +168,11 @@ func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (i
 			if !errors.As(err, &he) {
 				s.log.Error("request failed", "route", pattern, "error", err.Error())
 				he = httpjson.Errorf(http.StatusInternalServerError, twoman.CodeInternal, "internal error")
+				// As the key service does: a store that did not answer in
+				// time is unavailable, and the client may retry.
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					he = httpjson.Errorf(http.StatusServiceUnavailable, twoman.CodeUnavailable, "request cancelled")
+				}
 			}
 			httpjson.WriteError(rec, he.Status, he.Code, he.Message)
 		} else {

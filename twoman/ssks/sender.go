@@ -127,9 +127,11 @@ type SMTPSender struct {
 var defaultTemplate = template.Must(template.New("email").Parse(DefaultEmailTemplate))
 
 // Check reports a configuration Send would refuse: a From that is not one
-// mail address, or a From or AppName with a control character (a CR or LF
+// mail address, a From or AppName with a control character (a CR or LF
 // in a header value would let it inject headers, a Bcc: to an attacker for
-// one). NewHandler calls it, so a bad configuration fails at start-up.
+// one), or a Template that fails on sample data (with its error, which
+// Send does not show: it may quote the code). NewHandler calls it, so a
+// bad configuration fails at start-up.
 func (s *SMTPSender) Check() error {
 	if s.Addr == "" {
 		return errors.New("twoman: SMTPSender.Addr is empty")
@@ -140,7 +142,19 @@ func (s *SMTPSender) Check() error {
 	if err := headerSafe("SMTPSender.AppName", s.AppName); err != nil {
 		return err
 	}
+	sample := TemplateData{AppName: s.AppName, Code: "00000000", Minutes: 10, UserID: "alice"}
+	if err := s.template().Execute(io.Discard, sample); err != nil {
+		return fmt.Errorf("twoman: SMTPSender.Template fails on sample data: %w", err)
+	}
 	return nil
+}
+
+// template returns Template, or the default one.
+func (s *SMTPSender) template() *template.Template {
+	if s.Template == nil {
+		return defaultTemplate
+	}
+	return s.Template
 }
 
 // fromAddress parses From, which may carry a display name
@@ -211,14 +225,13 @@ func (s *SMTPSender) compose(c Challenge, now time.Time, rnd io.Reader) (outgoin
 	if err := headerSafe("SMTPSender.AppName", app); err != nil {
 		return outgoing{}, err
 	}
-	tmpl := s.Template
-	if tmpl == nil {
-		tmpl = defaultTemplate
-	}
 	var body bytes.Buffer
 	defer clear(body.Bytes())
-	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
-		return outgoing{}, fmt.Errorf("twoman: email template: %w", err)
+	if err := s.template().Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
+		// Not wrapped: text/template quotes the value it failed on, which
+		// may be the code or a part of it. Check shows the error on
+		// sample data.
+		return outgoing{}, errors.New("twoman: the email template failed on this challenge (SMTPSender.Check shows its error on sample data)")
 	}
 	var mid [12]byte
 	if _, err := io.ReadFull(rnd, mid[:]); err != nil {
@@ -328,8 +341,8 @@ func smtpError(step string, err error) error {
 // gateway adapter, the app's notification service), signed so the receiver
 // can check it came from the SSKS: header X-Veil-Signature is the hex
 // HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret. URL may carry
-// the gateway's credentials in its query or user information: errors quote
-// the URL without them, so they never reach a log.
+// the gateway's credentials in its path, query or user information: errors
+// quote only its scheme and host, so they never reach a log.
 type WebhookSender struct {
 	URL    string
 	Secret Secret
@@ -368,8 +381,8 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	}
 	resp, err := cl.Do(req)
 	if err != nil {
-		// The URL's query or user information may hold the gateway's
-		// credentials, and *url.Error quotes the whole URL.
+		// The URL's path, query or user information may hold the
+		// gateway's credentials, and *url.Error quotes the whole URL.
 		return fmt.Errorf("twoman: webhook: %w", httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
@@ -384,8 +397,8 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 
 // Check reports a configuration Send would refuse: a Secret under 32
 // bytes, or a URL that is not absolute http or https. NewHandler calls it,
-// so a bad configuration fails at start-up. Its errors never quote the
-// URL's query or user information.
+// so a bad configuration fails at start-up. Its errors quote at most the
+// URL's scheme and host.
 func (s *WebhookSender) Check() error {
 	if s.Secret.Len() < 32 {
 		return errors.New("twoman: WebhookSender.Secret must be at least 32 bytes")

@@ -63,8 +63,9 @@ func TestInsecureLogSender(t *testing.T) {
 }
 
 // TestWebhookURLCredentialsNeverLogged: a gateway's credentials in the
-// webhook URL's query and user information reach neither the sender's
-// error nor the SSKS's log, whether the gateway is unreachable or refuses.
+// webhook URL's path (a bot token, a hook's secret segment), query and
+// user information reach neither the sender's error nor the SSKS's log,
+// whether the gateway is unreachable or refuses.
 func TestWebhookURLCredentialsNeverLogged(t *testing.T) {
 	t.Parallel()
 	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,7 +84,7 @@ func TestWebhookURLCredentialsNeverLogged(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			u := strings.Replace(tc.base, "http://", "http://gateway:SECRETPASS@", 1) + "/sms?api_key=SECRETKEY&to=x#SECRETFRAG"
+			u := strings.Replace(tc.base, "http://", "http://gateway:SECRETPASS@", 1) + "/bot123:SECRETTOKEN/sms?api_key=SECRETKEY&to=x#SECRETFRAG"
 			sender := &WebhookSender{URL: u, Secret: NewSecret(bytes.Repeat([]byte("w"), 32))}
 			var logs bytes.Buffer
 			f := newFixture(t, func(c *Config) {
@@ -95,8 +96,8 @@ func TestWebhookURLCredentialsNeverLogged(t *testing.T) {
 				t.Fatalf("the challenge succeeded although the webhook failed (%s)", tc.reason)
 			}
 			direct := sender.Send(context.Background(), Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.SMS, Value: "+15551234567"}, Code: NewCode("12345678"), Expires: time.Now().Add(time.Minute)})
-			if direct == nil || !strings.Contains(direct.Error(), tc.want) || !strings.Contains(direct.Error(), "/sms") {
-				t.Fatalf("sender error %v: want %q and the URL's path (%s)", direct, tc.want, tc.reason)
+			if direct == nil || !strings.Contains(direct.Error(), tc.want) || !strings.Contains(direct.Error(), strings.TrimPrefix(tc.base, "http://")) {
+				t.Fatalf("sender error %v: want %q and the URL's host (%s)", direct, tc.want, tc.reason)
 			}
 			out := logs.String()
 			if !strings.Contains(out, "sending a code failed") || !strings.Contains(out, tc.want) {
@@ -110,3 +111,33 @@ func TestWebhookURLCredentialsNeverLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestWebhookURLCheckHidesCredentials: a webhook URL that is not an
+// absolute http(s) URL is refused, at start-up, with an error that quotes
+// none of the credentials it carries, whatever the mistake.
+func TestWebhookURLCheckHidesCredentials(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, url, reason string
+	}{
+		{"no scheme", "gateway:SECRETPASS@sms.example/send?api_key=SECRETKEY", `"gateway" parses as the scheme and the rest as an opaque part`},
+		{"no slashes", "https:gateway:SECRETPASS@sms.example/send", "https: without // has no host, only an opaque part"},
+		{"no host", "https:///send?api_key=SECRETKEY#SECRETFRAG", "a query and a fragment without a host"},
+		{"unparseable", "https://gateway:SECRETPASS@sms.example/%zz", "url.Parse's error quotes the URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sender := &WebhookSender{URL: tc.url, Secret: NewSecret(bytes.Repeat([]byte("w"), 32))}
+			_, err := NewHandler(Config{Store: stubStore{}, AppKeys: []Secret{NewSecret(appKey)}, HashKey: NewSecret(bytes.Repeat([]byte("h"), 32)), Sender: sender})
+			if err == nil {
+				t.Fatalf("NewHandler accepted webhook URL %q (%s)", tc.url, tc.reason)
+			}
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("NewHandler's error quotes a credential: %v (%s)", err, tc.reason)
+			}
+		})
+	}
+}
+
+// stubStore is a Store for handlers that are built and never serve.
+type stubStore struct{ Store }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -425,5 +426,41 @@ func TestSMTPDeliver(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("deliver waited %v after its context was cancelled", d)
+	}
+}
+
+// TestSMTPTemplateErrorHidesCode: a template that fails on its data fails
+// Send with an error that quotes no part of the code (text/template
+// quotes the value it failed on: "range can't iterate over 90210873"),
+// and Check, which NewHandler calls, reports the template's own error,
+// found on sample data.
+func TestSMTPTemplateErrorHidesCode(t *testing.T) {
+	t.Parallel()
+	const code = "90210873"
+	ch := Challenge{UserID: "alice", Factor: aliceEmail, Code: NewCode(code), Issued: time.Now(), Expires: time.Now().Add(time.Minute)}
+	for _, tc := range []struct {
+		name, text, reason string
+	}{
+		{"range over the code", "{{range .Code}}{{.}} {{end}}", "spacing the digits out for a screen reader is a natural mistake; the error quotes the code"},
+		{"range over the data", "{{range .}}{{.}}{{end}}", "the error quotes the whole TemplateData, code included"},
+		{"range over part of the code", "{{range slice .Code 0 4}}{{.}}{{end}}", "half the digits are half the code"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := &SMTPSender{Addr: "mail.veil.test:587", From: "no-reply@veil.test", Template: template.Must(template.New("email").Parse(tc.text))}
+			err := s.Send(context.Background(), ch)
+			if err == nil {
+				t.Fatalf("Send succeeded with a template that fails (%s)", tc.reason)
+			}
+			for i := 0; i+4 <= len(code); i++ {
+				if strings.Contains(err.Error(), code[i:i+4]) {
+					t.Errorf("Send's error quotes the code: %v (%s)", err, tc.reason)
+					break
+				}
+			}
+			if err := s.Check(); err == nil || !strings.Contains(err.Error(), "SMTPSender.Template") {
+				t.Errorf("Check: %v, want the template's error naming SMTPSender.Template (%s)", err, tc.reason)
+			}
+		})
 	}
 }
