@@ -27,6 +27,21 @@ func (s *Server) hookPayload(r *http.Request, ch *channel, in map[string]any) ma
 			msg[k] = v
 		}
 	}
+	// As stream-chat-go sends it, a message carries empty standard fields.
+	for _, k := range []string{"parent_id", "quoted_message_id"} {
+		if msg[k] == "" {
+			delete(msg, k)
+		}
+	}
+	if msg["attachments"] == nil {
+		msg["attachments"] = []any{}
+	}
+	switch {
+	case msg["parent_id"] != nil:
+		msg["type"] = "reply"
+	case msg["type"] != "system":
+		msg["type"] = "regular"
+	}
 	msg["html"], msg["mentioned_users"] = "", s.mentions(in["mentioned_users"])
 	info := map[string]any{"type": "client", "ip": r.RemoteAddr, "user_agent": r.UserAgent(), "sdk": r.Header.Get("X-Stream-Client")}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

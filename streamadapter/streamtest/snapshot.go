@@ -17,6 +17,8 @@ import (
 // edited messages). A Snapshot shares nothing with the Server; the caller
 // owns it.
 type Snapshot struct {
+	// App are the app settings (UpdateAppSettings).
+	App map[string]any
 	// Users are the stored users by ID, as the API returns them (a
 	// soft-deleted user has deleted_at).
 	Users map[string]map[string]any
@@ -67,7 +69,7 @@ type SnapshotMessage struct {
 func (s *Server) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sn := Snapshot{Users: map[string]map[string]any{}, Files: map[string][]byte{}}
+	sn := Snapshot{App: copyJSON(s.app).(map[string]any), Users: map[string]map[string]any{}, Files: map[string][]byte{}}
 	for id, u := range s.users {
 		sn.Users[id] = copyJSON(u).(map[string]any)
 	}
@@ -142,7 +144,7 @@ func copyJSON(v any) any {
 // Find returns where needle occurs in the snapshot, as paths such as
 // "users/alice/name", "channels/0/members/1/user/name",
 // "messages/m1/versions/0/text", "files/<URL>" or "webhooks/3". It looks
-// in every string and object key of the users, channels and messages
+// in every string and object key of the app settings, users, channels and messages
 // (pending metadata included), in file bytes, and in webhook bodies both
 // as sent and as decoded, since JSON escapes some characters (a body
 // that does not decode is searched as sent only). An empty needle is
@@ -151,7 +153,7 @@ func (sn *Snapshot) Find(needle []byte) []string {
 	if len(needle) == 0 {
 		return nil
 	}
-	var found []string
+	found := findIn(nil, "app", sn.App, needle)
 	for _, id := range sortedKeys(sn.Users) {
 		found = findIn(found, "users/"+id, sn.Users[id], needle)
 	}
