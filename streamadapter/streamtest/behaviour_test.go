@@ -490,3 +490,32 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainTextRendersAsMarkdown: every text of up to four characters
+// from a letter, a digit and the punctuation the plain-text path accepts
+// renders on that path exactly as the markdown parser renders it.
+func TestPlainTextRendersAsMarkdown(t *testing.T) {
+	t.Parallel()
+	alphabet := "a1 +/=:.,;?@%$'\"-"
+	texts := []string{""}
+	checked := 0
+	for range 4 {
+		var longer []string
+		for _, p := range texts {
+			for i := range len(alphabet) {
+				text := p + alphabet[i:i+1]
+				longer = append(longer, text)
+				if plain(text) {
+					checked++
+					if got, want := renderHTML(text), renderMarkdown(text); got != want {
+						t.Fatalf("%q renders %q on the plain path, %q through markdown", text, got, want)
+					}
+				}
+			}
+		}
+		texts = longer
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d texts took the plain path", checked)
+	}
+}
