@@ -144,12 +144,13 @@ func copyJSON(v any) any {
 // Find returns where needle occurs in the snapshot, as paths such as
 // "users/alice/name", "channels/0/members/1/user/name",
 // "messages/m1/versions/0/text", "files/<URL>" or "webhooks/3". It looks
-// in every string and object key of the app settings, users, channels and messages
-// (pending metadata included), in file bytes, and in webhook bodies both
-// as sent and as decoded, since JSON escapes some characters (a body
-// that does not decode is searched as sent only). An empty needle is
-// found nowhere.
-func (sn *Snapshot) Find(needle []byte) []string {
+// in every string and object key of the app settings, users, channels and
+// messages (pending metadata included), in file bytes, and in webhook
+// bodies both as sent and as decoded, since JSON escapes some characters
+// (a body that does not decode is searched as sent only). An empty
+// needle is found nowhere. Strings are searched as they are: a needle
+// sent inside base64 or another encoding is not found.
+func (sn Snapshot) Find(needle []byte) []string {
 	if len(needle) == 0 {
 		return nil
 	}
