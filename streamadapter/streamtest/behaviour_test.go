@@ -466,19 +466,19 @@ func TestMarkdown(t *testing.T) {
 	s := NewTestServer(t, Config{})
 	c := s.Client()
 	created, _ := c.CreateChannelWithMembers(ctx, "messaging", "md", "alice", "alice")
-	tests := []struct{ name, text, want string }{
-		{"plain", "hello", "<p>hello</p>\n"},
-		{"bold", "**bold**", "<p><strong>bold</strong></p>\n"},
-		{"italics", "_it_ and *it*", "<p><em>it</em> and <em>it</em></p>\n"},
-		{"link", "[Veil](https://veil.example/docs)", "<p><a href=\"https://veil.example/docs\">Veil</a></p>\n"},
-		{"inline code", "run `veil serve`", "<p>run <code>veil serve</code></p>\n"},
-		{"code block", "```\nx := 1\n```", "<pre><code>x := 1\n</code></pre>\n"},
-		{"list", "- one\n- two", "<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n"},
-		{"ordered list", "1. one\n2. two", "<ol>\n<li>one</li>\n<li>two</li>\n</ol>\n"},
-		{"inline HTML", "veil1:AAAA <b>", "<p>veil1:AAAA &lt;b&gt;</p>\n"},
-		{"HTML block", "<div onclick=\"x()\">hi</div>", "<p>&lt;div onclick=&quot;x()&quot;&gt;hi&lt;/div&gt;</p>\n"},
-		{"script link", "[x](javascript:alert(1))", "<p><a href=\"\">x</a></p>\n"},
-		{"ciphertext", "veil1:q83vEjRWeJA+/=", "<p>veil1:q83vEjRWeJA+/=</p>\n"},
+	tests := []struct{ name, text, want, reason string }{
+		{"plain", "hello", "<p>hello</p>\n", "a paragraph"},
+		{"bold", "**bold**", "<p><strong>bold</strong></p>\n", "strong emphasis"},
+		{"italics", "_it_ and *it*", "<p><em>it</em> and <em>it</em></p>\n", "emphasis, both spellings"},
+		{"link", "[Veil](https://veil.example/docs)", "<p><a href=\"https://veil.example/docs\">Veil</a></p>\n", "a link"},
+		{"inline code", "run `veil serve`", "<p>run <code>veil serve</code></p>\n", "inline code"},
+		{"code block", "```\nx := 1\n```", "<pre><code>x := 1\n</code></pre>\n", "a fenced block"},
+		{"list", "- one\n- two", "<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n", "a bullet list"},
+		{"ordered list", "1. one\n2. two", "<ol>\n<li>one</li>\n<li>two</li>\n</ol>\n", "a numbered list"},
+		{"inline HTML", "veil1:AAAA <b>", "<p>veil1:AAAA &lt;b&gt;</p>\n", "HTML in the text shows as text"},
+		{"HTML block", "<div onclick=\"x()\">hi</div>", "<p>&lt;div onclick=&quot;x()&quot;&gt;hi&lt;/div&gt;</p>\n", "an HTML block too"},
+		{"script link", "[x](javascript:alert(1))", "<p><a href=\"\">x</a></p>\n", "a dangerous link loses its URL"},
+		{"ciphertext", "veil1:q83vEjRWeJA+/=", "<p>veil1:q83vEjRWeJA+/=</p>\n", "base64 has no markdown meaning"},
 	}
 	for i, tc := range tests {
 		sent, err := created.Channel.SendMessage(ctx, &stream.Message{Text: tc.text, ExtraData: map[string]any{"id": fmt.Sprint("md", i)}}, "alice")
@@ -486,7 +486,7 @@ func TestMarkdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		if sent.Message.HTML != tc.want {
-			t.Errorf("%s: %q renders %q, want %q", tc.name, tc.text, sent.Message.HTML, tc.want)
+			t.Errorf("%s: %q renders %q, want %q (%s)", tc.name, tc.text, sent.Message.HTML, tc.want, tc.reason)
 		}
 	}
 }
