@@ -32,3 +32,28 @@ func Example() {
 	fmt.Printf("%s %q\n", resp.Message.ID, resp.Message.HTML)
 	// Output: m1 "<p>hello</p>\n"
 }
+
+// A message edited to ciphertext is still held, as first sent, by Stream:
+// the API shows only the edit, the snapshot shows every version.
+func ExampleServer_Snapshot() {
+	ctx := context.Background()
+	srv := streamtest.NewServer(streamtest.Config{})
+	defer srv.Close()
+	client := srv.Client()
+	ch, err := client.CreateChannelWithMembers(ctx, "messaging", "general", "alice", "alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ch.Channel.SendMessage(ctx, &stream.Message{Text: "meet at noon", ExtraData: map[string]any{"id": "m1"}}, "alice"); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := client.UpdateMessage(ctx, &stream.Message{Text: "veil1:AAAA", UserID: "alice"}, "m1"); err != nil {
+		log.Fatal(err)
+	}
+	for _, where := range srv.Snapshot().Find([]byte("meet at noon")) {
+		fmt.Println(where)
+	}
+	// Output:
+	// messages/m1/versions/0/html
+	// messages/m1/versions/0/text
+}

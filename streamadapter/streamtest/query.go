@@ -1,6 +1,7 @@
 package streamtest
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -23,12 +24,13 @@ func page[T any](items []T, offset, limit, def int) []T {
 	return items[offset:end]
 }
 
-// matches evaluates a Stream filter: field: value, field: {$eq|$in|$autocomplete},
-// $and, $or.
+// matches evaluates a Stream filter: field: value, field: {$eq, $ne, $in,
+// $nin, $gt, $gte, $lt, $lte, $exists, $autocomplete}, $and, $or, $nor.
+// Comparisons order numbers as numbers and RFC 3339 timestamps as times.
 func matches(obj map[string]any, filter map[string]any) bool {
 	for k, cond := range filter {
 		switch k {
-		case "$and", "$or":
+		case "$and", "$or", "$nor":
 			subs, _ := cond.([]any)
 			some := false
 			for _, sub := range subs {
@@ -39,12 +41,12 @@ func matches(obj map[string]any, filter map[string]any) bool {
 				}
 				some = some || ok
 			}
-			if k == "$or" && !some {
+			if (k == "$or" && !some) || (k == "$nor" && some) {
 				return false
 			}
 			continue
 		}
-		v := obj[k]
+		v, present := obj[k]
 		op, isOp := cond.(map[string]any)
 		if !isOp {
 			if !equal(v, cond) {
@@ -53,29 +55,7 @@ func matches(obj map[string]any, filter map[string]any) bool {
 			continue
 		}
 		for o, arg := range op {
-			switch o {
-			case "$eq":
-				if !equal(v, arg) {
-					return false
-				}
-			case "$in":
-				list, _ := arg.([]any)
-				found := false
-				for _, a := range list {
-					if equal(v, a) || contains(v, a) {
-						found = true
-					}
-				}
-				if !found {
-					return false
-				}
-			case "$autocomplete":
-				str, _ := v.(string)
-				prefix, _ := arg.(string)
-				if !strings.Contains(strings.ToLower(str), strings.ToLower(prefix)) {
-					return false
-				}
-			default:
+			if !holds(o, v, present, arg) {
 				return false
 			}
 		}
@@ -83,7 +63,51 @@ func matches(obj map[string]any, filter map[string]any) bool {
 	return true
 }
 
+// holds evaluates one operator on a field's value.
+func holds(op string, v any, present bool, arg any) bool {
+	in := func() bool {
+		list, _ := arg.([]any)
+		for _, a := range list {
+			if equal(v, a) || contains(v, a) {
+				return true
+			}
+		}
+		return false
+	}
+	switch op {
+	case "$eq":
+		return equal(v, arg)
+	case "$ne":
+		return !equal(v, arg)
+	case "$in":
+		return in()
+	case "$nin":
+		return !in()
+	case "$gt":
+		return present && compare(v, arg) > 0
+	case "$gte":
+		return present && compare(v, arg) >= 0
+	case "$lt":
+		return present && compare(v, arg) < 0
+	case "$lte":
+		return present && compare(v, arg) <= 0
+	case "$exists":
+		want, _ := arg.(bool)
+		return (present && v != nil) == want
+	case "$autocomplete":
+		str, _ := v.(string)
+		prefix, _ := arg.(string)
+		return strings.Contains(strings.ToLower(str), strings.ToLower(prefix))
+	}
+	return false
+}
+
 func equal(a, b any) bool {
+	if ta, ok := asTime(a); ok {
+		if tb, ok := asTime(b); ok {
+			return ta.Equal(tb)
+		}
+	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
@@ -103,21 +127,63 @@ func contains(list, x any) bool {
 	return false
 }
 
+// compare orders two field values: timestamps as times, numbers as
+// numbers, strings as strings, booleans false first; a missing value comes
+// before any other.
 func compare(a, b any) int {
+	if ta, ok := asTime(a); ok {
+		if tb, ok := asTime(b); ok {
+			return ta.Compare(tb)
+		}
+	}
+	if fa, ok := asNumber(a); ok {
+		if fb, ok := asNumber(b); ok {
+			return cmp.Compare(fa, fb)
+		}
+	}
 	switch x := a.(type) {
 	case string:
-		y, _ := b.(string)
-		return strings.Compare(x, y)
-	case float64:
-		y, _ := b.(float64)
-		switch {
-		case x < y:
-			return -1
-		case x > y:
+		if y, ok := b.(string); ok {
+			return strings.Compare(x, y)
+		}
+	case bool:
+		if y, ok := b.(bool); ok {
+			switch {
+			case x == y:
+				return 0
+			case !x:
+				return -1
+			}
 			return 1
 		}
 	}
+	switch {
+	case a == nil && b != nil:
+		return -1
+	case a != nil && b == nil:
+		return 1
+	}
 	return 0
+}
+
+// asTime reads an RFC 3339 timestamp.
+func asTime(v any) (time.Time, bool) {
+	s, ok := v.(string)
+	if !ok || len(s) < len("2006-01-02T15:04:05Z") || s[4] != '-' || s[10] != 'T' {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t, err == nil
+}
+
+func asNumber(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	}
+	return 0, false
 }
 
 // pageParams are Stream's message pagination parameters.

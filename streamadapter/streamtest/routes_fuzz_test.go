@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ var fuzzRoutes = []struct{ method, path string }{
 	{"POST", "/channels/messaging/x/truncate"}, {"GET", "/members"},
 	{"DELETE", "/channels/messaging/x/file"}, {"DELETE", "/channels/messaging/x/image"},
 	{"POST", "/messages/m1"}, {"DELETE", "/messages/m1"},
+	{"GET", "/app"}, {"PATCH", "/app"},
 }
 
 // fuzzServer starts a server holding users alice and bob, channel
@@ -80,6 +82,26 @@ func FuzzRoutes(f *testing.F) {
 		{5, "", `{"offset":-1}`},                  // paging used to panic
 		{16, "", `{"unset":["created_at"]}`},      // used to break every later read
 		{16, "", `{"set":{"user.id":"mallory"}}`}, // used to rewrite the stored user
+		// Bodies as Stream's JavaScript SDK sends them, and the options
+		// of truncation, member and channel queries.
+		{7, "", `{"data":{"created_by_id":"alice","members":["alice",{"user_id":"bob","channel_role":"channel_moderator"}],"invites":["carol"]}}`},
+		{7, "", `{"data":{"members":["alice"]}}`},
+		{9, "", `{"add_members":[{"user_id":"carol","channel_role":"channel_admin"}],"message":{"text":"added"}}`},
+		{9, "", `{"invites":["carol"]}`},
+		{9, "", `{"accept_invite":true,"user_id":"bob","message":{"text":"joined"}}`},
+		{12, "", `{"message":{"text":"**hi** <b>","mentioned_users":["bob",{"id":"alice"},7],"pinned":true}}`},
+		{12, "", `{"message":{"text":"as bob","user":{"id":"bob"},"parent_id":"m1"},"pending":true,"pending_message_metadata":{"k":"v"}}`},
+		{16, "", `{"set":{"pinned":true},"user":{"id":"bob"}}`},
+		{19, "", `{"hard_delete":true,"skip_push":true,"truncated_at":"2026-01-01T00:00:00Z","user":{"id":"bob"},"message":{"text":"t"}}`},
+		{19, "", `{"truncated_at":"2000-01-01T00:00:00Z","user_id":"alice"}`},
+		{20, "payload=" + url.QueryEscape(`{"type":"messaging","id":"x","filter_conditions":{"invite":"pending","created_at":{"$gte":"2020-01-01T00:00:00Z"}},"sort":[{"field":"user_id","direction":-1}]}`), ""},
+		{20, "payload=" + url.QueryEscape(`{"type":"messaging","members":[{"user_id":"alice"},"bob"],"filter_conditions":{"$nor":[{"is_moderator":true}]}}`), ""},
+		{5, "", `{"filter_conditions":{"member_count":{"$gt":1},"last_message_at":{"$exists":true}},"sort":[{"field":"last_message_at","direction":1}],"message_limit":1,"member_limit":0}`},
+		{3, "", `{"user_ids":[]}`},
+		{24, "hard=true", ""},
+		{25, "", ""},
+		{26, "", `{"before_message_send_hook_attempt_timeout_ms":5000,"webhook_url":null,"name":"x"}`},
+		{26, "", `{"before_message_send_hook_attempt_timeout_ms":1e300}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.route, false, s.query, []byte(s.body))
@@ -134,4 +156,36 @@ func FuzzRoutes(f *testing.F) {
 			t.Fatalf("after %s %s, reading the channel: %d", r.method, r.path, rec.Code)
 		}
 	})
+}
+
+// allowedTag is every tag goldmark writes for CommonMark.
+var allowedTag = regexp.MustCompile(`^</?(p|strong|em|a|code|pre|ul|ol|li|blockquote|h[1-6]|hr|br|img)[ >/]`)
+
+// FuzzRenderHTML renders arbitrary text: no panic; text that skips the
+// markdown parser renders as the parser would render it; and no HTML
+// written in the text reaches html: every tag there is one the renderer
+// writes.
+func FuzzRenderHTML(f *testing.F) {
+	for _, seed := range []string{"hello", "veil1:q83vEjRWeJA+/=", "a  b", "A-- b", "x \"q\" 'y' 100% $5 @me", "**b** _i_ `c`", "<script>alert(1)</script>", "<div>\nx\n</div>", "[x](javascript:1)", "- a\n- b", "<!-- c -->", "&lt;b&gt;", "![i](http://x/y.png \"t\")"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		out := renderHTML(text)
+		if text != "" && plain(text) && out != renderMarkdown(text) {
+			t.Fatalf("%q: the plain-text path renders %q, markdown %q", text, out, renderMarkdown(text))
+		}
+		for i := strings.IndexByte(out, '<'); i >= 0; i = next(out, i) {
+			if !allowedTag.MatchString(out[i:]) {
+				t.Fatalf("%q renders %q: text passed through as a tag at %d", text, out, i)
+			}
+		}
+	})
+}
+
+func next(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], '<')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }

@@ -36,11 +36,15 @@ type Config struct {
 	// NewID generates message IDs when the client sends none; nil means
 	// random UUID-like IDs.
 	NewID func() string
-	// WebhookURL, if set, receives events (message.new, message.updated,
-	// message.deleted, member.added, member.removed, channel.updated,
-	// channel.deleted), in order, signed with X-Signature.
+	// WebhookURL is the app setting webhook_url the server starts with
+	// (UpdateAppSettings changes it): if set, it receives events
+	// (message.new, message.updated, message.deleted, member.added,
+	// member.removed, channel.updated, channel.truncated, channel.deleted),
+	// in order, signed with X-Signature.
 	WebhookURL string
-	// HTTPClient delivers webhooks; nil means a client with a 10 s timeout.
+	// HTTPClient delivers webhooks and calls the before-message-send hook
+	// URL; nil means a client with a 10 s timeout. The hook's own timeout
+	// (before_message_send_hook_attempt_timeout_ms) applies on top.
 	HTTPClient *http.Client
 	// MaxMessageLength is the longest message text in characters; 0 means
 	// Stream's default of 5,000.
@@ -48,9 +52,12 @@ type Config struct {
 	// Logger receives a line per request; nil discards.
 	Logger *slog.Logger
 	// BeforeMessageSend, if set, sees every new message (its JSON object)
-	// before it is stored, as Stream's before-message-send hook does: it
-	// may return a rewritten message, or reject it with a non-nil error
-	// (the client gets a Stream input error, code 4, with that text).
+	// before it is stored, a test convenience standing in for Stream's
+	// before-message-send hook: it may return a rewritten message, or
+	// reject it with a non-nil error (the client gets a Stream input
+	// error, code 4, with that text). It runs before the HTTP hook that
+	// the app setting before_message_send_hook_url configures, which
+	// answers as Stream documents (see the package documentation).
 	BeforeMessageSend func(message map[string]any) (map[string]any, error)
 }
 
@@ -66,25 +73,31 @@ type Server struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
+	app      map[string]any // app settings (GET and PATCH /app)
 	users    map[string]map[string]any
 	channels map[string]*channel // by CID
+	deleted  []*channel          // soft-deleted, kept for Snapshot
 	messages map[string]*message // by ID
 	files    map[string][]byte
 	tasks    map[string]map[string]any
-	seq      int // creation order of channels and messages
+	sent     [][]byte // every webhook and hook body sent, in order, for Snapshot
+	seq      int      // creation order of channels and messages
 
-	events chan []byte
+	events chan outgoing
 	done   chan struct{}
 }
 
 type channel struct {
-	typ, id   string
-	data      map[string]any // custom data
-	createdBy string
-	created   time.Time
-	updated   time.Time
-	members   []*member
-	seq       int
+	typ, id     string
+	data        map[string]any // custom data
+	createdBy   string
+	created     time.Time
+	updated     time.Time
+	members     []*member
+	msgs        []*message // every stored message, in creation order: replies, pending and truncated ones too
+	seq         int
+	truncatedAt *time.Time
+	truncatedBy string
 }
 
 type member struct {
@@ -97,10 +110,13 @@ type member struct {
 }
 
 type message struct {
-	fields  map[string]any // the message's JSON, custom data flattened
-	cid     string
-	seq     int
-	pending bool // sent with pending: stored, not shown in the channel
+	fields      map[string]any // the message's JSON, custom data flattened
+	cid         string
+	seq         int
+	pending     bool              // sent with pending: stored, not shown in the channel
+	pendingMeta map[string]string // pending_message_metadata sent with it
+	truncated   bool              // hidden by a soft truncation: stored, never returned
+	history     []map[string]any  // the versions edits replaced, oldest first
 }
 
 // NewServer starts a Server on a loopback port. Close it when done.
@@ -123,9 +139,12 @@ func NewServer(cfg Config) *Server {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger,
+	s := &Server{cfg: cfg, log: cfg.Logger, app: map[string]any{},
 		users: map[string]map[string]any{}, channels: map[string]*channel{}, messages: map[string]*message{}, files: map[string][]byte{}, tasks: map[string]map[string]any{},
-		events: make(chan []byte, 1024), done: make(chan struct{})}
+		events: make(chan outgoing, 1024), done: make(chan struct{})}
+	if cfg.WebhookURL != "" {
+		s.app["webhook_url"] = cfg.WebhookURL
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -225,6 +244,7 @@ const (
 	codeInputError       = 4
 	codeNotAllowed       = 5
 	codeDoesNotExist     = 16
+	codeForbidden        = 17
 	codeMessageTooLong   = 20
 	codeCustomDataTooBig = 22
 	codeTokenExpired     = 40
@@ -248,6 +268,8 @@ type handlerFunc func(r *http.Request, body []byte) (any, error)
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	h := func(pattern string, fn handlerFunc) { mux.HandleFunc(pattern, s.api(fn)) }
+	h("GET /app", s.getApp)
+	h("PATCH /app", s.updateApp)
 	h("POST /users", s.upsertUsers)
 	h("GET /users", s.queryUsers)
 	h("PATCH /users", s.partialUpdateUsers)

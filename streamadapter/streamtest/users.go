@@ -149,7 +149,7 @@ func (s *Server) userJSON(id string) map[string]any {
 }
 
 // deleteUsers is POST /users/delete: an asynchronous task, completed at
-// once.
+// once, whose result has {"status": "ok"} for each user ID.
 func (s *Server) deleteUsers(r *http.Request, body []byte) (any, error) {
 	var req struct {
 		UserIDs  []string `json:"user_ids"`
@@ -160,7 +160,7 @@ func (s *Server) deleteUsers(r *http.Request, body []byte) (any, error) {
 		return nil, err
 	}
 	if len(req.UserIDs) == 0 {
-		return nil, fail(http.StatusBadRequest, codeInputError, "user_ids is required")
+		return nil, fail(http.StatusBadRequest, codeInputError, "DeleteUsers failed with error: \"user_ids must not be empty\"")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,24 +169,31 @@ func (s *Server) deleteUsers(r *http.Request, body []byte) (any, error) {
 			return nil, notFound("user", u)
 		}
 	}
-	now := s.cfg.Now()
+	now := ts(s.cfg.Now())
+	result := map[string]any{}
 	for _, u := range req.UserIDs {
 		if req.User == "hard" {
 			delete(s.users, u)
-		} else {
-			s.users[u]["deleted_at"] = ts(now)
+		} else if old := s.users[u]; old != nil { // a user ID may be listed twice
+			next := maps.Clone(old)
+			next["deleted_at"] = now
+			s.users[u] = next
 		}
 		if req.Messages != "" {
-			for id, m := range s.messages {
-				if m.fields["user_id"] == u {
-					if req.Messages == "hard" {
-						delete(s.messages, id)
-					} else {
-						m.fields["type"], m.fields["deleted_at"], m.fields["text"], m.fields["html"] = "deleted", ts(now), "", ""
-					}
+			for _, m := range s.messages {
+				if m.fields["user_id"] != u {
+					continue
+				}
+				if req.Messages == "hard" {
+					s.dropMessage(m)
+				} else {
+					next := maps.Clone(m.fields)
+					next["type"], next["deleted_at"], next["text"], next["html"] = "deleted", now, "", ""
+					m.revise(next)
 				}
 			}
 		}
+		result[u] = map[string]any{"status": "ok"}
 	}
-	return map[string]any{"task_id": s.completedTask(map[string]any{"deleted_users": req.UserIDs})}, nil
+	return map[string]any{"task_id": s.completedTask(result)}, nil
 }
