@@ -12,7 +12,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	newUser := func(name string) *session.Manager {
 		id, _ := identity.Generate(nil, name, identity.Options{})
 		dir.Publish(id.Card())

@@ -175,6 +175,18 @@ func newEpoch(k EpochKey) *epoch {
 // MaxChannelCIDLen bounds channel CIDs (Stream's "type:id").
 const MaxChannelCIDLen = 1024
 
+// commitmentOf returns the key commitment of an epoch key (PROTOCOL.md §5),
+// as the membership log signs it.
+func commitmentOf(k EpochKey) [32]byte {
+	var out [32]byte
+	c, err := hkdf.Key(sha256.New, keyBytes(k.k), nil, labelEnvelopeCommit, 32)
+	if err != nil {
+		panic("session: hkdf: " + err.Error())
+	}
+	copy(out[:], c)
+	return out
+}
+
 // MaxEpochs bounds the number of epochs of a session: epoch numbers run
 // from 0 to MaxEpochs-1.
 const MaxEpochs = 1 << 20
