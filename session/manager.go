@@ -632,7 +632,9 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 			}
 			return e.s, nil
 		}
-		if err := m.change(ctx, id, nil, nil, true); err != nil {
+		if err := m.change(ctx, id, nil, nil, true); errors.Is(err, ErrForbidden) {
+			return nil, fmt.Errorf("%w: %w", ErrPendingRemoval, err)
+		} else if err != nil {
 			return nil, err
 		}
 	}
