@@ -52,6 +52,12 @@ type Binding struct {
 	MessageID  string // Stream message ID, chosen by the sender; required
 	SenderID   string // Stream user ID of the sender; required
 	ParentID   string // thread parent message ID; empty outside threads
+	QuotedID   string // ID of the message this one quotes; empty if none
+	// Revision is 0 for a message as first sent and counts its edits: an
+	// edit is sealed with the highest revision known plus one, so that a
+	// reader that saw a newer revision refuses an older one replayed as
+	// current (Manager.Open returns ErrStaleRevision).
+	Revision uint32
 }
 
 func (c Binding) check() error {
@@ -60,7 +66,7 @@ func (c Binding) check() error {
 			return errors.New("session: a binding needs a channel CID, a message ID and a sender ID")
 		}
 	}
-	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
+	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID, c.QuotedID} {
 		if len(f) > MaxBindingFieldLen {
 			return errors.New("session: a binding field is too long")
 		}
@@ -68,14 +74,19 @@ func (c Binding) check() error {
 	return nil
 }
 
-// appendBinding encodes the four fields, each as a 2-byte big-endian length
-// and the bytes.
+// appendTo encodes the five string fields, each as a 2-byte big-endian
+// length and the bytes, then the revision as a 4-byte big-endian number.
 func (c Binding) appendTo(b []byte) []byte {
-	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
+	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID, c.QuotedID} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return binary.BigEndian.AppendUint32(b, c.Revision)
+}
+
+// size is the length of the encoding appendTo writes.
+func (c Binding) size() int {
+	return 5*2 + len(c.ChannelCID) + len(c.MessageID) + len(c.SenderID) + len(c.ParentID) + len(c.QuotedID) + 4
 }
 
 // Header is the cleartext part of an envelope: what a receiver needs to find
@@ -191,7 +202,7 @@ func (s *Session) Open(envelope []byte, ctx Binding, sender *identity.Card) ([]b
 	if !ok || subtle.ConstantTimeCompare(ep.commit[:], envelope[9+IDSize:9+IDSize+commitSize]) != 1 {
 		return nil, ErrDecrypt
 	}
-	ad := ctx.appendTo(append(make([]byte, 0, HeaderSize+8+len(ctx.ChannelCID)+len(ctx.MessageID)+len(ctx.SenderID)+len(ctx.ParentID)), envelope[:HeaderSize]...))
+	ad := ctx.appendTo(append(make([]byte, 0, HeaderSize+ctx.size()), envelope[:HeaderSize]...))
 	nonce := envelope[9+IDSize+commitSize : HeaderSize]
 	// Decrypt into the tail of a buffer that already holds ad, so the
 	// signed bytes ad ‖ padded are contiguous without a copy.

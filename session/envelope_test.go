@@ -138,13 +138,15 @@ func TestBindingSwaps(t *testing.T) {
 		ctx          Binding
 		card         *identity.Card
 	}{
-		{"channel", "an envelope is bound to its channel", s, Binding{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
-		{"message ID", "replay under another message ID", s, Binding{base.ChannelCID, "msg-2", base.SenderID, base.ParentID}, alice.Card()},
-		{"sender", "another sender cannot claim it", s, Binding{base.ChannelCID, base.MessageID, "bob", base.ParentID}, bob.Card()},
-		{"parent", "moved to another thread", s, Binding{base.ChannelCID, base.MessageID, base.SenderID, "parent-2"}, alice.Card()},
-		{"no parent", "moved out of its thread", s, Binding{base.ChannelCID, base.MessageID, base.SenderID, ""}, alice.Card()},
-		{"field boundary", "fields are length-prefixed", s, Binding{base.ChannelCID, base.MessageID + "a", "lice", base.ParentID}, alice.Card()},
-		{"other session, other channel", "keys differ", other, Binding{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
+		{"channel", "an envelope is bound to its channel", s, Binding{ChannelCID: "messaging:other", MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"message ID", "replay under another message ID", s, Binding{ChannelCID: base.ChannelCID, MessageID: "msg-2", SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"sender", "another sender cannot claim it", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: "bob", ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, bob.Card()},
+		{"parent", "moved to another thread", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: "parent-2", QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"no parent", "moved out of its thread", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: "", QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"field boundary", "fields are length-prefixed", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID + "a", SenderID: "lice", ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"quote", "moved to quote another message", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: "q-2"}, alice.Card()},
+		{"revision", "an original replayed as an edit, or the reverse", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, Revision: 1}, alice.Card()},
+		{"other session, other channel", "keys differ", other, Binding{ChannelCID: "messaging:other", MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
 		{"other session, same channel", "a channel's new session does not open old envelopes", sameCID, base, alice.Card()},
 	}
 	for _, tc := range tests {

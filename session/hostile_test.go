@@ -447,3 +447,46 @@ func TestForgedFutureEpochIsCheap(t *testing.T) {
 		t.Fatalf("5 forged envelopes caused %d grant and %d log fetches", counting.grants-grants, counting.log-logs)
 	}
 }
+
+// TestEditReplayRefused: a server that replays an older revision of an
+// edited message after the reader saw the newer one gets ErrStaleRevision;
+// two envelopes for one revision are ErrEquivocation; the same envelope
+// opens again.
+func TestEditReplayRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	s, err := alice.Create(ctx, cid, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealRev := func(rev uint32, text string) (string, Binding) {
+		b := Binding{ChannelCID: cid, MessageID: "m1", SenderID: "alice", Revision: rev}
+		out, err := alice.SealText(ctx, s.ID(), b, []byte(text), 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, b
+	}
+	v0, b0 := sealRev(0, "helo")
+	v1, b1 := sealRev(1, "hello")
+	v1b, _ := sealRev(1, "hello!")
+	for _, tc := range []struct {
+		name, reason string
+		text         string
+		b            Binding
+		want         error
+	}{
+		{"original", "first sight", v0, b0, nil},
+		{"edit", "a newer revision replaces", v1, b1, nil},
+		{"same edit again", "re-reading is not an attack", v1, b1, nil},
+		{"original replayed", "an older revision after a newer one", v0, b0, ErrStaleRevision},
+		{"second version of revision 1", "the sender signed two versions of one revision", v1b, b1, ErrEquivocation},
+	} {
+		_, err := bob.OpenText(ctx, tc.text, tc.b)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v (%s)", tc.name, err, tc.want, tc.reason)
+		}
+	}
+}

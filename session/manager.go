@@ -61,6 +61,10 @@ type Config struct {
 	// (or was removed since). Without it, the log alone decides who
 	// reads.
 	Members func(ctx context.Context, channelCID string) ([]string, error)
+	// RevisionMemory is the number of messages whose highest opened
+	// revision a Manager remembers, to refuse an older edit replayed as
+	// current (ErrStaleRevision). Zero means 65536.
+	RevisionMemory int
 	// Policy is what members who are not admins may do in sessions this
 	// Manager creates. Zero means DefaultPolicy.
 	Policy Policy
@@ -185,6 +189,7 @@ type Manager struct {
 	seed  maphash.Seed // of the stripe hash
 	// changes serializes log changes and fetches per session (striped).
 	changes [64]sync.Mutex
+	revs    *revisions
 }
 
 // trustedCard is a cached card and the pin it was checked against; it is
@@ -236,6 +241,10 @@ func NewManager(cfg Config) (*Manager, error) {
 	if m.cfg.CacheSize <= 0 {
 		m.cfg.CacheSize = 1024
 	}
+	if m.cfg.RevisionMemory <= 0 {
+		m.cfg.RevisionMemory = 1 << 16
+	}
+	m.revs = newRevisions(m.cfg.RevisionMemory)
 	return m, nil
 }
 
@@ -924,8 +933,9 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 // trusts the sender's card through the Directory and Pins, and opens it. It
 // returns ErrUnknownEpoch when the local user was never granted that epoch
 // (e.g. sealed after it was removed), an *identity.KeyChangeError when the
-// sender's card is not trusted, and ErrDecrypt for everything else that
-// does not authenticate.
+// sender's card is not trusted, ErrStaleRevision for an edit older than one
+// it opened before (ErrEquivocation for a different envelope of the same
+// revision), and ErrDecrypt for everything else that does not authenticate.
 func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
@@ -953,7 +963,17 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 		}
 		return nil, err
 	}
-	return e.s.Open(envelope, msg, sender)
+	plain, err := e.s.Open(envelope, msg, sender)
+	if err != nil {
+		return nil, err
+	}
+	// Only an authenticated envelope says anything about revisions.
+	if err := m.revs.check(h.SessionID, msg, envelope); err != nil {
+		clear(plain)
+		return nil, err
+	}
+	m.revs.record(h.SessionID, msg, envelope)
+	return plain, nil
 }
 
 // OpenText decodes the text form and opens it like Open.
