@@ -1,17 +1,54 @@
 // Package veil is the root of Veil, end-to-end encryption for GetStream.io
 // Chat in Go. Messages in a Stream channel are readable by the channel's
 // members and nobody else: not Stream, not the operators of Veil's key
-// service.
+// service. This package holds no code: it documents the module and runs the
+// known-answer vectors of docs/PROTOCOL.md (testdata/vectors) in its tests.
 //
-// The packages:
+// # Packages, in the order to read them
 //
-//   - identity: a user's keys (Ed25519 signing, age encryption, post-quantum
-//     hybrid by default), public cards, key rotation, trust on first use,
-//     safety numbers, export and passphrase backups.
-//   - session: encryption sessions bound to a channel, signed and padded
-//     message envelopes, key grants as age files, streamed attachment
-//     encryption, and the Manager that creates, retrieves, extends, revokes
-//     and rotates sessions.
+// The cryptography, which does no I/O:
+//
+//   - [github.com/veilchat/veil/identity]: a user's keys (Ed25519 signing,
+//     age encryption, post-quantum hybrid by default), public cards, key
+//     rotation, trust on first use, safety numbers, export and passphrase
+//     backups.
+//   - [github.com/veilchat/veil/session]: encryption sessions bound to a
+//     channel, signed and padded message envelopes, key grants as age files,
+//     streamed attachment encryption, and the Manager that creates,
+//     retrieves, extends, revokes and rotates sessions.
+//
+// What an application or a bot links:
+//
+//   - [github.com/veilchat/veil/e2ee]: the SDK's entry point, a Client for
+//     one user with its identity, session manager, trust pins and encrypted
+//     local state.
+//   - [github.com/veilchat/veil/keyservice]: the key service's Go client and
+//     its error codes; it plugs into the session manager over HTTP.
+//   - [github.com/veilchat/veil/twoman]: the device's client of two-man-rule
+//     recovery and password backups.
+//
+// The services, each run by its own party:
+//
+//   - [github.com/veilchat/veil/keyservice/server]: the key service, an
+//     http.Handler with SQLite and PostgreSQL stores and JWT authentication.
+//   - [github.com/veilchat/veil/keyservice/server/storetest]: the
+//     conformance suite every key service store passes.
+//   - [github.com/veilchat/veil/twoman/backend]: the app backend's half of
+//     recovery, which holds each user's twoManRuleKey and starts challenges.
+//   - [github.com/veilchat/veil/twoman/ssks]: the Secure Key Storage Service,
+//     an http.Handler that keeps encrypted identities and sends one-time
+//     codes.
+//
+// Tools:
+//
+//   - [github.com/veilchat/veil/streamadapter/streamtest]: a local server
+//     speaking Stream Chat's REST API to stream-chat-go/v6, for tests and
+//     offline development.
+//   - [github.com/veilchat/veil/cmd/veil]: the veil command, which serves the
+//     key service or the SSKS (veil serve) and the Stream emulation (veil
+//     streamtest).
+//
+// examples/quickstart runs the whole story in one program.
 //
 // # Threat model in brief
 //
@@ -32,6 +69,7 @@
 //   - secrets never reach logs or fmt output.
 //
 // Not promised: deniability (messages are signed), post-compromise security
-// within an epoch, hiding metadata. docs/PROTOCOL.md specifies every byte;
-// testdata/vectors holds known-answer vectors.
+// within an epoch, hiding metadata. SECURITY.md lists the limitations;
+// docs/PROTOCOL.md specifies every byte; testdata/vectors holds known-answer
+// vectors.
 package veil

@@ -2,6 +2,7 @@ package veil_test
 
 import (
 	"fmt"
+	"log"
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/session"
@@ -9,20 +10,32 @@ import (
 
 // Example seals a message for a channel's session and opens it, with the
 // packages used directly (session.Manager does the bookkeeping for real
-// applications).
+// applications, and e2ee.Client on top of it).
 func Example() {
-	alice, _ := identity.Generate(nil, "alice", identity.Options{})
-	s, _ := session.New(nil, "messaging:general")
+	alice, err := identity.Generate(nil, "alice", identity.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := session.New(nil, "messaging:general")
+	if err != nil {
+		log.Fatal(err)
+	}
 	msg := session.Binding{ChannelCID: "messaging:general", MessageID: "m1", SenderID: "alice"}
 
-	text, _ := s.SealText(alice, msg, []byte("hi bob"), 5000)
+	text, err := s.SealText(alice, msg, []byte("hi bob"), 5000)
+	if err != nil {
+		log.Fatal(err)
+	}
 	plain, err := s.OpenText(text, msg, alice.Card())
-	fmt.Println(string(plain), err)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", plain)
 
 	msg.MessageID = "m2" // replayed under another message ID
 	_, err = s.OpenText(text, msg, alice.Card())
 	fmt.Println(err)
 	// Output:
-	// hi bob <nil>
+	// hi bob
 	// session: message cannot be decrypted or authenticated
 }

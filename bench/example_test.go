@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"fmt"
+	"log"
 
 	"github.com/veilchat/veil/bench"
 )
@@ -11,10 +12,22 @@ import (
 func Example() {
 	msg := make([]byte, 64)
 	for _, n := range []int{2, 10} {
-		v, _ := bench.NewVeil(n)
-		a, _ := bench.NewAge(n)
-		vs, _ := v.Seal(msg)
-		as, _ := a.Seal(msg)
+		v, err := bench.NewVeil(n)
+		if err != nil {
+			log.Fatal(err)
+		}
+		a, err := bench.NewAge(n)
+		if err != nil {
+			log.Fatal(err)
+		}
+		vs, err := v.Seal(msg)
+		if err != nil {
+			log.Fatal(err)
+		}
+		as, err := a.Seal(msg)
+		if err != nil {
+			log.Fatal(err)
+		}
 		fmt.Printf("%d members: veil %d bytes, age %d bytes\n", n, len(vs), len(as))
 	}
 	// Output:

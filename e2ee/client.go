@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/redact"
 	"github.com/veilchat/veil/keyservice"
 	"github.com/veilchat/veil/session"
 )
@@ -19,24 +20,25 @@ import (
 const StreamTextLimit = 5000
 
 // Publisher publishes a user's card history to the directory.
-// keyservice.Client implements it.
+// [keyservice.Client] implements it.
 type Publisher interface {
 	PublishHistory(ctx context.Context, cards []*identity.Card) error
 }
 
-// Config configures a Client. UserID, Service, Directory and Publisher are
+// Config configures a [Client]. UserID, Service, Directory and [Publisher] are
 // required (KeyService sets the last three at once); the zero value of the
 // other fields is the safe default.
 //
 // A Config prints and logs redacted: fmt (every verb), slog and
 // encoding/json show the user ID, the key kind and the store's type, never
-// StateKey.
+// StateKey, which keeps its bytes behind pointers where fmt reaches a
+// Config without its methods (in an unexported struct field).
 type Config struct {
 	// UserID is the Stream user the client acts as.
 	UserID string
-	// KeyService, if set, is used as Service, Directory and Publisher.
+	// KeyService, if set, is used as Service, Directory and [Publisher].
 	KeyService *keyservice.Client
-	// Service, Directory and Publisher reach the key service.
+	// Service, Directory and [Publisher] reach the key service.
 	Service   session.Service
 	Directory session.Directory
 	Publisher Publisher
@@ -44,42 +46,46 @@ type Config struct {
 	// only: a restarted process gets a new identity and cannot read old
 	// messages.
 	State StateStore
-	// StateKey (32 bytes) encrypts the state at rest. Required when State
-	// is set. Keep it outside the state's storage (a secret manager, the
-	// OS keychain). New copies it: clear the slice after New returns, as
-	// fmt prints a Config held in an unexported struct field through
-	// reflection, which no method can redact.
+	// StateKey encrypts the state at rest. Required when State is set.
+	// Keep it outside the state's storage (a secret manager, the OS
+	// keychain) and load it with [ParseStateKey].
 	//
 	// The key authenticates the state but cannot tell an old state from
 	// the current one: whoever can write the state's storage can put back
 	// an older blob. New refuses one whose identity is older than the one
-	// the Directory publishes for UserID (ErrStateRollback), but not an
+	// the Directory publishes for UserID ([ErrStateRollback]), but not an
 	// older blob with the same identity, which silently restores older
 	// pins and session keys.
-	StateKey []byte
+	StateKey StateKey
 	// Kind is the key type of a newly generated identity. Zero means the
 	// post-quantum hybrid.
 	Kind identity.Kind
 	// Identity, if set, is used instead of generating one when State holds
 	// none: an identity recovered on a new device (twoman.Client), or
 	// imported from a backup. It must belong to UserID, and be no older
-	// than the identity the Directory publishes (ErrStateRollback). A
+	// than the identity the Directory publishes ([ErrStateRollback]). A
 	// saved identity in State takes precedence.
 	Identity *identity.Identity
-	// EpochCheckInterval is passed to the session.Manager.
+	// EpochCheckInterval is passed to the [session.Manager].
 	EpochCheckInterval time.Duration
 	// Members, if set, returns a channel's members as the application knows
 	// them (for Stream, the channel's member list). It is passed to the
-	// session.Manager, which then lets new epochs and rotations involve only
+	// [session.Manager], which then lets new epochs and rotations involve only
 	// those users, so that the key service alone decides nothing about
-	// membership (see session.Config.Members and SECURITY.md).
+	// membership (see [session.Config.Members] and SECURITY.md).
 	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// Rand is the randomness source. Nil means crypto/rand.
 	Rand io.Reader
+	// Logger receives a warning when saving the local state fails after
+	// an operation that succeeded on the key service (a session created,
+	// opened or rotated): the operation's caller gets no error, as the
+	// keys are saved again with the next save and the grants can be
+	// fetched again. Nil discards. Nothing secret is logged.
+	Logger *slog.Logger
 }
 
-// ErrStateRollback is returned by New when the saved state (or
-// Config.Identity) holds an identity older than the one the Directory
+// ErrStateRollback is returned by [New] when the saved state (or
+// [Config.Identity]) holds an identity older than the one the Directory
 // publishes for the user: typically an old state file put back after
 // RotateIdentity, which would silently bring back a generation the user
 // rotated away from, possibly because it was compromised. Restore the
@@ -88,11 +94,11 @@ var ErrStateRollback = errors.New("e2ee: the local state is older than the ident
 
 // Client is the SDK's entry point for one user: the local identity, the
 // session manager, trust pins and the persisted local state. It is safe for
-// concurrent use. New returns one; the zero value is not usable. A Client
+// concurrent use. [New] returns one; the zero value is not usable. A Client
 // prints and logs redacted (user ID, generation and fingerprint only) and
 // never shows the StateKey.
 type Client struct {
-	// A Client is a handle on its state so that it holds no lock by value
+	// A [Client] is a handle on its state so that it holds no lock by value
 	// and can redact itself with value-receiver methods: a Client value
 	// that fmt reaches by dereference or as a struct field would otherwise
 	// be printed field by field through reflection.
@@ -100,8 +106,8 @@ type Client struct {
 }
 
 type client struct {
-	cfg      Config              // StateKey cleared: the key is stateKey
-	stateKey *[StateKeySize]byte // behind a pointer, which fmt's reflection prints as an address
+	cfg      Config
+	log      *slog.Logger // cfg.Logger or a discarding one
 	mu       sync.Mutex
 	id       *identity.Identity
 	mgr      *session.Manager
@@ -113,14 +119,14 @@ type client struct {
 // New loads the user's identity from cfg.State, or generates one on first
 // use, saves it, and publishes its cards. It returns an error if the saved
 // state belongs to another user or does not decrypt with cfg.StateKey
-// (ErrStateKey).
+// ([ErrStateKey]).
 //
 // A loaded identity, or cfg.Identity, is compared with the newest card the
 // Directory publishes for the user: if that card is newer and not one of
-// the identity's own, New returns ErrStateRollback. If the local identity
+// the identity's own, New returns [ErrStateRollback]. If the local identity
 // is the newer one (an earlier publication failed), New publishes it. A
 // rolled-back state whose identity did not change since is not detected:
-// its older pins and session keys are loaded (see Config.StateKey).
+// its older pins and session keys are loaded (see [Config.StateKey]).
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KeyService != nil {
 		cfg.Service, cfg.Directory, cfg.Publisher = cfg.KeyService, cfg.KeyService, cfg.KeyService
@@ -130,17 +136,18 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	if cfg.State == nil {
 		cfg.State = new(MemoryStore)
-		if cfg.StateKey == nil {
-			cfg.StateKey = make([]byte, StateKeySize) // memory only: nothing at rest
+		if cfg.StateKey.k.IsZero() {
+			cfg.StateKey = StateKey{redact.Hold(new([StateKeySize]byte))} // memory only: nothing at rest
 		}
 	}
-	if len(cfg.StateKey) != StateKeySize {
-		return nil, fmt.Errorf("e2ee: StateKey must be %d bytes", StateKeySize)
+	if cfg.StateKey.k.IsZero() {
+		return nil, errors.New("e2ee: Config.StateKey is required with a State")
 	}
-	c := &Client{&client{cfg: cfg, stateKey: new([StateKeySize]byte), sessions: map[session.ID]*session.Session{}}}
-	copy(c.stateKey[:], cfg.StateKey)
-	c.cfg.StateKey = nil
-	c.pins = &pins{m: map[string]*identity.Card{}, save: func() error { return c.save(context.Background()) }}
+	c := &Client{&client{cfg: cfg, sessions: map[session.ID]*session.Session{}}}
+	if c.log = cfg.Logger; c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.pins = &pins{m: map[string]*identity.Card{}, save: c.save}
 
 	blob, err := cfg.State.Load(ctx)
 	switch {
@@ -162,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	case err != nil:
 		return nil, fmt.Errorf("e2ee: loading state: %w", err)
 	default:
-		st, err := openState(c.stateKey[:], cfg.UserID, blob)
+		st, err := openState(c.cfg.StateKey.k.Get()[:], cfg.UserID, blob)
 		if err != nil {
 			return nil, err
 		}
@@ -249,8 +256,12 @@ func (c *Client) newManager() error {
 	return nil
 }
 
-// remember keeps a session's keys in the persisted state.
-func (c *Client) remember(s *session.Session) {
+// remember keeps a session's keys in the persisted state, saving under the
+// context of the operation that produced the session. A failed save is
+// logged, not returned: the operation succeeded on the key service, the
+// keys stay in memory and go out with the next save, and at worst a
+// restarted client fetches the grants again.
+func (c *Client) remember(ctx context.Context, s *session.Session) {
 	c.mu.Lock()
 	if old, ok := c.sessions[s.ID()]; ok && len(old.Epochs()) >= len(s.Epochs()) && old.Epoch() >= s.Epoch() {
 		c.mu.Unlock()
@@ -258,9 +269,10 @@ func (c *Client) remember(s *session.Session) {
 	}
 	c.sessions[s.ID()] = s
 	c.mu.Unlock()
-	// A failed save loses only a cache entry: the grants are fetched
-	// again after a restart.
-	c.save(context.Background())
+	if err := c.save(ctx); err != nil {
+		c.log.WarnContext(ctx, "e2ee: saving the local state failed; the session's keys will be saved with the next save",
+			"user", c.cfg.UserID, "session", s.ID().String(), "error", err.Error())
+	}
 }
 
 func restoreSession(rnd io.Reader, saved savedSession) (*session.Session, error) {
@@ -304,7 +316,7 @@ func (c *Client) save(ctx context.Context) error {
 	}()
 	export := id.Export()
 	defer clear(export)
-	blob, err := sealState(c.stateKey[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
+	blob, err := sealState(c.cfg.StateKey.k.Get()[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
 	if err != nil {
 		return err
 	}
@@ -326,8 +338,10 @@ func (c *Client) Manager() *session.Manager {
 }
 
 // Pins returns the client's persisted trust pins, for re-pinning a user
-// after out-of-band verification (Pins().Pin(card)).
-func (c *Client) Pins() identity.Pins { return c.pins }
+// after out-of-band verification (Pins().PinContext(ctx, card)). Pinning
+// saves the local state and returns the save's error; Pin, having no
+// context, saves without a deadline.
+func (c *Client) Pins() session.ContextPins { return c.pins }
 
 // CreateSession starts the encryption session of a channel for the local
 // user and members (or returns the channel's existing one).
@@ -336,10 +350,12 @@ func (c *Client) CreateSession(ctx context.Context, channelCID string, members [
 }
 
 // Encrypt seals plaintext for the channel msg.ChannelCID names, as message
-// msg.MessageID, and returns the text to send in Stream's text field. The
-// channel must have a session. msg.SenderID must be the client's user. A
-// plaintext that would exceed Stream's 5,000 characters fails with a
-// *session.TooLongError before any cryptography.
+// msg.MessageID, and returns the text to send in Stream's text field.
+// msg.SenderID must be the client's user. A channel without a session
+// returns [session.ErrUnknownSession] (start one with [Client.CreateSession]);
+// a plaintext that would exceed Stream's 5,000 characters
+// ([StreamTextLimit]) returns a [*session.TooLongError] before any
+// cryptography.
 func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []byte) (string, error) {
 	if msg.SenderID != c.cfg.UserID {
 		return "", errors.New("e2ee: the message's sender is not this client's user")
@@ -355,10 +371,12 @@ func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []b
 	return mgr.SealText(ctx, id, msg, plaintext, StreamTextLimit)
 }
 
-// Decrypt opens the text of a received message. It returns
-// session.ErrDecrypt for anything that does not authenticate,
-// session.ErrUnknownEpoch for a message the user was never granted, and an
-// *identity.KeyChangeError when the sender's keys changed without a chain.
+// Decrypt opens the text of a received message, as [session.Manager.OpenText]
+// does. It returns [session.ErrDecrypt] for anything that does not
+// authenticate, [session.ErrForbidden] when the user is not (or no longer) a
+// member of the session, [session.ErrUnknownEpoch] for an epoch the user was
+// never granted, and an [*identity.KeyChangeError] when the sender's keys
+// changed without a chain.
 func (c *Client) Decrypt(ctx context.Context, msg session.Binding, text string) ([]byte, error) {
 	return c.Manager().OpenText(ctx, text, msg)
 }
@@ -396,22 +414,16 @@ func (c Config) String() string {
 		c.UserID, c.kind(), c.storeType(), c.stateKeyNote())
 }
 
-// GoString implements fmt.GoStringer with the same redacted text as String.
+// GoString implements [fmt.GoStringer] with the same redacted text as String.
 func (c Config) GoString() string { return c.String() }
 
-// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
-// Config reached through a pointer, a dereference or an exported struct
+// [Config] reached through a pointer, a dereference or an exported struct
 // field redacts itself too.
-func (c Config) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", c.String())
-		return
-	}
-	io.WriteString(f, c.String())
-}
+func (c Config) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String()) }
 
-// LogValue implements slog.LogValuer: logs see the user ID, the key kind
+// LogValue implements [slog.LogValuer]: logs see the user ID, the key kind
 // and the state store's type only.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
@@ -422,9 +434,10 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// MarshalJSON gives encoding/json, and so slog's JSON handler when a Config
+// MarshalJSON gives encoding/json, and so slog's JSON handler when a [Config]
 // is nested in another value, the fields LogValue shows: a Config is not a
-// serialisation format, and without it StateKey would appear in base64.
+// serialisation format, and without it the StateKey's refusal to marshal
+// would fail the whole Config.
 func (c Config) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
 		UserID   string `json:"user_id"`
@@ -449,10 +462,10 @@ func (c Config) storeType() string {
 }
 
 func (c Config) stateKeyNote() string {
-	if c.StateKey == nil {
+	if c.StateKey.k.IsZero() {
 		return "unset"
 	}
-	return "REDACTED"
+	return redact.Placeholder
 }
 
 // String returns a redacted description of the client: the user ID, the
@@ -469,21 +482,15 @@ func (c Client) String() string {
 	return fmt.Sprintf("e2ee.Client(%q gen %d %s, state key REDACTED)", c.cfg.UserID, id.Generation(), id.Card().Fingerprint())
 }
 
-// GoString implements fmt.GoStringer with the same redacted text as String.
+// GoString implements [fmt.GoStringer] with the same redacted text as String.
 func (c Client) GoString() string { return c.String() }
 
-// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
-// dereferenced *Client, or a Client in a struct field, redacts itself too.
-func (c Client) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", c.String())
-		return
-	}
-	io.WriteString(f, c.String())
-}
+// dereferenced [*Client], or a Client in a struct field, redacts itself too.
+func (c Client) Format(f fmt.State, verb rune) { redact.Format(f, verb, c.String()) }
 
-// LogValue implements slog.LogValuer: logs see the user ID, the identity's
+// LogValue implements [slog.LogValuer]: logs see the user ID, the identity's
 // generation and fingerprint only.
 func (c Client) LogValue() slog.Value {
 	if c.client == nil {

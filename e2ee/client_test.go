@@ -17,7 +17,7 @@ func TestStatePersistsAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
 	var svc session.MemoryService
-	key := bytes.Repeat([]byte{7}, StateKeySize)
+	key, _ := ParseStateKey(bytes.Repeat([]byte{7}, StateKeySize))
 	store := &FileStore{Path: filepath.Join(t.TempDir(), "bot.state")}
 	cfg := Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir, State: store, StateKey: key, Kind: identity.KindX25519}
 	bot, err := New(ctx, cfg)
@@ -77,7 +77,7 @@ func TestStatePersistsAcrossRestarts(t *testing.T) {
 	}
 
 	wrong := cfg
-	wrong.StateKey = bytes.Repeat([]byte{8}, StateKeySize)
+	wrong.StateKey, _ = ParseStateKey(bytes.Repeat([]byte{8}, StateKeySize))
 	if _, err := New(ctx, wrong); !errors.Is(err, ErrStateKey) {
 		t.Fatalf("wrong state key: %v, want ErrStateKey", err)
 	}

@@ -26,7 +26,7 @@ func TestStateKeyRedacted(t *testing.T) {
 	var svc session.MemoryService
 	key := []byte("STATEKEY-0123456789abcdefghijklm") // printable, so %s and %q would show it too
 	cfg := Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir,
-		State: &FileStore{Path: filepath.Join(t.TempDir(), "s")}, StateKey: key, Kind: identity.KindX25519}
+		State: &FileStore{Path: filepath.Join(t.TempDir(), "s")}, StateKey: mustStateKey(key), Kind: identity.KindX25519}
 	c, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -38,8 +38,12 @@ func TestStateKeyRedacted(t *testing.T) {
 		ClientPtr *Client
 		Client    Client
 	}
-	// An unexported field: fmt prints it by reflection, calling no method.
+	// Unexported fields: fmt prints them by reflection, calling no method.
 	type private struct{ c Client }
+	type privateConfig struct {
+		cfg Config
+		key StateKey
+	}
 	values := []struct {
 		name, reason string
 		v            any
@@ -52,6 +56,7 @@ func TestStateKeyRedacted(t *testing.T) {
 		{"holder", "Config, *Client and Client as fields of another struct", holder{cfg, c, *c}, "bot"},
 		{"*holder", "the same through a pointer, as %+v of a caller's config shows it", &holder{cfg, c, *c}, "bot"},
 		{"private", "a Client in an unexported field is printed by reflection, even dereferenced by a bad verb: it must meet no key bytes", private{*c}, ""},
+		{"private Config", "a Config and a StateKey in unexported fields are printed by reflection: the key's bytes must sit behind a pointer", privateConfig{cfg, cfg.StateKey}, ""},
 	}
 	needles := map[string]string{
 		"raw":       string(key),

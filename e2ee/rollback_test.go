@@ -140,7 +140,7 @@ func TestStateRollback(t *testing.T) {
 			var svc session.MemoryService
 			e := env{dir: new(session.MemoryDirectory), path: filepath.Join(t.TempDir(), "bot.state")}
 			e.cfg = Config{UserID: "bot", Service: svc.As("bot"), Directory: e.dir, Publisher: e.dir,
-				State: &FileStore{Path: e.path}, StateKey: bytes.Repeat([]byte{7}, StateKeySize), Kind: identity.KindX25519}
+				State: &FileStore{Path: e.path}, StateKey: mustStateKey(bytes.Repeat([]byte{7}, StateKeySize)), Kind: identity.KindX25519}
 			cfg := tt.setup(t, e)
 			before, _ := os.ReadFile(e.path)
 			c, err := New(ctx, cfg)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -18,35 +19,40 @@ import (
 	"github.com/veilchat/veil/identity"
 )
 
-// ErrNoState is returned by StateStore.Load when nothing was saved yet.
+// ErrNoState is returned by [StateStore.Load] when nothing was saved yet.
 var ErrNoState = errors.New("e2ee: no saved state")
 
 // ErrStateKey is returned when the saved state does not decrypt with the
 // configured StateKey (wrong key, or a tampered file).
 var ErrStateKey = errors.New("e2ee: local state cannot be decrypted with this key")
 
-// StateStore keeps a Client's local state between runs. It stores one opaque
+// StateStore keeps a [Client]'s local state between runs. It stores one opaque
 // blob that the Client has already encrypted; it never sees keys in the
 // clear. Implementations must be safe for concurrent use.
 type StateStore interface {
-	// Load returns the saved blob, or ErrNoState.
+	// Load returns the saved blob, or [ErrNoState].
 	Load(ctx context.Context) ([]byte, error)
 	// Save replaces the saved blob atomically: after a crash, Load returns
 	// the old or the new blob, never a mix.
 	Save(ctx context.Context, blob []byte) error
 }
 
-// FileStore is a StateStore in one file, written atomically (temporary
-// file, fsync, rename) with mode 0600.
+// FileStore is a [StateStore] in one file, written atomically (temporary
+// file, fsync, rename, fsync of the directory) with mode 0600. Its file
+// I/O cannot be interrupted: a context that is already done stops Load
+// and Save before they start.
 type FileStore struct {
 	Path string
 	mu   sync.Mutex
 }
 
-// Load implements StateStore.
-func (f *FileStore) Load(context.Context) ([]byte, error) {
+// Load implements [StateStore].
+func (f *FileStore) Load(ctx context.Context) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(f.Path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoState
@@ -54,15 +60,23 @@ func (f *FileStore) Load(context.Context) ([]byte, error) {
 	return b, err
 }
 
-// Save implements StateStore.
-func (f *FileStore) Save(_ context.Context, blob []byte) error {
+// Save implements [StateStore]. Once it has replaced the file, an error
+// means only that the directory could not be synced: the new state may
+// not survive a power loss.
+func (f *FileStore) Save(ctx context.Context, blob []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	dir := filepath.Dir(f.Path)
 	tmp, err := os.CreateTemp(dir, ".veil-state-*")
 	if err != nil {
 		return err
 	}
+	// After the rename there is nothing left to remove: the error of
+	// this clean-up only matters on the failure paths, which already
+	// return theirs.
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
@@ -82,21 +96,33 @@ func (f *FileStore) Save(_ context.Context, blob []byte) error {
 	if err := os.Rename(tmp.Name(), f.Path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("e2ee: state written, but its directory could not be synced: %w", err)
 	}
 	return nil
 }
 
-// MemoryStore is a StateStore in memory, for tests and short-lived
+// syncDir makes a rename in dir durable. Windows cannot open a directory
+// for fsync: there a rename is as durable as the file system makes it.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// MemoryStore is a [StateStore] in memory, for tests and short-lived
 // programs. The zero value is ready.
 type MemoryStore struct {
 	mu   sync.Mutex
 	blob []byte
 }
 
-// Load implements StateStore.
+// Load implements [StateStore].
 func (m *MemoryStore) Load(context.Context) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -106,7 +132,7 @@ func (m *MemoryStore) Load(context.Context) ([]byte, error) {
 	return append([]byte(nil), m.blob...), nil
 }
 
-// Save implements StateStore.
+// Save implements [StateStore].
 func (m *MemoryStore) Save(_ context.Context, blob []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -132,7 +158,7 @@ type savedSession struct {
 const (
 	stateVersion = 1
 	labelState   = "veil/v1/local-state"
-	// StateKeySize is the size of Config.StateKey.
+	// StateKeySize is the size of [Config.StateKey].
 	StateKeySize = 32
 )
 
@@ -193,11 +219,12 @@ func stateAEAD(stateKey []byte) (interface {
 	return chacha20poly1305.NewX(k)
 }
 
-// pins is an identity.Pins that saves the client's state on every change.
+// pins is a [session.ContextPins] that saves the client's state on every
+// change.
 type pins struct {
 	mu   sync.Mutex
 	m    map[string]*identity.Card
-	save func() error
+	save func(context.Context) error
 }
 
 func (p *pins) Pinned(userID string) (*identity.Card, error) {
@@ -206,11 +233,37 @@ func (p *pins) Pinned(userID string) (*identity.Card, error) {
 	return p.m[userID], nil
 }
 
+// Pin pins card and saves the state. identity.Pins gives it no context,
+// so the save has no deadline: the session.Manager calls PinContext, and
+// callers that have a context should too.
 func (p *pins) Pin(card *identity.Card) error {
+	return p.PinContext(context.Background(), card)
+}
+
+// PinContext pins card and saves the state under ctx. If the save fails,
+// the pin is withdrawn (unless another pin replaced it meanwhile) and the
+// error returned: the session.Manager, which checks a card again when the
+// first check fails, would otherwise find the card pinned and go on as if
+// the pin had been recorded.
+func (p *pins) PinContext(ctx context.Context, card *identity.Card) error {
+	u := card.UserID()
 	p.mu.Lock()
-	p.m[card.UserID()] = card
+	prev, had := p.m[u]
+	p.m[u] = card
 	p.mu.Unlock()
-	return p.save()
+	if err := p.save(ctx); err != nil {
+		p.mu.Lock()
+		if p.m[u] == card {
+			if had {
+				p.m[u] = prev
+			} else {
+				delete(p.m, u)
+			}
+		}
+		p.mu.Unlock()
+		return fmt.Errorf("e2ee: saving the pin of %q: %w", u, err)
+	}
+	return nil
 }
 
 func (p *pins) snapshot() [][]byte {

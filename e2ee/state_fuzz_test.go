@@ -49,7 +49,7 @@ func loadAsBot(blob []byte) (*Client, error) {
 	var dir session.MemoryDirectory
 	var svc session.MemoryService
 	return New(context.Background(), Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir,
-		State: &MemoryStore{blob: blob}, StateKey: fuzzStateKey, Kind: identity.KindX25519})
+		State: &MemoryStore{blob: blob}, StateKey: mustStateKey(fuzzStateKey), Kind: identity.KindX25519})
 }
 
 // FuzzLoadState: a saved state authenticates under the StateKey, but its

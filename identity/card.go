@@ -33,7 +33,7 @@ const (
 	MaxCardSize = 1 + 1 + 4 + 8 + 1 + MaxUserIDLen + ed25519.PublicKeySize + 2 + hybridRecipientLen + 2*ed25519.SignatureSize
 )
 
-// ErrInvalidCard is returned by ParseCard for bytes that are not a
+// ErrInvalidCard is returned by [ParseCard] for bytes that are not a
 // well-formed, correctly self-signed card, and by the chain checks for a card
 // whose signatures do not verify.
 var ErrInvalidCard = errors.New("identity: invalid card")
@@ -106,8 +106,8 @@ func encodeCardBody(userID string, gen uint32, kind Kind, created time.Time, sig
 // ParseCard decodes and checks an encoded card: canonical layout, known
 // version and kind, valid user ID, a recipient that age accepts, and a valid
 // self-signature. It does not check the signature by the previous generation
-// (that needs the previous card: see VerifyChain and Pins). Any failure
-// returns ErrInvalidCard. The input is not retained.
+// (that needs the previous card: see [VerifyChain] and [Pins]). Any failure
+// returns [ErrInvalidCard]. The input is not retained.
 func ParseCard(b []byte) (*Card, error) {
 	if len(b) > MaxCardSize || len(b) < 15 {
 		return nil, ErrInvalidCard
@@ -239,7 +239,7 @@ func (c *Card) RecipientString() string {
 }
 
 // Verify reports whether sig is this card's signature of msg under purpose,
-// as made by Identity.Sign.
+// as made by [Identity.Sign].
 func (c *Card) Verify(purpose string, msg, sig []byte) bool {
 	return len(sig) == ed25519.SignatureSize && ed25519.Verify(c.signingKey, signedMessage(purpose, msg), sig)
 }
@@ -284,7 +284,7 @@ func (c *Card) IsSuccessorOf(prev *Card) bool {
 // VerifyChain checks a card history: every card is the successor of the one
 // before it (same user, consecutive generations, signed by the previous
 // generation), and a history that starts at generation 0 starts there
-// legitimately. It returns ErrInvalidCard on any break, and an error for an
+// legitimately. It returns [ErrInvalidCard] on any break, and an error for an
 // empty or over-long history.
 func VerifyChain(cards []*Card) error {
 	if len(cards) == 0 {

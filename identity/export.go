@@ -17,8 +17,8 @@ import (
 	"github.com/veilchat/veil/internal/bech32"
 )
 
-// MaxExportSize bounds the size of an exported identity that Import and
-// ImportWithPassphrase read.
+// MaxExportSize bounds the size of an exported identity that [Import] and
+// [ImportWithPassphrase] read.
 const MaxExportSize = 4 << 20
 
 // Bounds on the age scrypt work factor (log2 of N) of passphrase-protected
@@ -27,17 +27,17 @@ const (
 	// DefaultWorkFactor is used by ExportWithPassphrase when given 0: about
 	// one second on a laptop, as age's own default.
 	DefaultWorkFactor = 18
-	// MaxWorkFactor is the largest work factor ImportWithPassphrase accepts
+	// MaxWorkFactor is the largest work factor [ImportWithPassphrase] accepts
 	// by default, so that a hostile file cannot make it spin for minutes.
 	MaxWorkFactor = 22
 	minWorkFactor = 10
 )
 
-// ErrInvalidExport is returned by Import for text that is not a well-formed
+// ErrInvalidExport is returned by [Import] for text that is not a well-formed
 // exported identity whose keys match its cards.
 var ErrInvalidExport = errors.New("identity: invalid exported identity")
 
-// ErrWrongPassphrase is returned by ImportWithPassphrase when the passphrase
+// ErrWrongPassphrase is returned by [ImportWithPassphrase] when the passphrase
 // does not open the file (or the file was not made for a passphrase).
 var ErrWrongPassphrase = errors.New("identity: wrong passphrase")
 
@@ -75,7 +75,7 @@ func (id *Identity) Export() []byte {
 
 // Import parses text made by Export. It checks that every key matches its
 // card and that the cards form a chain from generation 0. Any defect returns
-// ErrInvalidExport, whose text never quotes the input.
+// [ErrInvalidExport], whose text never quotes the input.
 func Import(text []byte) (*Identity, error) {
 	if len(text) > MaxExportSize {
 		return nil, ErrInvalidExport
@@ -168,7 +168,7 @@ func parseGeneration(userID string, want uint32, genLine, ageLine string) (*gene
 
 // ExportWithPassphrase returns the exported identity encrypted to an age
 // scrypt recipient derived from passphrase, ASCII-armored. workFactor is
-// log2 of scrypt's N; 0 means DefaultWorkFactor, and values outside
+// log2 of scrypt's N; 0 means [DefaultWorkFactor], and values outside
 // [10, MaxWorkFactor] are refused. The age command line opens it:
 //
 //	age --decrypt -o alice.veil-identity alice.veil-identity.age
@@ -184,14 +184,14 @@ func (id *Identity) ExportWithPassphrase(passphrase string, workFactor int) ([]b
 	}
 	r, err := age.NewScryptRecipient(passphrase)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %v", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
 	r.SetWorkFactor(workFactor)
 	var out bytes.Buffer
 	aw := armor.NewWriter(&out)
 	w, err := age.Encrypt(aw, r)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %v", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
 	plain := id.Export()
 	defer clear(plain)
@@ -209,9 +209,9 @@ func (id *Identity) ExportWithPassphrase(passphrase string, workFactor int) ([]b
 
 // ImportWithPassphrase opens a file made by ExportWithPassphrase (armored or
 // binary age). maxWorkFactor bounds the scrypt cost the file may demand; 0
-// means MaxWorkFactor, and a bound outside [1, MaxWorkFactor] is an error.
-// A wrong passphrase returns ErrWrongPassphrase; a malformed file, or one
-// demanding too much work, ErrInvalidExport.
+// means [MaxWorkFactor], and a bound outside [1, MaxWorkFactor] is an error.
+// A wrong passphrase returns [ErrWrongPassphrase]; a malformed file, or one
+// demanding too much work, [ErrInvalidExport].
 func ImportWithPassphrase(data []byte, passphrase string, maxWorkFactor int) (*Identity, error) {
 	if len(data) > 2*MaxExportSize {
 		return nil, ErrInvalidExport

@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/internal/bech32"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 // Kind names the age encryption key type of one identity generation.
@@ -55,8 +56,8 @@ const MaxGenerations = 1024
 // one that contains control characters.
 var ErrInvalidUserID = errors.New("identity: invalid user ID")
 
-// CheckUserID returns ErrInvalidUserID unless userID is a user ID a card
-// can carry: 1 to MaxUserIDLen bytes of valid UTF-8 without a control
+// CheckUserID returns [ErrInvalidUserID] unless userID is a user ID a card
+// can carry: 1 to [MaxUserIDLen] bytes of valid UTF-8 without a control
 // character (U+0000–U+001F, U+007F). Services use it to refuse bad IDs at
 // their boundary.
 func CheckUserID(userID string) error {
@@ -74,7 +75,7 @@ func CheckUserID(userID string) error {
 // Options are the choices made when a generation is created. The zero value
 // is the safe default.
 type Options struct {
-	// Kind is the encryption key type. Zero means KindHybrid.
+	// Kind is the encryption key type. Zero means [KindHybrid].
 	Kind Kind
 	// Created is the creation time written into the card, at second
 	// precision. The zero value means time.Now().
@@ -96,17 +97,27 @@ func (o Options) resolve() (Kind, time.Time, error) {
 	return kind, created.UTC().Truncate(time.Second), nil
 }
 
-// generation holds the private keys of one key generation.
+// generation is one key generation: its card, and its private keys one
+// pointer further. An Identity holds *generation pointers; fmt, printing
+// an Identity it reaches without its methods (in an unexported field)
+// under a verb that does not fit a pointer (%s, %q), dereferences such a
+// pointer once and prints the generation with %v, where the keys' pointer
+// shows as an address (see package internal/redact).
 type generation struct {
+	*privateKeys
+	card *Card
+}
+
+// privateKeys are the secrets of a generation.
+type privateKeys struct {
 	signSeed [ed25519.SeedSize]byte
 	encKey   [32]byte // X25519 scalar or ML-KEM-768+X25519 seed, per card.kind
 	sign     ed25519.PrivateKey
 	age      age.Identity
-	card     *Card
 }
 
 func newGeneration(kind Kind, signSeed, encKey *[32]byte) (*generation, error) {
-	g := &generation{signSeed: *signSeed, encKey: *encKey}
+	g := &generation{privateKeys: &privateKeys{signSeed: *signSeed, encKey: *encKey}}
 	g.sign = ed25519.NewKeyFromSeed(g.signSeed[:])
 	var err error
 	switch kind {
@@ -120,6 +131,7 @@ func newGeneration(kind Kind, signSeed, encKey *[32]byte) (*generation, error) {
 		err = errors.New("unknown key kind")
 	}
 	if err != nil {
+		// Not wrapped: the cause may quote the encoded secret key.
 		return nil, errors.New("identity: invalid encryption key")
 	}
 	return g, nil
@@ -152,10 +164,12 @@ func (g *generation) recipient() age.Recipient {
 // a new value.
 //
 // An Identity is a secret. Its String, GoString, Format and LogValue methods
-// print only the user ID and the current fingerprint; the keys leave it only
-// through Export and ExportWithPassphrase.
+// print only the user ID and the current fingerprint, MarshalJSON refuses,
+// and its generations sit behind pointers, which fmt prints as addresses
+// where it cannot call a method (an Identity in an unexported field); the
+// keys leave it only through Export and ExportWithPassphrase.
 //
-// Identity implements age.Identity, so age.Decrypt(grant, id) opens an age
+// Identity implements [age.Identity], so age.Decrypt(grant, id) opens an age
 // file made for any of its generations.
 type Identity struct {
 	userID string
@@ -202,7 +216,7 @@ func generateGeneration(rnd io.Reader, userID string, gen uint32, opts Options, 
 	return g, nil
 }
 
-// Rotate returns a new Identity whose current generation is n+1, with fresh
+// Rotate returns a new [Identity] whose current generation is n+1, with fresh
 // keys, and whose card is signed both by itself and by generation n, so that
 // contacts who pinned generation n accept it. The receiver is unchanged. rand
 // nil means crypto/rand; a zero opts.Kind keeps the current kind.
@@ -253,13 +267,13 @@ func (id *Identity) Cards() []*Card {
 // Sign signs msg with the current generation's Ed25519 key under the domain
 // separation string purpose: the signed bytes are purpose ‖ 0x00 ‖ msg. It
 // panics if purpose is empty or contains a NUL byte, which is a programming
-// error. Verify the result with Card.Verify.
+// error. Verify the result with [Card.Verify].
 func (id *Identity) Sign(purpose string, msg []byte) []byte {
 	return ed25519.Sign(id.current().sign, signedMessage(purpose, msg))
 }
 
-// Unwrap implements age.Identity: it tries every generation, newest first,
-// and returns age.ErrIncorrectIdentity if none matches.
+// Unwrap implements [age.Identity]: it tries every generation, newest first,
+// and returns [age.ErrIncorrectIdentity] if none matches.
 func (id *Identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	for i := len(id.gens) - 1; i >= 0; i-- {
 		fileKey, err := id.gens[i].age.Unwrap(stanzas)
@@ -307,21 +321,15 @@ func (id Identity) String() string {
 	return fmt.Sprintf("identity.Identity(%q gen %d %s, keys REDACTED)", id.userID, id.Generation(), id.Card().Fingerprint())
 }
 
-// GoString implements fmt.GoStringer with the same redacted text as String.
+// GoString implements [fmt.GoStringer] with the same redacted text as String.
 func (id Identity) GoString() string { return id.String() }
 
-// Format implements fmt.Formatter so that every verb (%v, %+v, %#v, %s, %q,
+// Format implements [fmt.Formatter] so that every verb (%v, %+v, %#v, %s, %q,
 // %x, ...) prints the redacted String. It has a value receiver so that a
-// dereferenced *Identity redacts itself too.
-func (id Identity) Format(f fmt.State, verb rune) {
-	if verb == 'q' {
-		fmt.Fprintf(f, "%q", id.String())
-		return
-	}
-	io.WriteString(f, id.String())
-}
+// dereferenced [*Identity] redacts itself too.
+func (id Identity) Format(f fmt.State, verb rune) { redact.Format(f, verb, id.String()) }
 
-// LogValue implements slog.LogValuer: logs see the user ID, generation and
+// LogValue implements [slog.LogValuer]: logs see the user ID, generation and
 // fingerprint only.
 func (id Identity) LogValue() slog.Value {
 	if len(id.gens) == 0 {
@@ -334,10 +342,17 @@ func (id Identity) LogValue() slog.Value {
 	)
 }
 
+// MarshalJSON refuses: an identity leaves only through Export and
+// ExportWithPassphrase, never as a side effect of marshalling a struct that
+// holds one.
+func (id Identity) MarshalJSON() ([]byte, error) {
+	return redact.Name("identity.Identity").MarshalJSON()
+}
+
 // Format keeps a generation's keys out of fmt output even when reached
 // through a bad verb or a container.
 func (g *generation) Format(f fmt.State, verb rune) {
-	io.WriteString(f, "identity.generation(REDACTED)")
+	redact.Name("identity.generation").Format(f, verb)
 }
 
 // signedMessage builds purpose ‖ 0x00 ‖ msg.

@@ -9,7 +9,7 @@ import (
 // by a signature chain to the card pinned for them: either the user lost
 // their keys and started over, or someone (a compromised key service, say)
 // substitutes keys. The caller decides, after comparing safety numbers out of
-// band, whether to accept New with Pins.Pin.
+// band, whether to accept New with [Pins.Pin].
 type KeyChangeError struct {
 	UserID string
 	Old    *Card // the pinned card
@@ -25,14 +25,14 @@ func (e *KeyChangeError) Error() string {
 
 // Pins stores, per user, the card that was trusted first or verified out of
 // band (trust on first use). Implementations must be safe for concurrent
-// use. Check is the policy on top of it.
+// use. [Check] is the policy on top of it.
 type Pins interface {
 	// Pinned returns the card pinned for userID, or nil and no error if
 	// none is.
 	Pinned(userID string) (*Card, error)
 	// Pin records card as the one pinned for card.UserID(), replacing any
 	// earlier pin. Call it directly only after out-of-band verification;
-	// Check pins on first use and advances pins along verified chains.
+	// [Check] pins on first use and advances pins along verified chains.
 	Pin(card *Card) error
 }
 
@@ -51,7 +51,7 @@ type Pins interface {
 // are ignored.
 //
 // Check reads the pin, decides, then pins: it is not atomic. Callers
-// sharing Pins must serialize Check per user (session.Manager does), or
+// sharing [Pins] must serialize Check per user (session.Manager does), or
 // two concurrent first uses could each pin their own card, and two
 // concurrent advances could leave the older generation pinned.
 func Check(pins Pins, card *Card, history []*Card) error {
@@ -104,7 +104,7 @@ func chained(byGen map[uint32]*Card, lo, hi uint32) bool {
 	return true
 }
 
-// MemoryPins is an in-memory Pins. The zero value is ready to use; it is
+// MemoryPins is an in-memory [Pins]. The zero value is ready to use; it is
 // safe for concurrent use.
 type MemoryPins struct {
 	mu   sync.Mutex
@@ -113,14 +113,14 @@ type MemoryPins struct {
 
 var _ Pins = (*MemoryPins)(nil)
 
-// Pinned implements Pins.
+// Pinned implements [Pins].
 func (p *MemoryPins) Pinned(userID string) (*Card, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.pins[userID], nil
 }
 
-// Pin implements Pins.
+// Pin implements [Pins].
 func (p *MemoryPins) Pin(card *Card) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -12,26 +12,26 @@ type errorBody = httpjson.ErrorBody
 
 // Stable error codes of the API. Clients branch on Code, never on Message.
 const (
-	CodeInvalidRequest   = "invalid_request"        // 400: malformed JSON, unknown fields, bad values
-	CodeInvalidCard      = "invalid_card"           // 400: card does not parse, is not the caller's, or does not chain
-	CodeInvalidGrants    = "invalid_grants"         // 400: grants do not match the members or are malformed
-	CodeTooManyMembers   = "too_many_members"       // 400: more members in one call than allowed
-	CodeUnauthenticated  = "unauthenticated"        // 401: missing or invalid token
-	CodeForbidden        = "forbidden"              // 403: not a member, not an admin, not that user
-	CodeUnknownUser      = "unknown_user"           // 404: no card for the user
-	CodeUnknownSession   = "unknown_session"        // 404: no such session
-	CodeNotFound         = "not_found"              // 404: no such route
-	CodeMethodNotAllowed = "method_not_allowed"     // 405
-	CodeConflict         = "conflict"               // 409: epoch moved on, generation taken, member exists
-	CodeIdempotencyReuse = "idempotency_key_reused" // 422: same key, different request (or expired key)
-	CodeBodyTooLarge     = "body_too_large"         // 413
-	CodeRateLimited      = "rate_limited"           // 429
-	CodeInternal         = "internal"               // 500
-	CodeUnavailable      = "unavailable"            // 503: store unreachable
+	CodeInvalidRequest   = httpjson.CodeInvalidRequest // 400: malformed JSON, unknown fields, bad values
+	CodeInvalidCard      = "invalid_card"              // 400: card does not parse, is not the caller's, or does not chain
+	CodeInvalidGrants    = "invalid_grants"            // 400: grants do not match the members or are malformed
+	CodeTooManyMembers   = "too_many_members"          // 400: more members in one call than allowed
+	CodeUnauthenticated  = "unauthenticated"           // 401: missing or invalid token
+	CodeForbidden        = httpjson.CodeForbidden      // 403: not a member, not an admin, not that user
+	CodeUnknownUser      = "unknown_user"              // 404: no card for the user
+	CodeUnknownSession   = httpjson.CodeUnknownSession // 404: no such session
+	CodeNotFound         = httpjson.CodeNotFound       // 404: no such route
+	CodeMethodNotAllowed = "method_not_allowed"        // 405
+	CodeConflict         = "conflict"                  // 409: epoch moved on, generation taken, member exists
+	CodeIdempotencyReuse = "idempotency_key_reused"    // 422: same key, different request (or expired key)
+	CodeBodyTooLarge     = httpjson.CodeBodyTooLarge   // 413
+	CodeRateLimited      = httpjson.CodeRateLimited    // 429
+	CodeInternal         = httpjson.CodeInternal       // 500
+	CodeUnavailable      = httpjson.CodeUnavailable    // 503: store unreachable
 )
 
 // Errors that both the key service's stores and its client report;
-// errors.Is matches an APIError with the code of the same meaning.
+// [errors.Is] matches an [APIError] with the code of the same meaning.
 var (
 	// ErrNotFound: no such user card, session or idempotency record.
 	ErrNotFound = errors.New("keyservice: not found")
@@ -43,7 +43,7 @@ var (
 	ErrForbidden = errors.New("keyservice: forbidden")
 )
 
-// Typed errors the Client returns; errors.Is matches both these and the
+// Typed errors the [Client] returns; [errors.Is] matches both these and the
 // session package's sentinels where they mean the same thing.
 var (
 	ErrUnauthenticated = errors.New("keyservice: unauthenticated")
@@ -64,9 +64,9 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("keyservice: %s (%d): %s", e.Code, e.Status, e.Message)
 }
 
-// Is makes errors.Is(err, ErrNotFound) and the like work on API errors, and
-// matches the session package's sentinels (session.ErrForbidden,
-// session.ErrUnknownSession, ...) so a session.Manager behaves the same over
+// Is makes errors.Is(err, [ErrNotFound]) and the like work on API errors, and
+// matches the session package's sentinels ([session.ErrForbidden],
+// [session.ErrUnknownSession], ...) so a [session.Manager] behaves the same over
 // HTTP as in memory.
 func (e *APIError) Is(target error) bool {
 	switch e.Code {

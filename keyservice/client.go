@@ -18,15 +18,19 @@ import (
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/httpjson"
 	"github.com/veilchat/veil/session"
 )
 
-// ClientConfig configures a Client. BaseURL and Token are required.
+// ClientConfig configures a [Client]. BaseURL and Token are required.
 type ClientConfig struct {
-	// BaseURL is where the Handler is mounted, e.g. "https://keys.example.com".
+	// BaseURL is where the key service's handler is mounted, e.g.
+	// "https://keys.example.com".
 	BaseURL string
-	// Token returns the bearer token for each request (a Veil user token or
-	// a Stream user token, see Auth). StaticToken wraps a fixed one.
+	// Token returns the bearer token for each request: a Veil user token
+	// the app backend issued, or a Stream user token when the service
+	// accepts them (see the Auth type of package keyservice/server).
+	// [StaticToken] wraps a fixed one.
 	Token func(ctx context.Context) (string, error)
 	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
 	HTTPClient *http.Client
@@ -40,23 +44,20 @@ type ClientConfig struct {
 	Backoff time.Duration
 }
 
-// StaticToken returns a ClientConfig.Token that always returns tok.
+// StaticToken returns a [ClientConfig.Token] that always returns tok.
 func StaticToken(tok string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return tok, nil }
 }
 
-// Client is the Go client of the key service. It implements session.Service
-// and session.Directory, so a session.Manager works over HTTP exactly as in
-// memory. Errors are *APIError values that match this package's and the
-// session package's sentinels with errors.Is. A Client is safe for
+// Client is the Go client of the key service. It implements [session.Service]
+// and [session.Directory], so a [session.Manager] works over HTTP exactly as in
+// memory. Errors are [*APIError] values that match this package's and the
+// session package's sentinels with [errors.Is]. A Client is safe for
 // concurrent use.
 type Client struct {
 	cfg  ClientConfig
 	base *url.URL
 	http *http.Client
-	// maxMembers and maxGrants are maxInfoMembers and maxGrants; tests
-	// lower them.
-	maxMembers, maxGrants int
 }
 
 var (
@@ -64,7 +65,7 @@ var (
 	_ session.Directory = (*Client)(nil)
 )
 
-// NewClient checks cfg and returns a Client.
+// NewClient checks cfg and returns a [Client].
 func NewClient(cfg ClientConfig) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -73,7 +74,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Token == nil {
 		return nil, errors.New("keyservice: ClientConfig.Token is required")
 	}
-	c := &Client{cfg: cfg, base: u, http: cfg.HTTPClient, maxMembers: maxInfoMembers, maxGrants: maxGrants}
+	c := &Client{cfg: cfg, base: u, http: cfg.HTTPClient}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -148,7 +149,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("keyservice: %w", httpjson.RedactURLError(err))
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -159,7 +160,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("keyservice: %s %s: %w", method, req.URL.Path, err)
+		return 0, 0, fmt.Errorf("keyservice: %s %s: %w", method, req.URL.Path, httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -195,28 +196,41 @@ func (c *Client) PublishCard(ctx context.Context, card *identity.Card) error {
 }
 
 // PublishHistory publishes the cards of a history that the directory does
-// not have yet, in order (after a key rotation, or on a new service).
+// not have yet, in order (after a key rotation, or on a new service). It
+// implements e2ee.Publisher. A card that differs from the one the directory
+// holds for its generation returns a conflict (errors.Is ErrConflict and
+// session.ErrConflict): the directory publishes another identity for the
+// user, and skipping that card would leave the caller believing its own is
+// published.
 func (c *Client) PublishHistory(ctx context.Context, cards []*identity.Card) error {
 	if len(cards) == 0 {
 		return nil
 	}
-	have := -1
+	var have []*identity.Card // consecutive generations, checked by History
 	if h, err := c.History(ctx, cards[0].UserID()); err == nil {
-		have = int(h[len(h)-1].Generation())
+		have = h
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
 	for _, card := range cards {
-		if int(card.Generation()) > have {
-			if err := c.PublishCard(ctx, card); err != nil {
-				return err
+		if len(have) > 0 {
+			i := int64(card.Generation()) - int64(have[0].Generation())
+			if i < int64(len(have)) {
+				if i < 0 || !have[i].Equal(card) {
+					return &APIError{Status: http.StatusConflict, Code: CodeConflict,
+						Message: fmt.Sprintf("the directory holds another card for generation %d of %q", card.Generation(), card.UserID())}
+				}
+				continue
 			}
+		}
+		if err := c.PublishCard(ctx, card); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// Latest implements session.Directory: the newest card of each user that
+// Latest implements [session.Directory]: the newest card of each user that
 // has one, parsed and self-signature checked. Trust (pinning) is the
 // caller's business.
 func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*identity.Card, error) {
@@ -238,7 +252,7 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 	return out, nil
 }
 
-// History implements session.Directory: a user's cards, generation 0 first,
+// History implements [session.Directory]: a user's cards, generation 0 first,
 // checked to form a chain.
 func (c *Client) History(ctx context.Context, userID string) ([]*identity.Card, error) {
 	var resp wire.CardsResponse
@@ -270,7 +284,7 @@ func toJSON(grants []session.GrantRecord) []wire.Grant {
 	return out
 }
 
-// Create implements session.Service. It sends an Idempotency-Key so that
+// Create implements [session.Service]. It sends an Idempotency-Key so that
 // retries are safe.
 func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, grants []session.GrantRecord) (session.CreateResult, error) {
 	var key [16]byte
@@ -283,12 +297,12 @@ func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, g
 	}
 	got, err := session.ParseID(resp.ID)
 	if err != nil {
-		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response")
+		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response: %w", err)
 	}
 	return session.CreateResult{ID: got, Created: resp.Created}, nil
 }
 
-// Lookup implements session.Service.
+// Lookup implements [session.Service].
 func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, error) {
 	var resp wire.LookupSessionResponse
 	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions", url.Values{"channel_cid": {channelCID}}, nil, &resp, retrySafe, nil); err != nil {
@@ -308,7 +322,7 @@ const (
 	// call of at most Config.MaxMembersPerCall (1,000 by default).
 	maxInfoMembers = 1 << 20
 	// maxGrants bounds a member's grants: one per epoch, and the service
-	// stops sessions at session.MaxEpochs epochs.
+	// stops sessions at [session.MaxEpochs] epochs.
 	maxGrants = session.MaxEpochs
 )
 
@@ -316,10 +330,15 @@ const (
 // end.
 var errPaging = errors.New("keyservice: the key service's pages do not advance or exceed the limits")
 
-// Info implements session.Service. It follows the pages of members, which
+// Info implements [session.Service]. It follows the pages of members, which
 // must come in ascending user ID order, each page past the cursor of the
 // previous one, at most maxInfoMembers in all.
 func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) {
+	return c.info(ctx, id, maxInfoMembers)
+}
+
+// info is Info with at most maxMembers members.
+func (c *Client) info(ctx context.Context, id session.ID, maxMembers int) (session.Info, error) {
 	info := session.Info{ID: id}
 	q := url.Values{}
 	last := "" // the greatest user ID so far (user IDs are not empty)
@@ -328,7 +347,7 @@ func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) 
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), q, nil, &resp, retrySafe, nil); err != nil {
 			return session.Info{}, err
 		}
-		if len(info.Members)+len(resp.Members) > c.maxMembers {
+		if len(info.Members)+len(resp.Members) > maxMembers {
 			return session.Info{}, errPaging
 		}
 		info.ChannelCID, info.Epoch = resp.ChannelCID, resp.Epoch
@@ -349,10 +368,15 @@ func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) 
 	}
 }
 
-// Grants implements session.Service. It follows the pages of grants, which
+// Grants implements [session.Service]. It follows the pages of grants, which
 // must come in ascending epochs, each page past the cursor of the previous
 // one, at most maxGrants in all.
 func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantRecord, error) {
+	return c.grants(ctx, id, maxGrants)
+}
+
+// grants is Grants with at most maxItems grants.
+func (c *Client) grants(ctx context.Context, id session.ID, maxItems int) ([]session.GrantRecord, error) {
 	var out []session.GrantRecord
 	q := url.Values{}
 	after := int64(-1) // the cursor sent, -1 before the first page
@@ -361,7 +385,7 @@ func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantReco
 		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp, retrySafe, nil); err != nil {
 			return nil, err
 		}
-		if len(out)+len(resp.Grants) > c.maxGrants {
+		if len(out)+len(resp.Grants) > maxItems {
 			return nil, errPaging
 		}
 		for _, g := range resp.Grants {
@@ -381,7 +405,7 @@ func (c *Client) Grants(ctx context.Context, id session.ID) ([]session.GrantReco
 	}
 }
 
-// Extend implements session.Service.
+// Extend implements [session.Service].
 func (c *Client) Extend(ctx context.Context, id session.ID, grants []session.GrantRecord) error {
 	if len(grants) == 0 {
 		return session.ErrInvalidGrants
@@ -391,7 +415,7 @@ func (c *Client) Extend(ctx context.Context, id session.ID, grants []session.Gra
 	return err
 }
 
-// Rotate implements session.Service. The new epoch is the grants' epoch.
+// Rotate implements [session.Service]. The new epoch is the grants' epoch.
 func (c *Client) Rotate(ctx context.Context, id session.ID, remove []string, grants []session.GrantRecord) error {
 	if len(grants) == 0 || grants[0].Epoch == 0 {
 		return session.ErrInvalidGrants
@@ -404,14 +428,14 @@ func (c *Client) Rotate(ctx context.Context, id session.ID, remove []string, gra
 	return err
 }
 
-// SetAdmin implements session.Service.
+// SetAdmin implements [session.Service].
 func (c *Client) SetAdmin(ctx context.Context, id session.ID, userID string, admin bool) error {
 	_, err := c.do(ctx, http.MethodPut, "/v1/sessions/"+id.String()+"/admins/"+url.PathEscape(userID), nil,
 		wire.AdminRequest{Admin: admin}, nil, retrySafe, nil)
 	return err
 }
 
-// Delete implements session.Service.
+// Delete implements [session.Service].
 func (c *Client) Delete(ctx context.Context, id session.ID) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/sessions/"+id.String(), nil, nil, nil, retrySafe, nil)
 	return err

@@ -5,14 +5,16 @@
 // opens, and this client's callers verify everything they receive (signed
 // cards, pinning, signed grants).
 //
-// [Client] implements session.Service and session.Directory, so a
-// session.Manager (and e2ee.Client) works over HTTP. [APIError] carries the
-// service's stable error codes (the Code constants) and matches both this
-// package's sentinels and the session package's with errors.Is, so a
-// session.Manager behaves the same over HTTP as in memory.
+// [Client] implements [session.Service] and [session.Directory], so a
+// [session.Manager] (and the e2ee package's Client) works over HTTP.
+// [APIError] carries the service's stable error codes (the Code constants)
+// and matches both this package's sentinels ([ErrNotFound], [ErrForbidden],
+// ...) and the session package's ([session.ErrForbidden],
+// [session.ErrUnknownSession], ...) with [errors.Is], so a [session.Manager]
+// behaves the same over HTTP as in memory.
 //
 // The service itself (HTTP handler, SQLite and PostgreSQL stores,
-// authentication) is package keyservice/server. This package imports no
-// database driver, metrics or token-signing code: a device or a bot links
-// only what it needs to talk to the service.
+// authentication) is package [github.com/veilchat/veil/keyservice/server].
+// This package imports no database driver, metrics or token-signing code: a
+// device or a bot links only what it needs to talk to the service.
 package keyservice

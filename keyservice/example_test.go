@@ -2,7 +2,9 @@ package keyservice_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,35 +16,140 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
+// secret is the HS256 key the app backend signs Veil tokens with.
+var secret = []byte("an HS256 secret of at least 32 bytes!")
+
+// startKeyService runs a key service on a temporary SQLite file; the
+// returned function stops it. In production it runs with `veil serve` or
+// inside the app's own server.
+func startKeyService(ctx context.Context) (url string, stop func()) {
+	dir, err := os.MkdirTemp("", "keys")
+	if err != nil {
+		log.Fatal(err)
+	}
+	store, err := server.OpenStore(ctx, filepath.Join(dir, "keys.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(secret)}}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	return srv.URL, func() {
+		srv.Close()
+		store.Close()
+		os.RemoveAll(dir)
+	}
+}
+
+// clientFor returns a client acting as user, with the token the app
+// backend would hand to that user.
+func clientFor(url, user string) *keyservice.Client {
+	tok, err := server.UserToken(secret, "", user, time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := keyservice.NewClient(keyservice.ClientConfig{BaseURL: url, Token: keyservice.StaticToken(tok)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	return c
+}
+
 func Example() {
 	ctx := context.Background()
-	dir, _ := os.MkdirTemp("", "keys")
-	defer os.RemoveAll(dir)
+	url, stop := startKeyService(ctx)
+	defer stop()
 
-	// The service: SQLite by default, a postgres:// DSN for replicas.
-	store, _ := server.OpenStore(ctx, filepath.Join(dir, "keys.db"))
-	defer store.Close()
-	secret := []byte("an HS256 secret of at least 32 bytes!")
-	h, _ := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: secret}}}})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
-
-	// Each user: an identity, a client with the token the app backend
-	// issued, and a session manager over HTTP.
+	// Each user: an identity, its card published, and a session manager
+	// over HTTP (the e2ee package does all of this in e2ee.New).
 	manager := func(user string) *session.Manager {
-		tok, _ := server.UserToken(secret, "", user, time.Hour)
-		c, _ := keyservice.NewClient(keyservice.ClientConfig{BaseURL: srv.URL, Token: keyservice.StaticToken(tok)})
-		id, _ := identity.Generate(nil, user, identity.Options{})
-		c.PublishCard(ctx, id.Card())
-		m, _ := session.NewManager(session.Config{Identity: id, Service: c, Directory: c})
+		c := clientFor(url, user)
+		id, err := identity.Generate(nil, user, identity.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.PublishCard(ctx, id.Card()); err != nil {
+			log.Fatal(err)
+		}
+		m, err := session.NewManager(session.Config{Identity: id, Service: c, Directory: c})
+		if err != nil {
+			log.Fatal(err)
+		}
 		return m
 	}
 	alice, bob := manager("alice"), manager("bob")
 
-	s, _ := alice.Create(ctx, "messaging:team", []string{"bob"})
+	s, err := alice.Create(ctx, "messaging:team", []string{"bob"})
+	if err != nil {
+		log.Fatal(err)
+	}
 	msg := session.Binding{ChannelCID: "messaging:team", MessageID: "m1", SenderID: "alice"}
-	text, _ := alice.SealText(ctx, s.ID(), msg, []byte("over HTTP"), 5000)
+	text, err := alice.SealText(ctx, s.ID(), msg, []byte("over HTTP"), 5000)
+	if err != nil {
+		log.Fatal(err)
+	}
 	plain, err := bob.OpenText(ctx, text, msg)
-	fmt.Println(string(plain), err)
-	// Output: over HTTP <nil>
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", plain)
+	// Output: over HTTP
+}
+
+func ExampleNewClient() {
+	ctx := context.Background()
+	url, stop := startKeyService(ctx)
+	defer stop()
+
+	tok, err := server.UserToken(secret, "", "alice", time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Token is asked for each request: return a fresh token there when
+	// tokens are short-lived. MaxRetries and Backoff default to 4 retries
+	// from 100 ms.
+	c, err := keyservice.NewClient(keyservice.ClientConfig{BaseURL: url, Token: keyservice.StaticToken(tok)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, err := identity.Generate(nil, "alice", identity.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.PublishCard(ctx, id.Card()); err != nil {
+		log.Fatal(err)
+	}
+	history, err := c.History(ctx, "alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(history), history[0].Equal(id.Card()))
+
+	_, err = keyservice.NewClient(keyservice.ClientConfig{BaseURL: "keys.example.com", Token: keyservice.StaticToken(tok)})
+	fmt.Println(err)
+	// Output:
+	// 1 true
+	// keyservice: ClientConfig.BaseURL must be an http(s) URL
+}
+
+func ExampleAPIError() {
+	ctx := context.Background()
+	url, stop := startKeyService(ctx)
+	defer stop()
+	c := clientFor(url, "alice")
+
+	_, err := c.History(ctx, "nobody")
+	// Branch on sentinels: errors.Is matches this package's and the session
+	// package's, so code written against session.Service works unchanged.
+	fmt.Println(errors.Is(err, keyservice.ErrNotFound), errors.Is(err, session.ErrUnknownUser))
+	// The *APIError carries the stable code.
+	var ae *keyservice.APIError
+	if errors.As(err, &ae) {
+		fmt.Println(ae.Status, ae.Code == keyservice.CodeUnknownUser)
+	}
+	// Output:
+	// true true
+	// 404 true
 }

@@ -76,16 +76,16 @@ func TestClientPagesMustAdvance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// maxInfoMembers and maxGrants, scaled down.
-			c.maxMembers, c.maxGrants = testMaxItems, testMaxItems
 			// A bound, not a measure: the client should give up at once.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			id, _ := session.NewID(nil)
+			// Info and Grants with their caps (maxInfoMembers and
+			// maxGrants) scaled down.
 			if tt.grants {
-				_, err = c.Grants(ctx, id)
+				_, err = c.grants(ctx, id, testMaxItems)
 			} else {
-				_, err = c.Info(ctx, id)
+				_, err = c.info(ctx, id, testMaxItems)
 			}
 			if !errors.Is(err, errPaging) || calls.Load() > tt.maxCalls {
 				t.Errorf("%v after %d requests, want errPaging after at most %d (%s)", err, calls.Load(), tt.maxCalls, tt.reason)

@@ -2,29 +2,29 @@
 // channel, the envelopes messages travel in, the grants that hand keys to
 // members, and streamed attachment encryption.
 //
-// A Session is bound to one Stream channel (its CID) and has a random 128-bit
-// ID, which the channel stores in its session_id custom field. Its keys come
+// A [Session] is bound to one Stream channel (its CID) and has a random 128-bit
+// [ID], which the channel stores in its session_id custom field. Its keys come
 // in epochs numbered from 0; removing a member rotates to a new epoch whose
 // key only the remaining members receive, so a removed member reads nothing
 // sealed afterwards even if it kept every key.
 //
 // Seal encrypts a message under the current epoch with XChaCha20-Poly1305,
-// binds the message's Binding (channel CID, message ID, sender, thread
+// binds the message's [Binding] (channel CID, message ID, sender, thread
 // parent) and the header as associated data, pads the plaintext (Padmé),
 // commits to the key, and signs everything with the sender's identity.
-// EncodeText gives the ASCII form stored in Stream's text field, and
-// MaxPlaintext says how much fits in Stream's 5,000 characters. Every failure
-// to open is the one opaque ErrDecrypt.
+// [EncodeText] gives the ASCII form stored in Stream's text field, and
+// [MaxPlaintext] says how much fits in Stream's 5,000 characters. Every failure
+// to open is the one opaque [ErrDecrypt].
 //
-// A grant (NewGrant, OpenGrant) is one epoch key wrapped for one member's
+// A grant ([NewGrant], [OpenGrant]) is one epoch key wrapped for one member's
 // card as a standard age file, signed by the granter.
 //
-// EncryptStream and DecryptStream encrypt attachments of any size in
+// [EncryptStream] and [DecryptStream] encrypt attachments of any size in
 // constant memory, in 64 KiB chunks under a per-file key.
 //
-// Manager ties it together over two interfaces, Service (where sessions and
+// [Manager] ties it together over two interfaces, [Service] (where sessions and
 // grants are stored, with access control; the key service implements it, and
-// MemoryService in memory) and Directory (users' cards; MemoryDirectory in
+// [MemoryService] in memory) and [Directory] (users' cards; [MemoryDirectory] in
 // memory): create, retrieve (cached), extend, revoke, rotate, seal and open.
 //
 // The package does no I/O of its own. Byte layouts and labels are specified

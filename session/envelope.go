@@ -35,7 +35,7 @@ const (
 	// MaxPlaintextSize bounds the plaintext of one envelope, whatever the
 	// transport.
 	MaxPlaintextSize = 1 << 20
-	// MaxBindingFieldLen bounds each Binding field.
+	// MaxBindingFieldLen bounds each [Binding] field.
 	MaxBindingFieldLen = 1024
 
 	purposeEnvelope = "veil/v1/envelope"
@@ -100,7 +100,7 @@ type Header struct {
 }
 
 // ParseHeader reads an envelope's header without any key. It returns
-// ErrUnknownVersion for another version and ErrMalformed for input too short
+// [ErrUnknownVersion] for another version and [ErrMalformed] for input too short
 // to be an envelope.
 func ParseHeader(envelope []byte) (Header, error) {
 	if len(envelope) < 1 {
@@ -138,26 +138,26 @@ func paddedLen(n int) int {
 func SealedSize(n int) int { return paddedLen(n) + Overhead }
 
 // Seal encrypts and signs plaintext from sender under the session's current
-// epoch, bound to ctx. sender must be the user ctx.SenderID names, and
-// ctx.ChannelCID the session's channel. The result is binary; EncodeText
+// epoch, bound to msg. sender must be the user msg.SenderID names, and
+// msg.ChannelCID the session's channel. The result is binary; [EncodeText]
 // turns it into the text Stream stores.
-func (s *Session) Seal(sender *identity.Identity, ctx Binding, plaintext []byte) ([]byte, error) {
+func (s *Session) Seal(sender *identity.Identity, msg Binding, plaintext []byte) ([]byte, error) {
 	var nonce [nonceSize]byte
 	if _, err := io.ReadFull(s.rand, nonce[:]); err != nil {
 		return nil, fmt.Errorf("session: reading randomness: %w", err)
 	}
-	return s.seal(sender, ctx, plaintext, &nonce)
+	return s.seal(sender, msg, plaintext, &nonce)
 }
 
-func (s *Session) seal(sender *identity.Identity, ctx Binding, plaintext []byte, nonce *[nonceSize]byte) ([]byte, error) {
-	if err := ctx.check(); err != nil {
+func (s *Session) seal(sender *identity.Identity, msg Binding, plaintext []byte, nonce *[nonceSize]byte) ([]byte, error) {
+	if err := msg.check(); err != nil {
 		return nil, err
 	}
-	if ctx.ChannelCID != s.cid {
-		return nil, fmt.Errorf("session: session %s belongs to channel %q, not %q", s.id, s.cid, ctx.ChannelCID)
+	if msg.ChannelCID != s.cid {
+		return nil, fmt.Errorf("session: session %s belongs to channel %q, not %q", s.id, s.cid, msg.ChannelCID)
 	}
-	if sender.UserID() != ctx.SenderID {
-		return nil, errors.New("session: the context's sender is not the sealing identity")
+	if sender.UserID() != msg.SenderID {
+		return nil, errors.New("session: the binding's sender is not the sealing identity")
 	}
 	if len(plaintext) > MaxPlaintextSize {
 		return nil, &TooLongError{Len: len(plaintext), Max: MaxPlaintextSize}
@@ -172,10 +172,10 @@ func (s *Session) seal(sender *identity.Identity, ctx Binding, plaintext []byte,
 	copy(out[9+IDSize:], ep.commit[:])
 	copy(out[9+IDSize+commitSize:], nonce[:])
 
-	// signed = header ‖ context ‖ padded plaintext; the AEAD's additional
-	// data is its prefix header ‖ context.
-	signed := make([]byte, 0, HeaderSize+4*2+len(ctx.ChannelCID)+len(ctx.MessageID)+len(ctx.SenderID)+len(ctx.ParentID)+padded+sigSize)
-	signed = ctx.appendTo(append(signed, out...))
+	// signed = header ‖ binding ‖ padded plaintext; the AEAD's additional
+	// data is its prefix header ‖ binding (the "context" of docs/PROTOCOL.md).
+	signed := make([]byte, 0, HeaderSize+4*2+len(msg.ChannelCID)+len(msg.MessageID)+len(msg.SenderID)+len(msg.ParentID)+padded+sigSize)
+	signed = msg.appendTo(append(signed, out...))
 	ad := signed
 	signed = append(signed, plaintext...)
 	signed = append(signed, 0x80)
@@ -188,21 +188,21 @@ func (s *Session) seal(sender *identity.Identity, ctx Binding, plaintext []byte,
 	return out, nil
 }
 
-// Open authenticates and decrypts an envelope sealed with ctx by the user
-// whose card is sender (the card of ctx.SenderID at the generation the header
-// names; the caller is responsible for trusting it, see identity.Check).
-// Every failure returns ErrDecrypt.
-func (s *Session) Open(envelope []byte, ctx Binding, sender *identity.Card) ([]byte, error) {
+// Open authenticates and decrypts an envelope sealed with msg by the user
+// whose card is sender (the card of msg.SenderID at the generation the header
+// names; the caller is responsible for trusting it, see [identity.Check]).
+// Every failure returns [ErrDecrypt].
+func (s *Session) Open(envelope []byte, msg Binding, sender *identity.Card) ([]byte, error) {
 	h, err := ParseHeader(envelope)
-	if err != nil || ctx.check() != nil || sender == nil || h.SessionID != s.id || ctx.ChannelCID != s.cid ||
-		sender.UserID() != ctx.SenderID || sender.Generation() != h.SenderGeneration {
+	if err != nil || msg.check() != nil || sender == nil || h.SessionID != s.id || msg.ChannelCID != s.cid ||
+		sender.UserID() != msg.SenderID || sender.Generation() != h.SenderGeneration {
 		return nil, ErrDecrypt
 	}
 	ep, ok := s.epochs[h.Epoch]
 	if !ok || subtle.ConstantTimeCompare(ep.commit[:], envelope[9+IDSize:9+IDSize+commitSize]) != 1 {
 		return nil, ErrDecrypt
 	}
-	ad := ctx.appendTo(append(make([]byte, 0, HeaderSize+ctx.size()), envelope[:HeaderSize]...))
+	ad := msg.appendTo(append(make([]byte, 0, HeaderSize+msg.size()), envelope[:HeaderSize]...))
 	nonce := envelope[9+IDSize+commitSize : HeaderSize]
 	// Decrypt into the tail of a buffer that already holds ad, so the
 	// signed bytes ad ‖ padded are contiguous without a copy.
@@ -247,7 +247,7 @@ func (e *TooLongError) Error() string {
 
 var b64 = base64.RawURLEncoding
 
-// EncodeText returns the text form of an envelope: TextPrefix and the
+// EncodeText returns the text form of an envelope: [TextPrefix] and the
 // unpadded base64url encoding. It is ASCII, so its length in bytes is its
 // length in Stream characters.
 func EncodeText(envelope []byte) string {
@@ -260,13 +260,13 @@ func EncodeText(envelope []byte) string {
 
 // IsText reports whether s looks like the text form of an envelope (of any
 // version Veil has defined). Use it to tell encrypted messages from plain
-// ones; only DecodeText and Open tell valid from invalid.
+// ones; only [DecodeText] and Open tell valid from invalid.
 func IsText(s string) bool {
 	return strings.HasPrefix(s, "veil") && strings.Contains(s[:min(len(s), 12)], ":")
 }
 
-// DecodeText parses the text form. It returns ErrUnknownVersion for a text
-// with another version prefix, ErrMalformed for anything else that is not
+// DecodeText parses the text form. It returns [ErrUnknownVersion] for a text
+// with another version prefix, [ErrMalformed] for anything else that is not
 // canonical base64url of a plausible envelope.
 func DecodeText(s string) ([]byte, error) {
 	if !strings.HasPrefix(s, TextPrefix) {
@@ -311,13 +311,13 @@ func MaxPlaintext(textLimit int) int {
 }
 
 // SealText checks that plaintext fits in textLimit characters once sealed
-// (returning a *TooLongError before doing any cryptography if not), then
+// (returning a [*TooLongError] before doing any cryptography if not), then
 // seals it and returns the text form.
-func (s *Session) SealText(sender *identity.Identity, ctx Binding, plaintext []byte, textLimit int) (string, error) {
+func (s *Session) SealText(sender *identity.Identity, msg Binding, plaintext []byte, textLimit int) (string, error) {
 	if m := MaxPlaintext(textLimit); len(plaintext) > m {
 		return "", &TooLongError{Len: len(plaintext), Max: m}
 	}
-	env, err := s.Seal(sender, ctx, plaintext)
+	env, err := s.Seal(sender, msg, plaintext)
 	if err != nil {
 		return "", err
 	}
@@ -325,11 +325,11 @@ func (s *Session) SealText(sender *identity.Identity, ctx Binding, plaintext []b
 }
 
 // OpenText decodes the text form and opens it like Open. Every failure,
-// malformed text included, returns ErrDecrypt.
-func (s *Session) OpenText(text string, ctx Binding, sender *identity.Card) ([]byte, error) {
+// malformed text included, returns [ErrDecrypt].
+func (s *Session) OpenText(text string, msg Binding, sender *identity.Card) ([]byte, error) {
 	env, err := DecodeText(text)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	return s.Open(env, ctx, sender)
+	return s.Open(env, msg, sender)
 }

@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 const (
@@ -35,13 +36,13 @@ type Grant struct {
 }
 
 // CardLookup returns the card of userID at generation, after whatever trust
-// checks the caller applies (directory lookup, identity.Check). Its errors
-// are returned unchanged by OpenGrant.
+// checks the caller applies (directory lookup, [identity.Check]). Its errors
+// are returned unchanged by [OpenGrant].
 type CardLookup func(userID string, generation uint32) (*identity.Card, error)
 
 // NewGrant wraps the key of epoch n of s for the grantee's card, as a
 // standard age file (binary format) whose payload is signed by granter. The
-// grantee's age identity, or identity.Identity.Export fed to the age command
+// grantee's age identity, or [identity.Identity.Export] fed to the age command
 // line, opens it. age draws its randomness from crypto/rand.
 func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n uint32) ([]byte, error) {
 	ep, ok := s.epochs[n]
@@ -52,7 +53,7 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 	body = append(body, grantVersion)
 	body = append(body, s.id[:]...)
 	body = binary.BigEndian.AppendUint32(body, n)
-	body = append(body, ep.key.k[:]...)
+	body = append(body, ep.key.k.Get()[:]...)
 	body = binary.BigEndian.AppendUint16(body, uint16(len(s.cid)))
 	body = append(body, s.cid...)
 	body = append(body, byte(len(grantee.UserID())))
@@ -68,13 +69,13 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 	out.Grow(1800)
 	w, err := age.Encrypt(&out, grantee.Recipient())
 	if err != nil {
-		return nil, fmt.Errorf("session: wrapping grant: %v", err)
+		return nil, fmt.Errorf("session: wrapping grant: %w", err)
 	}
 	if _, err := w.Write(body); err != nil {
-		return nil, fmt.Errorf("session: wrapping grant: %v", err)
+		return nil, fmt.Errorf("session: wrapping grant: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("session: wrapping grant: %v", err)
+		return nil, fmt.Errorf("session: wrapping grant: %w", err)
 	}
 	return out.Bytes(), nil
 }
@@ -82,8 +83,8 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 // OpenGrant decrypts a grant with me, the grantee's identity, and verifies
 // the granter's signature with the card lookup returns. A grant that does not
 // decrypt, is malformed, names another grantee, or whose signature does not
-// verify returns ErrDecrypt; errors of lookup are returned as they are (for
-// example an *identity.KeyChangeError).
+// verify returns [ErrDecrypt]; errors of lookup are returned as they are (for
+// example an [*identity.KeyChangeError]).
 func OpenGrant(grant []byte, me *identity.Identity, lookup CardLookup) (*Grant, error) {
 	if len(grant) > MaxGrantSize {
 		return nil, ErrDecrypt
@@ -132,8 +133,9 @@ func parseGrantBody(b []byte) (g *Grant, signed, sig []byte, ok bool) {
 	}
 	copy(g.SessionID[:], r.bytes(IDSize))
 	g.Epoch = r.uint32()
-	g.Key = EpochKey{new([KeySize]byte)}
-	copy(g.Key.k[:], r.bytes(KeySize))
+	key := new([KeySize]byte)
+	copy(key[:], r.bytes(KeySize))
+	g.Key = EpochKey{redact.Hold(key)}
 	g.ChannelCID = string(r.bytes(int(r.uint16())))
 	g.Grantee = string(r.bytes(int(r.byte())))
 	g.GranteeGeneration = r.uint32()
@@ -186,7 +188,7 @@ func (c *cursor) uint32() uint32 {
 	return 0
 }
 
-// ErrInvalidGrants is returned by a Service for a grant set that does not
+// ErrInvalidGrants is returned by a [Service] for a grant set that does not
 // match the change it accompanies: empty, for another epoch, two grants for
 // one user, or a member left without a grant.
 var ErrInvalidGrants = errors.New("session: grants do not match the members")

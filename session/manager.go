@@ -17,7 +17,7 @@ import (
 	"github.com/veilchat/veil/internal/memberlog"
 )
 
-// Config configures a Manager. Identity, Service and Directory are required;
+// Config configures a [Manager]. Identity, [Service] and [Directory] are required;
 // the zero value of every other field is the safe default.
 type Config struct {
 	// Identity is the local user's private identity.
@@ -29,7 +29,9 @@ type Config struct {
 	// Directory returns other users' cards.
 	Directory Directory
 	// Pins holds trusted cards (trust on first use). Nil means a new
-	// identity.MemoryPins, which forgets everything when the process ends.
+	// [identity.MemoryPins], which forgets everything when the process ends.
+	// If Pins is also a [ContextPins], the manager pins through PinContext
+	// with the context of the call that pins.
 	Pins identity.Pins
 	// Floors keeps the newest membership-log head verified per session, so
 	// that a service cannot roll the Manager back to an older log (one where
@@ -49,7 +51,7 @@ type Config struct {
 	// under an epoch a removed member holds; a negative value never asks
 	// (only for a single-writer setting).
 	EpochCheckInterval time.Duration
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
 	// Members, if set, returns a channel's members as the application
 	// knows them — for Stream, the channel's member list. A removal then
@@ -70,9 +72,11 @@ type Config struct {
 	Policy Policy
 	// OnSession, if set, is called with every session the manager creates,
 	// opens or rotates (a new value each time), for example to persist its
-	// keys in an encrypted local store (e2ee does). It runs outside the
-	// manager's locks, possibly concurrently.
-	OnSession func(*Session)
+	// keys in an encrypted local store (e2ee does), with the context of the
+	// call that did it. It runs outside the manager's locks, possibly
+	// concurrently. The operation has succeeded when it runs: it has no
+	// error to return, and must report its own failures.
+	OnSession func(ctx context.Context, s *Session)
 }
 
 // Policy says what members who are not admins may do in a session. It is
@@ -216,7 +220,7 @@ const (
 	maxAppendTries = 4
 )
 
-// NewManager checks cfg and returns a Manager.
+// NewManager checks cfg and returns a [Manager].
 func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Identity == nil || cfg.Service == nil || cfg.Directory == nil {
 		return nil, errors.New("session: Config needs Identity, Service and Directory")
@@ -490,7 +494,7 @@ func (m *Manager) fetchLocked(ctx context.Context, id ID) (*cacheEntry, error) {
 		return nil, err
 	}
 	e := &cacheEntry{s: s, log: st, checked: m.now()}
-	m.store(e)
+	m.store(ctx, e)
 	return e, nil
 }
 
@@ -574,7 +578,7 @@ func (m *Manager) accept(ctx context.Context, s *Session, st *memberlog.State) e
 	if err := m.setFloor(ctx, s.ID(), st); err != nil {
 		return err
 	}
-	m.store(&cacheEntry{s: s, log: st, checked: m.now()})
+	m.store(ctx, &cacheEntry{s: s, log: st, checked: m.now()})
 	return nil
 }
 
@@ -986,7 +990,7 @@ func (m *Manager) OpenText(ctx context.Context, text string, msg Binding) ([]byt
 }
 
 // Card returns userID's card of generation gen, trusted through the Pins
-// (identity.Check against the Directory's history). Trusted cards are
+// ([identity.Check] against the [Directory]'s history). Trusted cards are
 // cached for as long as the user's pin does not change.
 func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identity.Card, error) {
 	if c := m.cachedCard(userID, gen); c != nil {
@@ -1010,7 +1014,7 @@ func (m *Manager) Card(ctx context.Context, userID string, gen uint32) (*identit
 	if c == nil {
 		return nil, fmt.Errorf("%w: %q has no card of generation %d", ErrUnknownUser, userID, gen)
 	}
-	if err := identity.Check(m.pins, c, history); err != nil {
+	if err := identity.Check(m.pinsFor(ctx), c, history); err != nil {
 		return nil, err
 	}
 	if err := m.cacheCard(c); err != nil {
@@ -1090,12 +1094,12 @@ func (m *Manager) trustLatest(ctx context.Context, u string, c *identity.Card) (
 	}
 	unlock := m.lockUser(u)
 	defer unlock()
-	if err := identity.Check(m.pins, c, nil); err != nil {
+	if err := identity.Check(m.pinsFor(ctx), c, nil); err != nil {
 		history, herr := m.cfg.Directory.History(ctx, u)
 		if herr != nil {
 			return nil, herr
 		}
-		if err := identity.Check(m.pins, c, history); err != nil {
+		if err := identity.Check(m.pinsFor(ctx), c, history); err != nil {
 			return nil, err
 		}
 	}
@@ -1170,12 +1174,37 @@ func (m *Manager) Preload(sessions ...*Session) {
 }
 
 // store caches e and reports its session to Config.OnSession.
-func (m *Manager) store(e *cacheEntry) {
+func (m *Manager) store(ctx context.Context, e *cacheEntry) {
 	m.cache(e)
 	if m.cfg.OnSession != nil {
-		m.cfg.OnSession(e.s)
+		m.cfg.OnSession(ctx, e.s)
 	}
 }
+
+// ContextPins is an identity.Pins whose pinning can honour a context: a
+// Pins that persists what it pins (e2ee's local state does) bounds that
+// write by the caller's context instead of none. See Config.Pins.
+type ContextPins interface {
+	identity.Pins
+	// PinContext is Pin under ctx.
+	PinContext(ctx context.Context, card *identity.Card) error
+}
+
+// pinsFor returns the Pins to check cards with during a call under ctx.
+func (m *Manager) pinsFor(ctx context.Context) identity.Pins {
+	if cp, ok := m.pins.(ContextPins); ok {
+		return ctxPins{ctx: ctx, ContextPins: cp}
+	}
+	return m.pins
+}
+
+// ctxPins pins through PinContext with the context of one call.
+type ctxPins struct {
+	ctx context.Context
+	ContextPins
+}
+
+func (p ctxPins) Pin(card *identity.Card) error { return p.PinContext(p.ctx, card) }
 
 // cache caches e, replacing an older copy unless that one has a longer
 // verified log.

@@ -321,7 +321,7 @@ func TestMemoryDirectoryRules(t *testing.T) {
 	if err := d.Publish(a1.Card()); !errors.Is(err, ErrConflict) {
 		t.Errorf("first card of generation 1: %v", err)
 	}
-	if err := d.PublishAll(a1.Cards()); err != nil {
+	if err := d.PublishHistory(context.Background(), a1.Cards()); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Publish(impostor(t, "alice").Card()); !errors.Is(err, ErrConflict) {

@@ -130,3 +130,22 @@ func FuzzOpenGrant(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseID: the session ID travels in Stream's channel custom data
+// (session_id), which any channel member can set. No panic; an accepted
+// text is the canonical form of the ID it parses to.
+func FuzzParseID(f *testing.F) {
+	f.Add("00112233445566778899aabbccddeeff")
+	f.Add("00112233445566778899AABBCCDDEEFF")
+	f.Add("0011223344556677 899aabbccddeeff")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		id, err := ParseID(s)
+		if err != nil {
+			return
+		}
+		if id.String() != s {
+			t.Fatalf("ParseID(%q) = %s", s, id)
+		}
+	})
+}

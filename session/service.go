@@ -152,15 +152,11 @@ func (d *MemoryDirectory) Publish(card *identity.Card) error {
 	return nil
 }
 
-// PublishHistory publishes every card of a history in order; cards already
-// published are skipped. It implements e2ee.Publisher.
+// PublishHistory publishes every card of a history in order, generation 0
+// first; cards already published are skipped, and a card that differs from
+// the published one of its generation returns ErrConflict. It implements
+// e2ee.Publisher, as keyservice.Client does.
 func (d *MemoryDirectory) PublishHistory(_ context.Context, cards []*identity.Card) error {
-	return d.PublishAll(cards)
-}
-
-// PublishAll publishes every card of a history in order; cards already
-// published are skipped.
-func (d *MemoryDirectory) PublishAll(cards []*identity.Card) error {
 	for _, c := range cards {
 		if err := d.Publish(c); err != nil {
 			return err

@@ -16,13 +16,14 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/veilchat/veil/internal/redact"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// Sentinel errors. Callers branch on them with errors.Is.
+// Sentinel errors. Callers branch on them with [errors.Is].
 var (
 	// ErrDecrypt is the one opaque error for an envelope or grant that does
-	// not authenticate: tampered, truncated, moved to another context,
+	// not authenticate: tampered, truncated, moved to another binding,
 	// session or epoch, forged, or sealed with a key the caller lacks. It
 	// never says which check failed.
 	ErrDecrypt = errors.New("session: message cannot be decrypted or authenticated")
@@ -32,22 +33,22 @@ var (
 	// ErrUnknownEpoch is returned when the caller holds no key for an epoch:
 	// it was never granted one, or it was removed before that epoch began.
 	ErrUnknownEpoch = errors.New("session: no key for this epoch")
-	// ErrMalformed is returned by ParseHeader and DecodeText for input that
+	// ErrMalformed is returned by [ParseHeader] and [DecodeText] for input that
 	// is not an envelope at all.
 	ErrMalformed = errors.New("session: malformed envelope")
-	// ErrUnknownVersion is returned by ParseHeader for an envelope of a
+	// ErrUnknownVersion is returned by [ParseHeader] for an envelope of a
 	// version this package does not implement. Versions are never guessed.
 	ErrUnknownVersion = errors.New("session: unknown envelope version")
 )
 
-// IDSize is the size of a session ID in bytes.
+// IDSize is the size of a session [ID] in bytes.
 const IDSize = 16
 
 // ID is a session's random 128-bit identifier. Its text form (String) is 32
 // lower-case hex digits, as stored in a Stream channel's session_id field.
 type ID [IDSize]byte
 
-// NewID returns a random ID read from rand (nil means crypto/rand).
+// NewID returns a random [ID] read from rand (nil means crypto/rand).
 func NewID(rnd io.Reader) (ID, error) {
 	var id ID
 	if rnd == nil {
@@ -59,7 +60,7 @@ func NewID(rnd io.Reader) (ID, error) {
 	return id, nil
 }
 
-// ParseID parses the 32-hex-digit text form of an ID.
+// ParseID parses the 32-hex-digit text form of an [ID].
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 2*IDSize {
@@ -71,22 +72,23 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-// String returns the 32 lower-case hex digits of the ID.
+// String returns the 32 lower-case hex digits of the [ID].
 func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
-// IsZero reports whether id is the zero ID, which no session has.
+// IsZero reports whether id is the zero [ID], which no session has.
 func (id ID) IsZero() bool { return id == ID{} }
 
 // KeySize is the size of an epoch key in bytes.
 const KeySize = 32
 
 // EpochKey is the 32-byte secret of one session epoch. It redacts itself
-// under fmt and slog; Bytes is the only way out. Its bytes sit behind a
-// pointer, so that fmt, printing a struct that holds an EpochKey in an
-// unexported field (where it cannot call Format), shows an address, not
-// the key. Keys are immutable; copies share the bytes. The zero value is
-// not a valid key.
-type EpochKey struct{ k *[KeySize]byte }
+// under fmt and slog, refuses encoding/json, and Bytes is the only way
+// out. Its bytes sit two pointers away (a redact.Value), so that fmt,
+// printing a struct that holds an EpochKey in an unexported field (where
+// it cannot call Format), shows an address under every verb, not the key.
+// Keys are immutable; copies share the bytes. The zero value is not a
+// valid key.
+type EpochKey struct{ k redact.Value[[KeySize]byte] }
 
 // keyBytes returns the bytes of a key, or nil for a zero key.
 func keyBytes(k *[KeySize]byte) []byte {
@@ -98,48 +100,51 @@ func keyBytes(k *[KeySize]byte) []byte {
 
 // NewEpochKey returns a random key read from rand (nil means crypto/rand).
 func NewEpochKey(rnd io.Reader) (EpochKey, error) {
-	k := EpochKey{new([KeySize]byte)}
+	k := new([KeySize]byte)
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	if _, err := io.ReadFull(rnd, k.k[:]); err != nil {
+	if _, err := io.ReadFull(rnd, k[:]); err != nil {
 		return EpochKey{}, fmt.Errorf("session: reading randomness: %w", err)
 	}
-	return k, nil
+	return EpochKey{redact.Hold(k)}, nil
 }
 
-// ParseEpochKey returns the key whose bytes are b (exactly KeySize).
+// ParseEpochKey returns the key whose bytes are b (exactly [KeySize]).
 func ParseEpochKey(b []byte) (EpochKey, error) {
 	if len(b) != KeySize {
 		return EpochKey{}, errors.New("session: an epoch key is 32 bytes")
 	}
-	k := EpochKey{new([KeySize]byte)}
-	copy(k.k[:], b)
-	return k, nil
+	k := new([KeySize]byte)
+	copy(k[:], b)
+	return EpochKey{redact.Hold(k)}, nil
 }
 
 // Bytes returns a copy of the key bytes (nil for the zero value). Handle
 // them as a secret.
-func (k EpochKey) Bytes() []byte { return bytes.Clone(keyBytes(k.k)) }
+func (k EpochKey) Bytes() []byte { return bytes.Clone(keyBytes(k.k.Get())) }
 
 // Equal reports in constant time whether two keys are the same.
 func (k EpochKey) Equal(o EpochKey) bool {
-	return subtle.ConstantTimeCompare(keyBytes(k.k), keyBytes(o.k)) == 1
+	return subtle.ConstantTimeCompare(keyBytes(k.k.Get()), keyBytes(o.k.Get())) == 1
 }
 
-const redactedEpochKey = "session.EpochKey(REDACTED)"
+const epochKeyName = redact.Name("session.EpochKey")
 
 // String returns a redacted placeholder.
-func (k EpochKey) String() string { return redactedEpochKey }
+func (k EpochKey) String() string { return epochKeyName.String() }
 
 // GoString returns a redacted placeholder.
-func (k EpochKey) GoString() string { return redactedEpochKey }
+func (k EpochKey) GoString() string { return epochKeyName.GoString() }
 
 // Format prints a redacted placeholder under every verb.
-func (k EpochKey) Format(f fmt.State, verb rune) { io.WriteString(f, redactedEpochKey) }
+func (k EpochKey) Format(f fmt.State, verb rune) { epochKeyName.Format(f, verb) }
 
-// LogValue implements slog.LogValuer with a redacted placeholder.
-func (k EpochKey) LogValue() slog.Value { return slog.StringValue(redactedEpochKey) }
+// LogValue implements [slog.LogValuer] with a redacted placeholder.
+func (k EpochKey) LogValue() slog.Value { return epochKeyName.LogValue() }
+
+// MarshalJSON refuses: a key reaches JSON only through Bytes.
+func (k EpochKey) MarshalJSON() ([]byte, error) { return epochKeyName.MarshalJSON() }
 
 // epoch is an epoch key with what is derived from it once.
 type epoch struct {
@@ -154,7 +159,7 @@ const (
 )
 
 func newEpoch(k EpochKey) *epoch {
-	msgKey, err := hkdf.Key(sha256.New, k.k[:], nil, labelEnvelopeKey, chacha20poly1305.KeySize)
+	msgKey, err := hkdf.Key(sha256.New, k.k.Get()[:], nil, labelEnvelopeKey, chacha20poly1305.KeySize)
 	if err != nil {
 		panic("session: hkdf: " + err.Error())
 	}
@@ -163,7 +168,7 @@ func newEpoch(k EpochKey) *epoch {
 	if err != nil {
 		panic("session: " + err.Error())
 	}
-	commit, err := hkdf.Key(sha256.New, k.k[:], nil, labelEnvelopeCommit, 32)
+	commit, err := hkdf.Key(sha256.New, k.k.Get()[:], nil, labelEnvelopeCommit, 32)
 	if err != nil {
 		panic("session: hkdf: " + err.Error())
 	}
@@ -179,7 +184,7 @@ const MaxChannelCIDLen = 1024
 // as the membership log signs it.
 func commitmentOf(k EpochKey) [32]byte {
 	var out [32]byte
-	c, err := hkdf.Key(sha256.New, keyBytes(k.k), nil, labelEnvelopeCommit, 32)
+	c, err := hkdf.Key(sha256.New, keyBytes(k.k.Get()), nil, labelEnvelopeCommit, 32)
 	if err != nil {
 		panic("session: hkdf: " + err.Error())
 	}
@@ -198,7 +203,7 @@ func checkCID(cid string) error {
 	return nil
 }
 
-// Session is an encryption session bound to one Stream channel: an ID, the
+// Session is an encryption session bound to one Stream channel: an [ID], the
 // channel CID, and the keys of the epochs its holder was granted. Messages
 // are sealed under the newest epoch. A Session is immutable and safe for
 // concurrent use: Rotate and WithEpoch return new values.
@@ -212,7 +217,7 @@ type Session struct {
 	rand    io.Reader
 }
 
-// New creates a session for channelCID with a random ID and a random epoch-0
+// New creates a session for channelCID with a random [ID] and a random epoch-0
 // key, reading from rand (nil means crypto/rand; the session keeps it for
 // message nonces).
 func New(rnd io.Reader, channelCID string) (*Session, error) {
@@ -249,7 +254,7 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 	}
 	s := &Session{id: id, cid: channelCID, epochs: make(map[uint32]*epoch, len(keys)), rand: rnd}
 	for n, k := range keys {
-		if k.k == nil {
+		if k.k.IsZero() {
 			return nil, errors.New("session: a zero epoch key")
 		}
 		if n >= MaxEpochs {
@@ -264,7 +269,7 @@ func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey)
 // WithEpoch returns a copy of s that also holds key for epoch n (which
 // becomes current if it is the newest). An existing key for n must be equal.
 func (s *Session) WithEpoch(n uint32, key EpochKey) (*Session, error) {
-	if key.k == nil {
+	if key.k.IsZero() {
 		return nil, errors.New("session: a zero epoch key")
 	}
 	if e, ok := s.epochs[n]; ok {
@@ -313,7 +318,7 @@ func (s *Session) Epoch() uint32 { return s.current }
 // Epochs returns the epoch numbers whose keys the session holds, ascending.
 func (s *Session) Epochs() []uint32 { return slices.Sorted(maps.Keys(s.epochs)) }
 
-// Key returns the key of epoch n, or ErrUnknownEpoch.
+// Key returns the key of epoch n, or [ErrUnknownEpoch].
 func (s *Session) Key(n uint32) (EpochKey, error) {
 	e, ok := s.epochs[n]
 	if !ok {
@@ -334,14 +339,14 @@ func (s Session) String() string {
 func (s Session) GoString() string { return s.String() }
 
 // Format prints the redacted String under every verb. It has a value
-// receiver so that a dereferenced *Session redacts itself too.
-func (s Session) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+// receiver so that a dereferenced [*Session] redacts itself too.
+func (s Session) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.String()) }
 
-// LogValue implements slog.LogValuer without keys.
+// LogValue implements [slog.LogValuer] without keys.
 func (s Session) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("session_id", s.id.String()), slog.String("channel_cid", s.cid), slog.Uint64("epoch", uint64(s.current)))
 }
 
 // Format keeps an epoch's keys out of fmt output even when reached through
 // a bad verb or a container.
-func (e *epoch) Format(f fmt.State, verb rune) { io.WriteString(f, "session.epoch(REDACTED)") }
+func (e *epoch) Format(f fmt.State, verb rune) { redact.Name("session.epoch").Format(f, verb) }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +18,14 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
+// ClientConfig configures a [Client]. BaseURL is required.
+type ClientConfig struct {
+	// BaseURL is where the SSKS is mounted, e.g. "https://ssks.example.com".
+	BaseURL string
+	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
+	HTTPClient *http.Client
+}
+
 // Client is the device side of recovery: it encrypts the identity before it
 // leaves the device and decrypts it after retrieval. The SSKS only ever sees
 // ciphertext. A Client is safe for concurrent use.
@@ -24,16 +34,17 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient returns a Client for the SSKS at baseURL. hc nil means a client
-// with a 30 s timeout.
-func NewClient(baseURL string, hc *http.Client) (*Client, error) {
-	if !strings.HasPrefix(baseURL, "http://") && !strings.HasPrefix(baseURL, "https://") {
-		return nil, errors.New("twoman: the SSKS URL must be http(s)")
+// NewClient checks cfg and returns a [Client].
+func NewClient(cfg ClientConfig) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("twoman: ClientConfig.BaseURL must be an http(s) URL")
 	}
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	c := &Client{base: u.String(), http: cfg.HTTPClient}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), http: hc}, nil
+	return c, nil
 }
 
 func (c *Client) post(ctx context.Context, path string, in, out any) error {
@@ -46,7 +57,7 @@ func encryptIdentity(s *Session, id *identity.Identity) ([]byte, error) {
 	if id.UserID() != s.UserID {
 		return nil, errors.New("twoman: the identity belongs to another user")
 	}
-	key, err := identityKey(s.RuleKey.k[:])
+	key, err := identityKey(s.RuleKey.raw())
 	if err != nil {
 		return nil, err
 	}
@@ -72,13 +83,13 @@ func (c *Client) SaveIdentity(ctx context.Context, s *Session, code string, id *
 // RetrieveIdentity fetches the user's encrypted identity with the one-time
 // code and decrypts it with the session's twoManRuleKey. A blob that does
 // not decrypt (wrong key, another user or factor, tampering) returns
-// ErrDecrypt.
+// [ErrDecrypt].
 func (c *Client) RetrieveIdentity(ctx context.Context, s *Session, code string) (*identity.Identity, error) {
 	var resp wire.RetrieveResponse
 	if err := c.post(ctx, "/v1/identity/retrieve", wire.SessionAnswer{SessionID: s.SessionID, Code: code}, &resp); err != nil {
 		return nil, err
 	}
-	key, err := identityKey(s.RuleKey.k[:])
+	key, err := identityKey(s.RuleKey.raw())
 	if err != nil {
 		return nil, err
 	}
@@ -127,10 +138,10 @@ type PasswordParams struct {
 	Version int    `json:"v"`     // format version, 1
 }
 
-// DefaultPasswordParams: Argon2id, 3 passes over 64 MiB with 4 lanes.
+// DefaultPasswordParams are Argon2id, 3 passes over 64 MiB with 4 lanes.
 var DefaultPasswordParams = PasswordParams{Alg: "argon2id", Time: 3, Memory: 64 << 10, Threads: 4, Version: 1}
 
-// Bounds on PasswordParams: below them a backup is too weak, above them a
+// Bounds on [PasswordParams]: below them a backup is too weak, above them a
 // hostile server could make clients spin or exhaust memory.
 const (
 	MinPasswordMemory = 19 << 10 // 19 MiB (OWASP's minimum for Argon2id)
@@ -154,7 +165,8 @@ func (p PasswordParams) derive(userID, passphrase string) (lookup, key []byte) {
 	return out[:32], out[32:]
 }
 
-// ErrWrongPassphrase is returned when a passphrase does not match the backup.
+// ErrWrongPassphrase is returned when a passphrase does not match the
+// backup (the SSKS's CodeWrongPassphrase answers match it).
 var ErrWrongPassphrase = errors.New("twoman: wrong passphrase")
 
 // passwordBlob encrypts an identity for a password backup.
@@ -168,14 +180,15 @@ func passwordBlob(userID string, key []byte, id *identity.Identity) ([]byte, err
 // derives (Argon2id, params) a lookup secret the SSKS checks and a key it
 // never sees. Creating a backup needs a challenge session for the user (s,
 // answered with code when it must authenticate); params nil means
-// DefaultPasswordParams.
+// [DefaultPasswordParams].
 func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase string, id *identity.Identity, params *PasswordParams) error {
 	return c.storePassword(ctx, wire.PasswordStoreRequest{SessionID: s.SessionID, Code: code}, id, passphrase, params)
 }
 
 // ChangePassword replaces the passphrase of a backup, proving knowledge of
 // the old one instead of answering a challenge, and stores id under the new
-// one.
+// one. A wrong old passphrase returns an *APIError that matches
+// ErrWrongPassphrase.
 func (c *Client) ChangePassword(ctx context.Context, oldPassphrase, newPassphrase string, id *identity.Identity, params *PasswordParams) error {
 	old, err := c.passwordParams(ctx, id.UserID())
 	if err != nil {
@@ -205,12 +218,7 @@ func (c *Client) storePassword(ctx context.Context, req wire.PasswordStoreReques
 	}
 	pj, _ := json.Marshal(p)
 	req.UserID, req.Lookup, req.Params, req.Blob = id.UserID(), lookup, pj, blob
-	err = c.post(ctx, "/v1/password/store", req, nil)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
-		return ErrWrongPassphrase
-	}
-	return err
+	return c.post(ctx, "/v1/password/store", req, nil)
 }
 
 func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordParams, error) {
@@ -223,14 +231,15 @@ func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordPar
 	}
 	var p PasswordParams
 	if err := json.Unmarshal(resp.Params, &p); err != nil {
-		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters")
+		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters: %w", err)
 	}
 	return p, p.check()
 }
 
 // RetrievePassword recovers an identity from its password backup. A wrong
-// passphrase returns ErrWrongPassphrase; the SSKS counts it and locks the
-// backup after repeated failures (an *APIError with code "locked").
+// passphrase returns an *APIError that matches ErrWrongPassphrase; the SSKS
+// counts it and locks the backup after repeated failures (CodeLocked,
+// matching ErrRateLimited).
 func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string) (*identity.Identity, error) {
 	p, err := c.passwordParams(ctx, userID)
 	if err != nil {
@@ -239,12 +248,7 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 	lookup, key := p.derive(userID, passphrase)
 	defer clear(key)
 	var resp wire.PasswordRetrieveResponse
-	err = c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp)
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Code == "wrong_passphrase" {
-		return nil, ErrWrongPassphrase
-	}
-	if err != nil {
+	if err := c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp); err != nil {
 		return nil, err
 	}
 	plain, err := openBlob(key, resp.Blob, identityAD(labelPasswordAD, userID, Factor{}))
@@ -262,7 +266,9 @@ func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string
 // Session is what the user's device needs to save or retrieve its identity:
 // the SSKS challenge session, the user's twoManRuleKey, and whether the
 // one-time code is required (it is whenever the user already has an
-// identity stored).
+// identity stored). fmt prints it with the RuleKey redacted, in every
+// position (the key's bytes sit behind pointers); encoding/json refuses
+// it, as the RuleKey reaches JSON only through Bytes; slog sees LogValue.
 type Session struct {
 	UserID           string
 	Factor           Factor
@@ -270,4 +276,16 @@ type Session struct {
 	RuleKey          RuleKey
 	MustAuthenticate bool
 	ExpiresAt        time.Time
+}
+
+// LogValue implements slog.LogValuer: logs see the user, the factor's type
+// and the session's state, never the RuleKey, the session ID or the
+// factor's value (an address or a phone number).
+func (s Session) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("user_id", s.UserID),
+		slog.String("factor", string(s.Factor.Type)),
+		slog.Bool("must_authenticate", s.MustAuthenticate),
+		slog.Time("expires_at", s.ExpiresAt),
+	)
 }

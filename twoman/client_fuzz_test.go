@@ -60,7 +60,7 @@ func FuzzClientResponses(f *testing.F) {
 		w.Write(body)
 	}))
 	f.Cleanup(srv.Close)
-	c, err := NewClient(srv.URL, nil)
+	c, err := NewClient(ClientConfig{BaseURL: srv.URL})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -10,11 +10,11 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
-// APIError is an error answer of the SSKS.
+// APIError is an error response of the SSKS.
 type APIError struct {
-	Status  int
-	Code    string
-	Message string
+	Status  int    // HTTP status
+	Code    string // stable code, one of the Code constants
+	Message string // human-readable detail; never contains a code, factor or secret
 }
 
 // Error returns "twoman: <code> (<status>): <message>".
@@ -22,35 +22,97 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("twoman: %s (%d): %s", e.Code, e.Status, e.Message)
 }
 
-// Stable error codes of the SSKS API.
+// Is makes errors.Is(err, ErrNotFound) and the like work on API errors: a
+// code matches the sentinel of its meaning, and a specific 403 also the
+// general ErrForbidden. The SSKS's own handler maps its store's sentinels
+// onto these codes, so a caller branches on the same sentinels whether it
+// holds a store or a client.
+func (e *APIError) Is(target error) bool {
+	switch e.Code {
+	case CodeInvalidRequest, CodeBodyTooLarge:
+		return target == ErrInvalid
+	case CodeInvalidFactor:
+		return target == ErrInvalid || target == ErrInvalidFactor
+	case CodeUnauthorized:
+		return target == ErrUnauthorized
+	case CodeForbidden, CodeAuthRequired:
+		return target == ErrForbidden
+	case CodeWrongCode:
+		return target == ErrForbidden || target == ErrWrongCode
+	case CodeFactorMismatch:
+		return target == ErrForbidden || target == ErrFactorMismatch
+	case CodeWrongPassphrase:
+		return target == ErrForbidden || target == ErrWrongPassphrase
+	case CodeNotFound, CodeUnknownSession, CodeNoIdentity:
+		return target == ErrNotFound
+	case CodeSessionDead:
+		return target == ErrSessionDead
+	case CodeRateLimited, CodeLocked:
+		return target == ErrRateLimited
+	case CodeUnavailable, CodeSendFailed:
+		return target == ErrUnavailable
+	}
+	return false
+}
+
+// Stable error codes of the SSKS API. Clients branch on Code (or on the
+// sentinel it matches, see APIError.Is), never on Message.
 const (
-	CodeInvalidRequest = httpjson.CodeInvalidRequest // 400
-	CodeInvalidFactor  = "invalid_factor"            // 400: unknown type or implausible value
-	CodeFactorMismatch = "factor_mismatch"           // 403: not the factor registered for the user
-	CodeUnauthorized   = "unauthorized"              // 401: missing or wrong app API key
-	CodeUnknownSession = "unknown_session"           // 404
-	CodeWrongCode      = "wrong_code"                // 403: the code does not match; attempts remain
-	CodeSessionDead    = "session_dead"              // 410: used, expired, or too many wrong codes
-	CodeNoIdentity     = "no_identity"               // 404: nothing stored for the user
-	CodeAuthRequired   = "code_required"             // 403: this session needs the code
-	CodeRateLimited    = "rate_limited"              // 429
-	CodeLocked         = "locked"                    // 429: too many wrong passphrases; retry later
-	CodeBodyTooLarge   = "body_too_large"            // 413
-	CodeInternal       = "internal"                  // 500
+	CodeInvalidRequest  = httpjson.CodeInvalidRequest // 400
+	CodeInvalidFactor   = "invalid_factor"            // 400: unknown type or implausible value
+	CodeUnauthorized    = "unauthorized"              // 401: missing or wrong app API key
+	CodeForbidden       = httpjson.CodeForbidden      // 403: the session is another user's, or no proof was given
+	CodeFactorMismatch  = "factor_mismatch"           // 403: not the factor registered for the user
+	CodeWrongCode       = "wrong_code"                // 403: the code does not match; attempts remain
+	CodeAuthRequired    = "code_required"             // 403: this session needs the code
+	CodeWrongPassphrase = "wrong_passphrase"          // 403: the passphrase does not open the password backup
+	CodeNotFound        = httpjson.CodeNotFound       // 404: no such route
+	CodeUnknownSession  = httpjson.CodeUnknownSession // 404: no such challenge session
+	CodeNoIdentity      = "no_identity"               // 404: nothing stored for the user
+	CodeSessionDead     = "session_dead"              // 410: used, expired, or too many wrong codes
+	CodeBodyTooLarge    = httpjson.CodeBodyTooLarge   // 413
+	CodeRateLimited     = httpjson.CodeRateLimited    // 429
+	CodeLocked          = "locked"                    // 429: too many wrong passphrases; retry later
+	CodeInternal        = httpjson.CodeInternal       // 500
+	CodeSendFailed      = "send_failed"               // 502: the code could not be sent to the user
+	CodeUnavailable     = httpjson.CodeUnavailable    // 503: the store does not answer
 )
 
-// Store errors.
+// Errors the stores report and that API errors match (see APIError.Is).
 var (
 	// ErrNotFound: no such challenge session, identity or password backup.
 	ErrNotFound = errors.New("twoman: not found")
 	// ErrConflict: a uniqueness rule does not hold.
 	ErrConflict = errors.New("twoman: conflict")
-	// ErrRateLimited: the user or the factor already has its quota of
-	// challenge sessions in the window.
+	// ErrRateLimited: too many requests; retry later. A store reports it
+	// when the user or the factor already has its quota of challenge
+	// sessions in the window; the SSKS also answers it for a password
+	// backup locked after wrong passphrases.
 	ErrRateLimited = errors.New("twoman: too many challenges")
 	// ErrFactorMismatch: the stored identity or password backup is bound
 	// to another factor than the one proved.
 	ErrFactorMismatch = errors.New("twoman: factor mismatch")
+)
+
+// Errors only the SSKS's answers match (see APIError.Is).
+var (
+	// ErrInvalid: the request was malformed or a value out of bounds.
+	ErrInvalid = errors.New("twoman: invalid request")
+	// ErrUnauthorized: the app backend's API key is missing or wrong.
+	ErrUnauthorized = errors.New("twoman: unauthorized")
+	// ErrForbidden: the request proves too little: a wrong code, no code
+	// where one is required, another factor, a wrong passphrase, or a
+	// session of another user.
+	ErrForbidden = errors.New("twoman: forbidden")
+	// ErrWrongCode: the one-time code does not match; the session allows
+	// a few more attempts.
+	ErrWrongCode = errors.New("twoman: wrong code")
+	// ErrSessionDead: the challenge session was used, expired, or had too
+	// many wrong codes; start a new challenge.
+	ErrSessionDead = errors.New("twoman: challenge session used or expired")
+	// ErrUnavailable: the SSKS's store does not answer, or the code could
+	// not be sent; retry later.
+	ErrUnavailable = errors.New("twoman: unavailable")
 )
 
 // newAPIError is the constructor wire.PostJSON reports SSKS errors with.

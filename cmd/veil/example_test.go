@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"log"
 	"os"
 )
 
 // The commands, as `veil help` lists them.
 func Example() {
-	run(context.Background(), []string{"help"}, os.Stdout, os.Stderr)
+	if code := run(context.Background(), []string{"help"}, os.Stdout, os.Stderr); code != 0 {
+		log.Fatalf("veil help: exit %d", code)
+	}
 	// Output:
 	// Usage: veil <command> [flags]
 	//

@@ -87,7 +87,8 @@ func serveUntilSignal(ctx context.Context, srv *http.Server, ln net.Listener) er
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// ctx is done: the shutdown gets its own deadline, keeping ctx's values.
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
 }

@@ -34,14 +34,23 @@ separate databases.
 Storage: SQLite at a file path by default (one process owns the file), or
 PostgreSQL by DSN for several replicas behind a load balancer.
 
-Authentication: JWTs issued by the app backend (HS256 secrets or Ed25519
-public keys; several at once for rotation, selected by the token's "kid"),
-and optionally Stream user tokens verified with the Stream API secret.
+Key service authentication: JWTs issued by the app backend (HS256 secrets
+or Ed25519 public keys; several at once for rotation, selected by the
+token's "kid"), and optionally Stream user tokens verified with the Stream
+API secret. At least one of VEIL_JWT_SECRETS, VEIL_JWT_ED25519_KEYS and
+VEIL_STREAM_SECRET is required.
+
+SSKS: the app backends' API keys (VEIL_SSKS_APP_KEYS), the key of the
+hashes of codes and factors (VEIL_SSKS_HASH_KEY), and one way to send codes:
+SMTP (--smtp-addr, --smtp-from) or a signed webhook (--webhook-url,
+--webhook-secret).
+
 Pass secrets through the environment rather than flags: flags show in
 process lists.
 
 Flags (each also read from the environment variable in brackets; a flag
-given on the command line wins):
+given on the command line wins; "key service:" flags apply without --ssks,
+"--ssks:" flags with it):
 `
 
 // envFlag describes a flag that can also come from the environment.
@@ -50,17 +59,17 @@ type envFlag struct {
 	val                   *string
 }
 
-func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	flags := []envFlag{
+// serveFlagList returns the string flags of veil serve. Those of one
+// service only say so in their usage.
+func serveFlagList() []envFlag {
+	return []envFlag{
 		{name: "addr", env: "VEIL_ADDR", def: "127.0.0.1:8080", usage: "listen address"},
 		{name: "db", env: "VEIL_DB", def: "veil-keys.db", usage: "SQLite file path (or sqlite:///path), or a postgres:// DSN"},
-		{name: "jwt-secret", env: "VEIL_JWT_SECRETS", usage: "HS256 secrets, comma-separated, each `[kid=]secret` (at least 32 bytes)"},
-		{name: "jwt-ed25519", env: "VEIL_JWT_ED25519_KEYS", usage: "Ed25519 public keys for EdDSA tokens, comma-separated, each `[kid=]base64`"},
-		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "Stream API secret: also accept Stream user tokens"},
-		{name: "max-body", env: "VEIL_MAX_BODY", def: "8388608", usage: "maximum request body in bytes"},
-		{name: "rate", env: "VEIL_RATE", def: "100", usage: "requests per second per user"},
+		{name: "jwt-secret", env: "VEIL_JWT_SECRETS", usage: "key service: HS256 secrets, comma-separated, each `[kid=]secret` (at least 32 bytes)"},
+		{name: "jwt-ed25519", env: "VEIL_JWT_ED25519_KEYS", usage: "key service: Ed25519 public keys for EdDSA tokens, comma-separated, each `[kid=]base64`"},
+		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "key service: Stream API secret, to also accept Stream user tokens"},
+		{name: "max-body", env: "VEIL_MAX_BODY", def: "8388608", usage: "key service: maximum request body in bytes"},
+		{name: "rate", env: "VEIL_RATE", def: "100", usage: "key service: requests per second per user (bursts of twice that)"},
 		{name: "log-format", env: "VEIL_LOG_FORMAT", def: "text", usage: "log format: text or json"},
 		{name: "ssks-app-keys", env: "VEIL_SSKS_APP_KEYS", usage: "--ssks: API keys of the app backends, comma-separated (each 32+ printable characters)"},
 		{name: "ssks-hash-key", env: "VEIL_SSKS_HASH_KEY", usage: "--ssks: 64 hex digits keying the hashes of codes and factors"},
@@ -72,93 +81,50 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		{name: "webhook-url", env: "VEIL_SSKS_WEBHOOK_URL", usage: "--ssks: URL receiving codes as signed JSON (SMS gateway), instead of SMTP"},
 		{name: "webhook-secret", env: "VEIL_SSKS_WEBHOOK_SECRET", usage: "--ssks: HMAC secret of the webhook (32+ bytes)"},
 	}
-	ssks := fs.Bool("ssks", false, "serve the SSKS instead of the key service")
-	insecureLog := fs.Bool("insecure-log-codes", false, "--ssks: DEVELOPMENT ONLY: write codes to the log instead of sending them")
-	// Defaults are the static ones only: a value from the environment is
-	// applied after parsing, so that usage text (printed for --help and for
-	// any bad flag) never shows a secret.
-	for i := range flags {
-		f := &flags[i]
-		f.val = fs.String(f.name, f.def, f.usage+" ["+f.env+"]")
+}
+
+// serveSettings are veil serve's settings, from its flags and the
+// environment, with the ones both services share already checked.
+type serveSettings struct {
+	ssks        bool // serve the SSKS instead of the key service
+	insecureLog bool // --insecure-log-codes
+	flags       []envFlag
+	logger      *slog.Logger
+	maxBody     int64
+	rps         float64
+}
+
+// get returns the value of a string flag: the command line's, else the
+// environment's, else the default.
+func (s *serveSettings) get(name string) string {
+	for _, f := range s.flags {
+		if f.name == name {
+			return *f.val
+		}
 	}
-	fs.Usage = func() {
-		fmt.Fprint(stderr, serveUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	panic("unknown flag " + name)
+}
+
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s, err := parseServeFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	for _, f := range flags {
-		if e := os.Getenv(f.env); e != "" && !given[f.name] {
-			*f.val = e
-		}
-	}
-	get := func(name string) string {
-		for _, f := range flags {
-			if f.name == name {
-				return *f.val
-			}
-		}
-		panic("unknown flag " + name)
-	}
-
-	var logger *slog.Logger
-	switch get("log-format") {
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(stderr, nil))
-	case "text":
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
-	default:
-		return errors.New("--log-format must be text or json")
-	}
-
-	var auth server.Auth
-	if !*ssks {
-		var err error
-		if auth, err = parseAuth(get("jwt-secret"), get("jwt-ed25519"), get("stream-secret")); err != nil {
-			return err
-		}
-	}
-	maxBody, err := strconv.ParseInt(get("max-body"), 10, 64)
-	if err != nil || maxBody <= 0 {
-		return errors.New("--max-body must be a positive number of bytes")
-	}
-	rps, err := strconv.ParseFloat(get("rate"), 64)
-	if err != nil || math.IsNaN(rps) || math.IsInf(rps, 0) || rps <= 0 {
-		return errors.New("--rate must be a positive number")
-	}
-
 	// The DSN goes to the store as given: a bare path is a SQLite file, and
 	// the store refuses what is neither a path nor a supported URL (a
 	// key=value PostgreSQL string, a mistyped scheme).
-	dsn := get("db")
-	var h http.Handler
-	what := "key service"
-	if *ssks {
-		what = "SSKS"
-		srv, closeStore, err := ssksHandler(ctx, dsn, get, *insecureLog, logger)
-		if err != nil {
-			return err
-		}
-		defer closeStore()
-		h = srv
-	} else {
-		store, err := server.OpenStore(ctx, dsn)
-		if err != nil {
-			return fmt.Errorf("opening the store: %w", err)
-		}
-		defer store.Close()
-		if h, err = server.NewHandler(server.Config{
-			Store: store, Auth: auth, Logger: logger, MaxBodyBytes: maxBody,
-			RateLimit: rateLimit(rps), RateBurst: int(2 * rps),
-		}); err != nil {
-			return err
-		}
+	dsn := s.get("db")
+	what, setup := "key service", keyServiceHandler
+	if s.ssks {
+		what, setup = "SSKS", ssksHandler
 	}
+	h, closeStore, err := setup(ctx, dsn, s)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 
-	ln, err := net.Listen("tcp", get("addr"))
+	ln, err := net.Listen("tcp", s.get("addr"))
 	if err != nil {
 		return err
 	}
@@ -166,6 +132,79 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "veil %s listening on http://%s (store: %s)\n", what, ln.Addr(), storeKind(dsn))
 
 	return serveUntilSignal(ctx, srv, ln)
+}
+
+// parseServeFlags reads veil serve's flags, fills what the command line
+// left unset from the environment, and checks the settings both services
+// share.
+func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	s := &serveSettings{flags: serveFlagList()}
+	fs.BoolVar(&s.ssks, "ssks", false, "serve the SSKS instead of the key service")
+	fs.BoolVar(&s.insecureLog, "insecure-log-codes", false, "--ssks: DEVELOPMENT ONLY: write codes to the log instead of sending them")
+	// Defaults are the static ones only: a value from the environment is
+	// applied after parsing, so that usage text (printed for --help and for
+	// any bad flag) never shows a secret.
+	for i := range s.flags {
+		f := &s.flags[i]
+		f.val = fs.String(f.name, f.def, f.usage+" ["+f.env+"]")
+	}
+	fs.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, f := range s.flags {
+		if e := os.Getenv(f.env); e != "" && !given[f.name] {
+			*f.val = e
+		}
+	}
+
+	switch s.get("log-format") {
+	case "json":
+		s.logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	case "text":
+		s.logger = slog.New(slog.NewTextHandler(stderr, nil))
+	default:
+		return nil, errors.New("--log-format must be text or json")
+	}
+	var err error
+	s.maxBody, err = strconv.ParseInt(s.get("max-body"), 10, 64)
+	if err != nil || s.maxBody <= 0 {
+		return nil, errors.New("--max-body must be a positive number of bytes")
+	}
+	s.rps, err = strconv.ParseFloat(s.get("rate"), 64)
+	if err != nil || math.IsNaN(s.rps) || math.IsInf(s.rps, 0) || s.rps <= 0 {
+		return nil, errors.New("--rate must be a positive number")
+	}
+	return s, nil
+}
+
+// keyServiceHandler builds the key service from the settings. The returned
+// function closes its store.
+func keyServiceHandler(ctx context.Context, dsn string, s *serveSettings) (http.Handler, func() error, error) {
+	auth, err := parseAuth(s.get("jwt-secret"), s.get("jwt-ed25519"), s.get("stream-secret"))
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := server.OpenStore(ctx, dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the store: %w", err)
+	}
+	h, err := server.NewHandler(server.Config{
+		Store: store, Auth: auth, Logger: s.logger, MaxBodyBytes: s.maxBody,
+		RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
+	})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return h, store.Close, nil
 }
 
 func storeKind(dsn string) string {
@@ -184,7 +223,7 @@ func parseAuth(secrets, edKeys, streamSecret string) (server.Auth, error) {
 		if len(secret) < 32 {
 			return a, fmt.Errorf("--jwt-secret entry %d: secrets must be at least 32 bytes", i+1)
 		}
-		a.Keys = append(a.Keys, server.Key{ID: kid, HS256: []byte(secret)})
+		a.Keys = append(a.Keys, server.Key{ID: kid, HS256: server.NewSecret([]byte(secret))})
 	}
 	for i, item := range splitList(edKeys) {
 		kid, b64 := "", item
@@ -198,9 +237,9 @@ func parseAuth(secrets, edKeys, streamSecret string) (server.Auth, error) {
 		a.Keys = append(a.Keys, server.Key{ID: kid, Ed25519: pub})
 	}
 	if streamSecret != "" {
-		a.StreamSecret = []byte(streamSecret)
+		a.StreamSecret = server.NewSecret([]byte(streamSecret))
 	}
-	if len(a.Keys) == 0 && len(a.StreamSecret) == 0 {
+	if len(a.Keys) == 0 && a.StreamSecret.IsZero() {
 		return a, errors.New("no authentication configured: set VEIL_JWT_SECRETS, VEIL_JWT_ED25519_KEYS or VEIL_STREAM_SECRET (see --help)")
 	}
 	return a, nil
@@ -234,11 +273,13 @@ func splitKID(s string) (kid, value string) {
 
 func rateLimit(rps float64) rate.Limit { return rate.Limit(rps) }
 
-// ssksHandler builds the SSKS from the flags.
-func ssksHandler(ctx context.Context, dsn string, get func(string) string, insecureLog bool, logger *slog.Logger) (http.Handler, func() error, error) {
-	var appKeys [][]byte
+// ssksHandler builds the SSKS from the settings. The returned function
+// closes its store.
+func ssksHandler(ctx context.Context, dsn string, s *serveSettings) (http.Handler, func() error, error) {
+	get, logger := s.get, s.logger
+	var appKeys []ssks.Secret
 	for _, k := range splitList(get("ssks-app-keys")) {
-		appKeys = append(appKeys, []byte(k))
+		appKeys = append(appKeys, ssks.NewSecret([]byte(k)))
 	}
 	if len(appKeys) == 0 {
 		return nil, nil, errors.New("--ssks needs VEIL_SSKS_APP_KEYS (see --help)")
@@ -249,20 +290,20 @@ func ssksHandler(ctx context.Context, dsn string, get func(string) string, insec
 	}
 	var sender ssks.Sender
 	switch {
-	case insecureLog:
+	case s.insecureLog:
 		logger.Warn("INSECURE: one-time codes are written to this log; never use --insecure-log-codes in production")
 		sender = ssks.InsecureLogSender{Logger: logger}
 	case get("webhook-url") != "":
 		if len(get("webhook-secret")) < 32 {
 			return nil, nil, errors.New("--webhook-url needs --webhook-secret (VEIL_SSKS_WEBHOOK_SECRET) of 32 bytes or more")
 		}
-		sender = &ssks.WebhookSender{URL: get("webhook-url"), Secret: []byte(get("webhook-secret"))}
+		sender = &ssks.WebhookSender{URL: get("webhook-url"), Secret: ssks.NewSecret([]byte(get("webhook-secret")))}
 	case get("smtp-addr") != "":
 		if get("smtp-from") == "" {
 			return nil, nil, errors.New("--smtp-from is required with --smtp-addr")
 		}
 		sender = &ssks.SMTPSender{Addr: get("smtp-addr"), From: get("smtp-from"), AppName: get("app-name"),
-			Username: get("smtp-user"), Password: get("smtp-password")}
+			Username: get("smtp-user"), Password: ssks.NewSecret([]byte(get("smtp-password")))}
 	default:
 		return nil, nil, errors.New("--ssks needs a way to send codes: --smtp-addr, --webhook-url (or --insecure-log-codes in development)")
 	}
@@ -270,7 +311,7 @@ func ssksHandler(ctx context.Context, dsn string, get func(string) string, insec
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
-	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: hashKey, Sender: sender, Logger: logger})
+	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: ssks.NewSecret(hashKey), Sender: sender, Logger: logger})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

@@ -39,7 +39,7 @@ func streamtestCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	emu := streamtest.NewServer(streamtest.Config{APIKey: *key, APISecret: *secret})
+	emu := streamtest.NewServer(streamtest.Config{APIKey: *key, APISecret: streamtest.NewSecret([]byte(*secret))})
 	defer emu.Close()
 	// Serve the emulator's handler on the requested address.
 	srv := &http.Server{Handler: emu.Handler(), ReadHeaderTimeout: 10 * time.Second}

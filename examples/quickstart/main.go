@@ -112,8 +112,11 @@ func run(out io.Writer) error {
 		return err
 	}
 	got, err := io.ReadAll(r)
-	if err != nil || !bytes.Equal(got, photo) {
-		return fmt.Errorf("attachment round trip failed: %v", err)
+	if err != nil {
+		return fmt.Errorf("attachment round trip failed: %w", err)
+	}
+	if !bytes.Equal(got, photo) {
+		return errors.New("attachment round trip changed the bytes")
 	}
 	fmt.Fprintf(out, "a %d-byte attachment uploads as %d opaque bytes and decrypts intact\n", len(photo), upload.Len())
 
@@ -122,8 +125,10 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := read(carol, "alice", "msg-2", m2); !errors.Is(err, session.ErrDecrypt) {
-		return fmt.Errorf("a forged sender was not detected: %v", err)
+	if _, err := read(carol, "alice", "msg-2", m2); err == nil {
+		return errors.New("a forged sender was not detected")
+	} else if !errors.Is(err, session.ErrDecrypt) {
+		return fmt.Errorf("a forged sender failed for another reason: %w", err)
 	}
 	fmt.Fprintln(out, "bob's message relabelled as alice's is rejected: signatures bind the sender")
 

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/veilchat/veil/internal/redact"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -77,7 +78,14 @@ func chunkNonce(n *[chacha20poly1305.NonceSize]byte, counter uint64, last bool) 
 }
 
 // Writer encrypts a stream. It is not safe for concurrent use.
-type Writer struct {
+//
+// Its state sits behind a pointer of its own, so that fmt, which
+// dereferences a *Writer once when it meets one without its methods (in an
+// unexported field) under a verb that does not fit a pointer (%s, %q),
+// finds a pointer again and not the pending plaintext.
+type Writer struct{ *writer }
+
+type writer struct {
 	dst     io.Writer
 	aead    cipher.AEAD
 	buf     []byte // plaintext of the pending chunk, then its ciphertext
@@ -97,7 +105,7 @@ func NewWriter(dst io.Writer, key *[KeySize]byte, nonce *[NonceSize]byte) (*Writ
 	if _, err := dst.Write(hdr); err != nil {
 		return nil, err
 	}
-	return &Writer{dst: dst, aead: aead, buf: make([]byte, encChunk)}, nil
+	return &Writer{&writer{dst: dst, aead: aead, buf: make([]byte, encChunk)}}, nil
 }
 
 // Write encrypts p. A full chunk is only sealed once more data arrives (or
@@ -172,8 +180,11 @@ func (w *Writer) Close() error {
 
 // Reader decrypts a stream. It releases a chunk's plaintext only after the
 // chunk authenticated, and detects a missing last chunk before releasing
-// the one before it. It is not safe for concurrent use.
-type Reader struct {
+// the one before it. It is not safe for concurrent use. Like a Writer's,
+// its state sits behind a pointer of its own.
+type Reader struct{ *reader }
+
+type reader struct {
 	src     io.Reader
 	aead    cipher.AEAD
 	buf     []byte // ciphertext: r.carry bytes of the next chunk (a chunk and a byte of look-ahead at most)
@@ -204,7 +215,7 @@ func NewReader(src io.Reader, key *[KeySize]byte) (*Reader, error) {
 	if subtle.ConstantTimeCompare(commit, hdr[len(Magic)+NonceSize:]) != 1 {
 		return nil, ErrAuth
 	}
-	return &Reader{src: src, aead: aead, buf: make([]byte, encChunk+1), out: make([]byte, 0, ChunkSize)}, nil
+	return &Reader{&reader{src: src, aead: aead, buf: make([]byte, encChunk+1), out: make([]byte, 0, ChunkSize)}}, nil
 }
 
 // Read returns authenticated plaintext.
@@ -406,7 +417,7 @@ func (r *Reader) openChunk(ct []byte, last bool) ([]byte, error) {
 // Format prints a placeholder under every verb: a Writer holds the pending
 // plaintext and its cipher's key, which fmt would otherwise print field by
 // field. Value receiver, so that a dereferenced Writer redacts itself too.
-func (w Writer) Format(f fmt.State, _ rune) { io.WriteString(f, "attach.Writer(REDACTED)") }
+func (w Writer) Format(f fmt.State, verb rune) { redact.Name("attach.Writer").Format(f, verb) }
 
 // Format prints a placeholder under every verb (see Writer.Format).
-func (r Reader) Format(f fmt.State, _ rune) { io.WriteString(f, "attach.Reader(REDACTED)") }
+func (r Reader) Format(f fmt.State, verb rune) { redact.Name("attach.Reader").Format(f, verb) }

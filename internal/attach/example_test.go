@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log"
 
 	"github.com/veilchat/veil/internal/attach"
 )
@@ -12,15 +13,28 @@ func Example() {
 	var key [attach.KeySize]byte
 	var nonce [attach.NonceSize]byte
 	var file bytes.Buffer
-	w, _ := attach.NewWriter(&file, &key, &nonce)
-	w.Write([]byte("a photo"))
-	w.Close()
+	w, err := attach.NewWriter(&file, &key, &nonce)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := w.Write([]byte("a photo")); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println(file.Len() == int(attach.EncryptedSize(7)))
 
-	r, _ := attach.NewReader(&file, &key)
+	r, err := attach.NewReader(&file, &key)
+	if err != nil {
+		log.Fatal(err)
+	}
 	plain, err := io.ReadAll(r)
-	fmt.Println(string(plain), err)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(plain))
 	// Output:
 	// true
-	// a photo <nil>
+	// a photo
 }

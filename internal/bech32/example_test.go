@@ -2,13 +2,20 @@ package bech32_test
 
 import (
 	"fmt"
+	"log"
 
 	"github.com/veilchat/veil/internal/bech32"
 )
 
 func Example() {
-	s, _ := bech32.Encode("age", make([]byte, 32))
+	s, err := bech32.Encode("age", make([]byte, 32))
+	if err != nil {
+		log.Fatal(err)
+	}
 	hrp, data, err := bech32.Decode(s)
-	fmt.Println(s[:8], hrp, len(data), err)
-	// Output: age1qqqq age 32 <nil>
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s[:8], hrp, len(data))
+	// Output: age1qqqq age 32
 }

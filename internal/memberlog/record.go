@@ -63,6 +63,7 @@ const (
 	RoleAdmin  Role = 1
 )
 
+// String returns "member", "admin", or "Role(n)" for an unknown role.
 func (r Role) String() string {
 	switch r {
 	case RoleMember:
@@ -208,6 +209,7 @@ type Error struct {
 	Reason string
 }
 
+// Error returns the reason, with the record's position when known.
 func (e *Error) Error() string {
 	if e.Seq < 0 {
 		return "memberlog: invalid record: " + e.Reason

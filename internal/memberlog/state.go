@@ -14,7 +14,8 @@ import (
 // generation gen, in order: the card the anchor names first and the card of
 // gen last. The State checks what it returns (the anchor's fingerprint, the
 // chain, the user ID), so the source may be an untrusted directory: a
-// member's anchor was signed into the log by whoever added the member.
+// member's anchor was signed into the log by whoever added the member. The
+// State never asks for a generation of identity.MaxGenerations or above.
 type CardSource func(userID string, anchor Anchor, gen uint32) ([]*identity.Card, error)
 
 // State is a verified log replayed: the session's roster, epochs and key
@@ -93,6 +94,10 @@ func (s *State) Readers() []string { return slices.Clone(s.readers) }
 func Verify(genesis []byte, id [IDSize]byte, cards CardSource) (*State, error) {
 	r, err := Parse(genesis)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			e.Seq = 0
+		}
 		return nil, err
 	}
 	g := r.Genesis
@@ -129,6 +134,10 @@ func stateOf(r *Record) *State {
 // verifySig checks r's signature under user's card of generation gen,
 // reached from the anchor by a chain of cards.
 func verifySig(seq int64, r *Record, user string, anchor Anchor, gen uint32, cards CardSource) error {
+	// Refused before the source is asked for billions of cards.
+	if gen >= identity.MaxGenerations {
+		return invalid(seq, "signed with a card generation no card has")
+	}
 	if gen < anchor.Generation {
 		return invalid(seq, "signed with a card generation older than the signer's anchor")
 	}
@@ -214,8 +223,11 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 			n.readers[i] = m.UserID
 		}
 	} else if len(added) > 0 {
+		// A member who left without a rotation is still a reader: re-adding
+		// it must not name it twice.
 		n.readers = append(slices.Clone(s.readers), added...)
 		slices.Sort(n.readers)
+		n.readers = slices.Compact(n.readers)
 	}
 	return &n, nil
 }

@@ -120,6 +120,7 @@ func parseDSN(dsn string) (target, error) {
 		return target{}, errors.New("sqlstore: empty DSN")
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		if _, err := url.Parse(dsn); err != nil {
+			// Not wrapped: a *url.Error quotes the DSN, password included.
 			return target{}, errors.New("sqlstore: malformed postgres:// DSN")
 		}
 		return target{dialect: Postgres, path: dsn}, nil

@@ -19,7 +19,9 @@
 // in one process queue for that connection instead of failing with
 // SQLITE_BUSY, writers in several processes wait on SQLite's lock and are
 // retried. Reads use a separate pool of read-only connections that run
-// concurrently with the writer on WAL snapshots. See DB.
+// concurrently with the writer on WAL snapshots. See DB. The files are
+// private to the service's user (FileMode): Open creates them so and
+// refuses files that group or others may access.
 //
 // # PostgreSQL
 //

@@ -83,8 +83,10 @@ type DB struct {
 //	postgres://… postgresql://…   PostgreSQL (pgx); search_path=… and other
 //	                              run-time parameters may be given as query keys
 //
-// The SQLite file is created if missing (its directory must exist);
-// in-memory SQLite databases are refused. ctx bounds opening and
+// The SQLite file is created if missing (its directory must exist), with
+// FileMode (0600) whatever the umask; a database file, -wal or -shm that
+// group or others may access is refused with an error that names the file
+// and the fix (chmod 600). In-memory SQLite databases are refused. ctx bounds opening and
 // migrating, not the DB's life. On error nothing is left open.
 func Open(ctx context.Context, dsn, namespace string, migrations []Migration) (*DB, error) {
 	if namespace == "" {
@@ -115,6 +117,13 @@ func Open(ctx context.Context, dsn, namespace string, migrations []Migration) (*
 }
 
 func openSQLite(ctx context.Context, t target) (*DB, error) {
+	path, err := t.filePath()
+	if err != nil {
+		return nil, err
+	}
+	if err := createPrivate(path, t.query.Get("mode") != "rw"); err != nil {
+		return nil, err
+	}
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds())
 	// busy_timeout is applied first by the driver, so that switching to
 	// WAL waits for other processes instead of failing.
@@ -136,6 +145,15 @@ func openSQLite(ctx context.Context, t target) (*DB, error) {
 	if !strings.EqualFold(mode, "wal") {
 		write.Close()
 		return nil, fmt.Errorf("sqlstore: SQLite refused WAL mode (journal_mode is %q); is the file on a network file system?", mode)
+	}
+	// SQLite creates the -wal and -shm with the database's permission (and
+	// resets an empty one's), but keeps those another connection has
+	// filled as they are.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := checkPrivate(path+suffix, false); err != nil {
+			write.Close()
+			return nil, err
+		}
 	}
 	// Readers never write (query_only), so they need neither _txlock nor
 	// journal_mode (WAL is a property of the file, set above).
@@ -274,7 +292,9 @@ func runOnce(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*sq
 	committed := false
 	defer func() {
 		if !committed {
-			tx.Rollback()
+			// fn's error (or panic) is the one to report; database/sql
+			// discards a connection whose rollback failed.
+			_ = tx.Rollback()
 		}
 	}()
 	if err := fn(tx); err != nil {

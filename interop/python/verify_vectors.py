@@ -873,6 +873,375 @@ def vector_plaintext(seed, length):
     return bytes(out[:length])
 
 
+# ---- membership log (10) ---------------------------------------------------
+
+LABEL_LOG = b"veil/v1/log"
+LABEL_LOG_RECORD = b"veil/v1/log/record"
+LABEL_LOG_ROSTER = b"veil/v1/log/roster"
+LOG_GENESIS, LOG_CHANGE = 1, 2
+OP_ADD, OP_REMOVE, OP_ROLE = 1, 2, 3
+ROLE_MEMBER, ROLE_ADMIN = 0, 1
+MEMBERS_ADD, MEMBERS_REMOVE = 0x01, 0x02
+LOG_MAX_MEMBERS = 10000
+LOG_MAX_OPS = 1000
+LOG_MAX_EPOCHS = 1 << 20
+LOG_MAX_GENESIS = 4 * 1024 * 1024
+LOG_MAX_CHANGE = 1024 * 1024
+LOG_MAX_CID = 1024
+LOG_SIG = 64
+
+
+class LogReject(Reject):
+    """A membership-log reader's rejection, tagged with the subsection whose
+    rule the input breaks ("10.1" .. "10.4")."""
+
+    def __init__(self, section, msg):
+        super().__init__("§%s: %s" % (section, msg))
+        self.section = section
+
+
+def log_hash(raw):
+    """H(r), section 10.1."""
+    return hashlib.sha256(LABEL_LOG_RECORD + b"\x00" + raw).digest()
+
+
+class _Reader:
+    """Reads the fields of a record in order; running short is a 10.2 error."""
+
+    def __init__(self, b):
+        self.b, self.off = b, 0
+
+    def take(self, n):
+        if self.off + n > len(self.b):
+            raise LogReject("10.2", "truncated")
+        out = self.b[self.off:self.off + n]
+        self.off += n
+        return out
+
+    def u8(self):
+        return self.take(1)[0]
+
+    def u16(self):
+        return u16(self.take(2))
+
+    def u32(self):
+        return u32(self.take(4))
+
+    def u64(self):
+        return u64(self.take(8))
+
+    def lp8(self):
+        return self.take(self.u8())
+
+    def lp16(self):
+        return self.take(self.u16())
+
+
+def _member_entry(r):
+    return dict(user=r.lp8(), gen=r.u32(), fp=r.take(32), role=r.u8())
+
+
+def _encode_member(m):
+    return lp8(m["user"]) + struct.pack(">I", m["gen"]) + m["fp"] + bytes([m["role"]])
+
+
+def _check_member(m):
+    if not valid_user_id(m["user"]):
+        raise LogReject("10.1", "a member entry's user ID is invalid")
+    if m["gen"] >= MAX_GENERATIONS:
+        raise LogReject("10.1", "an anchor generation of 1,024 or more")
+    if m["role"] not in (ROLE_MEMBER, ROLE_ADMIN):
+        raise LogReject("10.1", "unknown role %d in a member entry" % m["role"])
+
+
+def _strictly_ascending(users):
+    return all(users[i] < users[i + 1] for i in range(len(users) - 1))
+
+
+def encode_log_record(rec):
+    """The encoding of a parsed record (section 10.2), signature included."""
+    if rec["type"] == LOG_GENESIS:
+        body = (bytes([1, LOG_GENESIS]) + rec["nonce"] + lp16(rec["channel_cid"]) + lp8(rec["creator"])
+                + struct.pack(">IQB", rec["creator_gen"], rec["time"], rec["policy"]) + rec["commitment"]
+                + struct.pack(">H", len(rec["members"])) + b"".join(_encode_member(m) for m in rec["members"]))
+    else:
+        body = (bytes([1, LOG_CHANGE]) + rec["session_id"] + struct.pack(">I", rec["seq"]) + rec["prev"]
+                + lp8(rec["actor"]) + struct.pack(">IQBI", rec["actor_gen"], rec["time"], rec["flags"], rec["epoch"])
+                + (rec["commitment"] if rec["flags"] & 1 else b"") + struct.pack(">H", len(rec["ops"])))
+        for op in rec["ops"]:
+            if op["type"] == OP_ADD:
+                body += bytes([OP_ADD]) + _encode_member(op)
+            elif op["type"] == OP_REMOVE:
+                body += bytes([OP_REMOVE]) + lp8(op["user"])
+            else:
+                body += bytes([OP_ROLE]) + lp8(op["user"]) + bytes([op["role"]])
+        body += rec["roster_digest"]
+    return body + rec["signature"]
+
+
+def parse_log_record(raw):
+    """Parse one record (sections 10.1, 10.2): first the fields in order,
+    then their values, then the canonical re-encoding."""
+    if len(raw) > LOG_MAX_GENESIS:
+        raise LogReject("10.2", "larger than 4 MiB")
+    r = _Reader(raw)
+    version, typ = r.u8(), r.u8()
+    if version != 1:
+        raise LogReject("10.2", "unknown version %d" % version)
+    if typ == LOG_GENESIS:
+        rec = dict(type=typ, nonce=r.take(16), channel_cid=r.lp16(), creator=r.lp8(), creator_gen=r.u32(),
+                   time=r.u64(), policy=r.u8(), commitment=r.take(32))
+        n = r.u16()
+        rec["members"] = [_member_entry(r) for _ in range(n)]
+    elif typ == LOG_CHANGE:
+        if len(raw) > LOG_MAX_CHANGE:
+            raise LogReject("10.2", "a change larger than 1 MiB")
+        rec = dict(type=typ, session_id=r.take(16), seq=r.u32(), prev=r.take(32), actor=r.lp8(),
+                   actor_gen=r.u32(), time=r.u64(), flags=r.u8(), epoch=r.u32())
+        rec["commitment"] = r.take(32) if rec["flags"] & 1 else None
+        n = r.u16()
+        if n > LOG_MAX_OPS:
+            raise LogReject("10.2", "more than 1,000 operations")
+        ops = []
+        for _ in range(n):
+            t = r.u8()
+            if t == OP_ADD:
+                op = _member_entry(r)
+            elif t == OP_REMOVE:
+                op = dict(user=r.lp8())
+            elif t == OP_ROLE:
+                op = dict(user=r.lp8(), role=r.u8())
+            else:
+                raise LogReject("10.2", "unknown operation type %d" % t)
+            op["type"] = t
+            ops.append(op)
+        rec["ops"] = ops
+        rec["roster_digest"] = r.take(32)
+    else:
+        raise LogReject("10.2", "unknown record type %d" % typ)
+    rec["signature"] = r.take(LOG_SIG)
+    if r.off != len(raw):
+        raise LogReject("10.2", "trailing bytes")
+    rec["body"], rec["raw"], rec["hash"] = raw[:-LOG_SIG], raw, log_hash(raw)
+
+    # the values
+    if typ == LOG_GENESIS:
+        cid = rec["channel_cid"]
+        if not 1 <= len(cid) <= LOG_MAX_CID or b"\x00" in cid or not _utf8(cid):
+            raise LogReject("10.2", "bad channel CID")
+        if not valid_user_id(rec["creator"]):
+            raise LogReject("10.1", "the creator's user ID is invalid")
+        if rec["policy"] & ~(MEMBERS_ADD | MEMBERS_REMOVE):
+            raise LogReject("10.2", "unknown policy bits")
+        if not 1 <= len(rec["members"]) <= LOG_MAX_MEMBERS:
+            raise LogReject("10.2", "a genesis has 1 to 10,000 members")
+        for m in rec["members"]:
+            _check_member(m)
+        if not _strictly_ascending([m["user"] for m in rec["members"]]):
+            raise LogReject("10.2", "members not strictly ascending by user ID")
+        me = [m for m in rec["members"] if m["user"] == rec["creator"]]
+        if not me or me[0]["role"] != ROLE_ADMIN or me[0]["gen"] != rec["creator_gen"]:
+            raise LogReject("10.2", "the creator is not an admin member anchored at its creator generation")
+    else:
+        if not valid_user_id(rec["actor"]):
+            raise LogReject("10.1", "the actor's user ID is invalid")
+        if rec["flags"] & ~1:
+            raise LogReject("10.2", "unknown flag bits")
+        for op in rec["ops"]:
+            if op["type"] == OP_ADD:
+                _check_member(op)
+            elif not valid_user_id(op["user"]):
+                raise LogReject("10.1", "an operation's user ID is invalid")
+            elif op["type"] == OP_ROLE and op["role"] not in (ROLE_MEMBER, ROLE_ADMIN):
+                raise LogReject("10.2", "unknown role %d in a set-role operation" % op["role"])
+        if not _strictly_ascending([op["user"] for op in rec["ops"]]):
+            raise LogReject("10.2", "operations not strictly ascending by user ID")
+    if encode_log_record(rec) != raw:
+        raise LogReject("10.2", "not the canonical encoding")
+    return rec
+
+
+def roster_digest(policy, roster):
+    """Section 10.1; roster: user -> dict(gen, fp, role)."""
+    users = sorted(roster)
+    return hashlib.sha256(LABEL_LOG_ROSTER + b"\x00" + bytes([policy]) + struct.pack(">I", len(users))
+                          + b"".join(_encode_member(dict(roster[u], user=u)) for u in users)).digest()
+
+
+def _log_signer_cards(directory, user, anchor, gen):
+    """The signer's cards from its anchor's generation to gen, checked
+    (section 10.4 rule 2); returns the card of gen."""
+    if gen < anchor["gen"]:
+        raise LogReject("10.4", "signed with a generation older than the anchor")
+    have = directory.get(user, [])
+    if gen >= len(have):
+        raise LogReject("10.4", "the directory has no card of generation %d" % gen)
+    cards = have[anchor["gen"]:gen + 1]
+    if any(c["user_id"] != user for c in cards) or [c["generation"] for c in cards] != list(range(anchor["gen"], gen + 1)):
+        raise LogReject("10.4", "the cards are not the signer's of those generations")
+    if bytes.fromhex(fingerprint(cards[0])) != anchor["fp"]:
+        raise LogReject("10.4", "the first card is not the anchored one")
+    if not valid_history(cards):
+        raise LogReject("10.4", "the cards do not chain from the anchor")
+    return cards[-1]
+
+
+def log_genesis(raw, session_id, channel_cid, directory):
+    """Section 10.4 rule 1. directory: user -> cards by generation; the
+    creator's card of the creator generation is the trusted one."""
+    rec = parse_log_record(raw)
+    if rec["type"] != LOG_GENESIS:
+        raise LogReject("10.4", "the first record is not a genesis")
+    if log_hash(raw)[:16] != session_id:
+        raise LogReject("10.4", "the genesis does not hash to the session ID")
+    if rec["channel_cid"] != channel_cid:
+        raise LogReject("10.4", "the genesis names another channel")
+    creator = [m for m in rec["members"] if m["user"] == rec["creator"]][0]
+    card = _log_signer_cards(directory, rec["creator"], creator, rec["creator_gen"])
+    if not ed25519_verify(card["signing_key"], rec["signature"], signed(LABEL_LOG, rec["body"])):
+        raise LogReject("10.4", "bad genesis signature")
+    roster = {m["user"]: dict(gen=m["gen"], fp=m["fp"], role=m["role"]) for m in rec["members"]}
+    return dict(session_id=session_id, channel_cid=channel_cid, policy=rec["policy"], seq=0, head=rec["hash"],
+                epoch=0, commitments=[rec["commitment"]], roster=roster, readers=set(roster))
+
+
+def log_apply(state, raw, directory):
+    """Section 10.4 rule 2 and the rules of 10.3: the state after raw."""
+    rec = parse_log_record(raw)
+    if rec["type"] != LOG_CHANGE:
+        raise LogReject("10.4", "a genesis after the first record")
+    if rec["session_id"] != state["session_id"]:
+        raise LogReject("10.4", "another session's ID")
+    if rec["seq"] != state["seq"] + 1:
+        raise LogReject("10.4", "sequence number %d after %d" % (rec["seq"], state["seq"]))
+    if rec["prev"] != state["head"]:
+        raise LogReject("10.4", "the previous hash is not the head")
+    roster, actor = state["roster"], rec["actor"]
+    if actor not in roster:
+        raise LogReject("10.4", "the actor is not a member")
+    card = _log_signer_cards(directory, actor, roster[actor], rec["actor_gen"])
+    if not ed25519_verify(card["signing_key"], rec["signature"], signed(LABEL_LOG, rec["body"])):
+        raise LogReject("10.4", "bad signature")
+    after, added = log_rules(state, rec)
+    new_epoch = bool(rec["flags"] & 1)
+    st = dict(state, seq=rec["seq"], head=rec["hash"], epoch=rec["epoch"], roster=after)
+    if new_epoch:
+        st["commitments"] = state["commitments"] + [rec["commitment"]]
+        st["readers"] = set(after)
+    else:
+        st["readers"] = state["readers"] | set(added)
+    return st
+
+
+def log_rules(state, rec):
+    """Section 10.3, rules 1 to 8: the roster after rec and the users it adds."""
+    roster, actor, ops = state["roster"], rec["actor"], rec["ops"]
+    policy, new_epoch = state["policy"], bool(rec["flags"] & 1)
+    if actor not in roster:  # 1
+        raise LogReject("10.3", "the actor is not a member")
+    after, added = {u: dict(m) for u, m in roster.items()}, []
+    for op in ops:  # 2
+        u = op["user"]
+        if op["type"] == OP_ADD:
+            if u in roster:
+                raise LogReject("10.3", "adds a member")
+            after[u] = dict(gen=op["gen"], fp=op["fp"], role=op["role"])
+            added.append(u)
+        elif u not in roster:
+            raise LogReject("10.3", "removes or sets the role of a non-member")
+        elif op["type"] == OP_REMOVE:
+            del after[u]
+        else:
+            if op["role"] == roster[u]["role"]:
+                raise LogReject("10.3", "a set-role that does not change the role")
+            after[u]["role"] = op["role"]
+    removals = [op for op in ops if op["type"] == OP_REMOVE]
+    if any(op["user"] == actor for op in removals) and (len(ops) != 1 or new_epoch):  # 3
+        raise LogReject("10.3", "a leave with other operations or a new epoch")
+    if any(op["user"] != actor for op in removals) and not new_epoch:
+        raise LogReject("10.3", "a removal without a new epoch")
+    if roster[actor]["role"] != ROLE_ADMIN:  # 4
+        for op in ops:
+            if op["type"] == OP_ADD and (op["role"] != ROLE_MEMBER or not policy & MEMBERS_ADD):
+                raise LogReject("10.3", "a member who is not an admin adds, as the policy forbids")
+            if op["type"] == OP_REMOVE and op["user"] != actor and not policy & MEMBERS_REMOVE:
+                raise LogReject("10.3", "a member who is not an admin removes, as the policy forbids")
+        roles = [op for op in ops if op["type"] == OP_ROLE]
+        if roles:
+            admins = [u for u, m in after.items() if m["role"] == ROLE_ADMIN]
+            if len(roles) != 1 or roles[0]["role"] != ROLE_ADMIN or admins != [roles[0]["user"]]:
+                raise LogReject("10.3", "a role change by a member who is not an admin, not a forced promotion")
+    if not 1 <= len(after) <= LOG_MAX_MEMBERS or not any(m["role"] == ROLE_ADMIN for m in after.values()):  # 5
+        raise LogReject("10.3", "the roster after the record is empty, too large or has no admin")
+    want = state["epoch"] + (1 if new_epoch else 0)  # 6
+    if rec["epoch"] != want or rec["epoch"] >= LOG_MAX_EPOCHS:
+        raise LogReject("10.3", "epoch %d, want %d" % (rec["epoch"], want))
+    if not ops and not new_epoch:  # 7
+        raise LogReject("10.3", "no operation and no new epoch")
+    if rec["roster_digest"] != roster_digest(policy, after):  # 8
+        raise LogReject("10.3", "the roster digest is not the roster's")
+    return after, added
+
+
+def log_check_floor(heads, floor):
+    """Section 10.4 rule 4. heads: the hash of each record, by sequence number."""
+    if len(heads) <= floor["seq"]:
+        raise LogReject("10.4", "the log ends before the floor")
+    if heads[floor["seq"]].hex() != floor["head"]:
+        raise LogReject("10.4", "another record at the floor's sequence number (a fork)")
+
+
+def log_state_vector(st):
+    """A state in the form memberlog.json records it."""
+    users = sorted(st["roster"])
+    return dict(
+        seq=st["seq"], head=st["head"].hex(), epoch=st["epoch"], commitments=[c.hex() for c in st["commitments"]],
+        roster=[dict(user_id=u.decode("utf-8"), anchor_generation=st["roster"][u]["gen"],
+                     anchor_fingerprint=st["roster"][u]["fp"].hex(),
+                     role="admin" if st["roster"][u]["role"] == ROLE_ADMIN else "member") for u in users],
+        readers=[u.decode("utf-8") for u in sorted(st["readers"])],
+        roster_digest=roster_digest(st["policy"], st["roster"]).hex())
+
+
+def log_directory(cards, override=None):
+    d = {}
+    for m in (cards, override or {}):
+        for user, hs in m.items():
+            d[user.encode("utf-8")] = [parse_card(bytes.fromhex(h)) for h in hs]
+    return d
+
+
+class PrefixRejected(Exception):
+    """A valid prefix of a chain was rejected: the vector, or this reader, is wrong."""
+
+
+def log_replay_invalid(lv, v):
+    """Read the log an `invalid` entry of memberlog.json describes."""
+    directory = log_directory(lv["cards"], v.get("cards"))
+    chain = lv["chains"][v["chain"]]
+    raws = [bytes.fromhex(r["record"]) for r in chain["records"][:v["prefix"]]]
+    bad = None
+    if v.get("record"):
+        bad = len(raws)
+        raws.append(bytes.fromhex(v["record"]))
+    if v["prefix"] == 0:
+        sid, cid = bytes.fromhex(v["session_id"]), v["channel_cid"].encode("utf-8")
+    else:
+        sid, cid = bytes.fromhex(chain["session_id"]), chain["channel_cid"].encode("utf-8")
+    state, heads = None, []
+    for i, raw in enumerate(raws):
+        try:
+            state = log_genesis(raw, sid, cid, directory) if i == 0 else log_apply(state, raw, directory)
+        except Reject as e:
+            if i != bad:
+                raise PrefixRejected("record %d of the valid prefix: %s" % (i, e))
+            raise
+        heads.append(state["head"])
+    if v.get("floor"):
+        log_check_floor(heads, v["floor"])
+    return state
+
+
 # --------------------------------------------------------------------------
 # Test driver
 
@@ -907,10 +1276,13 @@ class Runner:
         self.check(True, what)
         return r
 
-    def rejects(self, fn, what):
+    def rejects(self, fn, what, section=None):
+        """fn must raise Reject; with section, a LogReject of that section."""
         try:
             fn()
         except Reject as e:
+            if section is not None and getattr(e, "section", None) != section:
+                return self.check(False, "%s: rejected under another rule than section %s: %s" % (what, section, e))
             if VERBOSE:
                 print("  rejected as expected: %s: %s" % (what, e))
             return self.check(True, what)
@@ -1375,6 +1747,75 @@ def main():
         # spliced from a file with another nonce under the same key
         other = attachment_seal(K, flip(N, 15), pt)
         R.rejects(lambda: attachment_open(K, ct_given[:56] + other[56:]), tag + ": chunks spliced from another file")
+
+    # ---------------------------------------------------------- membership log
+    R.group("membership log: cards")
+    lv = load("memberlog.json")
+    directory = R.ok(lambda: log_directory(lv["cards"]), "memberlog.json: every card parses")
+    for user, cards in (directory or {}).items():
+        R.eq([c["generation"] for c in cards], list(range(len(cards))), "%s: cards by generation from 0" % user)
+        R.check(all(c["user_id"] == user for c in cards) and valid_history(cards), "%s: the cards form a chain" % user)
+
+    R.group("membership log: chains")
+    log_sections = set()
+    for ci, chain in enumerate(lv["chains"]):
+        sid, cid = bytes.fromhex(chain["session_id"]), chain["channel_cid"].encode("utf-8")
+        keys = [bytes.fromhex(k) for k in chain["epoch_keys"]]
+        state = None
+        for i, rv in enumerate(chain["records"]):
+            tag = "chains[%d] record %d (%s)" % (ci, i, rv["comment"])
+            raw = bytes.fromhex(rv["record"])
+            R.eq(log_hash(raw).hex(), rv["hash"], tag + ": hash")
+            prev = state
+            if i == 0:
+                R.eq(log_hash(raw)[:16], sid, tag + ": the session ID is H(genesis)[0:16]")
+                state = R.ok(lambda: log_genesis(raw, sid, cid, directory), tag + ": accepted")
+            else:
+                state = R.ok(lambda: log_apply(prev, raw, directory), tag + ": accepted")
+            if state is None:
+                break
+            got = log_state_vector(state)
+            diff = sorted(k for k in set(got) | set(rv["state"]) if got.get(k) != rv["state"].get(k))
+            R.check(not diff, tag + ": state after the record" + "".join(
+                "; %s: got %r, want %r" % (k, _short(repr(got.get(k))), _short(repr(rv["state"].get(k)))) for k in diff))
+            R.eq(state["policy"], chain["policy"], tag + ": policy")
+            rec = parse_log_record(raw)
+            if i > 0:
+                R.eq(rec["roster_digest"].hex(), rv["state"]["roster_digest"], tag + ": the record's roster digest")
+            R.check(all(ct_eq(epoch_keys(keys[e])[1], state["commitments"][e]) for e in range(state["epoch"] + 1)),
+                    tag + ": every epoch key matches its commitment (10.4 rule 3)")
+            # every byte of the record, flipped, must be rejected
+            accepted = []
+            for j in range(len(raw)):
+                for mask in (0x01, 0x80):
+                    bad = flip(raw, j, mask)
+                    try:
+                        if i == 0:
+                            log_genesis(bad, sid, cid, directory)
+                        else:
+                            log_apply(prev, bad, directory)
+                        accepted.append((j, mask))
+                    except Reject:
+                        pass
+            R.check(not accepted, tag + ": %d copies with one bit flipped (bits 0 and 7 of every byte) are all "
+                    "rejected; accepted: %r" % (2 * len(raw), accepted[:5]))
+            R.rejects(lambda: log_apply(prev, raw + b"\x00", directory) if i else
+                      log_genesis(raw + b"\x00", sid, cid, directory), tag + ": a trailing byte")
+            R.rejects(lambda: log_apply(prev, raw[:-1], directory) if i else
+                      log_genesis(raw[:-1], sid, cid, directory), tag + ": truncated by one byte")
+            if i > 0:
+                R.rejects(lambda: log_apply(state, raw, directory), tag + ": applied twice")
+        if state is not None:
+            R.eq(len(keys), state["epoch"] + 1, "chains[%d]: one epoch key per epoch" % ci)
+
+    R.group("membership log: invalid logs")
+    for i, v in enumerate(lv["invalid"]):
+        tag = "invalid[%d]: %s" % (i, v["comment"])
+        want = v["comment"].split(":")[0].split(" ")[0].lstrip("§")
+        log_sections.add(want)
+        R.rejects(lambda: log_replay_invalid(lv, v), tag, section=want)
+    for s in ("10.1", "10.2", "10.3", "10.4"):
+        R.check(s in log_sections, "memberlog.json has invalid logs for section %s" % s)
 
     # ---------------------------------------------------------- rejections
     R.group("rejections.json")

@@ -18,7 +18,7 @@ type Key struct {
 	// ID is matched against the token's "kid" header. Optional.
 	ID string
 	// HS256 is an HMAC-SHA256 secret (at least 32 bytes).
-	HS256 []byte
+	HS256 Secret
 	// Ed25519 is an Ed25519 public key (tokens signed with "EdDSA").
 	Ed25519 ed25519.PublicKey
 }
@@ -33,7 +33,7 @@ type Auth struct {
 	// StreamSecret, if set, also accepts Stream user tokens: HS256 with the
 	// Stream API secret and a "user_id" claim, so one token serves Stream
 	// and Veil. Stream tokens never carry the service role.
-	StreamSecret []byte
+	StreamSecret Secret
 	// Issuer and Audience, if set, must match the "iss" and "aud" claims.
 	Issuer, Audience string
 	// Leeway tolerates clock skew on "exp", "nbf" and "iat". Zero means 30s.
@@ -99,13 +99,13 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 	if _, err := parser.ParseWithClaims(raw, &c, a.veilKeys); err == nil {
 		return principalOf(c, true)
 	}
-	if len(a.StreamSecret) > 0 {
+	if !a.StreamSecret.IsZero() {
 		var c claims
 		if _, err := parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
 			if t.Method.Alg() != "HS256" {
 				return nil, errBadToken
 			}
-			return a.StreamSecret, nil
+			return a.StreamSecret.Reveal(), nil
 		}); err == nil {
 			if c.UserID == "" {
 				return Principal{}, errBadToken
@@ -126,8 +126,8 @@ func (a *Auth) veilKeys(t *jwt.Token) (any, error) {
 			continue
 		}
 		switch {
-		case t.Method.Alg() == "HS256" && len(k.HS256) > 0:
-			set.Keys = append(set.Keys, k.HS256)
+		case t.Method.Alg() == "HS256" && !k.HS256.IsZero():
+			set.Keys = append(set.Keys, k.HS256.Reveal())
 		case t.Method.Alg() == "EdDSA" && len(k.Ed25519) == ed25519.PublicKeySize:
 			set.Keys = append(set.Keys, k.Ed25519)
 		}
@@ -160,7 +160,7 @@ func principalOf(c claims, mayBeService bool) (Principal, error) {
 
 // UserToken returns an HS256 token for userID that expires after ttl,
 // signed with secret and naming keyID in its "kid" header if not empty. The
-// app backend issues these (or Stream tokens, see Auth.StreamSecret).
+// app backend issues these (or Stream tokens, see [Auth.StreamSecret]).
 func UserToken(secret []byte, keyID, userID string, ttl time.Duration) (string, error) {
 	if userID == "" {
 		return "", errors.New("keyservice: empty user ID")

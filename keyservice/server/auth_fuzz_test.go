@@ -18,7 +18,7 @@ func FuzzAuthenticate(f *testing.F) {
 	clock := func() time.Time { return now }
 	edPub, edPriv, _ := ed25519.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{1}, 64)))
 	streamSecret := bytes.Repeat([]byte("s"), 32)
-	a := &Auth{Keys: []Key{{HS256: testSecret}, {ID: "ed", Ed25519: edPub}}, StreamSecret: streamSecret}
+	a := &Auth{Keys: []Key{{HS256: NewSecret(testSecret)}, {ID: "ed", Ed25519: edPub}}, StreamSecret: NewSecret(streamSecret)}
 	exp := jwt.NewNumericDate(now.Add(time.Hour))
 	sign := func(m jwt.SigningMethod, key any, kid string, c jwt.Claims) string {
 		t := jwt.NewWithClaims(m, c)

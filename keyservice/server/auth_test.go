@@ -15,7 +15,7 @@ func TestAuthTokens(t *testing.T) {
 	k1, k2 := bytes.Repeat([]byte("1"), 32), bytes.Repeat([]byte("2"), 32)
 	streamSecret := bytes.Repeat([]byte("s"), 40)
 	edPub, edPriv, _ := ed25519.GenerateKey(nil)
-	auth := &Auth{Keys: []Key{{ID: "old", HS256: k1}, {ID: "new", HS256: k2}, {ID: "ed", Ed25519: edPub}}, StreamSecret: streamSecret}
+	auth := &Auth{Keys: []Key{{ID: "old", HS256: NewSecret(k1)}, {ID: "new", HS256: NewSecret(k2)}, {ID: "ed", Ed25519: edPub}}, StreamSecret: NewSecret(streamSecret)}
 
 	signed := func(method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
 		tok := jwt.NewWithClaims(method, c)

@@ -4,16 +4,17 @@
 // are public, grants are age files only their grantee opens, and clients
 // verify everything they receive (signed cards, pinning, signed grants).
 //
-// [Handler] is an http.Handler serving a versioned JSON API under /v1, plus
+// [Handler] is an [http.Handler] serving a versioned JSON API under /v1, plus
 // /healthz and Prometheus /metrics; mount it in an existing Go server or run
-// it with `veil serve`. Its Go client, wire types and error codes are in
-// package server, which devices and bots import without linking this
-// package, its database drivers or its metrics.
+// it with `veil serve`. Its Go client and error codes are in package
+// [github.com/veilchat/veil/keyservice], which devices and bots import
+// without linking this package, its database drivers or its metrics.
 //
 // Storage is a [Store]: [OpenStore] opens SQLite (modernc.org/sqlite, pure Go,
 // WAL; the embedded default, DSN "sqlite:///path/keys.db") or PostgreSQL
 // (pgx; DSN "postgres://…"), for deployments with several stateless
-// replicas. Both pass the conformance suite in keyservice/server/storetest.
+// replicas. Both pass the conformance suite of package
+// [github.com/veilchat/veil/keyservice/server/storetest].
 //
 // # API
 //
@@ -30,7 +31,8 @@
 //	DELETE /v1/sessions/{id}               delete a session (admins, service)
 //
 // Errors are JSON {"error": {"code": "...", "message": "..."}} with the
-// stable codes of keyservice's Code constants.
+// stable codes of the keyservice package's Code constants (for example
+// [keyservice.CodeForbidden]), which its [keyservice.APIError] carries.
 //
 // User IDs (in paths, bodies and tokens) follow the rule of cards: 1 to 255
 // bytes of UTF-8 without control characters. Channel CIDs are 1 to 1,024

@@ -31,8 +31,8 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
-// Config configures a Handler. Store and at least one way to authenticate
-// (Auth.Keys or Auth.StreamSecret) are required; every other zero field is
+// Config configures a [Handler]. [Store] and at least one way to authenticate
+// ([Auth.Keys] or [Auth.StreamSecret]) are required; every other zero field is
 // the safe default.
 type Config struct {
 	Store Store
@@ -40,7 +40,7 @@ type Config struct {
 	// Logger receives one line per request (route, status, duration, user)
 	// and never a token, card or grant. Nil discards.
 	Logger *slog.Logger
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
 	// MaxBodyBytes caps request bodies. Zero means 8 MiB, enough for 1,000
 	// post-quantum grants.
@@ -60,7 +60,7 @@ type Config struct {
 }
 
 // Handler serves the key service's /v1 API, /healthz and /metrics. It is an
-// http.Handler to mount in an existing server, safe for concurrent use and
+// [http.Handler] to mount in an existing server, safe for concurrent use and
 // stateless apart from its rate limiters, so replicas scale out over one
 // PostgreSQL store.
 type Handler struct {
@@ -73,16 +73,16 @@ type Handler struct {
 	latency  *prometheus.HistogramVec
 }
 
-// NewHandler checks cfg and returns the Handler.
+// NewHandler checks cfg and returns the [Handler].
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("keyservice: Config.Store is required")
 	}
-	if len(cfg.Auth.Keys) == 0 && len(cfg.Auth.StreamSecret) == 0 {
+	if len(cfg.Auth.Keys) == 0 && cfg.Auth.StreamSecret.IsZero() {
 		return nil, errors.New("keyservice: Config.Auth needs Keys or StreamSecret")
 	}
 	for _, k := range cfg.Auth.Keys {
-		if len(k.HS256) > 0 && len(k.HS256) < 32 {
+		if !k.HS256.IsZero() && k.HS256.Len() < 32 {
 			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
 		}
 	}
@@ -111,7 +111,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.cfg.Metrics == nil {
 		h.cfg.Metrics = prometheus.NewRegistry()
 	}
-	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst)
+	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "veil_keyservice_requests_total", Help: "Requests by route and status code.",
 	}, []string{"route", "code"})
@@ -145,11 +145,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements [http.Handler].
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // apiFunc handles one authenticated API request. It returns the status and
-// the response value, or an error (an *keyservice.APIError, or a store error that
+// the response value, or an error (an [*keyservice.APIError], or a store error that
 // storeError maps).
 type apiFunc func(r *http.Request, p Principal, body []byte) (int, any, error)
 
@@ -296,8 +296,10 @@ const (
 	limiterSweep = 8
 )
 
-func newLimiters(l rate.Limit, burst int) *limiters {
-	return &limiters{limit: l, burst: burst, now: time.Now, m: map[string]*list.Element{}}
+// newLimiters returns limiters that refill by now's clock (the Handler's
+// Config.Now).
+func newLimiters(l rate.Limit, burst int, now func() time.Time) *limiters {
+	return &limiters{limit: l, burst: burst, now: now, m: map[string]*list.Element{}}
 }
 
 // allow reports whether key may make a request now, and takes a token if
@@ -806,8 +808,15 @@ func (h *Handler) setAdmin(r *http.Request, p Principal, body []byte) (int, any,
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	err = h.cfg.Store.SetAdmin(r.Context(), id, p.UserID, user, req.Admin)
+	ctx := r.Context()
+	err = h.cfg.Store.SetAdmin(ctx, id, p.UserID, user, req.Admin)
 	if errors.Is(err, keyservice.ErrNotFound) {
+		// The store says ErrNotFound both for a session that does not
+		// exist and, after checking the caller's rights, for a user who
+		// is not a member; only the second is unknown_user.
+		if _, _, err := h.cfg.Store.Session(ctx, id); err != nil {
+			return 0, nil, err
+		}
 		return 0, nil, &keyservice.APIError{Status: http.StatusNotFound, Code: keyservice.CodeUnknownUser, Message: "not a member of this session"}
 	}
 	if err != nil {

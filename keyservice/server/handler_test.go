@@ -42,7 +42,7 @@ type testServer struct {
 
 func newTestServer(t testing.TB, st Store, mutate ...func(*Config)) *testServer {
 	t.Helper()
-	cfg := Config{Store: st, Auth: Auth{Keys: []Key{{HS256: testSecret}}}}
+	cfg := Config{Store: st, Auth: Auth{Keys: []Key{{HS256: NewSecret(testSecret)}}}}
 	for _, m := range mutate {
 		m(&cfg)
 	}

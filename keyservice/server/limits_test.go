@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,6 +113,39 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestRateLimitRefillsByConfigNow checks that the buckets follow the
+// handler's clock: frozen, an exhausted bucket stays empty however long the
+// test takes; moved on by a second, it has a token again.
+func TestRateLimitRefillsByConfigNow(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	srv := newTestServer(t, openTestStore(t), func(c *Config) { c.Now = clock; c.RateLimit, c.RateBurst = 1, 1 })
+	tok := userToken(t, "alice")
+	lookup := func() int {
+		code, _ := rawRequest(t, srv, "POST", "/v1/cards/lookup", tok, wire.LookupRequest{UserIDs: []string{"x"}})
+		return code
+	}
+	if got := lookup(); got != http.StatusOK {
+		t.Fatalf("first request: %d", got)
+	}
+	time.Sleep(1100 * time.Millisecond) // a wall clock second: no token while Config.Now stands still
+	if got := lookup(); got != http.StatusTooManyRequests {
+		t.Fatalf("second request, clock frozen: %d, want 429", got)
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if got := lookup(); got != http.StatusOK {
+		t.Fatalf("third request, clock one second on: %d, want 200", got)
+	}
+}
+
 func TestIdempotencyKeyExpires(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
@@ -149,7 +183,7 @@ func TestIdempotencyKeyExpires(t *testing.T) {
 // would stall every request), and that a bucket in use keeps its limit.
 func TestLimitersBounded(t *testing.T) {
 	t.Parallel()
-	ls := newLimiters(0.001, 3) // no refill within the test
+	ls := newLimiters(0.001, 3, time.Now) // no refill within the test
 	addr := func(i int) string { return fmt.Sprintf("ip:2001:db8::%x", i) }
 	for range 3 {
 		ls.allow("user:alice")
@@ -193,8 +227,7 @@ func TestLimitersBounded(t *testing.T) {
 func TestLimitersForgetIdle(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_000_000, 0)
-	ls := newLimiters(100, 200)
-	ls.now = func() time.Time { return now }
+	ls := newLimiters(100, 200, func() time.Time { return now })
 	for i := range 100 {
 		ls.allow(fmt.Sprintf("ip:192.0.2.%d", i))
 	}

@@ -111,19 +111,19 @@ const (
 	insertChunk = 250
 )
 
-// OpenStore opens the key service's Store on the database named by dsn
-// and brings its schema up to date (see sqlstore.Open for the DSN forms):
+// OpenStore opens the key service's [Store] on the database named by dsn
+// and brings its schema up to date (see [sqlstore.Open] for the DSN forms):
 // "sqlite:///path/keys.db" (or a plain path) for SQLite, "postgres://…"
 // for PostgreSQL. Several processes may open one Postgres database, and
 // may start at the same time. The Store is safe for concurrent use; Close
 // it when done. ctx bounds opening only.
 //
-// Times (SessionRecord.CreatedAt, IdempotencyRecord.CreatedAt) are stored
+// Times ([SessionRecord.CreatedAt], [IdempotencyRecord.CreatedAt]) are stored
 // with microsecond precision and returned in UTC.
 //
 // Where the Store contract is silent, this store (and the storetest suite)
 // settles it so: SetAdmin and DeleteSession on a session that does not
-// exist return keyservice.ErrNotFound before any rights are checked, as Extend and
+// exist return [keyservice.ErrNotFound] before any rights are checked, as Extend and
 // Rotate do; grant lists that no correct caller sends (a grant for another
 // epoch than the call's, two grants for one grantee) fail with an error
 // that is no sentinel, and store nothing.
@@ -135,7 +135,7 @@ func OpenStore(ctx context.Context, dsn string) (Store, error) {
 	return &sqlStore{db: db, d: db.Dialect(), q: rebindAll(db.Dialect())}, nil
 }
 
-// sqlStore is the Store over internal/sqlstore, one SQL text for both
+// sqlStore is the [Store] over internal/sqlstore, one SQL text for both
 // dialects.
 //
 // Invariants under concurrency. SQLite runs one write transaction at a

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -194,5 +195,36 @@ func BenchmarkStore(b *testing.B) {
 				})
 			})
 		})
+	}
+}
+
+// TestWorldReadableDatabaseRefused: the key service creates its SQLite
+// file private and refuses one others can read, saying which file and how
+// to fix it.
+func TestWorldReadableDatabaseRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	st, err := server.OpenStore(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o600 {
+		t.Fatalf("new database has mode %04o, want 0600", got)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err = server.OpenStore(context.Background(), path)
+	if err == nil {
+		st.Close()
+		t.Fatal("a world-readable database was opened")
+	}
+	if !strings.Contains(err.Error(), "chmod 600 "+path) {
+		t.Errorf("error %q does not name the file and the fix", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // verifies under the app secret (checked independently here).
 func FuzzAuth(f *testing.F) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := NewServer(Config{APIKey: "key", APISecret: "secret", Now: func() time.Time { return now }})
+	s := NewServer(Config{APIKey: "key", APISecret: NewSecret([]byte("secret")), Now: func() time.Time { return now }})
 	f.Cleanup(s.Close)
 	sign := func(secret string, c jwt.MapClaims) string {
 		tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))

@@ -22,13 +22,15 @@ import (
 
 	stream "github.com/GetStream/stream-chat-go/v6"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/veilchat/veil/internal/redact"
 )
 
 // Config configures a Server. The zero value is ready: random credentials,
 // the real clock, random IDs, no webhook.
 type Config struct {
 	// APIKey and APISecret are the app's credentials; empty means random.
-	APIKey, APISecret string
+	APIKey    string
+	APISecret Secret
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// NewID generates message IDs when the client sends none; nil means
@@ -59,10 +61,9 @@ type Server struct {
 	// STREAM_CHAT_URL).
 	URL string
 
-	cfg    Config
-	secret []byte
-	http   *httptest.Server
-	log    *slog.Logger
+	cfg  Config
+	http *httptest.Server
+	log  *slog.Logger
 
 	mu       sync.Mutex
 	users    map[string]map[string]any
@@ -107,8 +108,8 @@ func NewServer(cfg Config) *Server {
 	if cfg.APIKey == "" {
 		cfg.APIKey = randomHex(8)
 	}
-	if cfg.APISecret == "" {
-		cfg.APISecret = randomHex(32)
+	if cfg.APISecret.IsZero() {
+		cfg.APISecret = NewSecret([]byte(randomHex(32)))
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -122,7 +123,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	s := &Server{cfg: cfg, secret: []byte(cfg.APISecret), log: cfg.Logger,
+	s := &Server{cfg: cfg, log: cfg.Logger,
 		users: map[string]map[string]any{}, channels: map[string]*channel{}, messages: map[string]*message{}, files: map[string][]byte{}, tasks: map[string]map[string]any{},
 		events: make(chan []byte, 1024), done: make(chan struct{})}
 	if s.log == nil {
@@ -153,7 +154,7 @@ func (s *Server) APIKey() string { return s.cfg.APIKey }
 
 // APISecret returns the app's API secret. It is a secret: Server's String
 // and Format never print it.
-func (s *Server) APISecret() string { return s.cfg.APISecret }
+func (s *Server) APISecret() string { return string(s.cfg.APISecret.Reveal()) }
 
 // String describes the server without its secret.
 func (s *Server) String() string {
@@ -164,11 +165,11 @@ func (s *Server) String() string {
 func (s *Server) GoString() string { return s.String() }
 
 // Format prints String under every verb, so the secret never shows.
-func (s *Server) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+func (s *Server) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.String()) }
 
 // Client returns a stream-chat-go client pointed at the server.
 func (s *Server) Client() *stream.Client {
-	c, err := stream.NewClient(s.cfg.APIKey, s.cfg.APISecret)
+	c, err := stream.NewClient(s.cfg.APIKey, s.APISecret())
 	if err != nil {
 		panic("streamtest: " + err.Error()) // the credentials are never empty
 	}
@@ -362,7 +363,7 @@ func (s *Server) authenticate(r *http.Request) error {
 	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithTimeFunc(s.cfg.Now), jwt.WithIssuedAt()).
-		ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.secret, nil })
+		ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return s.cfg.APISecret.Reveal(), nil })
 	switch {
 	case err == nil:
 		// A user token names a user (a non-empty string); a server token

@@ -301,7 +301,7 @@ func TestWebhooks(t *testing.T) {
 		got <- struct{}{}
 	}))
 	defer hook.Close()
-	s := NewTestServer(t, Config{APISecret: secret, WebhookURL: hook.URL})
+	s := NewTestServer(t, Config{APISecret: NewSecret([]byte(secret)), WebhookURL: hook.URL})
 	c := s.Client()
 	ch, _ := c.CreateChannelWithMembers(ctx, "messaging", "hooks", "alice", "alice")
 	ch.Channel.AddMembers(ctx, []string{"bob"})
@@ -328,7 +328,7 @@ func TestWebhooks(t *testing.T) {
 
 func TestSecretNotPrinted(t *testing.T) {
 	t.Parallel()
-	s := NewTestServer(t, Config{APISecret: "super-secret-value"})
+	s := NewTestServer(t, Config{APISecret: NewSecret([]byte("super-secret-value"))})
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		if out := fmt.Sprintf(verb, s); strings.Contains(out, "super-secret-value") {
 			t.Fatalf("%s prints the secret: %s", verb, out)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -16,20 +17,20 @@ import (
 // KeyStore keeps the backend's twoManRuleKeys. Implementations must be safe
 // for concurrent use.
 type KeyStore interface {
-	// RuleKey returns a user's key, or twoman.ErrNotFound.
+	// RuleKey returns a user's key, or [twoman.ErrNotFound].
 	RuleKey(ctx context.Context, userID string) (twoman.RuleKey, error)
-	// PutRuleKey stores a user's key; twoman.ErrConflict if the user has one.
+	// PutRuleKey stores a user's key; [twoman.ErrConflict] if the user has one.
 	PutRuleKey(ctx context.Context, userID string, k twoman.RuleKey) error
 }
 
-// MemoryKeyStore is an in-memory KeyStore for tests and examples. The zero
+// MemoryKeyStore is an in-memory [KeyStore] for tests and examples. The zero
 // value is ready.
 type MemoryKeyStore struct {
 	mu sync.Mutex
 	m  map[string]twoman.RuleKey
 }
 
-// RuleKey implements KeyStore.
+// RuleKey implements [KeyStore].
 func (m *MemoryKeyStore) RuleKey(_ context.Context, userID string) (twoman.RuleKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -40,7 +41,7 @@ func (m *MemoryKeyStore) RuleKey(_ context.Context, userID string) (twoman.RuleK
 	return k, nil
 }
 
-// PutRuleKey implements KeyStore.
+// PutRuleKey implements [KeyStore].
 func (m *MemoryKeyStore) PutRuleKey(_ context.Context, userID string, k twoman.RuleKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -54,13 +55,13 @@ func (m *MemoryKeyStore) PutRuleKey(_ context.Context, userID string, k twoman.R
 	return nil
 }
 
-// Config configures a Backend. Keys, SSKSURL and AppKey are required.
+// Config configures a [Backend]. Keys, SSKSURL and AppKey are required.
 type Config struct {
 	// Keys is the backend's own store of twoManRuleKeys.
 	Keys KeyStore
 	// SSKSURL is the SSKS's base URL; AppKey the app's SSKS API key.
 	SSKSURL string
-	AppKey  []byte
+	AppKey  Secret
 	// HTTPClient reaches the SSKS; nil means a client with a 15 s timeout.
 	HTTPClient *http.Client
 	// Rand generates keys; nil means crypto/rand.
@@ -69,17 +70,20 @@ type Config struct {
 
 // Backend is what the app's backend embeds: it holds each user's
 // twoManRuleKey and asks the SSKS to challenge the user. The app calls it
-// for an already authenticated user and returns the twoman.Session to that user's
+// for an already authenticated user and returns the [twoman.Session] to that user's
 // device. The backend never sees the one-time code. Safe for concurrent use.
 type Backend struct {
 	cfg  Config
 	http *http.Client
 }
 
-// New checks cfg and returns a Backend.
+// New checks cfg and returns a [Backend].
 func New(cfg Config) (*Backend, error) {
-	if cfg.Keys == nil || cfg.SSKSURL == "" || !wire.ValidAppKey(cfg.AppKey) {
-		return nil, errors.New("twoman: Config needs Keys, SSKSURL and an AppKey of at least 32 printable ASCII characters")
+	if cfg.Keys == nil || !wire.ValidAppKey(cfg.AppKey.Reveal()) {
+		return nil, errors.New("twoman: Config needs Keys and an AppKey of at least 32 printable ASCII characters")
+	}
+	if u, err := url.Parse(cfg.SSKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("twoman: Config.SSKSURL must be an http(s) URL")
 	}
 	b := &Backend{cfg: cfg, http: cfg.HTTPClient}
 	if b.http == nil {
@@ -90,7 +94,7 @@ func New(cfg Config) (*Backend, error) {
 
 // StartChallenge makes sure userID has a twoManRuleKey (creating one on
 // first use), asks the SSKS to challenge factor (sending the user a code if
-// they must authenticate), and returns the twoman.Session for the user's device.
+// they must authenticate), and returns the [twoman.Session] for the user's device.
 // forceAuth requires the code even for a new user.
 func (b *Backend) StartChallenge(ctx context.Context, userID string, factor twoman.Factor, forceAuth bool) (*twoman.Session, error) {
 	f, err := factor.Normalize()
@@ -110,7 +114,7 @@ func (b *Backend) StartChallenge(ctx context.Context, userID string, factor twom
 		return nil, err
 	}
 	var resp wire.ChallengeResponse
-	if err := wire.PostJSON(ctx, b.http, strings.TrimRight(b.cfg.SSKSURL, "/")+"/v1/challenges", "Bearer "+string(b.cfg.AppKey),
+	if err := wire.PostJSON(ctx, b.http, strings.TrimRight(b.cfg.SSKSURL, "/")+"/v1/challenges", "Bearer "+string(b.cfg.AppKey.Reveal()),
 		wire.ChallengeRequest{UserID: userID, Factor: wire.Factor{Type: string(f.Type), Value: f.Value}, ForceAuth: forceAuth}, &resp, twoman.CodeInternal, apiError); err != nil {
 		return nil, err
 	}

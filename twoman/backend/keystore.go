@@ -17,7 +17,7 @@ var keyStoreMigrations = []sqlstore.Migration{{
 	Postgres: `CREATE TABLE twoman_rule_keys (user_id TEXT PRIMARY KEY, rule_key BYTEA NOT NULL, created_at BIGINT NOT NULL)`,
 }}
 
-// SQLKeyStore is a KeyStore in the app backend's own SQLite or PostgreSQL
+// SQLKeyStore is a [KeyStore] in the app backend's own SQLite or PostgreSQL
 // database (table twoman_rule_keys). It is safe for concurrent use.
 type SQLKeyStore struct {
 	db *sqlstore.DB
@@ -36,7 +36,7 @@ func OpenKeyStore(ctx context.Context, dsn string) (*SQLKeyStore, error) {
 	return &SQLKeyStore{db: db}, nil
 }
 
-// RuleKey implements KeyStore.
+// RuleKey implements [KeyStore].
 func (s *SQLKeyStore) RuleKey(ctx context.Context, userID string) (twoman.RuleKey, error) {
 	var b []byte
 	err := s.db.QueryRowContext(ctx, s.db.Dialect().Rebind(`SELECT rule_key FROM twoman_rule_keys WHERE user_id = ?`), userID).Scan(&b)
@@ -50,7 +50,7 @@ func (s *SQLKeyStore) RuleKey(ctx context.Context, userID string) (twoman.RuleKe
 	return twoman.ParseRuleKey(b)
 }
 
-// PutRuleKey implements KeyStore.
+// PutRuleKey implements [KeyStore].
 func (s *SQLKeyStore) PutRuleKey(ctx context.Context, userID string, k twoman.RuleKey) error {
 	kb := k.Bytes()
 	defer clear(kb)

@@ -1,5 +1,5 @@
 // Package ssks is the Secure Key Storage Service of Veil's two-man-rule
-// recovery: an http.Handler ([Handler]) that keeps each user's identity
+// recovery: an [http.Handler] ([Handler]) that keeps each user's identity
 // encrypted under a key it never sees, and releases it only to whoever
 // answers a one-time code it sends to the user's email or phone.
 //
@@ -16,6 +16,7 @@
 // only, [InsecureLogSender]. Storage is a [Store] on SQLite or PostgreSQL
 // ([OpenStore]).
 //
-// The device's client is package twoman; the app backend's half is package
-// twoman/backend.
+// The device's client is package [github.com/veilchat/veil/twoman] (which
+// also holds the API's error codes and [twoman.APIError]); the app backend's
+// half is package [github.com/veilchat/veil/twoman/backend].
 package ssks

@@ -93,7 +93,7 @@ func openTestStore(t testing.TB) Store {
 func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{store: openTestStore(t), sender: &capture{}, clock: &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}, keys: &backend.MemoryKeyStore{}, logs: &bytes.Buffer{}}
-	cfg := Config{Store: f.store, AppKeys: [][]byte{appKey}, HashKey: bytes.Repeat([]byte("h"), 32), Sender: f.sender,
+	cfg := Config{Store: f.store, AppKeys: []Secret{NewSecret(appKey)}, HashKey: NewSecret(bytes.Repeat([]byte("h"), 32)), Sender: f.sender,
 		Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs}, nil))}
 	for _, m := range mutate {
 		m(&cfg)
@@ -104,10 +104,10 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	}
 	f.srv = httptest.NewServer(s)
 	t.Cleanup(f.srv.Close)
-	if f.backend, err = backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: appKey}); err != nil {
+	if f.backend, err = backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: backend.NewSecret(appKey)}); err != nil {
 		t.Fatal(err)
 	}
-	if f.client, err = twoman.NewClient(f.srv.URL, nil); err != nil {
+	if f.client, err = twoman.NewClient(twoman.ClientConfig{BaseURL: f.srv.URL}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -271,7 +271,7 @@ func TestChallengeRules(t *testing.T) {
 		t.Fatalf("after an hour: %v", err)
 	}
 	// Wrong app key.
-	bad, _ := backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: bytes.Repeat([]byte("b"), 32)})
+	bad, _ := backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: backend.NewSecret(bytes.Repeat([]byte("b"), 32))})
 	if _, err := bad.StartChallenge(ctx, "bob", twoman.Factor{Type: twoman.SMS, Value: "+33 6 12 34 56 78"}, false); apiCode(err) != twoman.CodeUnauthorized {
 		t.Fatalf("wrong app key: %v", err)
 	}
@@ -302,7 +302,7 @@ func TestSplitKnowledge(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string][]byte{"blob": rec.Blob})
 	}))
 	defer leak.Close()
-	thief, err := twoman.NewClient(leak.URL, nil)
+	thief, err := twoman.NewClient(twoman.ClientConfig{BaseURL: leak.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,13 +355,17 @@ func dumpStore(t *testing.T, st Store) []byte {
 		t.Fatal(err)
 	}
 	json.NewEncoder(&b).Encode(rec)
-	if d, ok := st.(interface{ Dump() ([]byte, error) }); ok {
-		raw, err := d.Dump()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.Write(raw)
+	d, ok := st.(interface {
+		Dump(context.Context) ([]byte, error)
+	})
+	if !ok {
+		t.Fatalf("%T has no Dump: the raw rows would go unchecked", st)
 	}
+	raw, err := d.Dump(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(raw)
 	return b.Bytes()
 }
 
@@ -463,7 +467,7 @@ func TestBadInput(t *testing.T) {
 		{"bad phone", "/v1/challenges", `{"user_id":"bob","factor":{"type":"sms","value":"call me"}}`, true, 400, twoman.CodeInvalidFactor},
 		{"no app key", "/v1/challenges", `{"user_id":"bob","factor":{"type":"sms","value":"+15551234567"}}`, false, 401, twoman.CodeUnauthorized},
 		{"no user", "/v1/challenges", `{"factor":{"type":"sms","value":"+15551234567"}}`, true, 400, twoman.CodeInvalidRequest},
-		{"no route", "/v1/nothing", `{}`, false, 404, "not_found"},
+		{"no route", "/v1/nothing", `{}`, false, 404, twoman.CodeNotFound},
 	}
 	for _, tc := range tests {
 		status, code := post(tc.path, tc.body, tc.auth)
@@ -485,7 +489,7 @@ func TestBadInput(t *testing.T) {
 func TestSecretsRedacted(t *testing.T) {
 	t.Parallel()
 	k, _ := twoman.NewRuleKey(testrand.New("k"))
-	c := Code{"12345678"}
+	c := NewCode("12345678")
 	s := twoman.Session{UserID: "u", RuleKey: k}
 	var out bytes.Buffer
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {

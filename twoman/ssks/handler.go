@@ -20,19 +20,21 @@ import (
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
 
-// Config configures the SSKS Server. Store, AppKeys, HashKey and
-// Sender are required; every other zero field is the safe default.
+// Config configures a [Handler]. [Store], AppKeys, HashKey and [Sender] are
+// required; every other zero field is the safe default.
 type Config struct {
 	Store Store
 	// AppKeys are the SSKS API keys of the app backends allowed to start
 	// challenges (Authorization: Bearer <key>). Each is at least 32
 	// printable ASCII characters (hex or base64 of random bytes).
-	AppKeys [][]byte
+	AppKeys []Secret
 	// HashKey (32 bytes) keys the hashes of codes and factor values, so
 	// that a copy of the database alone cannot test codes or recover
 	// addresses. Keep it outside the database.
-	HashKey []byte
-	// Sender delivers the codes.
+	HashKey Secret
+	// Sender delivers the codes. If it has a method Check() error
+	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a
+	// configuration it reports.
 	Sender Sender
 	// CodeDigits is the length of codes, 8 to 12. Zero means 8.
 	CodeDigits int
@@ -59,35 +61,41 @@ type Config struct {
 	// Logger receives one line per request, never a code, factor value or
 	// blob. Nil discards.
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now. Rand is the source of codes and
+	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
 }
 
-// Server is the Secure Key Storage Service: it keeps users' encrypted
-// identities and releases one only to whoever answers a one-time code sent
-// to the user's registered email or phone. It is an http.Handler, safe for
-// concurrent use and stateless (replicas share a PostgreSQL store).
+// Handler serves the Secure Key Storage Service's /v1 API and /healthz: it
+// keeps users' encrypted identities and releases one only to whoever
+// answers a one-time code sent to the user's registered email or phone. It
+// is an [http.Handler] to mount in an existing server, safe for concurrent
+// use and stateless (replicas share a PostgreSQL store).
 type Handler struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
 }
 
-// NewHandler checks cfg and returns the Server.
+// NewHandler checks cfg and returns the [Handler].
 func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Store == nil || cfg.Sender == nil {
 		return nil, errors.New("twoman: Config needs Store and Sender")
 	}
-	if len(cfg.HashKey) != 32 {
+	if c, ok := cfg.Sender.(interface{ Check() error }); ok {
+		if err := c.Check(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HashKey.Len() != 32 {
 		return nil, errors.New("twoman: Config.HashKey must be 32 bytes")
 	}
 	if len(cfg.AppKeys) == 0 {
 		return nil, errors.New("twoman: Config.AppKeys is empty")
 	}
 	for _, k := range cfg.AppKeys {
-		if !wire.ValidAppKey(k) {
+		if !wire.ValidAppKey(k.Reveal()) {
 			return nil, errors.New("twoman: app keys must be at least 32 printable ASCII characters")
 		}
 	}
@@ -132,18 +140,18 @@ func NewHandler(cfg Config) (*Handler, error) {
 	s.route("POST /v1/password/retrieve", s.passwordRetrieve)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := cfg.Store.Ping(r.Context()); err != nil {
-			httpjson.WriteError(w, http.StatusServiceUnavailable, "unavailable", "store unreachable")
+			httpjson.WriteError(w, http.StatusServiceUnavailable, twoman.CodeUnavailable, "store unreachable")
 			return
 		}
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, http.StatusNotFound, "not_found", "no such route")
+		httpjson.WriteError(w, http.StatusNotFound, twoman.CodeNotFound, "no such route")
 	})
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements [http.Handler].
 func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {
@@ -179,7 +187,7 @@ func (s *Handler) appAuthorized(r *http.Request) bool {
 	got := r.Header.Get("Authorization")
 	ok := 0
 	for _, k := range s.cfg.AppKeys {
-		ok |= subtle.ConstantTimeCompare([]byte(got), append([]byte("Bearer "), k...))
+		ok |= subtle.ConstantTimeCompare([]byte(got), append([]byte("Bearer "), k.Reveal()...))
 	}
 	return ok == 1
 }
@@ -234,11 +242,11 @@ func (s *Handler) startChallenge(r *http.Request, body []byte) (int, any, error)
 		return 0, nil, err
 	}
 	if mustAuth {
-		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: Code{code}, Issued: now, Expires: rec.ExpiresAt}); err != nil {
+		if err := s.cfg.Sender.Send(ctx, Challenge{UserID: req.UserID, Factor: f, Code: NewCode(code), Issued: now, Expires: rec.ExpiresAt}); err != nil {
 			// A sender's error may quote the factor value (mail servers
 			// echo the recipient): it never reaches the log.
 			s.log.Error("sending a code failed", "user", req.UserID, "factor", string(f.Type), "error", redact(err.Error(), f.Value))
-			return 0, nil, httpjson.Errorf(http.StatusBadGateway, "send_failed", "the code could not be sent")
+			return 0, nil, httpjson.Errorf(http.StatusBadGateway, twoman.CodeSendFailed, "the code could not be sent")
 		}
 	}
 	return http.StatusCreated, wire.ChallengeResponse{SessionID: hex.EncodeToString(id[:]), MustAuthenticate: mustAuth, ExpiresAt: rec.ExpiresAt.UTC()}, nil
@@ -280,11 +288,11 @@ func redact(s, secret string) string {
 }
 
 func (s *Handler) factorHash(f twoman.Factor) []byte {
-	return keyedHash(s.cfg.HashKey, labelFactor, string(f.Type), f.Value)
+	return keyedHash(s.cfg.HashKey.Reveal(), labelFactor, string(f.Type), f.Value)
 }
 
 func (s *Handler) codeHash(id [16]byte, code string) []byte {
-	return keyedHash(s.cfg.HashKey, labelOTP, hex.EncodeToString(id[:]), code)
+	return keyedHash(s.cfg.HashKey.Reveal(), labelOTP, hex.EncodeToString(id[:]), code)
 }
 
 // ---- client-facing: identity ----
@@ -504,7 +512,7 @@ func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (Pa
 		secs := int(rec.LockedUntil.Sub(now).Seconds()) + 1
 		return PasswordRecord{}, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeLocked, "too many wrong passphrases; retry in %d seconds", secs)
 	}
-	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, "wrong_passphrase", "wrong passphrase")
+	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeWrongPassphrase, "wrong passphrase")
 }
 
 func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) {
@@ -533,7 +541,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 			return 0, nil, err
 		}
 		if rec.UserID != req.UserID {
-			return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "the session is for another user")
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "the session is for another user")
 		}
 		p := proof(rec)
 		by = &p
@@ -542,7 +550,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 			return 0, nil, err
 		}
 	default:
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, "forbidden", "a challenge session or the current passphrase is required")
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "a challenge session or the current passphrase is required")
 	}
 	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
 	if errors.Is(err, twoman.ErrFactorMismatch) {

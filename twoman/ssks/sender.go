@@ -13,36 +13,59 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/veilchat/veil/internal/httpjson"
+	redaction "github.com/veilchat/veil/internal/redact" // redact is the package's function for error texts
 	"github.com/veilchat/veil/twoman"
 )
 
 // Code is a one-time code in transit to its user. It redacts itself under
-// fmt and slog; Reveal returns the digits for the message body.
-type Code struct{ digits string }
+// fmt and slog, refuses encoding/json, and Reveal returns the digits for
+// the message body. The digits sit two pointers away, so that fmt,
+// printing a struct that holds a Code in an unexported field (where it
+// cannot call Format), shows an address under every verb.
+type Code struct{ digits redaction.Value[string] }
 
-// Reveal returns the digits. Put them only in the message to the user.
-func (c Code) Reveal() string { return c.digits }
+// NewCode returns a Code holding digits. The SSKS makes codes itself; this
+// is for tests of a Sender.
+func NewCode(digits string) Code { return Code{redaction.Hold(&digits)} }
+
+// Reveal returns the digits ("" for the zero value). Put them only in the
+// message to the user.
+func (c Code) Reveal() string {
+	if c.digits.IsZero() {
+		return ""
+	}
+	return *c.digits.Get()
+}
+
+const codeName = redaction.Name("ssks.Code")
 
 // String returns a redacted placeholder.
-func (c Code) String() string { return "ssks.Code(REDACTED)" }
+func (c Code) String() string { return codeName.String() }
 
 // GoString returns a redacted placeholder.
-func (c Code) GoString() string { return c.String() }
+func (c Code) GoString() string { return codeName.GoString() }
 
 // Format prints a redacted placeholder under every verb.
-func (c Code) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+func (c Code) Format(f fmt.State, verb rune) { codeName.Format(f, verb) }
 
 // LogValue implements slog.LogValuer with a redacted placeholder.
-func (c Code) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c Code) LogValue() slog.Value { return codeName.LogValue() }
+
+// MarshalJSON refuses: a code reaches a message only through Reveal.
+func (c Code) MarshalJSON() ([]byte, error) { return codeName.MarshalJSON() }
 
 // Challenge is what a Sender delivers: a code for a user through a factor.
 type Challenge struct {
@@ -86,7 +109,8 @@ type SMTPSender struct {
 	AppName string
 	// Username and Password, if set, authenticate with AUTH PLAIN (only
 	// over TLS).
-	Username, Password string
+	Username string
+	Password Secret
 	// TLSConfig for STARTTLS; nil verifies the server's certificate for the
 	// host of Addr with the system roots.
 	TLSConfig *tls.Config
@@ -102,39 +126,119 @@ type SMTPSender struct {
 
 var defaultTemplate = template.Must(template.New("email").Parse(DefaultEmailTemplate))
 
-// Send implements Sender.
-func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
-	if c.Factor.Type != twoman.Email {
-		return fmt.Errorf("twoman: SMTPSender cannot send to a %s factor", c.Factor.Type)
+// Check reports a configuration Send would refuse: a From that is not one
+// mail address, or a From or AppName with a control character (a CR or LF
+// in a header value would let it inject headers, a Bcc: to an attacker for
+// one). NewHandler calls it, so a bad configuration fails at start-up.
+func (s *SMTPSender) Check() error {
+	if s.Addr == "" {
+		return errors.New("twoman: SMTPSender.Addr is empty")
 	}
-	to, err := c.Factor.Normalize()
+	if _, err := s.fromAddress(); err != nil {
+		return err
+	}
+	if err := headerSafe("SMTPSender.AppName", s.AppName); err != nil {
+		return err
+	}
+	return nil
+}
+
+// fromAddress parses From, which may carry a display name
+// ("Acme <no-reply@acme.example>").
+func (s *SMTPSender) fromAddress() (*mail.Address, error) {
+	if err := headerSafe("SMTPSender.From", s.From); err != nil {
+		return nil, err
+	}
+	a, err := mail.ParseAddress(s.From)
+	if err != nil {
+		return nil, fmt.Errorf("twoman: SMTPSender.From is not a mail address: %w", err)
+	}
+	if err := headerSafe("SMTPSender.From", a.Name); err != nil {
+		// An encoded word can decode to a line break.
+		return nil, err
+	}
+	return a, nil
+}
+
+// headerSafe refuses a value with a control character: written into a
+// header, a CR or LF ends it and starts another.
+func headerSafe(field, v string) error {
+	if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("twoman: %s contains a line break or another control character; it would inject mail headers", field)
+	}
+	return nil
+}
+
+// Send implements Sender: it composes the message and delivers it.
+func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
+	m, err := s.compose(c, time.Now(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	if strings.ContainsAny(s.From, "\r\n") {
-		return errors.New("twoman: invalid From address")
+	defer clear(m.data)
+	return s.deliver(ctx, m)
+}
+
+// outgoing is a composed mail: envelope addresses and the message, whose
+// body holds the code (the caller clears data after delivery).
+type outgoing struct {
+	from, to string
+	data     []byte
+}
+
+// compose builds the message of a challenge, dated now, with a Message-ID
+// drawn from rnd. It refuses a header value with a control character
+// rather than send a header-injected mail.
+func (s *SMTPSender) compose(c Challenge, now time.Time, rnd io.Reader) (outgoing, error) {
+	if c.Factor.Type != twoman.Email {
+		return outgoing{}, fmt.Errorf("twoman: SMTPSender cannot send to a %s factor", c.Factor.Type)
 	}
-	tmpl := s.Template
-	if tmpl == nil {
-		tmpl = defaultTemplate
+	to, err := c.Factor.Normalize()
+	if err != nil {
+		return outgoing{}, err
+	}
+	if err := headerSafe("the recipient address", to.Value); err != nil {
+		return outgoing{}, err
+	}
+	from, err := s.fromAddress()
+	if err != nil {
+		return outgoing{}, err
 	}
 	app := s.AppName
 	if app == "" {
 		app = "Veil"
 	}
-	var body bytes.Buffer
-	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
-		return fmt.Errorf("twoman: email template: %w", err)
+	if err := headerSafe("SMTPSender.AppName", app); err != nil {
+		return outgoing{}, err
 	}
-	var msg bytes.Buffer
+	tmpl := s.Template
+	if tmpl == nil {
+		tmpl = defaultTemplate
+	}
+	var body bytes.Buffer
+	defer clear(body.Bytes())
+	if err := tmpl.Execute(&body, TemplateData{AppName: app, Code: c.Code.Reveal(), Minutes: int(c.Expires.Sub(c.Issued).Round(time.Minute).Minutes()), UserID: c.UserID}); err != nil {
+		return outgoing{}, fmt.Errorf("twoman: email template: %w", err)
+	}
 	var mid [12]byte
-	rand.Read(mid[:])
-	host, _, _ := net.SplitHostPort(s.Addr)
-	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s verification code\r\nDate: %s\r\nMessage-ID: <%s@%s>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
-		s.From, to.Value, app, time.Now().UTC().Format(time.RFC1123Z), hex.EncodeToString(mid[:]), host)
+	if _, err := io.ReadFull(rnd, mid[:]); err != nil {
+		return outgoing{}, fmt.Errorf("twoman: Message-ID: %w", err)
+	}
+	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	var msg bytes.Buffer
+	fmt.Fprintf(&msg, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: <%s@%s>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+		from.String(), to.Value, mime.QEncoding.Encode("utf-8", app+" verification code"), now.UTC().Format(time.RFC1123Z), hex.EncodeToString(mid[:]), domain)
 	msg.Write(bytes.ReplaceAll(bytes.ReplaceAll(body.Bytes(), []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n")))
-	defer clear(msg.Bytes())
+	return outgoing{from: from.Address, to: to.Value, data: msg.Bytes()}, nil
+}
 
+// deliver sends a composed mail through the SMTP server at Addr, with
+// STARTTLS unless InsecurePlaintext and the server offers none.
+func (s *SMTPSender) deliver(ctx context.Context, m outgoing) error {
+	host, _, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return fmt.Errorf("twoman: SMTPSender.Addr: %w", err)
+	}
 	timeout := s.Timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
@@ -146,14 +250,22 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 	if err != nil {
 		return smtpError("dial", err)
 	}
+	// The context bounds the dial; the deadline bounds the exchange, and
+	// a cancellation closes the connection.
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		if err := conn.SetDeadline(dl); err != nil {
+			conn.Close()
+			return smtpError("dial", err)
+		}
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	cl, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
 		return smtpError("greeting", err)
 	}
+	// After a failure, Close drops the connection; its error adds nothing.
 	defer cl.Close()
 	if err := cl.Hello("localhost"); err != nil {
 		return smtpError("HELO", err)
@@ -175,21 +287,21 @@ func (s *SMTPSender) Send(ctx context.Context, c Challenge) error {
 		if !tlsOn {
 			return errors.New("twoman: refusing SMTP authentication without TLS")
 		}
-		if err := cl.Auth(smtp.PlainAuth("", s.Username, s.Password, host)); err != nil {
+		if err := cl.Auth(smtp.PlainAuth("", s.Username, string(s.Password.Reveal()), host)); err != nil {
 			return smtpError("AUTH", err)
 		}
 	}
-	if err := cl.Mail(s.From); err != nil {
+	if err := cl.Mail(m.from); err != nil {
 		return smtpError("MAIL", err)
 	}
-	if err := cl.Rcpt(to.Value); err != nil {
+	if err := cl.Rcpt(m.to); err != nil {
 		return smtpError("RCPT", err)
 	}
 	w, err := cl.Data()
 	if err != nil {
 		return smtpError("DATA", err)
 	}
-	if _, err := w.Write(msg.Bytes()); err != nil {
+	if _, err := w.Write(m.data); err != nil {
 		return smtpError("DATA", err)
 	}
 	if err := w.Close(); err != nil {
@@ -215,10 +327,12 @@ func smtpError(step string, err error) error {
 // WebhookSender POSTs each challenge as JSON to an HTTP endpoint (an SMS
 // gateway adapter, the app's notification service), signed so the receiver
 // can check it came from the SSKS: header X-Veil-Signature is the hex
-// HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret.
+// HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret. URL may carry
+// the gateway's credentials in its query or user information: errors quote
+// the URL without them, so they never reach a log.
 type WebhookSender struct {
 	URL    string
-	Secret []byte
+	Secret Secret
 	// Client sends the request; nil means a client with a 15 s timeout.
 	Client *http.Client
 }
@@ -232,8 +346,8 @@ type webhookBody struct {
 
 // Send implements Sender. A non-2xx answer is an error.
 func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
-	if len(s.Secret) < 32 {
-		return errors.New("twoman: WebhookSender.Secret must be at least 32 bytes")
+	if err := s.Check(); err != nil {
+		return err
 	}
 	body, err := json.Marshal(webhookBody{UserID: c.UserID, Factor: c.Factor, Code: c.Code.Reveal(), ExpiresAt: c.Expires.UTC()})
 	if err != nil {
@@ -243,23 +357,45 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("twoman: webhook: %w", err)
+		return fmt.Errorf("twoman: webhook: %w", httpjson.RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Veil-Timestamp", ts)
-	req.Header.Set("X-Veil-Signature", WebhookSignature(s.Secret, ts, body))
+	req.Header.Set("X-Veil-Signature", WebhookSignature(s.Secret.Reveal(), ts, body))
 	cl := s.Client
 	if cl == nil {
 		cl = &http.Client{Timeout: 15 * time.Second}
 	}
 	resp, err := cl.Do(req)
 	if err != nil {
-		return fmt.Errorf("twoman: webhook: %w", err)
+		// The URL's query or user information may hold the gateway's
+		// credentials, and *url.Error quotes the whole URL.
+		return fmt.Errorf("twoman: webhook: %w", httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	// Draining lets the connection be reused; a failure here changes
+	// nothing about the delivery, which the status decides.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("twoman: webhook answered %d", resp.StatusCode)
+		return fmt.Errorf("twoman: webhook %s answered %d", httpjson.StripURL(req.URL), resp.StatusCode)
+	}
+	return nil
+}
+
+// Check reports a configuration Send would refuse: a Secret under 32
+// bytes, or a URL that is not absolute http or https. NewHandler calls it,
+// so a bad configuration fails at start-up. Its errors never quote the
+// URL's query or user information.
+func (s *WebhookSender) Check() error {
+	if s.Secret.Len() < 32 {
+		return errors.New("twoman: WebhookSender.Secret must be at least 32 bytes")
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return fmt.Errorf("twoman: WebhookSender.URL: %w", httpjson.RedactURLError(err))
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("twoman: WebhookSender.URL %q is not an absolute http or https URL", httpjson.StripURL(u))
 	}
 	return nil
 }

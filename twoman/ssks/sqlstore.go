@@ -1,13 +1,10 @@
 package ssks
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/veilchat/veil/internal/sqlstore"
@@ -90,7 +87,7 @@ ALTER TABLE ssks_passwords ADD COLUMN factor_type TEXT NOT NULL DEFAULT '',
 	ADD COLUMN factor_hash BYTEA NOT NULL DEFAULT '\x'::bytea`,
 }}
 
-// sqlStore is the SQL Store (SQLite or PostgreSQL).
+// sqlStore is the SQL [Store] (SQLite or PostgreSQL).
 type sqlStore struct {
 	db        *sqlstore.DB
 	forUpdate string // " FOR UPDATE" on Postgres
@@ -348,44 +345,5 @@ func (s *sqlStore) PasswordAttempt(ctx context.Context, userID string, now time.
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 func (s *sqlStore) Close() error { return s.db.Close() }
-
-// Dump returns every row of the SSKS's tables as JSON lines: what someone
-// with a copy of the database holds. Tests use it to check what is (not)
-// stored.
-func (s *sqlStore) Dump() ([]byte, error) {
-	var out bytes.Buffer
-	ctx := context.Background()
-	for _, table := range []string{"ssks_identities", "ssks_challenges", "ssks_passwords"} {
-		rows, err := s.db.QueryContext(ctx, "SELECT * FROM "+table)
-		if err != nil {
-			return nil, err
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			row := map[string]any{"table": table}
-			for i, c := range cols {
-				if b, ok := vals[i].([]byte); ok {
-					row[c] = string(b)
-				} else {
-					row[c] = fmt.Sprint(vals[i])
-				}
-			}
-			json.NewEncoder(&out).Encode(row)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-	}
-	return out.Bytes(), nil
-}
 
 var _ Store = (*sqlStore)(nil)

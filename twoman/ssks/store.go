@@ -2,7 +2,6 @@ package ssks
 
 import (
 	"context"
-	"crypto/hmac"
 	"time"
 
 	"github.com/veilchat/veil/twoman"
@@ -14,10 +13,6 @@ import (
 type Proof struct {
 	FactorType twoman.FactorType
 	FactorHash []byte
-}
-
-func (p Proof) matches(t twoman.FactorType, hash []byte) bool {
-	return p.FactorType == t && hmac.Equal(p.FactorHash, hash)
 }
 
 // ChallengeRecord is a challenge session as stored. Only hashes of the code
@@ -57,7 +52,7 @@ type PasswordRecord struct {
 	UpdatedAt   time.Time
 }
 
-// Verdict is the outcome of Store.Redeem.
+// Verdict is the outcome of [Store.Redeem].
 type Verdict int
 
 const (
@@ -75,7 +70,7 @@ const (
 type Store interface {
 	// CreateChallenge stores a new challenge session, unless max sessions
 	// were already created since `since` for its user or for its factor
-	// hash: then it returns twoman.ErrRateLimited and stores nothing. The count and
+	// hash: then it returns [twoman.ErrRateLimited] and stores nothing. The count and
 	// the insert are atomic, across replicas too: concurrent calls cannot
 	// all pass the count.
 	CreateChallenge(ctx context.Context, rec ChallengeRecord, since time.Time, max int) error
@@ -83,31 +78,31 @@ type Store interface {
 	// used, expired at now, or has maxAttempts wrong answers is Dead; if
 	// check(rec) is true the session becomes used (Accepted); otherwise its
 	// attempts grow by one (WrongCode). It returns the record as it was
-	// before the answer. twoman.ErrNotFound for an unknown session.
+	// before the answer. [twoman.ErrNotFound] for an unknown session.
 	Redeem(ctx context.Context, id [16]byte, now time.Time, maxAttempts int, check func(ChallengeRecord) bool) (ChallengeRecord, Verdict, error)
 
-	// Identity returns a user's encrypted identity or twoman.ErrNotFound.
+	// Identity returns a user's encrypted identity or [twoman.ErrNotFound].
 	Identity(ctx context.Context, userID string) (IdentityRecord, error)
 	// PutIdentity creates a user's encrypted identity, or replaces it if the
 	// stored one is registered with the factor of proof; otherwise it
-	// returns twoman.ErrFactorMismatch and changes nothing. rec's factor is the one
+	// returns [twoman.ErrFactorMismatch] and changes nothing. rec's factor is the one
 	// registered from then on (it differs from proof's on a factor change).
 	// The check and the write are atomic.
 	PutIdentity(ctx context.Context, rec IdentityRecord, proof Proof) error
 	// DeleteIdentity removes a user's identity if it is registered with the
-	// factor of proof: twoman.ErrNotFound if there is none, twoman.ErrFactorMismatch
+	// factor of proof: [twoman.ErrNotFound] if there is none, [twoman.ErrFactorMismatch]
 	// (nothing removed) if it is registered with another.
 	DeleteIdentity(ctx context.Context, userID string, proof Proof) error
 
-	// Password returns a user's password backup or twoman.ErrNotFound.
+	// Password returns a user's password backup or [twoman.ErrNotFound].
 	Password(ctx context.Context, userID string) (PasswordRecord, error)
 	// PutPassword creates or replaces a password backup. With a proof (the
 	// write is authorized by a challenge session), it creates the backup,
 	// bound to the proof's factor, or replaces one bound to that same
 	// factor; a backup bound to another factor, or to none, is left alone
-	// and twoman.ErrFactorMismatch returned. Without a proof (the caller checked
+	// and [twoman.ErrFactorMismatch] returned. Without a proof (the caller checked
 	// the current passphrase), it replaces the existing backup and keeps
-	// its binding (twoman.ErrNotFound if there is none). The check and the write
+	// its binding ([twoman.ErrNotFound] if there is none). The check and the write
 	// are atomic.
 	PutPassword(ctx context.Context, rec PasswordRecord, proof *Proof) error
 	// PasswordAttempt records the outcome of a lookup atomically: on

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,5 +340,48 @@ func TestKeyStore(t *testing.T) {
 		if got, err := ks.RuleKey(ctx, "alice"); err != nil || !got.Equal(k) {
 			t.Errorf("%s: read back: %v", name, err)
 		}
+	}
+}
+
+// TestWorldReadableDatabaseRefused: the SSKS and the backend's key store
+// refuse a SQLite file others can read, saying which file and how to fix
+// it, and create their own files private.
+func TestWorldReadableDatabaseRefused(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		open   func(path string) (io.Closer, error)
+		reason string
+	}{
+		{"ssks", func(path string) (io.Closer, error) { return OpenStore(context.Background(), path) }, "encrypted identities and code hashes"},
+		{"backend", func(path string) (io.Closer, error) { return backend.OpenKeyStore(context.Background(), path) }, "the twoManRuleKeys themselves"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "store.db")
+			st, err := tc.open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != 0o600 {
+				t.Fatalf("new database has mode %04o, want 0600 (%s)", got, tc.reason)
+			}
+			if err := os.Chmod(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st, err = tc.open(path)
+			if err == nil {
+				st.Close()
+				t.Fatalf("a world-readable database was opened (%s)", tc.reason)
+			}
+			if !strings.Contains(err.Error(), "chmod 600 "+path) {
+				t.Errorf("error %q does not name the file and the fix", err)
+			}
+		})
 	}
 }

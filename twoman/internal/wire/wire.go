@@ -1,6 +1,3 @@
-// Package wire holds the JSON bodies of the SSKS's /v1 API and the one HTTP
-// call shape that the device client (package twoman) and the app backend's
-// half (package twoman/backend) make to it.
 package wire
 
 import (
@@ -62,7 +59,8 @@ type FactorRequest struct {
 	Blob      []byte `json:"blob"`
 }
 
-// PasswordParamsRequest is asks for the Argon2id parameters of a user's password backup.
+// PasswordParamsRequest asks for the Argon2id parameters of a user's
+// password backup.
 type PasswordParamsRequest struct {
 	UserID string `json:"user_id"`
 }
@@ -111,7 +109,7 @@ func PostJSON(ctx context.Context, hc *http.Client, url, auth string, in, out an
 	defer clear(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return fmt.Errorf("twoman: %w", httpjson.RedactURLError(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if auth != "" {
@@ -119,7 +117,7 @@ func PostJSON(ctx context.Context, hc *http.Client, url, auth string, in, out an
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("twoman: %w", err)
+		return fmt.Errorf("twoman: %w", httpjson.RedactURLError(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))

@@ -42,7 +42,7 @@ func FuzzBackendResponses(f *testing.F) {
 	if err := keys.PutRuleKey(context.Background(), "alice", rk); err != nil {
 		f.Fatal(err)
 	}
-	b, err := New(Config{Keys: keys, SSKSURL: srv.URL, AppKey: []byte("0123456789abcdef0123456789abcdef")})
+	b, err := New(Config{Keys: keys, SSKSURL: srv.URL, AppKey: NewSecret([]byte("0123456789abcdef0123456789abcdef"))})
 	if err != nil {
 		f.Fatal(err)
 	}

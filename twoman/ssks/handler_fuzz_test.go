@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// FuzzServerRequests sends arbitrary bodies to every SSKS route: the server
+// FuzzHandlerRequests sends arbitrary bodies to every SSKS route: the handler
 // must answer every one with a JSON response and never a 5xx or a panic.
-func FuzzServerRequests(f *testing.F) {
+func FuzzHandlerRequests(f *testing.F) {
 	routes := []string{"/v1/challenges", "/v1/identity/push", "/v1/identity/retrieve", "/v1/identity/factor",
 		"/v1/identity/delete", "/v1/password/params", "/v1/password/store", "/v1/password/retrieve"}
 	seeds := []string{

@@ -1,0 +1,18 @@
+package ssks
+
+// The package's own redact function (for error texts) takes the name.
+import redaction "github.com/veilchat/veil/internal/redact"
+
+// Secret holds a secret of a Config or a Sender: an app key, the hash key,
+// an SMTP password, a webhook secret. Make one with NewSecret. It prints as
+// REDACTED ("unset" when empty) under every fmt verb, in slog and wherever
+// fmt meets it, even through an unexported struct field (its bytes sit
+// behind pointers), and marshals to the JSON string "REDACTED", so that a
+// Config can be printed and logged whole. Its methods: Reveal returns a
+// copy of the bytes, Len their length, IsZero whether it is empty. The zero
+// value is empty; a Secret is immutable and safe for concurrent use.
+type Secret = redaction.Secret
+
+// NewSecret returns a Secret holding a copy of b (the zero Secret for an
+// empty b). The caller may clear b afterwards.
+func NewSecret(b []byte) Secret { return redaction.New(b) }
