@@ -207,6 +207,10 @@ type cacheEntry struct {
 	s       *Session
 	log     *memberlog.State // nil for a preloaded session not fetched yet
 	checked time.Time
+	// unsaved: the floor of log could not be saved (Config.Floors). The
+	// session still opens messages; sealing retries the save and fails
+	// closed.
+	unsaved bool
 }
 
 type cardKey struct {
@@ -490,10 +494,8 @@ func (m *Manager) fetchLocked(ctx context.Context, id ID) (*cacheEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.setFloor(ctx, id, st); err != nil {
-		return nil, err
-	}
 	e := &cacheEntry{s: s, log: st, checked: m.now()}
+	e.unsaved = m.setFloor(ctx, id, st) != nil // reading goes on; sealing retries
 	m.store(ctx, e)
 	return e, nil
 }
@@ -621,6 +623,12 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 			return nil, err
 		}
 		st := e.log
+		if e.unsaved {
+			if err := m.setFloor(ctx, id, st); err != nil {
+				return nil, err
+			}
+			m.markSaved(id, st)
+		}
 		if _, ok := st.Member(m.me.UserID()); !ok {
 			return nil, fmt.Errorf("%w: %q is not in session %s", ErrNotMember, m.me.UserID(), id)
 		}
@@ -1154,6 +1162,15 @@ func (m *Manager) cached(id ID) *cacheEntry {
 	m.lru.MoveToFront(e)
 	ce := *e.Value.(*cacheEntry)
 	return &ce
+}
+
+// markSaved records that the floor of st, cached for id, is saved.
+func (m *Manager) markSaved(id ID, st *memberlog.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.byID[id]; ok && e.Value.(*cacheEntry).log == st {
+		e.Value.(*cacheEntry).unsaved = false
+	}
 }
 
 func (m *Manager) touch(id ID) {
