@@ -3,6 +3,7 @@ package memberlog
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -565,15 +566,25 @@ func parseChange(s *cryptobyte.String) (*Change, error) {
 // rosterDigest is SHA-256(label ‖ 0x00 ‖ u8 policy ‖ u32 n ‖ entries), the
 // entries sorted by user ID bytes.
 func rosterDigest(policy Policy, roster []Member) [HashSize]byte {
-	var b cryptobyte.Builder
-	b.AddBytes([]byte(labelRoster))
-	b.AddUint8(0)
-	b.AddUint8(uint8(policy))
-	b.AddUint32(uint32(len(roster)))
+	h := sha256.New()
+	// One entry at a time through a reused buffer: the roster can be
+	// 10,000 members, hashed on every record.
+	buf := make([]byte, 0, 1+255+4+HashSize+1)
+	buf = append(buf, labelRoster...)
+	buf = append(buf, 0, byte(policy))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(roster)))
+	h.Write(buf)
 	for _, m := range roster {
-		addMember(&b, m)
+		buf = append(buf[:0], byte(len(m.UserID)))
+		buf = append(buf, m.UserID...)
+		buf = binary.BigEndian.AppendUint32(buf, m.Anchor.Generation)
+		buf = append(buf, m.Anchor.Fingerprint[:]...)
+		buf = append(buf, byte(m.Role))
+		h.Write(buf)
 	}
-	return sha256.Sum256(b.BytesOrPanic())
+	var out [HashSize]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // sortMembers sorts members by user ID bytes, in place.
