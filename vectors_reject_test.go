@@ -48,6 +48,8 @@ type envelopeContext struct {
 	MessageID  string `json:"message_id"`
 	SenderID   string `json:"sender_id"`
 	ParentID   string `json:"parent_id"`
+	QuotedID   string `json:"quoted_id"`
+	Revision   uint32 `json:"revision"`
 }
 
 // grantContext is what a grantee holds when it opens a grant: its identity,
@@ -291,13 +293,14 @@ type envelopeFields struct {
 	withoutSigned bool   // seal without a signature
 }
 
+// contextBytes encodes a binding as PROTOCOL.md §6.2's context.
 func contextBytes(c session.Binding) []byte {
 	var b []byte
-	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
+	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID, c.QuotedID} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return binary.BigEndian.AppendUint32(b, c.Revision)
 }
 
 func sealEnvelope(t *testing.T, f envelopeFields) []byte {
@@ -363,6 +366,8 @@ func envelopeRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	}
 	otherCtx := ctx
 	otherCtx.MessageID = "msg-other"
+	laterCtx := ctx
+	laterCtx.Revision = 1
 	envCtx := &envelopeContext{
 		SessionID: sid.String(), ChannelCID: ctx.ChannelCID, Epoch: 0, EpochKey: hex.EncodeToString(key.Bytes()),
 		SenderCard: hex.EncodeToString(k.aliceCards[1].Marshal()), MessageID: ctx.MessageID, SenderID: ctx.SenderID,
@@ -379,12 +384,15 @@ func envelopeRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§6.4: signed by another key than the sender card's", func(f *envelopeFields) { f.seed = k.bobSeed }},
 		{"§6.4: signed under veil/v1/grant", func(f *envelopeFields) { f.label = "veil/v1/grant" }},
 		{"§6.4: the signature covers another message ID than the AD", func(f *envelopeFields) { f.signedCtx = &otherCtx }},
+		{"§6.4: the signature covers revision 1, the AD revision 0", func(f *envelopeFields) { f.signedCtx = &laterCtx }},
 		{"§6.4: no signature", func(f *envelopeFields) { f.withoutSigned = true }},
 		{"§6.5: commitment of another epoch key", func(f *envelopeFields) { f.commitKey = otherKey.Bytes() }},
 		{"§6.5: header names another session", func(f *envelopeFields) { o := other.ID(); f.sid = o[:] }},
 		{"§6.5: header names epoch 1, which the reader does not hold", func(f *envelopeFields) { f.epoch = 1 }},
 		{"§6.5: header names sender generation 0 (the card given is generation 1)", func(f *envelopeFields) { f.gen = 0 }},
 		{"§6.2: sealed for parent ID msg-0, opened as a top-level message", func(f *envelopeFields) { f.ctx.ParentID = "msg-0" }},
+		{"§6.2: sealed quoting msg-0, opened as quoting nothing", func(f *envelopeFields) { f.ctx.QuotedID = "msg-0" }},
+		{"§6.2: sealed as revision 1, opened as revision 0", func(f *envelopeFields) { f.ctx.Revision = 1 }},
 	}
 	var out []rejectVector
 	for _, c := range cases {
@@ -698,7 +706,7 @@ func rejectErr(t *testing.T, v rejectVector) error {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mc := session.Binding{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID}
+		mc := session.Binding{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID, QuotedID: e.QuotedID, Revision: e.Revision}
 		if v.Construction == "text" {
 			_, err = s.OpenText(v.InputText, mc, card)
 		} else {

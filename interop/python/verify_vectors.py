@@ -702,14 +702,17 @@ def unpad(padded):
     return pt
 
 
-def context_bytes(cid, mid, sender, parent):
+def context_bytes(cid, mid, sender, parent, quoted, revision):
+    """§6.2: the five strings, each len16-prefixed, then u32(revision)."""
     for f in (cid, mid, sender):
         if not f:
             raise Reject("context: empty field")
-    for f in (cid, mid, sender, parent):
+    for f in (cid, mid, sender, parent, quoted):
         if len(f) > 1024:
             raise Reject("context: field too long")
-    return lp16(cid) + lp16(mid) + lp16(sender) + lp16(parent)
+    if not 0 <= revision < 1 << 32:
+        raise Reject("context: revision out of range")
+    return lp16(cid) + lp16(mid) + lp16(sender) + lp16(parent) + lp16(quoted) + struct.pack(">I", revision)
 
 
 def seal_envelope(session_id, epoch, k, sender_seed, sender_gen, ctx, pt, nonce):
@@ -727,7 +730,7 @@ def open_envelope(env, ctx_fields, session, cards):
         raise Reject("envelope: version/size")
     sid, epoch, gen = env[1:17], u32(env[17:21]), u32(env[21:25])
     com, nonce = env[25:57], env[57:81]
-    cid, mid, sender, parent = ctx_fields
+    cid, mid, sender = ctx_fields[:3]
     if not ct_eq(sid, session["id"]) or cid != session["cid"]:
         raise Reject("envelope: session")
     if epoch not in session["keys"]:
@@ -738,12 +741,41 @@ def open_envelope(env, ctx_fields, session, cards):
     card = cards.get((sender, gen))
     if card is None:
         raise Reject("envelope: no card")
-    ad = env[:81] + context_bytes(cid, mid, sender, parent)
+    ad = env[:81] + context_bytes(*ctx_fields)
     inner = xchacha20poly1305_open(mk, nonce, env[81:], ad)
     padded, sig = inner[:-64], inner[-64:]
     if not ed25519_verify(card["signing_key"], sig, signed(LABEL_ENVELOPE, ad + padded)):
         raise Reject("envelope: signature")
     return unpad(padded), len(padded)
+
+
+class Stale(Exception):
+    """§6.5: an authenticated envelope older than the revision kept."""
+
+
+class Equivocation(Exception):
+    """§6.5: an authenticated envelope of the revision kept, with other bytes."""
+
+
+class RevisionReader:
+    """§6.5's revision rule over open_envelope: per (session ID, message ID),
+    the highest revision opened and the SHA-256 of that envelope."""
+
+    def __init__(self):
+        self.kept = {}
+
+    def open(self, env, ctx_fields, session, cards):
+        pt = open_envelope(env, ctx_fields, session, cards)  # authenticate first
+        key, rev, h = (session["id"], ctx_fields[1]), ctx_fields[5], hashlib.sha256(env).digest()
+        kept = self.kept.get(key)
+        if kept is not None:
+            if rev < kept[0]:
+                raise Stale("revision %d after %d" % (rev, kept[0]))
+            if rev == kept[0] and h != kept[1]:
+                raise Equivocation("two envelopes of revision %d" % rev)
+        if kept is None or rev > kept[0]:
+            self.kept[key] = (rev, h)
+        return pt
 
 
 def envelope_text(env):
@@ -1525,7 +1557,9 @@ def main():
         R.eq(env[25:57], com, tag + ": header commitment")
         R.eq(env[57:81].hex(), v["nonce"], tag + ": header nonce")
         fields = (v["channel_cid"].encode(), v["message_id"].encode(), v["sender_id"].encode(),
-                  v["parent_id"].encode())
+                  v["parent_id"].encode(), v["quoted_id"].encode(), v["revision"])
+        R.eq(env[:81] + context_bytes(*fields), bytes.fromhex(v["associated_data"]),
+             tag + ": associated data = header || context")
         session = dict(id=sid, cid=fields[0], keys={v["epoch"]: K})
         cards = {(card["user_id"], card["generation"]): card}
         pt_want = bytes.fromhex(v["plaintext_hex"])
@@ -1551,12 +1585,18 @@ def main():
             R.rejects(lambda: open_envelope(flip(env, off), fields, session, cards), tag + ": flipped " + what)
         R.rejects(lambda: open_envelope(env[:-1], fields, session, cards), tag + ": truncated")
         R.rejects(lambda: open_envelope(env + b"\x00", fields, session, cards), tag + ": extended")
-        for j, name in enumerate(["channel CID", "message ID", "sender ID", "parent ID"]):
+        for j, name in enumerate(["channel CID", "message ID", "sender ID", "parent ID", "quoted ID"]):
             f2 = list(fields)
             f2[j] = f2[j] + b"x"
             s2 = dict(session, cid=f2[0]) if j == 0 else session
             c2 = {(f2[2], card["generation"]): card} if j == 2 else cards
             R.rejects(lambda: open_envelope(env, tuple(f2), s2, c2), tag + ": context " + name + " changed")
+        if fields[4]:
+            R.rejects(lambda: open_envelope(env, fields[:4] + (b"", fields[5]), session, cards),
+                      tag + ": context quoted ID removed")
+        for rev in {fields[5] + 1, fields[5] ^ 0x80000000, fields[5] - 1 if fields[5] else 1 << 24}:
+            R.rejects(lambda: open_envelope(env, fields[:5] + (rev,), session, cards),
+                      tag + ": context revision changed to %d" % rev)
         R.rejects(lambda: open_envelope(env, fields, dict(session, cid=b"other"), cards), tag + ": session of another channel")
         R.rejects(lambda: open_envelope(env, fields, dict(session, keys={v["epoch"]: flip(K, 0)}), cards),
                   tag + ": wrong epoch key (commitment)")
@@ -1579,6 +1619,51 @@ def main():
                 R.rejects(lambda: open_envelope(bad, fields, session, cards), tag + ": " + name)
 
     # ---------------------------------------------------------------- grants
+    R.group("envelopes: revisions (self-made)")
+    # Re-seal the first vector whose sender's seed is known as revisions of
+    # one message, with nonces of its own, and replay them at a reader.
+    v = next(x for x in load("envelopes.json")
+             if (x["sender_id"].encode(), parse_card(bytes.fromhex(x["sender_card"]))["generation"]) in seeds)
+    card = parse_card(bytes.fromhex(v["sender_card"]))
+    seed, K, sid = seeds[(card["user_id"], card["generation"])], bytes.fromhex(v["epoch_key"]), bytes.fromhex(v["session_id"])
+    session = dict(id=sid, cid=v["channel_cid"].encode(), keys={v["epoch"]: K})
+    cards = {(card["user_id"], card["generation"]): card}
+
+    def revision(rev, variant=0, mid=b"msg-rev"):
+        fields = (v["channel_cid"].encode(), mid, v["sender_id"].encode(), b"", b"", rev)
+        nonce = hashlib.sha256(b"revision %d %d" % (rev, variant)).digest()[:24]
+        text = b"revision %d" % rev
+        return seal_envelope(sid, v["epoch"], K, seed, card["generation"], context_bytes(*fields), text, nonce), fields
+
+    def outcome(fn):
+        try:
+            fn()
+            return "opens"
+        except Reject:
+            return "rejected"
+        except Stale:
+            return "stale"
+        except Equivocation:
+            return "equivocation"
+
+    reader = RevisionReader()
+    r0, r1, r1b, r2, r3 = revision(0), revision(1), revision(1, 1), revision(2), revision(3)
+    forged0 = (flip(r0[0], len(r0[0]) - 1), r0[1])
+    forged3 = (flip(r3[0], len(r3[0]) - 1), r3[1])
+    for name, (env, fields), want in [
+            ("revision 1 of a new message", r1, "opens"),
+            ("revision 0 after 1", r0, "stale"),
+            ("revision 1 again, same envelope", r1, "opens"),
+            ("another envelope of revision 1", r1b, "equivocation"),
+            ("revision 0 that does not authenticate: the opaque error, not stale", forged0, "rejected"),
+            ("revision 3 that does not authenticate", forged3, "rejected"),
+            ("revision 2 after a forged revision 3: nothing kept changed", r2, "opens"),
+            ("revision 1 after 2", r1, "stale"),
+            ("revision 0 of another message ID", revision(0, 0, b"msg-other"), "opens"),
+            ("revision 3", r3, "opens"),
+            ("revision 2 after 3", r2, "stale")]:
+        R.eq(outcome(lambda: reader.open(env, fields, session, cards)), want, "revision rule: " + name)
+
     R.group("grants")
     stanza_kinds = []
     for i, v in enumerate(load("grants.json")):
@@ -1853,7 +1938,7 @@ def open_rejection(v):
         e = v["envelope_context"]
         card = parse_card(bytes.fromhex(e["sender_card"]))
         fields = (e["channel_cid"].encode(), e["message_id"].encode(), e["sender_id"].encode(),
-                  e["parent_id"].encode())
+                  e["parent_id"].encode(), e["quoted_id"].encode(), e["revision"])
         session = dict(id=bytes.fromhex(e["session_id"]), cid=fields[0],
                        keys={e["epoch"]: bytes.fromhex(e["epoch_key"])})
         env = parse_envelope_text(v["input_text"]) if c == "text" else bytes.fromhex(v["input"])
