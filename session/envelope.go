@@ -174,7 +174,7 @@ func (s *Session) seal(sender *identity.Identity, msg Binding, plaintext []byte,
 
 	// signed = header ‖ binding ‖ padded plaintext; the AEAD's additional
 	// data is its prefix header ‖ binding (the "context" of docs/PROTOCOL.md).
-	signed := make([]byte, 0, HeaderSize+4*2+len(msg.ChannelCID)+len(msg.MessageID)+len(msg.SenderID)+len(msg.ParentID)+padded+sigSize)
+	signed := make([]byte, 0, HeaderSize+msg.size()+padded+sigSize)
 	signed = msg.appendTo(append(signed, out...))
 	ad := signed
 	signed = append(signed, plaintext...)
