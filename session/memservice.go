@@ -15,8 +15,13 @@ import (
 // MemoryService is an in-memory Service with the key service's rules: it
 // verifies every record against the membership log (with the cards of
 // Directory) and stores a record only with exactly the grants it needs.
-// Use As to get the Service a given user sees. Set Directory before use;
-// then it is safe for concurrent use.
+// Rights come first: only a record's signer may send it, and only a member
+// may append. A record sent again by its signer succeeds, even when it
+// took the signer out of the session. A user keeps its grants while it is
+// a member or holds the current epoch's key, and loses them once it is
+// neither. Package session/servicetest holds it and the key service to the
+// same rules. Use As to get the Service a given user sees. Set Directory
+// before use; then it is safe for concurrent use.
 type MemoryService struct {
 	// Directory holds the cards records are verified with.
 	Directory Directory
@@ -100,18 +105,29 @@ func (v memView) Create(ctx context.Context, genesis []byte, grants []GrantRecor
 	if v.m.Directory == nil {
 		return errors.New("session: MemoryService needs a Directory")
 	}
-	ts, err := targets(grants)
+	// Rights first: only the genesis's creator may store it, even again.
+	r, err := memberlog.Parse(genesis)
 	if err != nil {
-		return err
+		return logError(err)
+	}
+	if r.Genesis == nil {
+		return fmt.Errorf("%w: a change where a genesis is due", ErrInvalidLog)
+	}
+	if r.Genesis.Creator != v.caller {
+		return fmt.Errorf("%w: the genesis is not the caller's", ErrForbidden)
 	}
 	v.m.mu.Lock()
 	defer v.m.mu.Unlock()
 	id := ID(memberlog.SessionIDOf(genesis))
 	if s, ok := v.m.sessions[id]; ok {
 		if bytes.Equal(s.records[0], genesis) {
-			return nil
+			return nil // sent again
 		}
 		return ErrConflict
+	}
+	ts, err := targets(grants)
+	if err != nil {
+		return err
 	}
 	st, err := memberlog.Accept(nil, genesis, v.caller, cardSource(ctx, v.m.Directory), ts)
 	if err != nil {
@@ -137,19 +153,31 @@ func (s *memSession) addGrants(grants []GrantRecord) {
 }
 
 func (v memView) Append(ctx context.Context, id ID, record []byte, grants []GrantRecord) error {
+	v.m.mu.Lock()
+	defer v.m.mu.Unlock()
+	s, ok := v.m.sessions[id]
+	if !ok {
+		return ErrUnknownSession
+	}
+	r, perr := memberlog.Parse(record)
+	if perr == nil && r.Change != nil && r.Change.Actor == v.caller && r.Change.Seq >= 1 &&
+		int64(r.Change.Seq) < int64(len(s.records)) && bytes.Equal(s.records[r.Change.Seq], record) {
+		// Sent again: answered as the first time, even when the record
+		// took the caller out of the session (a retried leave).
+		return nil
+	}
+	if _, err := v.member(id, false); err != nil {
+		return err
+	}
+	if perr != nil {
+		return logError(perr)
+	}
+	if r.Change != nil && r.Change.Actor != v.caller {
+		return fmt.Errorf("%w: the record is not the caller's", ErrForbidden)
+	}
 	ts, err := targets(grants)
 	if err != nil {
 		return err
-	}
-	v.m.mu.Lock()
-	defer v.m.mu.Unlock()
-	s, err := v.member(id, false)
-	if err != nil {
-		return err
-	}
-	if r, err := memberlog.Parse(record); err == nil && r.Change != nil && r.Change.Seq >= 1 &&
-		int(r.Change.Seq) < len(s.records) && bytes.Equal(s.records[r.Change.Seq], record) {
-		return nil // sent again
 	}
 	st, err := memberlog.Accept(s.state, record, v.caller, cardSource(ctx, v.m.Directory), ts)
 	if err != nil {
@@ -157,9 +185,15 @@ func (v memView) Append(ctx context.Context, id ID, record []byte, grants []Gran
 	}
 	s.records = append(s.records, slices.Clone(record))
 	s.state = st
+	readers := st.Readers()
 	for _, u := range s.grantees() {
-		if _, ok := st.Member(u); !ok {
-			delete(s.grants, u) // a removed member's grants go with it
+		_, member := st.Member(u)
+		if _, reader := slices.BinarySearch(readers, u); !member && !reader {
+			// A user who is neither a member nor holds the current key
+			// loses its grants. One who left without a rotation keeps
+			// them: it holds the key, and the log gives it no new grant
+			// if it is added back before the next rotation.
+			delete(s.grants, u)
 		}
 	}
 	s.addGrants(grants)

@@ -65,14 +65,14 @@ type Service interface {
 	// Create stores a session: its genesis record, signed by the caller,
 	// and one epoch-0 grant per member. If the channel already has a
 	// session it stores nothing and returns a *SessionExistsError (which
-	// matches ErrSessionExists) naming it. Sending the same genesis again
-	// succeeds.
+	// matches ErrSessionExists) naming it. The creator sending the same
+	// genesis again succeeds.
 	Create(ctx context.Context, genesis []byte, grants []GrantRecord) error
 	// Append adds the next record of session id's log, signed by the
 	// caller, with the grants it needs (one per member for a new epoch, one
 	// per added user otherwise). A record that does not follow the head
-	// returns ErrConflict (someone appended first); the same record sent
-	// again succeeds.
+	// returns ErrConflict (someone appended first); the signer sending the
+	// same record again succeeds.
 	Append(ctx context.Context, id ID, record []byte, grants []GrantRecord) error
 	// Log returns the records of session id's log from sequence number from
 	// on, in order; only members may read it.
