@@ -8,7 +8,8 @@ import (
 // GrantsNeeded says which grants must come with the record that turned
 // before into after (before nil: after is a genesis): on a new epoch, one
 // for the new epoch per member of the roster; otherwise one for the current
-// epoch per user the record added. A key service stores a record only with
+// epoch per user the record made a reader (an added user who left without a
+// rotation and comes back already holds the key, and needs none). A key service stores a record only with
 // exactly these grants, so that nobody is left without a key they should
 // have and nobody gets one the log does not give them.
 func GrantsNeeded(before, after *State) (epoch uint32, users []string) {
