@@ -24,14 +24,23 @@ type ClientConfig struct {
 	BaseURL string
 	// HTTPClient sends the requests. Nil means a client with a 30 s timeout.
 	HTTPClient *http.Client
+	// MinPasswordParams is the weakest Argon2id cost this client derives a
+	// password backup's lookup secret with: parameters the SSKS serves
+	// below it (fewer passes or less memory) are refused with
+	// [ErrWeakPasswordParams] before the passphrase is touched, so a
+	// malicious SSKS cannot make the lookup secret it receives cheaper to
+	// attack offline. Nil means [DefaultPasswordParams]; set it lower only
+	// if backups were saved with weaker parameters.
+	MinPasswordParams *PasswordParams
 }
 
 // Client is the device side of recovery: it encrypts the identity before it
 // leaves the device and decrypts it after retrieval. The SSKS only ever sees
 // ciphertext. A Client is safe for concurrent use.
 type Client struct {
-	base string
-	http *http.Client
+	base      string
+	http      *http.Client
+	minParams PasswordParams
 }
 
 // NewClient checks cfg and returns a [Client].
@@ -40,7 +49,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("twoman: ClientConfig.BaseURL must be an http(s) URL")
 	}
-	c := &Client{base: u.String(), http: cfg.HTTPClient}
+	c := &Client{base: u.String(), http: cfg.HTTPClient, minParams: DefaultPasswordParams}
+	if cfg.MinPasswordParams != nil {
+		c.minParams = *cfg.MinPasswordParams
+	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -165,6 +177,17 @@ func (p PasswordParams) derive(userID, passphrase string) (lookup, key []byte) {
 	return out[:32], out[32:]
 }
 
+// ErrWeakPasswordParams is returned when password-backup parameters (served
+// by the SSKS, or given to SavePassword) cost less than the client's
+// [ClientConfig.MinPasswordParams].
+var ErrWeakPasswordParams = errors.New("twoman: password parameters weaker than this client accepts")
+
+// atLeast reports whether p costs at least min: as many passes and as much
+// memory.
+func (p PasswordParams) atLeast(min PasswordParams) bool {
+	return p.Time >= min.Time && p.Memory >= min.Memory
+}
+
 // ErrWrongPassphrase is returned when a passphrase does not match the
 // backup (the SSKS's CodeWrongPassphrase answers match it).
 var ErrWrongPassphrase = errors.New("twoman: wrong passphrase")
@@ -210,6 +233,9 @@ func (c *Client) storePassword(ctx context.Context, req wire.PasswordStoreReques
 	if err := p.check(); err != nil {
 		return err
 	}
+	if !p.atLeast(c.minParams) {
+		return fmt.Errorf("%w: %d passes over %d KiB; this client retrieves backups of at least %d passes over %d KiB", ErrWeakPasswordParams, p.Time, p.Memory, c.minParams.Time, c.minParams.Memory)
+	}
 	lookup, key := p.derive(id.UserID(), passphrase)
 	defer clear(key)
 	blob, err := passwordBlob(id.UserID(), key, id)
@@ -233,7 +259,15 @@ func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordPar
 	if err := json.Unmarshal(resp.Params, &p); err != nil {
 		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters: %w", err)
 	}
-	return p, p.check()
+	if err := p.check(); err != nil {
+		return PasswordParams{}, err
+	}
+	if !p.atLeast(c.minParams) {
+		// Deriving under these would hand the SSKS a lookup secret
+		// cheaper to attack than the client's floor.
+		return PasswordParams{}, fmt.Errorf("%w: the SSKS serves %d passes over %d KiB", ErrWeakPasswordParams, p.Time, p.Memory)
+	}
+	return p, nil
 }
 
 // RetrievePassword recovers an identity from its password backup. A wrong

@@ -107,7 +107,9 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	if f.backend, err = backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: backend.NewSecret(appKey)}); err != nil {
 		t.Fatal(err)
 	}
-	if f.client, err = twoman.NewClient(twoman.ClientConfig{BaseURL: f.srv.URL}); err != nil {
+	// Password tests use the cheapest parameters the bounds allow.
+	weakest := twoman.PasswordParams{Time: 1, Memory: twoman.MinPasswordMemory}
+	if f.client, err = twoman.NewClient(twoman.ClientConfig{BaseURL: f.srv.URL, MinPasswordParams: &weakest}); err != nil {
 		t.Fatal(err)
 	}
 	return f
