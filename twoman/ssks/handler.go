@@ -28,9 +28,12 @@ type Config struct {
 	// challenges (Authorization: Bearer <key>). Each is at least 32
 	// printable ASCII characters (hex or base64 of random bytes).
 	AppKeys []Secret
-	// HashKey (32 bytes) keys the hashes of codes and factor values, so
-	// that a copy of the database alone cannot test codes or recover
-	// addresses. Keep it outside the database.
+	// HashKey (32 bytes) keys the hashes of codes, factor values and
+	// password-backup lookup secrets, so that a copy of the database alone
+	// cannot test codes or passphrases or recover addresses, and derives
+	// the salt served for users without a password backup. Keep it outside
+	// the database; a new key orphans every stored factor and password
+	// backup.
 	HashKey Secret
 	// Sender delivers the codes. If it has a method Check() error
 	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a
