@@ -233,7 +233,11 @@ func ExampleClient_RetrievePassword() {
 	ctx := context.Background()
 	r := startRecovery(ctx)
 	defer r.stop()
-	device, err := twoman.NewClient(twoman.ClientConfig{BaseURL: r.ssksURL})
+	// The smallest parameters allowed keep this example fast; a real
+	// backup uses nil, DefaultPasswordParams, and a client that accepts
+	// nothing weaker (MinPasswordParams nil).
+	fast := &twoman.PasswordParams{Alg: "argon2id", Time: 1, Memory: twoman.MinPasswordMemory, Threads: 1, Version: 1}
+	device, err := twoman.NewClient(twoman.ClientConfig{BaseURL: r.ssksURL, MinPasswordParams: fast})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -245,9 +249,6 @@ func ExampleClient_RetrievePassword() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// The smallest parameters allowed keep this example fast; a real
-	// backup uses nil, DefaultPasswordParams.
-	fast := &twoman.PasswordParams{Alg: "argon2id", Time: 1, Memory: twoman.MinPasswordMemory, Threads: 1, Version: 1}
 	if err := device.SavePassword(ctx, s, r.inbox.code(), "correct horse battery staple", alice, fast); err != nil {
 		log.Fatal(err)
 	}

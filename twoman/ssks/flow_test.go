@@ -107,7 +107,9 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	if f.backend, err = backend.New(backend.Config{Keys: f.keys, SSKSURL: f.srv.URL, AppKey: backend.NewSecret(appKey)}); err != nil {
 		t.Fatal(err)
 	}
-	if f.client, err = twoman.NewClient(twoman.ClientConfig{BaseURL: f.srv.URL}); err != nil {
+	// Password tests use the cheapest parameters the bounds allow.
+	weakest := twoman.PasswordParams{Time: 1, Memory: twoman.MinPasswordMemory}
+	if f.client, err = twoman.NewClient(twoman.ClientConfig{BaseURL: f.srv.URL, MinPasswordParams: &weakest}); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -411,7 +413,7 @@ func TestPasswordBackup(t *testing.T) {
 		t.Fatalf("after the lock expired: %v", err)
 	}
 	// Nobody creates a backup for a user without a challenge session.
-	body, _ := json.Marshal(wire.PasswordStoreRequest{UserID: "bob", Lookup: bytes.Repeat([]byte{1}, 32), Params: []byte(`{"alg":"argon2id","time":1,"memory":19456,"threads":1,"version":1}`), Blob: []byte("x")})
+	body, _ := json.Marshal(wire.PasswordStoreRequest{UserID: "bob", Lookup: bytes.Repeat([]byte{1}, 32), Params: []byte(`{"alg":"argon2id","time":1,"memory":19456,"threads":1,"version":1}`), Salt: make([]byte, wire.PasswordSaltSize), Blob: []byte("x")})
 	resp, err := http.Post(f.srv.URL+"/v1/password/store", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -725,7 +727,7 @@ func TestHostileUserIDs(t *testing.T) {
 					{"/v1/challenges", fmt.Sprintf(`{"user_id":%q,"factor":{"type":"email","value":"a@example.com"}}`, id), true},
 					{"/v1/password/params", fmt.Sprintf(`{"user_id":%q}`, id), false},
 					{"/v1/password/retrieve", fmt.Sprintf(`{"user_id":%q,"lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`, id), false},
-					{"/v1/password/store", fmt.Sprintf(`{"user_id":%q,"old_lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","blob":"YQ=="}`, id), false},
+					{"/v1/password/store", fmt.Sprintf(`{"user_id":%q,"old_lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","blob":"YQ=="}`, id), false},
 				} {
 					req, _ := http.NewRequest("POST", f.srv.URL+r.path, strings.NewReader(r.body))
 					if r.auth {
