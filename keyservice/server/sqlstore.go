@@ -541,7 +541,7 @@ func (s *sqlStore) Log(ctx context.Context, id session.ID, reader string, from u
 		}
 		size := 0
 		return dbError("reading a log", scanRows(rows, func(r *sql.Rows) error {
-			if size >= maxBytes {
+			if len(out) > 0 && size >= maxBytes {
 				return nil // the page is full: skip the rest
 			}
 			var b []byte
