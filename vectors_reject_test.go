@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -236,16 +237,16 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		out = append(out, rejectVector{Construction: "export", Comment: c.comment, InputText: c.text})
 	}
 
-	// A passphrase export whose scrypt work factor (log2 N = 23) is above
+	// A passphrase export whose scrypt work factor (log2 N = 19) is above
 	// the reader's bound: refused before scrypt runs.
-	enc, err := k.ids["bob"].ExportWithPassphrase("correct horse", 10)
+	enc, err := k.ids["bob"].ExportWithPassphrase("correct horse", identity.MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := dearmor(t, enc)
-	raw = bytes.Replace(raw, []byte(" 10\n"), []byte(" 23\n"), 1)
+	raw = bytes.Replace(raw, fmt.Appendf(nil, " %d\n", identity.MinWorkFactor), []byte(" 19\n"), 1)
 	out = append(out, rejectVector{
-		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 23, above the bound of 22",
+		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 19, above the bound of 18",
 		InputText: string(armorBytes(t, raw)), Passphrase: "correct horse",
 	})
 	return out

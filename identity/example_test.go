@@ -138,9 +138,9 @@ func ExampleIdentity_ExportWithPassphrase() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Work factor 10 keeps the example fast; 0 means DefaultWorkFactor,
+	// MinWorkFactor keeps the example fast; 0 means DefaultWorkFactor,
 	// about a second of scrypt, which is what a backup should use.
-	backup, err := id.ExportWithPassphrase("correct horse battery staple", 10)
+	backup, err := id.ExportWithPassphrase("correct horse battery staple", identity.MinWorkFactor)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func ExampleImportWithPassphrase() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	backup, err := id.ExportWithPassphrase("correct horse battery staple", 10)
+	backup, err := id.ExportWithPassphrase("correct horse battery staple", identity.MinWorkFactor)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -369,7 +369,7 @@ func TestImportRejects(t *testing.T) {
 func TestPassphraseExport(t *testing.T) {
 	t.Parallel()
 	id := gen(t, "a", "alice", KindHybrid)
-	enc, err := id.ExportWithPassphrase("correct horse", minWorkFactor)
+	enc, err := id.ExportWithPassphrase("correct horse", MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +383,7 @@ func TestPassphraseExport(t *testing.T) {
 	if _, err := ImportWithPassphrase(enc, "wrong", 0); !errors.Is(err, ErrWrongPassphrase) {
 		t.Errorf("wrong passphrase: err = %v", err)
 	}
-	if _, err := ImportWithPassphrase(enc, "correct horse", minWorkFactor-1); !errors.Is(err, ErrInvalidExport) {
+	if _, err := ImportWithPassphrase(enc, "correct horse", MinWorkFactor-1); !errors.Is(err, ErrInvalidExport) {
 		t.Errorf("work factor above the caller's bound: err = %v, want ErrInvalidExport", err)
 	}
 	if _, err := id.ExportWithPassphrase("p", MaxWorkFactor+1); err == nil {
@@ -447,7 +447,7 @@ func crInSeed(text string) string {
 func TestImportWithPassphraseBound(t *testing.T) {
 	t.Parallel()
 	id := gen(t, "a", "alice", KindX25519)
-	enc, err := id.ExportWithPassphrase("pw", minWorkFactor)
+	enc, err := id.ExportWithPassphrase("pw", MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +456,7 @@ func TestImportWithPassphraseBound(t *testing.T) {
 			t.Errorf("maximum work factor %d: %v, want an argument error", bound, err)
 		}
 	}
-	if _, err := ImportWithPassphrase(enc, "pw", minWorkFactor); err != nil {
-		t.Errorf("maximum work factor %d: %v", minWorkFactor, err)
+	if _, err := ImportWithPassphrase(enc, "pw", MinWorkFactor); err != nil {
+		t.Errorf("maximum work factor %d: %v", MinWorkFactor, err)
 	}
 }

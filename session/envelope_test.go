@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 	"github.com/veilchat/veil/internal/testrand"
 )
 
@@ -203,7 +204,7 @@ func sealRaw(t *testing.T, s *Session, signer *identity.Identity, ctx Binding, p
 	body := append(append(bytes.Clone(pt), 0x80), make([]byte, padded-len(pt)-1)...)
 	sig := make([]byte, ed25519.SignatureSize)
 	if signer != nil {
-		sig = signer.Sign(purposeEnvelope, append(bytes.Clone(ad), body...))
+		sig = protosign.Sign(signer, purposeEnvelope, append(bytes.Clone(ad), body...))
 	}
 	return ep.aead.Seal(hdr, hdr[9+IDSize+commitSize:HeaderSize], append(body, sig...), ad)
 }
