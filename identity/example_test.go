@@ -234,3 +234,32 @@ func ExampleCheck() {
 	}
 	// Output: key change for alice true
 }
+
+func ExampleBatchVerifier() {
+	alice, err := identity.Generate(nil, "alice", identity.Options{Kind: identity.KindX25519})
+	if err != nil {
+		log.Fatal(err)
+	}
+	bob, err := identity.Generate(nil, "bob", identity.Options{Kind: identity.KindX25519})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A page of signed receipts, one of them claimed by the wrong card.
+	type receipt struct {
+		by       *identity.Card
+		msg, sig []byte
+	}
+	page := []receipt{
+		{alice.Card(), []byte("read 1"), alice.Sign("example/receipt", []byte("read 1"))},
+		{bob.Card(), []byte("read 2"), bob.Sign("example/receipt", []byte("read 2"))},
+		{bob.Card(), []byte("read 3"), alice.Sign("example/receipt", []byte("read 3"))},
+	}
+	v := identity.NewBatchVerifier(len(page))
+	for _, r := range page {
+		v.Add(r.by, "example/receipt", r.msg, r.sig)
+	}
+	// Verify answers for the whole page; VerifyEach, one batch check and
+	// then one check per signature when it fails, says which.
+	fmt.Println(v.Verify(), v.VerifyEach())
+	// Output: false [true true false]
+}
