@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -132,6 +133,22 @@ func buildCard(f cardFields) []byte {
 	return out
 }
 
+// weakKey returns an edit of a generation-0 card of a user ID of n bytes:
+// its signing key replaced by key (hex), and its self-signature by
+// R = identity, S = 0, which ZIP 215 accepts for every message under a key
+// of small order.
+func weakKey(n int, key string) func(b []byte) []byte {
+	return func(b []byte) []byte {
+		k, _ := hex.DecodeString(key)
+		b = bytes.Clone(b)
+		copy(b[15+n:], k)
+		sig := b[len(b)-ed25519.SignatureSize:]
+		clear(sig)
+		sig[0] = 1 // R: the identity point, (0, 1); S: 0
+		return b
+	}
+}
+
 func cardRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	bob1 := k.bobCards[1]
 	base := cardFields{
@@ -167,6 +184,12 @@ func cardRejections(t *testing.T, k *vectorKeys) []rejectVector {
 			copy(b[len(body):], ed25519.Sign(ed25519.NewKeyFromSeed(k.aliceSeed), labeled("veil/v1/card", body)))
 			return b
 		}},
+		{"§4.2: signing key of small order (the identity point), self-signed with R = identity, S = 0, a signature it verifies for every message",
+			func(f *cardFields) { f.generation, f.prevSeed = 0, nil }, weakKey(len(base.user), "0100000000000000000000000000000000000000000000000000000000000000")},
+		{"§4.2: signing key of small order (order 8), self-signed with R = identity, S = 0, a signature it verifies for every message",
+			func(f *cardFields) { f.generation, f.prevSeed = 0, nil }, weakKey(len(base.user), "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")},
+		{"§4.2: signing key non-canonically encoded (the identity point with y = p + 1), self-signed with R = identity, S = 0",
+			func(f *cardFields) { f.generation, f.prevSeed = 0, nil }, weakKey(len(base.user), "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")},
 		{"§4.2: a trailing byte", nil, func(b []byte) []byte { return append(b, 0) }},
 		{"§4.2: truncated by one byte", nil, func(b []byte) []byte { return b[:len(b)-1] }},
 	}
@@ -220,6 +243,7 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§4.5: generation number with a leading zero", strings.Replace(text, "# veil-generation: 1 ", "# veil-generation: 01 ", 1)},
 		{"§4.5: non-canonical base64url (unused bits set)", strings.Replace(text, seed0, nonCanonical, 1)},
 		{"§4.5: a CR inside a field (base64 decoders skip it)", strings.Replace(text, seed0, seed0[:10]+"\r"+seed0[10:], 1)},
+		{"§4.5: a bare CR ending the unterminated last line (a CR is allowed only before an LF)", strings.TrimSuffix(text, "\n") + "\r"},
 		{"§4.5: generations out of order", join(lines[:g0], lines[g1:g1+2], lines[g0:g0+2])},
 		{"§4.5: generation 1 missing its key line", join(lines[:g1+1])},
 		{"§4.5: an extra key line", join(lines, lines[g1+1:g1+2])},
@@ -236,16 +260,16 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		out = append(out, rejectVector{Construction: "export", Comment: c.comment, InputText: c.text})
 	}
 
-	// A passphrase export whose scrypt work factor (log2 N = 23) is above
+	// A passphrase export whose scrypt work factor (log2 N = 19) is above
 	// the reader's bound: refused before scrypt runs.
-	enc, err := k.ids["bob"].ExportWithPassphrase("correct horse", 10)
+	enc, err := k.ids["bob"].ExportWithPassphrase("correct horse", identity.MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := dearmor(t, enc)
-	raw = bytes.Replace(raw, []byte(" 10\n"), []byte(" 23\n"), 1)
+	raw = bytes.Replace(raw, fmt.Appendf(nil, " %d\n", identity.MinWorkFactor), []byte(" 19\n"), 1)
 	out = append(out, rejectVector{
-		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 23, above the bound of 22",
+		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 19, above the bound of 18",
 		InputText: string(armorBytes(t, raw)), Passphrase: "correct horse",
 	})
 	return out

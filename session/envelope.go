@@ -2,18 +2,19 @@ package session
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/bits"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 )
 
 // Envelope layout, version 1 (docs/PROTOCOL.md has the byte-level table).
@@ -141,11 +142,15 @@ func SealedSize(n int) int { return paddedLen(n) + Overhead }
 // epoch, bound to msg. sender must be the user msg.SenderID names, and
 // msg.ChannelCID the session's channel. The result is binary; [EncodeText]
 // turns it into the text Stream stores.
+//
+// The nonce is 24 bytes from crypto/rand, never from the session's reader:
+// many processes seal under one epoch key, and a deterministic reader (a
+// test's, or a replayed one) would make two of them use one nonce. Tests
+// that need reproducible envelopes fix crypto/rand with
+// [testing/cryptotest.SetGlobalRandom].
 func (s *Session) Seal(sender *identity.Identity, msg Binding, plaintext []byte) ([]byte, error) {
 	var nonce [nonceSize]byte
-	if _, err := io.ReadFull(s.rand, nonce[:]); err != nil {
-		return nil, fmt.Errorf("session: reading randomness: %w", err)
-	}
+	rand.Read(nonce[:]) // never fails: it crashes the program instead
 	return s.seal(sender, msg, plaintext, &nonce)
 }
 
@@ -180,7 +185,7 @@ func (s *Session) seal(sender *identity.Identity, msg Binding, plaintext []byte,
 	signed = append(signed, plaintext...)
 	signed = append(signed, 0x80)
 	signed = append(signed, make([]byte, padded-len(plaintext)-1)...)
-	sig := sender.Sign(purposeEnvelope, signed)
+	sig := protosign.Sign(sender, purposeEnvelope, signed)
 
 	body := append(signed[len(ad):], sig...)
 	out = ep.aead.Seal(out, nonce[:], body, ad[:len(ad):len(ad)])

@@ -38,9 +38,12 @@ type Config struct {
 	// a removed member still holds the current key). Nil means in memory,
 	// for the life of the Manager; e2ee keeps them in its encrypted state.
 	Floors Floors
-	// Rand is the source of keys and nonces. Nil means crypto/rand. It
-	// must be safe for concurrent use: sessions draw nonces from it
-	// concurrently, and a reader that repeats itself repeats nonces.
+	// Rand is the source of epoch keys and genesis nonces. Nil means
+	// crypto/rand. It must be safe for concurrent use. Message nonces never
+	// come from it but always from crypto/rand: a deterministic reader
+	// would repeat them across processes, and an XChaCha20-Poly1305 nonce
+	// used twice under one key reveals both plaintexts' XOR and the
+	// authentication key.
 	Rand io.Reader
 	// CacheSize is the number of sessions kept in memory. Zero means 1024.
 	// Evicting a session never lowers its floor (Floors).

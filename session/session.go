@@ -219,7 +219,8 @@ type Session struct {
 
 // New creates a session for channelCID with a random [ID] and a random epoch-0
 // key, reading from rand (nil means crypto/rand; the session keeps it for
-// message nonces).
+// the keys of later epochs, see [Session.Rotate]). Message nonces always come
+// from crypto/rand.
 func New(rnd io.Reader, channelCID string) (*Session, error) {
 	if err := checkCID(channelCID); err != nil {
 		return nil, err
@@ -240,8 +241,9 @@ func New(rnd io.Reader, channelCID string) (*Session, error) {
 
 // FromKeys rebuilds a session from epoch keys, typically those of opened
 // grants. keys must not be empty; the newest epoch becomes current. rand is
-// kept for message nonces (nil means crypto/rand); it must be safe for
-// concurrent use if the session is.
+// kept for the keys of later epochs (nil means crypto/rand); it must be safe
+// for concurrent use if the session is. Message nonces always come from
+// crypto/rand.
 func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey) (*Session, error) {
 	if err := checkCID(channelCID); err != nil {
 		return nil, err

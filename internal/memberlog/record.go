@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 )
 
 // Format constants. Every record starts with Version and a record type.
@@ -394,21 +395,15 @@ func (c *Change) marshal() ([]byte, error) {
 	return out, err
 }
 
-// Signer signs log records: an *identity.Identity.
-type Signer interface {
-	UserID() string
-	Generation() uint32
-	Sign(purpose string, msg []byte) []byte
-}
-
-func sign(s Signer, body []byte) []byte {
-	sig := s.Sign(labelSign, body)
-	return append(body, sig...)
+// sign appends s's signature of body under the protocol's purpose
+// veil/v1/log, which identity.Identity.Sign refuses to applications.
+func sign(s *identity.Identity, body []byte) []byte {
+	return append(body, protosign.Sign(s, labelSign, body)...)
 }
 
 // SignGenesis encodes g, signed by its creator s. g.Creator and
 // g.CreatorGen must be s's.
-func SignGenesis(s Signer, g *Genesis) ([]byte, error) {
+func SignGenesis(s *identity.Identity, g *Genesis) ([]byte, error) {
 	if g.Creator != s.UserID() || g.CreatorGen != s.Generation() {
 		return nil, errors.New("memberlog: the genesis's creator is not the signer")
 	}
@@ -421,7 +416,7 @@ func SignGenesis(s Signer, g *Genesis) ([]byte, error) {
 
 // SignChange encodes c, signed by its actor s. c.Actor and c.ActorGen must
 // be s's.
-func SignChange(s Signer, c *Change) ([]byte, error) {
+func SignChange(s *identity.Identity, c *Change) ([]byte, error) {
 	if c.Actor != s.UserID() || c.ActorGen != s.Generation() {
 		return nil, errors.New("memberlog: the change's actor is not the signer")
 	}

@@ -313,7 +313,7 @@ func applyOps(roster []Member, policy Policy, actor Member, ops []Op, newEpoch b
 // creator (an admin, anchored to its current card) and members (each with
 // its anchor and role), the policy, and the commitment of epoch 0's key.
 // nonce must be random. It returns the record and the State it starts.
-func NewGenesis(creator Signer, creatorCard *identity.Card, channelCID string, members []Member, policy Policy, commitment [HashSize]byte, nonce [NonceSize]byte, now uint64) ([]byte, *State, error) {
+func NewGenesis(creator *identity.Identity, creatorCard *identity.Card, channelCID string, members []Member, policy Policy, commitment [HashSize]byte, nonce [NonceSize]byte, now uint64) ([]byte, *State, error) {
 	if creatorCard.UserID() != creator.UserID() || creatorCard.Generation() != creator.Generation() {
 		return nil, nil, errors.New("memberlog: the creator's card is not the signer's")
 	}
@@ -341,7 +341,7 @@ func NewGenesis(creator Signer, creatorCard *identity.Card, channelCID string, m
 // a new epoch with the given key commitment when newEpoch. It checks the
 // record against the log's rules first, so an honest client never signs a
 // record readers refuse. It returns the record and the State after it.
-func (s *State) NewChange(actor Signer, ops []Op, newEpoch bool, commitment [HashSize]byte, now uint64) ([]byte, *State, error) {
+func (s *State) NewChange(actor *identity.Identity, ops []Op, newEpoch bool, commitment [HashSize]byte, now uint64) ([]byte, *State, error) {
 	me, ok := s.Member(actor.UserID())
 	if !ok {
 		return nil, nil, fmt.Errorf("memberlog: %q is not a member", actor.UserID())
