@@ -82,7 +82,8 @@ type Config struct {
 	// channel, and once the local state binds a channel to a session, a
 	// different one is [ErrSessionChanged].
 	SessionID func(ctx context.Context, channelCID string) (session.ID, error)
-	// Rand is the randomness source. Nil means crypto/rand.
+	// Rand is the source of identity keys, epoch keys and grant randomness.
+	// Nil means crypto/rand. Message nonces always come from crypto/rand.
 	Rand io.Reader
 	// Logger receives a warning when saving the local state fails after
 	// an operation that succeeded on the key service (a session created,
