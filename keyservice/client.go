@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
@@ -304,13 +305,31 @@ func (c *Client) Append(ctx context.Context, id session.ID, record []byte, grant
 	return err
 }
 
-// Lookup implements [session.Service].
+// Lookup implements [session.Service]. A channel CID that no genesis can
+// name — empty, over [session.MaxChannelCIDLen] bytes, not UTF-8, or
+// holding a NUL — has no session: Lookup answers it with an error matching
+// [session.ErrUnknownSession] and [ErrNotFound] without asking the
+// service, whose HTTP API refuses such a channel_cid as invalid input
+// ([CodeInvalidRequest]). So Lookup answers as [session.MemoryService]
+// does.
 func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, error) {
+	if !nameableChannel(channelCID) {
+		return session.ID{}, errNoSuchChannel
+	}
 	var resp wire.LookupSessionResponse
 	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions", url.Values{"channel_cid": {channelCID}}, nil, &resp); err != nil {
 		return session.ID{}, err
 	}
 	return session.ParseID(resp.ID)
+}
+
+// errNoSuchChannel is Lookup's answer for a channel CID no genesis names.
+var errNoSuchChannel = fmt.Errorf("%w: %w: no genesis names such a channel CID", ErrNotFound, session.ErrUnknownSession)
+
+// nameableChannel reports whether a genesis can name channel CID cid (the
+// log's rule, docs/PROTOCOL.md §10.2), as the service checks it.
+func nameableChannel(cid string) bool {
+	return cid != "" && len(cid) <= session.MaxChannelCIDLen && utf8.ValidString(cid) && !strings.ContainsRune(cid, 0)
 }
 
 // Head implements [session.Service].

@@ -21,16 +21,21 @@
 // # Sessions
 //
 // The handler runs the log's own rules before it stores a record
-// (memberlog.Accept, the check session.MemoryService runs): the caller must
-// be the record's signer, the record must follow the log's head, its
+// (memberlog.Accept, the check session.MemoryService runs), rights before
+// the request's content: the caller must be the record's signer and, for
+// a change, a member; then the record must follow the log's head, its
 // signer's cards (from this directory) must verify it, the change must be
 // one the log allows its signer, and it must come with exactly the grants
 // it needs — one per member for a new epoch, one per added user
 // otherwise. The store then compares the head in the transaction that
 // stores the record, its roster and its grants, so of two records sent at
-// one head exactly one is stored. A genesis or record sent again is
-// answered as the first time. Reads (log, head, grants) are for the log's
-// current roster; a removed member's grants are deleted. The handler keeps
+// one head exactly one is stored. A genesis or record sent again by its
+// signer is answered as the first time, even a record that took its
+// signer out of the session (a retried leave). Reads (log, head, grants)
+// are for the log's current roster. A user keeps its grants while it is a
+// member or holds the current epoch's key (a member who left without a new
+// epoch, who needs no new grant if added back before the next one); they
+// are deleted once it is neither. The handler keeps
 // the verified state of recently used logs in memory (Config.StateCacheBytes)
 // and replays the stored records when the store's head is not the cached
 // one — never trusting its cache over the store, which other replicas
@@ -42,7 +47,7 @@
 //	GET    /v1/users/{user}/cards          a user's card history
 //	POST   /v1/cards/lookup                newest cards of up to 1,000 users
 //	POST   /v1/sessions                    {genesis, grants}: create a session (its signer); 201 {id}, 200 if sent again
-//	GET    /v1/sessions?channel_cid=…      the session of a channel (a hint; the channel's session_id decides)
+//	GET    /v1/sessions?channel_cid=…      the session of a channel (a hint; the channel's session_id decides); 400 for a channel no genesis can name
 //	POST   /v1/sessions/{id}/log           {record, grants}: append the next record (its signer, a member)
 //	GET    /v1/sessions/{id}/log           records from ?from= (default 0), in pages: ?limit=, next (members, service)
 //	GET    /v1/sessions/{id}/head          {seq, hash} of the last record (members, service)

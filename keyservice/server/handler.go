@@ -659,18 +659,19 @@ func (h *Handler) replay(ctx context.Context, id session.ID, held *memberlog.Sta
 	return st, nil
 }
 
-// sentAgain reports whether raw is the record the stored log of session
-// id has at raw's sequence number, at most headSeq.
-func (h *Handler) sentAgain(ctx context.Context, id session.ID, headSeq uint32, raw []byte) (bool, error) {
-	r, err := memberlog.Parse(raw)
-	if err != nil || r.Change == nil || r.Change.Seq == 0 || r.Change.Seq > headSeq {
+// sentAgain reports whether r (nil if it did not parse) is a change
+// record signed by caller that the stored log of session id has at its
+// sequence number, at most headSeq: only a record's signer may send it
+// again.
+func (h *Handler) sentAgain(ctx context.Context, id session.ID, headSeq uint32, caller string, r *memberlog.Record) (bool, error) {
+	if r == nil || r.Change == nil || r.Change.Actor != caller || r.Change.Seq == 0 || r.Change.Seq > headSeq {
 		return false, nil
 	}
 	stored, _, err := h.cfg.Store.Log(ctx, id, "", r.Change.Seq, 1, 1)
 	if err != nil {
 		return false, err
 	}
-	return len(stored) == 1 && bytes.Equal(stored[0], raw), nil
+	return len(stored) == 1 && bytes.Equal(stored[0], r.Raw), nil
 }
 
 func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int, any, error) {
@@ -681,6 +682,19 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
+	// Rights first, as session.MemoryService checks them: only the
+	// genesis's creator may store it, even again. Its creator is known
+	// once it parses.
+	g, err := memberlog.Parse(req.Genesis)
+	if err != nil {
+		return 0, nil, logError(err, nil)
+	}
+	if g.Genesis == nil {
+		return 0, nil, bad(keyservice.CodeInvalidLog, "a change record where a genesis is due")
+	}
+	if g.Genesis.Creator != p.UserID {
+		return 0, nil, forbidden("the genesis is not the caller's")
+	}
 	grants, targets, err := h.grantRecords(req.Grants)
 	if err != nil {
 		return 0, nil, err
@@ -688,9 +702,9 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 	ctx := r.Context()
 	id := session.ID(memberlog.SessionIDOf(req.Genesis))
 	resp := wire.CreateSessionResponse{ID: id.String()}
-	// The same genesis sent again is answered as the first time, before it
-	// is verified again (as by session.MemoryService); another genesis
-	// with this ID, which only a broken hash gives, is a conflict.
+	// The same genesis sent again by its creator is answered as the first
+	// time, before it is verified again; another genesis with this ID,
+	// which only a broken hash gives, is a conflict.
 	stored, _, err := h.cfg.Store.Log(ctx, id, "", 0, 1, 1)
 	switch {
 	case err == nil && len(stored) == 1 && bytes.Equal(stored[0], req.Genesis):
@@ -729,42 +743,55 @@ func (h *Handler) appendRecord(r *http.Request, p Principal, body []byte) (int, 
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	grants, targets, err := h.grantRecords(req.Grants)
-	if err != nil {
-		return 0, nil, err
-	}
 	ctx := r.Context()
 	st, err := h.state(ctx, id)
 	if err != nil {
 		return 0, nil, err
 	}
-	// The rights of the state the record is checked against, whose head
-	// the store checks again when it stores the record.
-	if _, ok := st.Member(p.UserID); !ok {
-		return 0, nil, forbidden("not a member of this session")
-	}
-	if again, err := h.sentAgain(ctx, id, st.Seq(), req.Record); err != nil {
+	// Rights first, in session.MemoryService's order. A stored record sent
+	// again by its signer is answered as the first time, even when it took
+	// the signer out of the session (a retried leave); anything else needs
+	// a member of the state the record is checked against (whose head the
+	// store checks again when it stores the record), sending its own
+	// record. The request's content (the record's validity, the grants)
+	// is judged after.
+	rec, perr := memberlog.Parse(req.Record)
+	if again, err := h.sentAgain(ctx, id, st.Seq(), p.UserID, rec); err != nil {
 		return 0, nil, err
 	} else if again {
 		return http.StatusOK, struct{}{}, nil
+	}
+	if _, ok := st.Member(p.UserID); !ok {
+		return 0, nil, forbidden("not a member of this session")
+	}
+	if perr != nil {
+		return 0, nil, logError(perr, st)
+	}
+	if rec.Change != nil && rec.Change.Actor != p.UserID {
+		return 0, nil, forbidden("the record is not signed by the caller")
+	}
+	grants, targets, err := h.grantRecords(req.Grants)
+	if err != nil {
+		return 0, nil, err
 	}
 	after, err := memberlog.Accept(st, req.Record, p.UserID, h.cardSource(ctx), targets)
 	if err != nil {
 		return 0, nil, logError(err, st)
 	}
-	err = h.cfg.Store.Append(ctx, id, Append{Prev: headOf(st), Record: req.Record, Hash: after.Head(), Roster: rosterOf(after), Grants: grants})
+	err = h.cfg.Store.Append(ctx, id, Append{Prev: headOf(st), Record: req.Record, Hash: after.Head(),
+		Roster: rosterOf(after), Readers: after.Readers(), Grants: grants})
 	if errors.Is(err, keyservice.ErrConflict) {
 		// Another record came first: perhaps this one, sent twice at once.
-		rec, err := h.cfg.Store.Session(ctx, id)
+		now, err := h.cfg.Store.Session(ctx, id)
 		if err != nil {
 			return 0, nil, err
 		}
-		if again, err := h.sentAgain(ctx, id, rec.Head.Seq, req.Record); err != nil {
+		if again, err := h.sentAgain(ctx, id, now.Head.Seq, p.UserID, rec); err != nil {
 			return 0, nil, err
 		} else if again {
 			return http.StatusOK, struct{}{}, nil
 		}
-		return 0, nil, conflict(rec.Head)
+		return 0, nil, conflict(now.Head)
 	}
 	if err != nil {
 		return 0, nil, err

@@ -272,17 +272,19 @@ func (s *testServer) post(t testing.TB, user, path string, body any) {
 func logPath(id session.ID) string { return "/v1/sessions/" + id.String() + "/log" }
 
 // TestAuthorizationMatrix sends every route as every kind of caller, on a
-// session where alice is the admin, bob a member and rita was a member
-// until alice removed her, and checks each answer's status: reads and
-// appends for the log's current roster, deletion for its admins, grants
-// for their grantee, and the service (an app backend's token) reading
-// logs and deleting sessions but never signing or reading grants.
+// session where alice is the admin, bob a member, rita was a member until
+// alice removed her with a new epoch, and lena left without one (so she
+// still holds the epoch's key, and keeps her grants, but is no member),
+// and checks each answer's status: reads and appends for the log's
+// current roster, deletion for its admins, grants for their grantee, and
+// the service (an app backend's token) reading logs and deleting sessions
+// but never signing or reading grants.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := newTestServer(t, openTestStore(t))
 	ids := map[string]*identity.Identity{}
-	for _, u := range []string{"alice", "bob", "rita", "mallory"} {
+	for _, u := range []string{"alice", "bob", "rita", "lena", "mallory"} {
 		ids[u] = srv.member(t, u).id
 	}
 	serviceTok, _ := ServiceToken(testSecret, "", time.Hour)
@@ -294,18 +296,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"expired token", "", expired},
 		{"other user", "mallory", userToken(t, "mallory")},
 		{"removed member", "rita", userToken(t, "rita")},
+		{"member who left", "lena", userToken(t, "lena")},
 		{"member", "bob", userToken(t, "bob")},
 		{"admin", "alice", userToken(t, "alice")},
 		{"service", "", serviceTok},
 	}
 	n := 0
-	// newSession makes a fresh session per cell: alice, bob, and rita
-	// removed by alice.
+	// newSession makes a fresh session per cell: alice, bob, rita removed
+	// by alice, and lena who left.
 	newSession := func() *chain {
 		n++
-		c := newChain(t, fmt.Sprintf("messaging:cell-%d", n), ids["alice"], ids["bob"], ids["rita"])
+		c := newChain(t, fmt.Sprintf("messaging:cell-%d", n), ids["alice"], ids["bob"], ids["rita"], ids["lena"])
 		srv.post(t, "alice", "/v1/sessions", c.create())
 		srv.post(t, "alice", logPath(c.id), c.add(ids["alice"], []memberlog.Op{removeOp("rita")}, true))
+		srv.post(t, "lena", logPath(c.id), c.add(ids["lena"], []memberlog.Op{removeOp("lena")}, false))
 		return c
 	}
 	aliceCard := ids["alice"].Card().Marshal()
@@ -320,16 +324,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 		method string
 		path   func(c *chain) string
 		body   func(c *chain, actor string) any
-		want   [8]int // per actor, in the order above
+		want   [9]int // per actor, in the order above
 	}{
 		{"publish card", "PUT", func(*chain) string { return "/v1/users/alice/cards" },
 			func(*chain, string) any { return wire.PublishCardRequest{Card: aliceCard} },
-			[8]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, forbid}},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, forbid, ok, forbid}},
 		{"card history", "GET", func(*chain) string { return "/v1/users/alice/cards" }, nil,
-			[8]int{unauth, unauth, unauth, ok, ok, ok, ok, ok}},
+			[9]int{unauth, unauth, unauth, ok, ok, ok, ok, ok, ok}},
 		{"lookup cards", "POST", func(*chain) string { return "/v1/cards/lookup" },
 			func(*chain, string) any { return wire.LookupRequest{UserIDs: []string{"alice", "bob"}} },
-			[8]int{unauth, unauth, unauth, ok, ok, ok, ok, ok}},
+			[9]int{unauth, unauth, unauth, ok, ok, ok, ok, ok, ok}},
 		{"create session", "POST", func(*chain) string { return "/v1/sessions" },
 			func(c *chain, actor string) any {
 				signer := ids[actor]
@@ -338,15 +342,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				return newChain(t, fmt.Sprintf("messaging:new-%d-%s", n, actor), signer).create()
 			},
-			[8]int{unauth, unauth, unauth, created, created, created, created, forbid}},
+			[9]int{unauth, unauth, unauth, created, created, created, created, created, forbid}},
 		{"lookup session", "GET", func(*chain) string { return fmt.Sprintf("/v1/sessions?channel_cid=messaging:cell-%d", n) }, nil,
-			[8]int{unauth, unauth, unauth, ok, ok, ok, ok, ok}},
+			[9]int{unauth, unauth, unauth, ok, ok, ok, ok, ok, ok}},
 		{"read log", "GET", func(c *chain) string { return logPath(c.id) }, nil,
-			[8]int{unauth, unauth, unauth, forbid, forbid, ok, ok, ok}},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, ok}},
 		{"head", "GET", func(c *chain) string { return "/v1/sessions/" + c.id.String() + "/head" }, nil,
-			[8]int{unauth, unauth, unauth, forbid, forbid, ok, ok, ok}},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, ok}},
 		{"my grants", "GET", func(c *chain) string { return "/v1/sessions/" + c.id.String() + "/grants" }, nil,
-			[8]int{unauth, unauth, unauth, forbid, forbid, ok, ok, forbid}},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, forbid}},
 		{"append", "POST", func(c *chain) string { return logPath(c.id) },
 			func(c *chain, actor string) any {
 				// Members rotate (the default policy lets them); the
@@ -358,9 +362,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				req, _ := c.sign(signer, nil, true)
 				return req
 			},
-			[8]int{unauth, unauth, unauth, forbid, forbid, ok, ok, forbid}},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, forbid}},
 		{"delete session", "DELETE", func(c *chain) string { return "/v1/sessions/" + c.id.String() }, nil,
-			[8]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok}},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, forbid, ok, ok}},
 	}
 	for _, ep := range endpoints {
 		for i, actor := range actors {
@@ -379,14 +383,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	// A refused append changed nothing: alice's client sees the log of the
-	// last cell as its two records.
+	// last cell as its three records.
 	last := newSession()
-	for _, tok := range []string{userToken(t, "mallory"), userToken(t, "rita"), serviceTok} {
+	for _, tok := range []string{userToken(t, "mallory"), userToken(t, "rita"), userToken(t, "lena"), serviceTok} {
 		req, _ := last.sign(ids["alice"], nil, true)
 		request(t, srv, "POST", logPath(last.id), tok, req)
 	}
-	if h, err := srv.client(t, "alice").Head(ctx, last.id); err != nil || h.Seq != 1 || h.Hash != last.head().Head() {
-		t.Errorf("head after refused appends: %+v, %v; want record 1", h, err)
+	if h, err := srv.client(t, "alice").Head(ctx, last.id); err != nil || h.Seq != 2 || h.Hash != last.head().Head() {
+		t.Errorf("head after refused appends: %+v, %v; want record 2", h, err)
 	}
 	if got, _ := rawRequest(t, srv, "GET", "/healthz", "", nil); got != ok {
 		t.Errorf("/healthz: %d", got)

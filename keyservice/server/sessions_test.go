@@ -25,7 +25,8 @@ import (
 
 // TestCreate sends geneses to POST /v1/sessions: each is stored if the
 // caller signed it with exactly the grants it needs, answered again when
-// sent again, and refused with the code that names why otherwise.
+// its creator sends it again, and refused with the code that names why
+// otherwise, rights before content.
 func TestCreate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -63,7 +64,9 @@ func TestCreate(t *testing.T) {
 		reason string
 	}{
 		{"same genesis again", "alice", first.create(), http.StatusOK, "", "a genesis sent again is answered as the first time"},
-		{"same genesis by another user", "carol", first.create(), http.StatusOK, "", "as session.MemoryService: the genesis is stored, whoever sends it"},
+		{"same genesis by a member", "bob", first.create(), http.StatusForbidden, keyservice.CodeForbidden, "only the creator stores its genesis, even again"},
+		{"same genesis by another user", "carol", first.create(), http.StatusForbidden, keyservice.CodeForbidden, "only the creator stores its genesis, even again"},
+		{"another user's genesis with an oversize grant", "carol", with(fresh("messaging:g8"), func(r *wire.CreateSessionRequest) { r.Grants[0].Grant = make([]byte, session.MaxGrantSize+1) }), http.StatusForbidden, keyservice.CodeForbidden, "rights come before the request's content"},
 		{"another session of the channel", "alice", fresh("messaging:first").create(), http.StatusConflict, keyservice.CodeSessionExists, "one session per channel, never adopted silently"},
 		{"signed by another user", "bob", fresh("messaging:bob").create(), http.StatusForbidden, keyservice.CodeForbidden, "the caller signs its genesis"},
 		{"not a record", "alice", wire.CreateSessionRequest{Genesis: []byte("genesis"), Grants: []wire.Grant{fakeGrant("alice", 0)}}, http.StatusBadRequest, keyservice.CodeInvalidLog, "records are parsed"},
@@ -105,11 +108,14 @@ func TestCreate(t *testing.T) {
 	if !errors.As(err, &se) || se.ID != first.id || se.ChannelCID != "messaging:first" || !errors.Is(err, session.ErrSessionExists) {
 		t.Errorf("Client.Create on a taken channel = %v, want a *session.SessionExistsError naming %v", err, first.id)
 	}
-	if err := carol.c.Create(ctx, first.records[0], nil); err != nil {
-		t.Errorf("Client.Create of a stored genesis = %v, want nil", err)
+	if err := alice.c.Create(ctx, first.records[0], nil); err != nil {
+		t.Errorf("Client.Create of a stored genesis by its creator = %v, want nil", err)
+	}
+	if err := carol.c.Create(ctx, first.records[0], nil); !errors.Is(err, session.ErrForbidden) {
+		t.Errorf("Client.Create of a stored genesis by another user = %v, want ErrForbidden", err)
 	}
 	// Nothing refused was stored.
-	for _, cid := range []string{"messaging:bob", "messaging:tampered", "messaging:change", "messaging:g1", "messaging:many", "messaging:gen1"} {
+	for _, cid := range []string{"messaging:bob", "messaging:tampered", "messaging:change", "messaging:g1", "messaging:g8", "messaging:many", "messaging:gen1"} {
 		if _, err := alice.c.Lookup(ctx, cid); !errors.Is(err, session.ErrUnknownSession) {
 			t.Errorf("refused create left a session for %s: %v", cid, err)
 		}
@@ -129,9 +135,10 @@ func toGrants(ws []wire.Grant) []session.GrantRecord {
 
 // TestAppend sends records to POST /v1/sessions/{id}/log: each is stored
 // if it follows the head, its signer sends it, the log's rules allow it
-// and its grants are exactly those it needs; a record sent again is
-// answered as the first time; everything else is refused with the code
-// session.MemoryService's error maps to.
+// and its grants are exactly those it needs; a record sent again by its
+// signer is answered as the first time, even once it took the signer out;
+// everything else is refused with the code session.MemoryService's error
+// maps to, rights before content.
 func TestAppend(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -177,6 +184,10 @@ func TestAppend(t *testing.T) {
 		{"not a member", "mallory", c.id, next, http.StatusForbidden, keyservice.CodeForbidden, "the roster appends"},
 		{"removed member", "rita", c.id, ritaNext, http.StatusForbidden, keyservice.CodeForbidden, "the current roster, not the genesis's"},
 		{"another member's record", "bob", c.id, next, http.StatusForbidden, keyservice.CodeForbidden, "the caller signs what it sends"},
+		{"not a member, an oversize grant", "mallory", c.id, edit(next, func(r *wire.AppendRequest) { r.Grants[0].Grant = make([]byte, session.MaxGrantSize+1) }), http.StatusForbidden, keyservice.CodeForbidden, "rights come before the request's content"},
+		{"another member's record, an oversize grant", "bob", c.id, edit(next, func(r *wire.AppendRequest) { r.Grants[0].Grant = make([]byte, session.MaxGrantSize+1) }), http.StatusForbidden, keyservice.CodeForbidden, "rights come before the request's content"},
+		{"another member's older record", "bob", c.id, first, http.StatusForbidden, keyservice.CodeForbidden, "only a record's signer may send it again"},
+		{"another member's last record", "alice", c.id, second, http.StatusForbidden, keyservice.CodeForbidden, "only a record's signer may send it again, wherever it is in the log"},
 		{"not next", "alice", c.id, staleReq, http.StatusConflict, keyservice.CodeConflict, "another record came first"},
 		{"not a record", "alice", c.id, wire.AppendRequest{Record: []byte("record")}, http.StatusBadRequest, keyservice.CodeInvalidLog, "records are parsed"},
 		{"no record", "alice", c.id, wire.AppendRequest{}, http.StatusBadRequest, keyservice.CodeInvalidLog, "a record is required"},
@@ -218,8 +229,8 @@ func TestAppend(t *testing.T) {
 	if h := head(); h.Seq != 2 || h.Hash != c.head().Head() {
 		t.Fatalf("refused appends moved the head: %+v", h)
 	}
-	// Sent again — the last record, an older one, by another member, with
-	// other grants — each is answered as stored, and nothing moves.
+	// Sent again by its signer — the last record, an older one, with other
+	// grants — each is answered as stored, and nothing moves.
 	again := []struct {
 		name string
 		as   string
@@ -227,7 +238,6 @@ func TestAppend(t *testing.T) {
 	}{
 		{"the last record", "bob", second},
 		{"an older record", "alice", first},
-		{"by another member", "bob", first},
 		{"with other grants", "bob", wire.AppendRequest{Record: second.Record}},
 	}
 	for _, a := range again {
@@ -250,14 +260,27 @@ func TestAppend(t *testing.T) {
 	if g, err := carol.c.Grants(ctx, c.id); err != nil || len(g) != 1 || g[0].Epoch != 2 {
 		t.Errorf("carol's grants: %v, %v; want the one for epoch 2", g, err)
 	}
-	// A member who leaves is refused at once, its own record included.
+	// A member who leaves reads no more and appends nothing new, but may
+	// send its leave again (a retry that lost the answer).
 	leave := c.add(carol.id, []memberlog.Op{removeOp("carol")}, false)
 	srv.post(t, "carol", logPath(c.id), leave)
-	if r := request(t, srv, "POST", logPath(c.id), userToken(t, "carol"), leave); r.status != http.StatusForbidden {
-		t.Errorf("a member who left sending its record again: %d, want 403 (as session.MemoryService: the roster first)", r.status)
+	if r := request(t, srv, "POST", logPath(c.id), userToken(t, "carol"), leave); r.status != http.StatusOK {
+		t.Errorf("a member who left sending its leave again: %d %s, want 200 (the signer's own stored record)", r.status, r.err.Code)
+	}
+	if req, _ := c.sign(alice.id, nil, true); request(t, srv, "POST", logPath(c.id), userToken(t, "carol"), req).status != http.StatusForbidden {
+		t.Error("a member who left sending a new record: want 403")
 	}
 	if _, err := carol.c.Grants(ctx, c.id); !errors.Is(err, session.ErrForbidden) {
 		t.Errorf("grants of a member who left: %v, want ErrForbidden", err)
+	}
+	// She left without a new epoch, so she holds its key: added back
+	// before the next one she needs no grant, and reads hers again.
+	srv.post(t, "alice", logPath(c.id), c.add(alice.id, []memberlog.Op{addOp(carol.id)}, false))
+	if g, err := carol.c.Grants(ctx, c.id); err != nil || len(g) != 1 || g[0].Epoch != 2 {
+		t.Errorf("carol's grants, added back before a new epoch: %v, %v; want the one for epoch 2 she kept", g, err)
+	}
+	if h := head(); h.Seq != 5 || h.Hash != c.head().Head() {
+		t.Errorf("head after the leave sent again and carol's return: %+v, want record 5", h)
 	}
 	_ = mallory
 }

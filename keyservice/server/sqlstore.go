@@ -146,11 +146,11 @@ var _ Store = (*sqlStore)(nil)
 
 // queries holds the fixed SQL texts, rebound for the dialect once.
 type queries struct {
-	cardExists, insertCard, cardHistory                 string
-	insertSession, sessionIDByChannel, sessionByID      string
-	insertRecord, recordAt, recordsFrom, moveHead       string
-	rosterOf, roleOf, deleteMember, upsertMember        string
-	grantsOf, deleteStaleGrants, lockSession, deleteRow string
+	cardExists, insertCard, cardHistory            string
+	insertSession, sessionIDByChannel, sessionByID string
+	insertRecord, recordAt, recordsFrom, moveHead  string
+	rosterOf, roleOf, deleteMember, upsertMember   string
+	grantsOf, granteesOf, lockSession, deleteRow   string
 }
 
 func rebindAll(d sqlstore.Dialect) queries {
@@ -170,7 +170,7 @@ func rebindAll(d sqlstore.Dialect) queries {
 		deleteMember:       d.Rebind("DELETE FROM roster WHERE session_id = ? AND user_id = ?"),
 		upsertMember:       d.Rebind("UPDATE roster SET role = ? WHERE session_id = ? AND user_id = ?"),
 		grantsOf:           d.Rebind("SELECT epoch, grant_data FROM grants WHERE session_id = ? AND user_id = ? ORDER BY epoch"),
-		deleteStaleGrants:  d.Rebind("DELETE FROM grants WHERE session_id = ? AND NOT EXISTS (SELECT 1 FROM roster r WHERE r.session_id = grants.session_id AND r.user_id = grants.user_id)"),
+		granteesOf:         d.Rebind("SELECT DISTINCT user_id FROM grants WHERE session_id = ?"),
 		lockSession:        d.Rebind("UPDATE sessions SET head_seq = head_seq WHERE id = ? RETURNING head_seq"),
 		deleteRow:          d.Rebind("DELETE FROM sessions WHERE id = ?"),
 	}
@@ -434,11 +434,50 @@ func (s *sqlStore) Append(ctx context.Context, id session.ID, a Append) error {
 		if err := s.replaceRoster(ctx, tx, id, a.Roster); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q.deleteStaleGrants, id[:]); err != nil {
-			return dbError("deleting the grants of removed members", err)
+		if err := s.dropGrants(ctx, tx, id, a.Roster, a.Readers); err != nil {
+			return dbError("deleting the grants of users gone", err)
 		}
 		return dbError("storing grants", s.insertGrants(ctx, tx, id, a.Grants))
 	})
+}
+
+// dropGrants deletes the grants of session id's grantees who are in
+// neither roster nor readers. It runs in Append's transaction, after the
+// head moved: on Postgres the session's row is locked, so no other append
+// adds grants meanwhile.
+func (s *sqlStore) dropGrants(ctx context.Context, tx *sql.Tx, id session.ID, roster []session.Member, readers []string) error {
+	keep := make(map[string]bool, len(roster)+len(readers))
+	for _, m := range roster {
+		keep[m.UserID] = true
+	}
+	for _, u := range readers {
+		keep[u] = true
+	}
+	rows, err := tx.QueryContext(ctx, s.q.granteesOf, id[:])
+	if err != nil {
+		return err
+	}
+	var gone []string
+	err = scanRows(rows, func(r *sql.Rows) error {
+		var u string
+		if err := r.Scan(&u); err != nil {
+			return err
+		}
+		if !keep[u] {
+			gone = append(gone, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for chunk := range slices.Chunk(gone, inChunk) {
+		q := s.d.Rebind("DELETE FROM grants WHERE session_id = ? AND user_id IN (" + sqlstore.Placeholders(len(chunk)) + ")")
+		if _, err := tx.ExecContext(ctx, q, append([]any{id[:]}, anys(chunk)...)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // replaceRoster makes the stored roster of session id equal roster,

@@ -28,15 +28,20 @@ type NewSession struct {
 }
 
 // Append is one record to add to a session's log: it must follow Prev, the
-// head the handler verified it against. Roster replaces the stored roster;
-// the grants of users it no longer lists are deleted before Grants are
-// stored.
+// head the handler verified it against. Roster replaces the stored roster.
+// Readers are the users who may hold the epoch key in force after the
+// record (memberlog's State.Readers): a member who left without a new
+// epoch is one, until the next epoch. A user in neither Roster nor Readers
+// loses its grants before Grants are stored; one who is only a reader
+// keeps them, and reads them again if it is added back before the next
+// epoch, when the log gives it no new grant.
 type Append struct {
-	Prev   session.Head
-	Record []byte   // record Prev.Seq+1
-	Hash   [32]byte // its hash: the new head
-	Roster []session.Member
-	Grants []session.GrantRecord
+	Prev    session.Head
+	Record  []byte   // record Prev.Seq+1
+	Hash    [32]byte // its hash: the new head
+	Roster  []session.Member
+	Readers []string
+	Grants  []session.GrantRecord
 }
 
 // Store is the key service's persistence. Every method is atomic: it either
@@ -85,7 +90,8 @@ type Store interface {
 	Session(ctx context.Context, id session.ID) (SessionRecord, error)
 	// Append adds a record to session id's log if the head is still
 	// a.Prev, moves the head to it, replaces the roster, deletes the
-	// grants of users the new roster lacks and stores a.Grants.
+	// grants of users in neither a.Roster nor a.Readers and stores
+	// a.Grants.
 	// [keyservice.ErrNotFound] if no session; [keyservice.ErrConflict] if
 	// the head is not a.Prev (another record came first).
 	Append(ctx context.Context, id session.ID, a Append) error

@@ -52,6 +52,12 @@
 //     it no new one), and one added back after a removal or a rotation
 //     has only the grants given since.
 //   - Lookup: anyone may ask; the channel's session, or ErrUnknownSession.
+//     A channel CID no genesis can name (empty, or over
+//     session.MaxChannelCIDLen bytes) has no session either, so it is
+//     ErrUnknownSession too, not an error of its own: the key service's
+//     HTTP API refuses such a channel_cid as invalid input (400
+//     invalid_request), and its Go client answers ErrUnknownSession
+//     without asking.
 //   - Delete: admins as the log says (a promoted member may; a demoted,
 //     removed or departed admin may not: ErrForbidden). Afterwards the
 //     session is unknown to everyone (ErrUnknownSession from every method,

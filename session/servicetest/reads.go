@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -213,12 +214,14 @@ func testLookup(t *testing.T, f *fixture) {
 		{"outsider", mallory, first.cid, first.id, nil, "a hint anyone may read: it tells which session to ask to join"},
 		{"unknown channel", alice, f.channel(), session.ID{}, session.ErrUnknownSession, "no session for the channel"},
 		{"empty channel", alice, "", session.ID{}, session.ErrUnknownSession, "no session has no channel"},
+		{"channel too long", alice, strings.Repeat("c", session.MaxChannelCIDLen+1), session.ID{}, session.ErrUnknownSession,
+			"no genesis names a channel over session.MaxChannelCIDLen bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := f.as(tt.caller).Lookup(t.Context(), tt.cid)
 			if !is(err, tt.err) || got != tt.want {
-				t.Errorf("Lookup(%q) = %v, %v; want %v, %v (%s)", tt.cid, got, err, tt.want, tt.err, tt.reason)
+				t.Errorf("Lookup(%.40q) = %v, %v; want %v, %v (%s)", tt.cid, got, err, tt.want, tt.err, tt.reason)
 			}
 		})
 	}

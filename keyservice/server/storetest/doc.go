@@ -5,8 +5,10 @@
 // The suite checks each method against the contract written on
 // [server.Store]: results, ordering and paging, every sentinel error and
 // the order in which the checks apply (an unknown session before a
-// refused reader); that a session's roster decides who reads it, and that a
-// removed member's grants are deleted, not hidden; that a failing call
+// refused reader); that a session's roster decides who reads it; that a
+// user's grants stay while it is in the roster or the readers an append
+// lists, and are deleted, not hidden, once it is in neither; that a
+// failing call
 // stores nothing; and the behaviour under races (exactly one winner among
 // appends at one head, a log extended by concurrent writers with every
 // record once, one session per channel among concurrent creators, one

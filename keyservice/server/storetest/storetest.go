@@ -451,35 +451,48 @@ func testSessionByChannel(t *testing.T, st server.Store) {
 }
 
 // testAppend appends records that change the roster every way a log can,
-// and checks after each the head, the roster, the log and the grants.
+// and checks after each the head, the roster, the log and the members'
+// grants. Each record comes with the readers a verified state would list:
+// the roster when the epoch began and everyone added with history since.
 func testAppend(t *testing.T, st server.Store) {
 	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
 	want := state{
 		Rec:    server.SessionRecord{ID: ns.ID, ChannelCID: ns.ChannelCID, Head: session.Head{Hash: ns.Hash}},
 		Roster: ns.Roster,
 		Log:    [][]byte{ns.Genesis},
-		Grants: map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob")},
 	}
+	// held is every user's grants, members or not; a snapshot shows the
+	// members'.
+	held := map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob")}
 	steps := []struct {
-		name   string
-		roster []session.Member
-		grants []session.GrantRecord
-		gone   []string // users whose grants go
-		reason string
+		name    string
+		roster  []session.Member
+		readers []string
+		grants  []session.GrantRecord
+		gone    []string // users whose grants go
+		reason  string
 	}{
-		{"add carol with history", roster(admin("alice"), member("bob"), member("carol")), grants(0, "carol"), nil,
+		{"add carol with history", roster(admin("alice"), member("bob"), member("carol")), []string{"alice", "bob", "carol"}, grants(0, "carol"), nil,
 			"a member added at the current epoch gets its grant"},
-		{"remove bob, new epoch", roster(admin("alice"), member("carol")), grants(1, "alice", "carol"), []string{"bob"},
-			"a removed member leaves the roster and its grants go"},
-		{"promote carol", roster(admin("alice"), admin("carol")), nil, nil,
+		{"remove bob, new epoch", roster(admin("alice"), member("carol")), []string{"alice", "carol"}, grants(1, "alice", "carol"), []string{"bob"},
+			"a removed member is no reader of the new epoch: its grants go"},
+		{"promote carol", roster(admin("alice"), admin("carol")), []string{"alice", "carol"}, nil, nil,
 			"a role change is a roster change without grants"},
-		{"carol leaves", roster(admin("alice")), nil, []string{"carol"},
-			"a member who leaves goes with its grants too"},
-		{"add bob again and dave, new epoch", roster(admin("alice"), member("bob"), member("dave")), grants(2, "alice", "bob", "dave"), nil,
+		{"carol leaves", roster(admin("alice")), []string{"alice", "carol"}, nil, nil,
+			"a member who leaves without a new epoch holds its key still: its grants stay, unread"},
+		{"add carol back with history", roster(admin("alice"), member("carol")), []string{"alice", "carol"}, nil, nil,
+			"added back before the next epoch, it needs no grant and reads its grants again"},
+		{"carol leaves again", roster(admin("alice")), []string{"alice", "carol"}, nil, nil,
+			"a reader still"},
+		{"new epoch", roster(admin("alice")), []string{"alice"}, grants(2, "alice"), []string{"carol"},
+			"a member who left is no reader of the next epoch: its grants go then"},
+		{"add bob and carol again and dave, new epoch", roster(admin("alice"), member("bob"), member("carol"), member("dave")), []string{"alice", "bob", "carol", "dave"},
+			grants(3, "alice", "bob", "carol", "dave"), nil,
 			"a member added again starts with the new grants only"},
 	}
 	for i, s := range steps {
 		a := next(want.Rec.Head, "", s.roster, s.grants)
+		a.Readers = s.readers
 		if err := st.Append(ctx, ns.ID, a); err != nil {
 			t.Fatalf("%s: Append: %v", s.name, err)
 		}
@@ -487,10 +500,16 @@ func testAppend(t *testing.T, st server.Store) {
 		want.Roster = s.roster
 		want.Log = append(want.Log, a.Record)
 		for _, u := range s.gone {
-			delete(want.Grants, u)
+			delete(held, u)
 		}
 		for _, g := range s.grants {
-			want.Grants[g.Grantee] = append(want.Grants[g.Grantee], g)
+			held[g.Grantee] = append(held[g.Grantee], g)
+		}
+		want.Grants = map[string][]session.GrantRecord{}
+		for _, m := range s.roster {
+			if g := held[m.UserID]; len(g) > 0 {
+				want.Grants[m.UserID] = g
+			}
 		}
 		if want.Rec.Head.Seq != uint32(i+1) {
 			t.Fatalf("%s: head %d", s.name, want.Rec.Head.Seq)
@@ -499,8 +518,10 @@ func testAppend(t *testing.T, st server.Store) {
 			t.Errorf("%s: (%s) (-want +got)\n%s", s.name, s.reason, diff)
 		}
 	}
-	if got, err := st.Grants(ctx, ns.ID, "bob"); err != nil || len(got) != 1 || got[0].Epoch != 2 {
-		t.Errorf("bob's grants after removal and return: %v, %v; want the epoch-2 grant only", got, err)
+	for _, u := range []string{"bob", "carol"} {
+		if got, err := st.Grants(ctx, ns.ID, u); err != nil || len(got) != 1 || got[0].Epoch != 3 {
+			t.Errorf("%s's grants after leaving the readers and coming back: %v, %v; want the epoch-3 grant only", u, got, err)
+		}
 	}
 }
 
@@ -645,35 +666,52 @@ func testReads(t *testing.T, st server.Store) {
 	}
 }
 
-// testRemovedMembersGrants checks that a member removed from the roster
-// (with or without a new epoch) reads nothing more, and that its grants are
-// gone, not only hidden: added again, it holds only what it is granted
-// then.
+// testRemovedMembersGrants checks what becomes of the grants of users who
+// leave the roster. Out of the roster a user reads nothing. A member
+// removed with a new epoch is no reader of it, and its grants are gone,
+// not only hidden: added again, it holds only what it is granted then. A
+// member who left without a new epoch is still a reader: its grants stay,
+// to be read again if it is added back before the next epoch (which grants
+// it nothing), and go with the next epoch otherwise.
 func testRemovedMembersGrants(t *testing.T, st server.Store) {
-	ns := mustCreate(t, st, 1, admin("alice"), member("bob"), member("carol"))
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"), member("carol"), member("dave"))
 	h := session.Head{Hash: ns.Hash}
-	h = mustAppend(t, st, ns.ID, next(h, "remove bob", roster(admin("alice"), member("carol")), grants(1, "alice", "carol")))
-	h = mustAppend(t, st, ns.ID, next(h, "carol leaves", roster(admin("alice")), nil))
-	for _, u := range []string{"bob", "carol"} {
+	step := func(tag string, r []session.Member, readers []string, gs []session.GrantRecord) {
+		t.Helper()
+		a := next(h, tag, r, gs)
+		a.Readers = readers
+		h = mustAppend(t, st, ns.ID, a)
+	}
+	epoch1 := []string{"alice", "carol", "dave"}
+	step("remove bob", roster(admin("alice"), member("carol"), member("dave")), epoch1, grants(1, "alice", "carol", "dave"))
+	step("carol leaves", roster(admin("alice"), member("dave")), epoch1, nil)
+	step("dave leaves", roster(admin("alice")), epoch1, nil)
+	for _, u := range []string{"bob", "carol", "dave"} {
 		if _, _, err := st.Log(ctx, ns.ID, u, 0, 10, math.MaxInt); !errors.Is(err, keyservice.ErrForbidden) {
-			t.Errorf("Log as removed %s = %v, want ErrForbidden", u, err)
+			t.Errorf("Log as %s, out of the roster = %v, want ErrForbidden", u, err)
 		}
 		if _, err := st.Head(ctx, ns.ID, u); !errors.Is(err, keyservice.ErrForbidden) {
-			t.Errorf("Head as removed %s = %v, want ErrForbidden", u, err)
+			t.Errorf("Head as %s, out of the roster = %v, want ErrForbidden", u, err)
 		}
 		if _, err := st.Grants(ctx, ns.ID, u); !errors.Is(err, keyservice.ErrForbidden) {
-			t.Errorf("Grants as removed %s = %v, want ErrForbidden", u, err)
+			t.Errorf("Grants as %s, out of the roster = %v, want ErrForbidden", u, err)
 		}
 	}
-	mustAppend(t, st, ns.ID, next(h, "both back", roster(admin("alice"), member("bob"), member("carol")), grants(1, "bob")))
+	step("carol back", roster(admin("alice"), member("carol")), epoch1, nil)
+	if got, err := st.Grants(ctx, ns.ID, "carol"); err != nil || !cmp.Equal(append(grants(0, "carol"), grant("carol", 1)), got, cmpOpts...) {
+		t.Errorf("carol's grants, back before the next epoch: %v, %v; want those of epochs 0 and 1, which she kept", got, err)
+	}
+	step("new epoch", roster(admin("alice"), member("carol")), []string{"alice", "carol"}, grants(2, "alice", "carol"))
+	step("bob and dave back", roster(admin("alice"), member("bob"), member("carol"), member("dave")), []string{"alice", "bob", "carol", "dave"}, grants(2, "bob", "dave"))
 	for _, tt := range []struct {
 		user   string
 		want   []session.GrantRecord
 		reason string
 	}{
-		{"bob", grants(1, "bob"), "its epoch-0 grant went with its removal"},
-		{"carol", nil, "its grants went when it left, though it was granted epoch 1"},
-		{"alice", append(grants(0, "alice"), grant("alice", 1)), "a member's grants stay"},
+		{"bob", grants(2, "bob"), "its grants went with its removal"},
+		{"carol", append(grants(0, "carol"), grant("carol", 1), grant("carol", 2)), "it left and came back within epoch 1: it kept them"},
+		{"dave", grants(2, "dave"), "it left within epoch 1: its grants went with epoch 2"},
+		{"alice", append(grants(0, "alice"), grant("alice", 1), grant("alice", 2)), "a member's grants stay"},
 	} {
 		got, err := st.Grants(ctx, ns.ID, tt.user)
 		if err != nil {
