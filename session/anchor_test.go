@@ -2,9 +2,11 @@ package session
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/memberlog"
 	"github.com/veilchat/veil/internal/testrand"
 )
 
@@ -74,5 +76,62 @@ func TestRotationWrapsForAnchoredCards(t *testing.T) {
 	}
 	if rotateErr == nil {
 		t.Fatal("rotating with an impostor's card for a member succeeded")
+	}
+}
+
+// TestRetiredGenerationSignsNoRecord: alice rotated her identity, and her
+// retired generation-0 key leaked. With a service that stores what it is
+// given (or Stream acting as alice at one that accepts its tokens), a
+// record signed by the retired key adds mallory as an admin: a reader who
+// already trusts alice's generation 1 should refuse it.
+func TestRetiredGenerationSignsNoRecord(t *testing.T) {
+	t.Skip("known: a log record may be signed by any generation from the signer's anchor on, and a reader cannot tell a record signed before the rotation from one forged after it; refusing it needs the log to retire generations (docs/PROTOCOL.md §10.4)")
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	mallory := newIdentity(t, "mallory", identity.KindX25519)
+	if err := w.dir.Publish(mallory.Card()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := alice.Create(ctx, cid, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retired := alice.Identity()
+	next, err := retired.Rotate(testrand.New("alice-gen1"), identity.Options{Created: created})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.dir.Publish(next.Card()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Card(ctx, "alice", 1); err != nil { // bob now trusts generation 1
+		t.Fatal(err)
+	}
+	recs, err := w.svc.As("bob").Log(ctx, s.ID(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := memberlog.Verify(recs[0], [memberlog.IDSize]byte(s.ID()), func(u string, a memberlog.Anchor, gen uint32) ([]*identity.Card, error) {
+		h, err := w.dir.History(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return h[a.Generation : gen+1], nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _, err := st.NewChange(retired, []memberlog.Op{{Kind: memberlog.OpAdd,
+		Member: memberlog.Member{UserID: "mallory", Anchor: memberlog.AnchorOf(mallory.Card()), Role: memberlog.RoleAdmin}}}, false, [32]byte{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &lyingService{Service: w.svc.As("bob"), log: func(r [][]byte) [][]byte { return append(r, raw) }}
+	reader := as(t, &w, bob, svc, nil, 0)
+	info, err := reader.Info(ctx, s.ID())
+	if !errors.Is(err, ErrInvalidLog) {
+		t.Fatalf("a record signed by alice's retired key: err = %v, members %v; want ErrInvalidLog", err, info.Members)
 	}
 }
