@@ -295,7 +295,7 @@ func (m *Manager) Create(ctx context.Context, channelCID string, members []strin
 	if err := m.checkMembers(ctx, channelCID, users); err != nil {
 		return nil, err
 	}
-	cards, err := m.trustedLatest(ctx, users)
+	cards, err := m.trustedLatest(ctx, nil, users)
 	if err != nil {
 		return nil, err
 	}
@@ -419,6 +419,24 @@ func (m *Manager) cardSource(ctx context.Context) memberlog.CardSource {
 				return nil, err
 			}
 			out = append(out, c)
+		}
+		return out, nil
+	}
+}
+
+// directoryCards resolves cards from the Directory, unchecked: for
+// memberlog.State.CheckCard, which checks them against an anchor.
+func (m *Manager) directoryCards(ctx context.Context) memberlog.CardSource {
+	return func(user string, anchor memberlog.Anchor, gen uint32) ([]*identity.Card, error) {
+		history, err := m.cfg.Directory.History(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		var out []*identity.Card
+		for _, c := range history {
+			if g := c.Generation(); g >= anchor.Generation && g <= gen && g-anchor.Generation == uint32(len(out)) {
+				out = append(out, c)
+			}
 		}
 		return out, nil
 	}
@@ -756,7 +774,7 @@ func (m *Manager) change(ctx context.Context, id ID, add, remove []string, newEp
 	var addCards []*identity.Card
 	if len(add) > 0 {
 		var err error
-		if addCards, err = m.trustedLatest(ctx, add); err != nil {
+		if addCards, err = m.trustedLatest(ctx, nil, add); err != nil {
 			return err
 		}
 	}
@@ -848,7 +866,7 @@ func (m *Manager) changeOnce(ctx context.Context, id ID, addCards []*identity.Ca
 		}
 	}
 	need, users := memberlog.GrantsNeeded(st, next)
-	cards, err := m.trustedLatest(ctx, users)
+	cards, err := m.trustedLatest(ctx, next, users)
 	if err != nil {
 		return err
 	}
@@ -1081,14 +1099,30 @@ func (m *Manager) cacheCard(c *identity.Card) error {
 
 // trustedLatest returns the newest card of every user, each accepted by the
 // Pins (fetching the history when the newest card is ahead of the pin), and
-// never older than the pinned one.
-func (m *Manager) trustedLatest(ctx context.Context, users []string) ([]*identity.Card, error) {
+// never older than the pinned one. A user who is a member of st (nil: none)
+// must have a card that chains from the member's anchor, checked before it
+// is pinned: the log says which card whoever added the member verified.
+func (m *Manager) trustedLatest(ctx context.Context, st *memberlog.State, users []string) ([]*identity.Card, error) {
 	latest, err := m.cfg.Directory.Latest(ctx, users)
 	if err != nil {
 		return nil, err
 	}
 	cards := make([]*identity.Card, 0, len(users))
 	for _, u := range users {
+		if c := latest[u]; st != nil && c != nil && c.UserID() == u {
+			if _, member := st.Member(u); member {
+				if err := st.CheckCard(c, m.directoryCards(ctx)); err != nil {
+					// A pinned user's substituted card is a key change;
+					// an unpinned one's is refused before it is pinned.
+					if p, perr := m.pins.Pinned(u); perr == nil && p != nil {
+						if _, kerr := m.trustLatest(ctx, u, c); kerr != nil {
+							return nil, kerr
+						}
+					}
+					return nil, fmt.Errorf("session: the directory's card of %q is not the one session %s anchors: %w", u, ID(st.ID()), err)
+				}
+			}
+		}
 		c, err := m.trustLatest(ctx, u, latest[u])
 		if err != nil {
 			return nil, err
