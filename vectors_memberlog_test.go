@@ -18,6 +18,7 @@ import (
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/memberlog"
+	"github.com/veilchat/veil/internal/protosign"
 	"github.com/veilchat/veil/internal/testrand"
 )
 
@@ -273,9 +274,18 @@ func opsOf(ops []memberlog.Op) []opFields {
 	return out
 }
 
-// recordSigner signs as one card: an *identity.Identity, or a bare key.
+// recordSigner signs as one card: an *identity.Identity (through
+// protosign, as identity.Identity.Sign refuses the protocol's purposes), or
+// a bare key.
 type recordSigner interface {
 	Sign(purpose string, msg []byte) []byte
+}
+
+func signAs(s recordSigner, purpose string, msg []byte) []byte {
+	if id, ok := s.(*identity.Identity); ok {
+		return protosign.Sign(id, purpose, msg)
+	}
+	return s.Sign(purpose, msg)
 }
 
 type seedSigner ed25519.PrivateKey
@@ -298,7 +308,7 @@ func (s signing) seal(body []byte) []byte {
 	if label == "" {
 		label = logLabel
 	}
-	return append(append(body, s.signer.Sign(label, body)...), s.after...)
+	return append(append(body, signAs(s.signer, label, body)...), s.after...)
 }
 
 type genesisFields struct {

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -48,6 +49,8 @@ type envelopeContext struct {
 	MessageID  string `json:"message_id"`
 	SenderID   string `json:"sender_id"`
 	ParentID   string `json:"parent_id"`
+	QuotedID   string `json:"quoted_id"`
+	Revision   uint32 `json:"revision"`
 }
 
 // grantContext is what a grantee holds when it opens a grant: its identity,
@@ -130,6 +133,22 @@ func buildCard(f cardFields) []byte {
 	return out
 }
 
+// weakKey returns an edit of a generation-0 card of a user ID of n bytes:
+// its signing key replaced by key (hex), and its self-signature by
+// R = identity, S = 0, which ZIP 215 accepts for every message under a key
+// of small order.
+func weakKey(n int, key string) func(b []byte) []byte {
+	return func(b []byte) []byte {
+		k, _ := hex.DecodeString(key)
+		b = bytes.Clone(b)
+		copy(b[15+n:], k)
+		sig := b[len(b)-ed25519.SignatureSize:]
+		clear(sig)
+		sig[0] = 1 // R: the identity point, (0, 1); S: 0
+		return b
+	}
+}
+
 func cardRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	bob1 := k.bobCards[1]
 	base := cardFields{
@@ -165,6 +184,12 @@ func cardRejections(t *testing.T, k *vectorKeys) []rejectVector {
 			copy(b[len(body):], ed25519.Sign(ed25519.NewKeyFromSeed(k.aliceSeed), labeled("veil/v1/card", body)))
 			return b
 		}},
+		{"§4.2: signing key of small order (the identity point), self-signed with R = identity, S = 0, a signature it verifies for every message",
+			func(f *cardFields) { f.generation, f.prevSeed = 0, nil }, weakKey(len(base.user), "0100000000000000000000000000000000000000000000000000000000000000")},
+		{"§4.2: signing key of small order (order 8), self-signed with R = identity, S = 0, a signature it verifies for every message",
+			func(f *cardFields) { f.generation, f.prevSeed = 0, nil }, weakKey(len(base.user), "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")},
+		{"§4.2: signing key non-canonically encoded (the identity point with y = p + 1), self-signed with R = identity, S = 0",
+			func(f *cardFields) { f.generation, f.prevSeed = 0, nil }, weakKey(len(base.user), "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")},
 		{"§4.2: a trailing byte", nil, func(b []byte) []byte { return append(b, 0) }},
 		{"§4.2: truncated by one byte", nil, func(b []byte) []byte { return b[:len(b)-1] }},
 	}
@@ -218,6 +243,7 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§4.5: generation number with a leading zero", strings.Replace(text, "# veil-generation: 1 ", "# veil-generation: 01 ", 1)},
 		{"§4.5: non-canonical base64url (unused bits set)", strings.Replace(text, seed0, nonCanonical, 1)},
 		{"§4.5: a CR inside a field (base64 decoders skip it)", strings.Replace(text, seed0, seed0[:10]+"\r"+seed0[10:], 1)},
+		{"§4.5: a bare CR ending the unterminated last line (a CR is allowed only before an LF)", strings.TrimSuffix(text, "\n") + "\r"},
 		{"§4.5: generations out of order", join(lines[:g0], lines[g1:g1+2], lines[g0:g0+2])},
 		{"§4.5: generation 1 missing its key line", join(lines[:g1+1])},
 		{"§4.5: an extra key line", join(lines, lines[g1+1:g1+2])},
@@ -234,16 +260,16 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		out = append(out, rejectVector{Construction: "export", Comment: c.comment, InputText: c.text})
 	}
 
-	// A passphrase export whose scrypt work factor (log2 N = 23) is above
+	// A passphrase export whose scrypt work factor (log2 N = 19) is above
 	// the reader's bound: refused before scrypt runs.
-	enc, err := k.ids["bob"].ExportWithPassphrase("correct horse", 10)
+	enc, err := k.ids["bob"].ExportWithPassphrase("correct horse", identity.MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := dearmor(t, enc)
-	raw = bytes.Replace(raw, []byte(" 10\n"), []byte(" 23\n"), 1)
+	raw = bytes.Replace(raw, fmt.Appendf(nil, " %d\n", identity.MinWorkFactor), []byte(" 19\n"), 1)
 	out = append(out, rejectVector{
-		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 23, above the bound of 22",
+		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 19, above the bound of 18",
 		InputText: string(armorBytes(t, raw)), Passphrase: "correct horse",
 	})
 	return out
@@ -291,13 +317,14 @@ type envelopeFields struct {
 	withoutSigned bool   // seal without a signature
 }
 
+// contextBytes encodes a binding as PROTOCOL.md §6.2's context.
 func contextBytes(c session.Binding) []byte {
 	var b []byte
-	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
+	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID, c.QuotedID} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return binary.BigEndian.AppendUint32(b, c.Revision)
 }
 
 func sealEnvelope(t *testing.T, f envelopeFields) []byte {
@@ -363,6 +390,8 @@ func envelopeRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	}
 	otherCtx := ctx
 	otherCtx.MessageID = "msg-other"
+	laterCtx := ctx
+	laterCtx.Revision = 1
 	envCtx := &envelopeContext{
 		SessionID: sid.String(), ChannelCID: ctx.ChannelCID, Epoch: 0, EpochKey: hex.EncodeToString(key.Bytes()),
 		SenderCard: hex.EncodeToString(k.aliceCards[1].Marshal()), MessageID: ctx.MessageID, SenderID: ctx.SenderID,
@@ -379,12 +408,15 @@ func envelopeRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§6.4: signed by another key than the sender card's", func(f *envelopeFields) { f.seed = k.bobSeed }},
 		{"§6.4: signed under veil/v1/grant", func(f *envelopeFields) { f.label = "veil/v1/grant" }},
 		{"§6.4: the signature covers another message ID than the AD", func(f *envelopeFields) { f.signedCtx = &otherCtx }},
+		{"§6.4: the signature covers revision 1, the AD revision 0", func(f *envelopeFields) { f.signedCtx = &laterCtx }},
 		{"§6.4: no signature", func(f *envelopeFields) { f.withoutSigned = true }},
 		{"§6.5: commitment of another epoch key", func(f *envelopeFields) { f.commitKey = otherKey.Bytes() }},
 		{"§6.5: header names another session", func(f *envelopeFields) { o := other.ID(); f.sid = o[:] }},
 		{"§6.5: header names epoch 1, which the reader does not hold", func(f *envelopeFields) { f.epoch = 1 }},
 		{"§6.5: header names sender generation 0 (the card given is generation 1)", func(f *envelopeFields) { f.gen = 0 }},
 		{"§6.2: sealed for parent ID msg-0, opened as a top-level message", func(f *envelopeFields) { f.ctx.ParentID = "msg-0" }},
+		{"§6.2: sealed quoting msg-0, opened as quoting nothing", func(f *envelopeFields) { f.ctx.QuotedID = "msg-0" }},
+		{"§6.2: sealed as revision 1, opened as revision 0", func(f *envelopeFields) { f.ctx.Revision = 1 }},
 	}
 	var out []rejectVector
 	for _, c := range cases {
@@ -698,7 +730,7 @@ func rejectErr(t *testing.T, v rejectVector) error {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mc := session.Binding{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID}
+		mc := session.Binding{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID, QuotedID: e.QuotedID, Revision: e.Revision}
 		if v.Construction == "text" {
 			_, err = s.OpenText(v.InputText, mc, card)
 		} else {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/bech32"
@@ -69,6 +70,9 @@ type envelopeVector struct {
 	MessageID  string `json:"message_id"`
 	SenderID   string `json:"sender_id"`
 	ParentID   string `json:"parent_id"`
+	QuotedID   string `json:"quoted_id"`
+	Revision   uint32 `json:"revision"`
+	AD         string `json:"associated_data"` // header ‖ context (§6.2)
 	Plaintext  string `json:"plaintext_hex"`
 	PaddedLen  int    `json:"padded_length"`
 	Nonce      string `json:"nonce"`
@@ -186,11 +190,15 @@ func grantVectors(t *testing.T, ids map[string]*identity.Identity) []grantVector
 func envelopeVectors(t *testing.T, ids map[string]*identity.Identity) []envelopeVector {
 	var out []envelopeVector
 	cases := []struct {
-		comment, sender, msgID, parent, text string
+		comment, sender, msgID, parent, quoted string
+		revision                               uint32
+		text                                   string
 	}{
-		{"empty plaintext", "alice", "msg-0", "", ""},
-		{"short message in a thread", "bob", "msg-1", "msg-0", "Hello, world 👋"},
-		{"100 bytes: padded to 104", "alice", "msg-2", "", string(bytes.Repeat([]byte("0123456789"), 10))},
+		{"empty plaintext", "alice", "msg-0", "", "", 0, ""},
+		{"short message in a thread", "bob", "msg-1", "msg-0", "", 0, "Hello, world 👋"},
+		{"100 bytes: padded to 104", "alice", "msg-2", "", "", 0, string(bytes.Repeat([]byte("0123456789"), 10))},
+		{"first edit (revision 1) of a message quoting msg-0", "bob", "msg-3", "", "msg-0", 1, "edited"},
+		{"a quote in a thread; revision 0x01020304 shows the byte order of u32", "alice", "msg-4", "msg-0", "msg-1", 0x01020304, "quoting msg-1"},
 	}
 	for i, c := range cases {
 		rnd := testrand.New("vector/envelope/" + c.msgID)
@@ -203,22 +211,14 @@ func envelopeVectors(t *testing.T, ids map[string]*identity.Identity) []envelope
 				t.Fatal(err)
 			}
 		}
-		// The next 24 bytes the session reads are the nonce: peek at them
-		// from an identical reader.
-		peek := testrand.New("vector/envelope/" + c.msgID)
-		skip := make([]byte, session.IDSize+session.KeySize)
-		peek.Read(skip)
-		if i == 2 {
-			peek.Read(make([]byte, session.KeySize))
-		}
-		nonce := make([]byte, 24)
-		peek.Read(nonce)
-
-		mc := session.Binding{ChannelCID: "messaging:vectors", MessageID: c.msgID, SenderID: c.sender, ParentID: c.parent}
+		mc := session.Binding{ChannelCID: "messaging:vectors", MessageID: c.msgID, SenderID: c.sender, ParentID: c.parent, QuotedID: c.quoted, Revision: c.revision}
 		env, err := s.Seal(ids[c.sender], mc, []byte(c.text))
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The nonce, from crypto/rand (fixed by cryptotest.SetGlobalRandom),
+		// ends the header.
+		nonce := env[session.HeaderSize-24 : session.HeaderSize]
 		k, _ := s.Key(s.Epoch())
 		mk, _ := hkdf.Key(sha256.New, k.Bytes(), nil, "veil/v1/envelope/key", 32)
 		cm, _ := hkdf.Key(sha256.New, k.Bytes(), nil, "veil/v1/envelope/commitment", 32)
@@ -234,6 +234,9 @@ func envelopeVectors(t *testing.T, ids map[string]*identity.Identity) []envelope
 			MessageID:  c.msgID,
 			SenderID:   c.sender,
 			ParentID:   c.parent,
+			QuotedID:   c.quoted,
+			Revision:   c.revision,
+			AD:         hex.EncodeToString(append(env[:session.HeaderSize:session.HeaderSize], contextBytes(mc)...)),
 			Plaintext:  hex.EncodeToString([]byte(c.text)),
 			PaddedLen:  session.SealedSize(len(c.text)) - session.Overhead,
 			Nonce:      hex.EncodeToString(nonce),
@@ -373,13 +376,22 @@ func TestVectorsOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		sender, _ := identity.ParseCard(unhex(t, v.SenderCard))
-		mc := session.Binding{ChannelCID: v.ChannelCID, MessageID: v.MessageID, SenderID: v.SenderID, ParentID: v.ParentID}
+		mc := session.Binding{ChannelCID: v.ChannelCID, MessageID: v.MessageID, SenderID: v.SenderID, ParentID: v.ParentID, QuotedID: v.QuotedID, Revision: v.Revision}
 		got, err := s.OpenText(v.Text, mc, sender)
 		if err != nil || hex.EncodeToString(got) != v.Plaintext {
 			t.Errorf("envelope %s: %x, %v", v.MessageID, got, err)
 		}
 		if session.EncodeText(unhex(t, v.Envelope)) != v.Text {
 			t.Errorf("envelope %s: text form differs", v.MessageID)
+		}
+		// The stored associated data is what the AEAD authenticates.
+		env := unhex(t, v.Envelope)
+		aead, err := chacha20poly1305.NewX(unhex(t, v.MessageKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := aead.Open(nil, env[session.HeaderSize-24:session.HeaderSize], env[session.HeaderSize:], unhex(t, v.AD)); err != nil {
+			t.Errorf("envelope %s: the associated data does not open the AEAD: %v", v.MessageID, err)
 		}
 	}
 

@@ -70,11 +70,20 @@ type Config struct {
 	EpochCheckInterval time.Duration
 	// Members, if set, returns a channel's members as the application knows
 	// them (for Stream, the channel's member list). It is passed to the
-	// [session.Manager], which then lets new epochs and rotations involve only
-	// those users, so that the key service alone decides nothing about
-	// membership (see [session.Config.Members] and SECURITY.md).
+	// [session.Manager]: a removal then takes effect when either the
+	// application or the session's log shows it, and a session is accepted
+	// on first contact only if its creator is listed (see
+	// [session.Config.Members] and SECURITY.md).
 	Members func(ctx context.Context, channelCID string) ([]string, error)
-	// Rand is the randomness source. Nil means crypto/rand.
+	// SessionID, if set, returns the session a channel names — for Stream,
+	// the channel's session_id custom field, the root of trust of a
+	// channel's membership. Nil means the key service's listing, which is
+	// only a hint: either way the session's signed genesis must name the
+	// channel, and once the local state binds a channel to a session, a
+	// different one is [ErrSessionChanged].
+	SessionID func(ctx context.Context, channelCID string) (session.ID, error)
+	// Rand is the source of identity keys, epoch keys and grant randomness.
+	// Nil means crypto/rand. Message nonces always come from crypto/rand.
 	Rand io.Reader
 	// Logger receives a warning when saving the local state fails after
 	// an operation that succeeded on the key service (a session created,
@@ -112,6 +121,7 @@ type client struct {
 	id       *identity.Identity
 	mgr      *session.Manager
 	pins     *pins
+	floors   *floors
 	sessions map[session.ID]*session.Session // what the state keeps
 	saveMu   sync.Mutex                      // one save at a time
 }
@@ -148,6 +158,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.pins = &pins{m: map[string]*identity.Card{}, save: c.save}
+	c.floors = &floors{m: map[session.ID]session.Floor{}, save: c.save}
 
 	blob, err := cfg.State.Load(ctx)
 	switch {
@@ -188,6 +199,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 				return nil, fmt.Errorf("e2ee: saved pin: %w", err)
 			}
 			c.pins.m[card.UserID()] = card
+		}
+		if err := c.floors.restore(st.Floors); err != nil {
+			return nil, err
 		}
 		for _, saved := range st.Sessions {
 			s, err := restoreSession(cfg.Rand, saved)
@@ -240,7 +254,7 @@ func (c *Client) newManager() error {
 	id := c.id
 	c.mu.Unlock()
 	mgr, err := session.NewManager(session.Config{
-		Identity: id, Service: c.cfg.Service, Directory: c.cfg.Directory, Pins: c.pins,
+		Identity: id, Service: c.cfg.Service, Directory: c.cfg.Directory, Pins: c.pins, Floors: c.floors,
 		Rand: c.cfg.Rand, EpochCheckInterval: c.cfg.EpochCheckInterval,
 		Members: c.cfg.Members, OnSession: c.remember,
 	})
@@ -316,7 +330,7 @@ func (c *Client) save(ctx context.Context) error {
 	}()
 	export := id.Export()
 	defer clear(export)
-	blob, err := sealState(c.cfg.StateKey.k.Get()[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved})
+	blob, err := sealState(c.cfg.StateKey.k.Get()[:], c.cfg.UserID, &state{Version: stateVersion, Identity: export, Pins: c.pins.snapshot(), Sessions: saved, Floors: c.floors.snapshot()})
 	if err != nil {
 		return err
 	}
@@ -344,18 +358,72 @@ func (c *Client) Manager() *session.Manager {
 func (c *Client) Pins() session.ContextPins { return c.pins }
 
 // CreateSession starts the encryption session of a channel for the local
-// user and members (or returns the channel's existing one).
+// user (its admin) and members, and binds the channel to it in the local
+// state. Write the returned session's ID to the channel's session_id. If the
+// channel already has a session, it returns a [*session.SessionExistsError]:
+// open the channel's session_id with [Client.OpenChannel] instead.
 func (c *Client) CreateSession(ctx context.Context, channelCID string, members []string) (*session.Session, error) {
 	return c.Manager().Create(ctx, channelCID, members)
 }
 
+// ErrSessionChanged is returned when a channel names another session than
+// the one this client verified for it before: Stream (or whoever can write
+// the channel's session_id) pointing the channel at a session of its own.
+// The client keeps using the session it verified.
+var ErrSessionChanged = errors.New("e2ee: the channel names another session than the one verified for it")
+
+// OpenChannel verifies that session id — the ID the channel's session_id
+// holds — belongs to channelCID (its signed genesis names the channel, and,
+// with [Config.Members], its creator is a member) and binds the channel to it
+// in the local state. A channel already bound to another session returns
+// [ErrSessionChanged].
+func (c *Client) OpenChannel(ctx context.Context, channelCID string, id session.ID) (*session.Session, error) {
+	if bound, ok := c.floors.sessionOf(channelCID); ok && bound != id {
+		return nil, fmt.Errorf("%w: %s is bound to session %s, not %s", ErrSessionChanged, channelCID, bound, id)
+	}
+	return c.Manager().OpenSession(ctx, id, channelCID)
+}
+
+// sessionFor returns the session to seal a message of channelCID under: the
+// one the local state binds the channel to, else the one [Config.SessionID]
+// names, else the key service's listing (a hint, verified like
+// [Client.OpenChannel]).
+func (c *Client) sessionFor(ctx context.Context, channelCID string) (session.ID, error) {
+	if id, ok := c.floors.sessionOf(channelCID); ok {
+		if c.cfg.SessionID != nil {
+			named, err := c.cfg.SessionID(ctx, channelCID)
+			if err != nil {
+				return session.ID{}, fmt.Errorf("e2ee: the channel's session ID: %w", err)
+			}
+			if named != id {
+				return session.ID{}, fmt.Errorf("%w: %s is bound to session %s, not %s", ErrSessionChanged, channelCID, id, named)
+			}
+		}
+		return id, nil
+	}
+	var id session.ID
+	var err error
+	if c.cfg.SessionID != nil {
+		if id, err = c.cfg.SessionID(ctx, channelCID); err != nil {
+			return session.ID{}, fmt.Errorf("e2ee: the channel's session ID: %w", err)
+		}
+	} else if id, err = c.cfg.Service.Lookup(ctx, channelCID); err != nil {
+		return session.ID{}, err
+	}
+	if _, err := c.Manager().OpenSession(ctx, id, channelCID); err != nil {
+		return session.ID{}, err
+	}
+	return id, nil
+}
+
 // Encrypt seals plaintext for the channel msg.ChannelCID names, as message
 // msg.MessageID, and returns the text to send in Stream's text field.
-// msg.SenderID must be the client's user. A channel without a session
-// returns [session.ErrUnknownSession] (start one with [Client.CreateSession]);
-// a plaintext that would exceed Stream's 5,000 characters
-// ([StreamTextLimit]) returns a [*session.TooLongError] before any
-// cryptography.
+// msg.SenderID must be the client's user. The session is the one the local
+// state binds the channel to, else the one [Config.SessionID] names (verified
+// as [Client.OpenChannel] does). A channel without a session returns
+// [session.ErrUnknownSession] (start one with [Client.CreateSession]); a
+// plaintext that would exceed Stream's 5,000 characters ([StreamTextLimit])
+// returns a [*session.TooLongError] before any cryptography.
 func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []byte) (string, error) {
 	if msg.SenderID != c.cfg.UserID {
 		return "", errors.New("e2ee: the message's sender is not this client's user")
@@ -363,12 +431,11 @@ func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []b
 	if max := session.MaxPlaintext(StreamTextLimit); len(plaintext) > max {
 		return "", &session.TooLongError{Len: len(plaintext), Max: max}
 	}
-	mgr := c.Manager()
-	id, err := c.cfg.Service.Lookup(ctx, msg.ChannelCID)
+	id, err := c.sessionFor(ctx, msg.ChannelCID)
 	if err != nil {
 		return "", err
 	}
-	return mgr.SealText(ctx, id, msg, plaintext, StreamTextLimit)
+	return c.Manager().SealText(ctx, id, msg, plaintext, StreamTextLimit)
 }
 
 // Decrypt opens the text of a received message, as [session.Manager.OpenText]

@@ -22,6 +22,7 @@ type keyService struct {
 }
 
 func (k *keyService) config(user string) e2ee.Config {
+	k.svc.Directory = &k.dir
 	return e2ee.Config{UserID: user, Service: k.svc.As(user), Directory: &k.dir, Publisher: &k.dir}
 }
 

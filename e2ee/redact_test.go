@@ -23,7 +23,7 @@ func TestStateKeyRedacted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	key := []byte("STATEKEY-0123456789abcdefghijklm") // printable, so %s and %q would show it too
 	cfg := Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir,
 		State: &FileStore{Path: filepath.Join(t.TempDir(), "s")}, StateKey: mustStateKey(key), Kind: identity.KindX25519}

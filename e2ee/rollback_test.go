@@ -137,8 +137,8 @@ func TestStateRollback(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			var svc session.MemoryService
 			e := env{dir: new(session.MemoryDirectory), path: filepath.Join(t.TempDir(), "bot.state")}
+			svc := session.MemoryService{Directory: e.dir}
 			e.cfg = Config{UserID: "bot", Service: svc.As("bot"), Directory: e.dir, Publisher: e.dir,
 				State: &FileStore{Path: e.path}, StateKey: mustStateKey(bytes.Repeat([]byte{7}, StateKeySize)), Kind: identity.KindX25519}
 			cfg := tt.setup(t, e)

@@ -1,6 +1,7 @@
 package e2ee
 
 import (
+	"bytes"
 	"context"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/session"
 )
 
 // ErrNoState is returned by [StateStore.Load] when nothing was saved yet.
@@ -146,6 +148,16 @@ type state struct {
 	Identity []byte         `json:"identity"` // identity.Export text
 	Pins     [][]byte       `json:"pins"`     // pinned cards
 	Sessions []savedSession `json:"sessions,omitempty"`
+	Floors   []savedFloor   `json:"floors,omitempty"`
+}
+
+// savedFloor is the newest membership-log head verified for a session, and
+// the channel the session is bound to.
+type savedFloor struct {
+	ID         string `json:"id"`
+	ChannelCID string `json:"channel_cid"`
+	Seq        uint32 `json:"seq"`
+	Hash       []byte `json:"hash"`
 }
 
 // savedSession is a session's keys as the local state keeps them.
@@ -274,4 +286,83 @@ func (p *pins) snapshot() [][]byte {
 		out = append(out, c.Marshal())
 	}
 	return out
+}
+
+// floors is a [session.Floors] kept in the client's state: it saves the state
+// before a new floor counts, so a floor survives restarts and is never
+// lowered, and it binds each channel to one session.
+type floors struct {
+	mu   sync.Mutex
+	m    map[session.ID]session.Floor
+	save func(context.Context) error
+}
+
+// Floor implements [session.Floors].
+func (f *floors) Floor(id session.ID) (session.Floor, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fl, ok := f.m[id]
+	return fl, ok
+}
+
+// SetFloor implements [session.Floors]: it records a newer floor and saves
+// the state under ctx; if the save fails, the floor is withdrawn and the
+// error returned, so that the Manager does not use the new head.
+func (f *floors) SetFloor(ctx context.Context, id session.ID, fl session.Floor) error {
+	f.mu.Lock()
+	prev, had := f.m[id]
+	if had && prev.Seq >= fl.Seq {
+		f.mu.Unlock()
+		return nil
+	}
+	f.m[id] = fl
+	f.mu.Unlock()
+	if err := f.save(ctx); err != nil {
+		f.mu.Lock()
+		if f.m[id] == fl {
+			if had {
+				f.m[id] = prev
+			} else {
+				delete(f.m, id)
+			}
+		}
+		f.mu.Unlock()
+		return fmt.Errorf("e2ee: saving the floor of session %s: %w", id, err)
+	}
+	return nil
+}
+
+// sessionOf returns the session a channel is bound to, if any.
+func (f *floors) sessionOf(channelCID string) (session.ID, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, fl := range f.m {
+		if fl.ChannelCID == channelCID {
+			return id, true
+		}
+	}
+	return session.ID{}, false
+}
+
+func (f *floors) snapshot() []savedFloor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]savedFloor, 0, len(f.m))
+	for id, fl := range f.m {
+		out = append(out, savedFloor{ID: id.String(), ChannelCID: fl.ChannelCID, Seq: fl.Seq, Hash: bytes.Clone(fl.Hash[:])})
+	}
+	return out
+}
+
+func (f *floors) restore(saved []savedFloor) error {
+	for _, s := range saved {
+		id, err := session.ParseID(s.ID)
+		if err != nil || len(s.Hash) != 32 {
+			return errors.New("e2ee: saved state: a malformed floor")
+		}
+		fl := session.Floor{ChannelCID: s.ChannelCID, Head: session.Head{Seq: s.Seq}}
+		copy(fl.Hash[:], s.Hash)
+		f.m[id] = fl
+	}
+	return nil
 }

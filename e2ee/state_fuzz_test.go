@@ -47,7 +47,7 @@ func isFuzzIdentity(got *identity.Identity) bool {
 // loadAsBot runs New for user "bot" over a state store holding blob.
 func loadAsBot(blob []byte) (*Client, error) {
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	return New(context.Background(), Config{UserID: "bot", Service: svc.As("bot"), Directory: &dir, Publisher: &dir,
 		State: &MemoryStore{blob: blob}, StateKey: mustStateKey(fuzzStateKey), Kind: identity.KindX25519})
 }

@@ -61,7 +61,7 @@ func (s *recordingStore) fail(on bool) {
 func TestStateSavedUnderCallersContext(t *testing.T) {
 	t.Parallel()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	key, err := ParseStateKey(bytes.Repeat([]byte{7}, StateKeySize))
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/internal/bech32"
+	"github.com/veilchat/veil/internal/zip215"
 )
 
 // Domain separation strings of the card signatures (see docs/PROTOCOL.md).
@@ -104,8 +105,9 @@ func encodeCardBody(userID string, gen uint32, kind Kind, created time.Time, sig
 }
 
 // ParseCard decodes and checks an encoded card: canonical layout, known
-// version and kind, valid user ID, a recipient that age accepts, and a valid
-// self-signature. It does not check the signature by the previous generation
+// version and kind, valid user ID, a signing key that is the canonical
+// encoding of a point not of small order, a recipient that age accepts, and
+// a valid self-signature. It does not check the signature by the previous generation
 // (that needs the previous card: see [VerifyChain] and [Pins]). Any failure
 // returns [ErrInvalidCard]. The input is not retained.
 func ParseCard(b []byte) (*Card, error) {
@@ -138,6 +140,11 @@ func ParseCard(b []byte) (*Card, error) {
 	if CheckUserID(c.userID) != nil || int(c.generation) >= MaxGenerations {
 		return nil, ErrInvalidCard
 	}
+	// A small-order key verifies one signature of every message under the
+	// cofactored rule; a non-canonical one is a second name of a key.
+	if !zip215.ValidPublicKey(c.signingKey) {
+		return nil, ErrInvalidCard
+	}
 	var err error
 	switch c.kind {
 	case KindHybrid:
@@ -158,7 +165,7 @@ func ParseCard(b []byte) (*Card, error) {
 	if err != nil {
 		return nil, ErrInvalidCard
 	}
-	if !ed25519.Verify(c.signingKey, signedMessage(purposeCard, c.body), c.selfSig) {
+	if !zip215.Verify(c.signingKey, signedMessage(purposeCard, c.body), c.selfSig) {
 		return nil, ErrInvalidCard
 	}
 	return c, nil
@@ -210,7 +217,7 @@ func (r *reader) uint64() uint64 {
 	return 0
 }
 
-// Marshal returns the canonical encoding of the card (a copy).
+// Marshal returns the encoding of the card (a copy).
 func (c *Card) Marshal() []byte { return bytes.Clone(c.raw) }
 
 // UserID returns the user the card belongs to.
@@ -239,17 +246,33 @@ func (c *Card) RecipientString() string {
 }
 
 // Verify reports whether sig is this card's signature of msg under purpose,
-// as made by [Identity.Sign].
+// as made by [Identity.Sign], by the ZIP 215 rules (docs/PROTOCOL.md §2):
+// exactly the signatures a [BatchVerifier] accepts.
 func (c *Card) Verify(purpose string, msg, sig []byte) bool {
-	return len(sig) == ed25519.SignatureSize && ed25519.Verify(c.signingKey, signedMessage(purpose, msg), sig)
+	return zip215.Verify(c.signingKey, signedMessage(purpose, msg), sig)
 }
 
-// Equal reports whether two cards have the same encoding.
+// Equal reports whether two cards have the same encoding. Two encodings of
+// one card can differ in their signatures (a signer can sign again): use
+// [Card.SameKeys] to ask whether they state the same thing.
 func (c *Card) Equal(other *Card) bool {
 	if c == nil || other == nil {
 		return c == other
 	}
 	return bytes.Equal(c.raw, other.raw)
+}
+
+// SameKeys reports whether two cards name the same user and generation and
+// hold the same keys (kind, signing key, recipient), whatever their
+// signatures and creation times: what trust pins compare. An Ed25519 signer
+// can make many valid signatures of one body, so the bytes of a card are not
+// what identifies it.
+func (c *Card) SameKeys(other *Card) bool {
+	if c == nil || other == nil {
+		return c == other
+	}
+	return c.userID == other.userID && c.generation == other.generation && c.kind == other.kind &&
+		bytes.Equal(c.signingKey, other.signingKey) && bytes.Equal(c.recipRaw, other.recipRaw)
 }
 
 // Fingerprint returns the hex SHA-256 of the card's key material (the
@@ -277,7 +300,7 @@ func (c *Card) String() string {
 // user and carries prev's valid signature.
 func (c *Card) IsSuccessorOf(prev *Card) bool {
 	return prev != nil && c.userID == prev.userID && c.generation == prev.generation+1 &&
-		c.prevSig != nil && ed25519.Verify(prev.signingKey, signedMessage(purposeSuccessor, c.body), c.prevSig) &&
+		c.prevSig != nil && zip215.Verify(prev.signingKey, signedMessage(purposeSuccessor, c.body), c.prevSig) &&
 		!c.created.Before(prev.created)
 }
 

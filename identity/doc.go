@@ -15,6 +15,12 @@
 // users their [SafetyNumber] (60 digits, or a scannable payload) to compare out
 // of band.
 //
+// Applications sign with [Identity.Sign] under purposes of their own (those
+// starting with [ReservedPurposePrefix] belong to the protocol). [Card.Verify]
+// checks one signature and [BatchVerifier] many at once, both by the ZIP 215
+// rules (docs/PROTOCOL.md §2): a batch accepts exactly the signatures that
+// one-at-a-time verification accepts.
+//
 // Export writes an identity as text that is also an age identity file, so the
 // age command line opens grants made for it:
 //

@@ -138,9 +138,9 @@ func ExampleIdentity_ExportWithPassphrase() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	// Work factor 10 keeps the example fast; 0 means DefaultWorkFactor,
+	// MinWorkFactor keeps the example fast; 0 means DefaultWorkFactor,
 	// about a second of scrypt, which is what a backup should use.
-	backup, err := id.ExportWithPassphrase("correct horse battery staple", 10)
+	backup, err := id.ExportWithPassphrase("correct horse battery staple", identity.MinWorkFactor)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func ExampleImportWithPassphrase() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	backup, err := id.ExportWithPassphrase("correct horse battery staple", 10)
+	backup, err := id.ExportWithPassphrase("correct horse battery staple", identity.MinWorkFactor)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -233,4 +233,33 @@ func ExampleCheck() {
 		fmt.Println("key change for", kc.UserID, kc.Old.Equal(alice.Card()))
 	}
 	// Output: key change for alice true
+}
+
+func ExampleBatchVerifier() {
+	alice, err := identity.Generate(nil, "alice", identity.Options{Kind: identity.KindX25519})
+	if err != nil {
+		log.Fatal(err)
+	}
+	bob, err := identity.Generate(nil, "bob", identity.Options{Kind: identity.KindX25519})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A page of signed receipts, one of them claimed by the wrong card.
+	type receipt struct {
+		by       *identity.Card
+		msg, sig []byte
+	}
+	page := []receipt{
+		{alice.Card(), []byte("read 1"), alice.Sign("example/receipt", []byte("read 1"))},
+		{bob.Card(), []byte("read 2"), bob.Sign("example/receipt", []byte("read 2"))},
+		{bob.Card(), []byte("read 3"), alice.Sign("example/receipt", []byte("read 3"))},
+	}
+	v := identity.NewBatchVerifier(len(page))
+	for _, r := range page {
+		v.Add(r.by, "example/receipt", r.msg, r.sig)
+	}
+	// Verify answers for the whole page; VerifyEach, one batch check and
+	// then one check per signature when it fails, says which.
+	fmt.Println(v.Verify(), v.VerifyEach())
+	// Output: false [true true false]
 }

@@ -22,15 +22,20 @@ import (
 const MaxExportSize = 4 << 20
 
 // Bounds on the age scrypt work factor (log2 of N) of passphrase-protected
-// exports.
+// exports. scrypt needs 2^(work factor) KiB of memory: 256 MiB at 18.
 const (
 	// DefaultWorkFactor is used by ExportWithPassphrase when given 0: about
 	// one second on a laptop, as age's own default.
 	DefaultWorkFactor = 18
-	// MaxWorkFactor is the largest work factor [ImportWithPassphrase] accepts
-	// by default, so that a hostile file cannot make it spin for minutes.
-	MaxWorkFactor = 22
-	minWorkFactor = 10
+	// MaxWorkFactor is the largest work factor [ExportWithPassphrase] writes
+	// and [ImportWithPassphrase] accepts: 256 MiB of memory, what a phone
+	// survives, so that a hostile file cannot exhaust the memory of the
+	// process that opens it (22, age's own bound, asks for 4 GiB).
+	MaxWorkFactor = 18
+	// MinWorkFactor is the smallest work factor [ExportWithPassphrase]
+	// writes: 32 MiB and tens of milliseconds per guess. Below it, guessing
+	// a passphrase offline costs next to nothing.
+	MinWorkFactor = 15
 )
 
 // ErrInvalidExport is returned by [Import] for text that is not a well-formed
@@ -89,8 +94,13 @@ func Import(text []byte) (*Identity, error) {
 
 func parseExport(text []byte) (*Identity, error) {
 	var lines []string
-	for _, line := range strings.Split(string(text), "\n") {
-		line = strings.TrimSuffix(line, "\r")
+	all := strings.Split(string(text), "\n")
+	for i, line := range all {
+		// A CR may only end a line that an LF ends: the last line has
+		// none, so a CR there is a bare CR.
+		if i < len(all)-1 {
+			line = strings.TrimSuffix(line, "\r")
+		}
 		if strings.IndexByte(line, '\r') >= 0 {
 			// encoding/base64 would skip it inside a field: refuse it, so
 			// that an export has one encoding.
@@ -169,7 +179,7 @@ func parseGeneration(userID string, want uint32, genLine, ageLine string) (*gene
 // ExportWithPassphrase returns the exported identity encrypted to an age
 // scrypt recipient derived from passphrase, ASCII-armored. workFactor is
 // log2 of scrypt's N; 0 means [DefaultWorkFactor], and values outside
-// [10, MaxWorkFactor] are refused. The age command line opens it:
+// [[MinWorkFactor], [MaxWorkFactor]] are refused. The age command line opens it:
 //
 //	age --decrypt -o alice.veil-identity alice.veil-identity.age
 func (id *Identity) ExportWithPassphrase(passphrase string, workFactor int) ([]byte, error) {
@@ -179,8 +189,8 @@ func (id *Identity) ExportWithPassphrase(passphrase string, workFactor int) ([]b
 	if workFactor == 0 {
 		workFactor = DefaultWorkFactor
 	}
-	if workFactor < minWorkFactor || workFactor > MaxWorkFactor {
-		return nil, fmt.Errorf("identity: scrypt work factor %d outside [%d, %d]", workFactor, minWorkFactor, MaxWorkFactor)
+	if workFactor < MinWorkFactor || workFactor > MaxWorkFactor {
+		return nil, fmt.Errorf("identity: scrypt work factor %d outside [%d, %d]", workFactor, MinWorkFactor, MaxWorkFactor)
 	}
 	r, err := age.NewScryptRecipient(passphrase)
 	if err != nil {

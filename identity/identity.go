@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/internal/bech32"
+	"github.com/veilchat/veil/internal/protosign"
 	"github.com/veilchat/veil/internal/redact"
 )
 
@@ -264,12 +265,37 @@ func (id *Identity) Cards() []*Card {
 	return cards
 }
 
+// ReservedPurposePrefix starts the signature purposes of the Veil protocol
+// itself (cards, grants, envelopes, membership-log records):
+// [Identity.Sign] refuses them.
+const ReservedPurposePrefix = protosign.Prefix
+
 // Sign signs msg with the current generation's Ed25519 key under the domain
-// separation string purpose: the signed bytes are purpose ‖ 0x00 ‖ msg. It
-// panics if purpose is empty or contains a NUL byte, which is a programming
-// error. Verify the result with [Card.Verify].
+// separation string purpose: the signed bytes are purpose ‖ 0x00 ‖ msg. Verify
+// the result with [Card.Verify].
+//
+// Purposes starting with [ReservedPurposePrefix] belong to the protocol: an
+// application that signed data an attacker chose under one of them would
+// mint a grant, an envelope or a log record. Sign panics for such a purpose,
+// for an empty one and for one containing a NUL byte: each is a programming
+// error.
 func (id *Identity) Sign(purpose string, msg []byte) []byte {
+	if protosign.Reserved(purpose) {
+		panic("identity: signature purpose " + purpose + " is reserved to the Veil protocol")
+	}
+	return id.sign(purpose, msg)
+}
+
+// sign signs under any purpose; the protocol's own packages reach it through
+// package internal/protosign.
+func (id *Identity) sign(purpose string, msg []byte) []byte {
 	return ed25519.Sign(id.current().sign, signedMessage(purpose, msg))
+}
+
+func init() {
+	protosign.Register(func(signer any, purpose string, msg []byte) []byte {
+		return signer.(*Identity).sign(purpose, msg)
+	})
 }
 
 // Unwrap implements [age.Identity]: it tries every generation, newest first,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"filippo.io/age/armor"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/veilchat/veil/internal/testrand"
@@ -355,6 +356,7 @@ func TestImportRejects(t *testing.T) {
 		{"unknown veil line", strings.Replace(text, "# veil-user:", "# veil-extra: x\n# veil-user:", 1), "unknown veil lines are errors"},
 		{"CR inside a field", crInSeed(text), "base64 would skip it: two encodings"},
 		{"CR before a field", strings.Replace(text, "# veil-generation: 0 ", "# veil-generation: 0 \r", 1), "base64 would skip it: two encodings"},
+		{"bare CR ending the last line", strings.TrimSuffix(text, "\n") + "\r", "a CR is allowed only before an LF, and the unterminated last line has none"},
 	}
 	if _, err := Import([]byte(strings.ReplaceAll(text, "\n", "\r\n"))); err != nil {
 		t.Errorf("CRLF line ends: %v", err)
@@ -369,7 +371,7 @@ func TestImportRejects(t *testing.T) {
 func TestPassphraseExport(t *testing.T) {
 	t.Parallel()
 	id := gen(t, "a", "alice", KindHybrid)
-	enc, err := id.ExportWithPassphrase("correct horse", minWorkFactor)
+	enc, err := id.ExportWithPassphrase("correct horse", MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,11 +385,13 @@ func TestPassphraseExport(t *testing.T) {
 	if _, err := ImportWithPassphrase(enc, "wrong", 0); !errors.Is(err, ErrWrongPassphrase) {
 		t.Errorf("wrong passphrase: err = %v", err)
 	}
-	if _, err := ImportWithPassphrase(enc, "correct horse", minWorkFactor-1); !errors.Is(err, ErrInvalidExport) {
+	if _, err := ImportWithPassphrase(enc, "correct horse", MinWorkFactor-1); !errors.Is(err, ErrInvalidExport) {
 		t.Errorf("work factor above the caller's bound: err = %v, want ErrInvalidExport", err)
 	}
-	if _, err := id.ExportWithPassphrase("p", MaxWorkFactor+1); err == nil {
-		t.Error("work factor above MaxWorkFactor accepted")
+	for _, wf := range []int{-1, MinWorkFactor - 1, 10, MaxWorkFactor + 1, 22} {
+		if _, err := id.ExportWithPassphrase("p", wf); err == nil {
+			t.Errorf("work factor %d accepted on write: below %d a guess costs next to nothing, above %d readers refuse the file", wf, MinWorkFactor, MaxWorkFactor)
+		}
 	}
 	if _, err := id.ExportWithPassphrase("", 0); err == nil {
 		t.Error("empty passphrase accepted")
@@ -444,19 +448,45 @@ func crInSeed(text string) string {
 	return text[:i] + "\r" + text[i:]
 }
 
-func TestImportWithPassphraseBound(t *testing.T) {
+// TestImportWithPassphraseRefusesCostlyFiles: a file demanding more scrypt
+// work than MaxWorkFactor (here 19: 512 MiB) is refused before scrypt runs,
+// as malformed, whatever the passphrase.
+func TestImportWithPassphraseRefusesCostlyFiles(t *testing.T) {
 	t.Parallel()
 	id := gen(t, "a", "alice", KindX25519)
-	enc, err := id.ExportWithPassphrase("pw", minWorkFactor)
+	enc, err := id.ExportWithPassphrase("pw", MinWorkFactor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bound := range []int{-1, MaxWorkFactor + 1, 31} { // age panics outside [1, 30]
+	raw, err := io.ReadAll(armor.NewReader(bytes.NewReader(enc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stanza := fmt.Appendf(nil, " %d\n", MinWorkFactor)
+	if bytes.Count(raw, stanza) != 1 {
+		t.Fatalf("no single scrypt stanza ending in %q", stanza)
+	}
+	for _, wf := range []int{MaxWorkFactor + 1, 22} {
+		costly := bytes.Replace(raw, stanza, fmt.Appendf(nil, " %d\n", wf), 1)
+		if _, err := ImportWithPassphrase(costly, "pw", 0); !errors.Is(err, ErrInvalidExport) {
+			t.Errorf("work factor %d: err = %v, want ErrInvalidExport before running scrypt", wf, err)
+		}
+	}
+}
+
+func TestImportWithPassphraseBound(t *testing.T) {
+	t.Parallel()
+	id := gen(t, "a", "alice", KindX25519)
+	enc, err := id.ExportWithPassphrase("pw", MinWorkFactor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bound := range []int{-1, MaxWorkFactor + 1, 22, 31} { // age panics outside [1, 30]
 		if _, err := ImportWithPassphrase(enc, "pw", bound); err == nil || errors.Is(err, ErrInvalidExport) {
 			t.Errorf("maximum work factor %d: %v, want an argument error", bound, err)
 		}
 	}
-	if _, err := ImportWithPassphrase(enc, "pw", minWorkFactor); err != nil {
-		t.Errorf("maximum work factor %d: %v", minWorkFactor, err)
+	if _, err := ImportWithPassphrase(enc, "pw", MinWorkFactor); err != nil {
+		t.Errorf("maximum work factor %d: %v", MinWorkFactor, err)
 	}
 }

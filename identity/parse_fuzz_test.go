@@ -76,7 +76,7 @@ func FuzzImport(f *testing.F) {
 // input, with a low work-factor bound so that the fuzzer stays fast.
 func FuzzImportWithPassphrase(f *testing.F) {
 	id := fuzzIdentities(f)[1]
-	enc, err := id.ExportWithPassphrase("pass", minWorkFactor)
+	enc, err := id.ExportWithPassphrase("pass", MinWorkFactor)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func FuzzImportWithPassphrase(f *testing.F) {
 	f.Add(enc[:len(enc)/2])
 	f.Add([]byte("age-encryption.org/v1\n-> scrypt AAAA 10\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := ImportWithPassphrase(b, "pass", minWorkFactor)
+		got, err := ImportWithPassphrase(b, "pass", MinWorkFactor)
 		if err == nil && !got.Equal(id) {
 			t.Fatal("a mutated file imported to another identity")
 		}

@@ -39,7 +39,8 @@ type Pins interface {
 // Check applies trust on first use to card, a card of some user that is
 // about to be used (to verify a signature or wrap a key for):
 //   - no pin for the user: card is pinned and accepted;
-//   - card is the pinned card: accepted;
+//   - card is the pinned card ([Card.SameKeys]: the same user, generation
+//     and keys, though perhaps signed anew): accepted;
 //   - card is newer and history holds the cards that chain the pinned one to
 //     it (each signed by its predecessor): accepted, and the pin advances;
 //   - card is older and history chains it to the pinned card: accepted (an
@@ -62,7 +63,7 @@ func Check(pins Pins, card *Card, history []*Card) error {
 	if pinned == nil {
 		return pins.Pin(card)
 	}
-	if pinned.Equal(card) {
+	if pinned.SameKeys(card) {
 		return nil
 	}
 	byGen := make(map[uint32]*Card, len(history)+2)
@@ -71,10 +72,10 @@ func Check(pins Pins, card *Card, history []*Card) error {
 			byGen[h.Generation()] = h
 		}
 	}
-	if h, ok := byGen[pinned.Generation()]; ok && !h.Equal(pinned) {
+	if h, ok := byGen[pinned.Generation()]; ok && !h.SameKeys(pinned) {
 		return &KeyChangeError{UserID: card.UserID(), Old: pinned, New: card}
 	}
-	if h, ok := byGen[card.Generation()]; ok && !h.Equal(card) {
+	if h, ok := byGen[card.Generation()]; ok && !h.SameKeys(card) {
 		return &KeyChangeError{UserID: card.UserID(), Old: pinned, New: card}
 	}
 	byGen[pinned.Generation()] = pinned

@@ -8,13 +8,12 @@ import (
 	"github.com/veilchat/veil/session"
 )
 
-type errorBody = httpjson.ErrorBody
-
 // Stable error codes of the API. Clients branch on Code, never on Message.
 const (
 	CodeInvalidRequest   = httpjson.CodeInvalidRequest // 400: malformed JSON, unknown fields, bad values
 	CodeInvalidCard      = "invalid_card"              // 400: card does not parse, is not the caller's, or does not chain
-	CodeInvalidGrants    = "invalid_grants"            // 400: grants do not match the members or are malformed
+	CodeInvalidGrants    = "invalid_grants"            // 400: grants are not exactly those the record needs, or are malformed
+	CodeInvalidLog       = "invalid_log"               // 400: a record does not parse, verify or follow the log's rules
 	CodeTooManyMembers   = "too_many_members"          // 400: more members in one call than allowed
 	CodeUnauthenticated  = "unauthenticated"           // 401: missing or invalid token
 	CodeForbidden        = httpjson.CodeForbidden      // 403: not a member, not an admin, not that user
@@ -22,8 +21,8 @@ const (
 	CodeUnknownSession   = httpjson.CodeUnknownSession // 404: no such session
 	CodeNotFound         = httpjson.CodeNotFound       // 404: no such route
 	CodeMethodNotAllowed = "method_not_allowed"        // 405
-	CodeConflict         = "conflict"                  // 409: epoch moved on, generation taken, member exists
-	CodeIdempotencyReuse = "idempotency_key_reused"    // 422: same key, different request (or expired key)
+	CodeConflict         = "conflict"                  // 409: the record does not follow the log's head, generation taken
+	CodeSessionExists    = "session_exists"            // 409: the channel has another session (named in the answer)
 	CodeBodyTooLarge     = httpjson.CodeBodyTooLarge   // 413
 	CodeRateLimited      = httpjson.CodeRateLimited    // 429
 	CodeInternal         = httpjson.CodeInternal       // 500
@@ -36,7 +35,8 @@ var (
 	// ErrNotFound: no such user card, session or idempotency record.
 	ErrNotFound = errors.New("keyservice: not found")
 	// ErrConflict: a uniqueness rule or an expected state does not hold
-	// (card generation already published, epoch moved on, member exists).
+	// (card generation already published, a record that does not follow
+	// the log's head, a channel that has another session).
 	ErrConflict = errors.New("keyservice: conflict")
 	// ErrForbidden: the caller is not a member, or not an admin where the
 	// operation needs one.
@@ -57,6 +57,10 @@ type APIError struct {
 	Status  int    // HTTP status
 	Code    string // stable code, one of the Code constants
 	Message string // human-readable detail; never contains secrets
+
+	// sessionID is the channel's existing session a session_exists answer
+	// names, as sent.
+	sessionID string
 }
 
 // Error returns "keyservice: <code> (<status>): <message>".
@@ -80,9 +84,13 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrForbidden || target == session.ErrForbidden
 	case CodeConflict:
 		return target == ErrConflict || target == session.ErrConflict
+	case CodeSessionExists:
+		return target == ErrConflict || target == session.ErrSessionExists
 	case CodeInvalidGrants:
 		return target == ErrInvalid || target == session.ErrInvalidGrants
-	case CodeInvalidRequest, CodeInvalidCard, CodeTooManyMembers, CodeBodyTooLarge, CodeIdempotencyReuse, CodeMethodNotAllowed:
+	case CodeInvalidLog:
+		return target == ErrInvalid || target == session.ErrInvalidLog
+	case CodeInvalidRequest, CodeInvalidCard, CodeTooManyMembers, CodeBodyTooLarge, CodeMethodNotAllowed:
 		return target == ErrInvalid
 	case CodeUnauthenticated:
 		return target == ErrUnauthenticated

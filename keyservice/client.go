@@ -3,12 +3,9 @@ package keyservice
 import (
 	"bytes"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/veilchat/veil/keyservice/internal/wire"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
@@ -16,9 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/internal/memberlog"
+	"github.com/veilchat/veil/keyservice/internal/wire"
 	"github.com/veilchat/veil/session"
 )
 
@@ -36,8 +36,9 @@ type ClientConfig struct {
 	HTTPClient *http.Client
 	// MaxRetries is the number of retries after a 429, a 5xx or a network
 	// error, with exponential backoff and jitter. Zero means 4; negative
-	// means none. Requests that are not idempotent (extend, rotate) are
-	// retried only on 429, which the service answers before doing anything.
+	// means none. Every request may be sent again: the service stores a
+	// genesis or a log record sent twice once, and answers the second
+	// sending as the first.
 	MaxRetries int
 	// Backoff is the first retry delay, doubled each time up to 5 s. Zero
 	// means 100 ms.
@@ -87,16 +88,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// retryPolicy says when a request may be sent again.
-type retryPolicy int
-
-const (
-	retrySafe       retryPolicy = iota // idempotent: retry on network errors, 429 and 5xx
-	retryOnlyLimits                    // not idempotent: retry only on 429
-)
-
-// do sends a request and decodes a 2xx JSON response into out (if not nil).
-func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, policy retryPolicy, header http.Header) (int, error) {
+// do sends a request and decodes a 2xx JSON response into out (if not
+// nil). It retries on network errors, 429 and 5xx: every request of the API
+// is idempotent.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) (int, error) {
 	var body []byte
 	if in != nil {
 		var err error
@@ -109,18 +104,18 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.RawQuery = query.Encode()
 	delay := c.cfg.Backoff
 	for attempt := 0; ; attempt++ {
-		status, retryAfter, err := c.once(ctx, method, u.String(), body, out, header)
+		status, retryAfter, err := c.once(ctx, method, u.String(), body, out)
 		retry := false
 		var ae *APIError
 		switch {
 		case err == nil:
 			return status, nil
 		case errors.As(err, &ae):
-			retry = ae.Status == http.StatusTooManyRequests || (policy == retrySafe && ae.Status >= 500)
+			retry = ae.Status == http.StatusTooManyRequests || ae.Status >= 500
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
 		default:
-			retry = policy == retrySafe
+			retry = true
 		}
 		if !retry || c.cfg.MaxRetries < 0 || attempt >= c.cfg.MaxRetries {
 			return status, err
@@ -138,7 +133,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 }
 
-func (c *Client) once(ctx context.Context, method, u string, body []byte, out any, header http.Header) (int, time.Duration, error) {
+func (c *Client) once(ctx context.Context, method, u string, body []byte, out any) (int, time.Duration, error) {
 	tok, err := c.cfg.Token(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("keyservice: getting a token: %w", err)
@@ -150,9 +145,6 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return 0, 0, fmt.Errorf("keyservice: %w", httpjson.RedactURLError(err))
-	}
-	for k, v := range header {
-		req.Header[k] = v
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if body != nil {
@@ -168,10 +160,10 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 		return resp.StatusCode, 0, fmt.Errorf("keyservice: reading response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		var eb errorBody
+		var eb wire.ErrorBody
 		ae := &APIError{Status: resp.StatusCode, Code: CodeInternal, Message: http.StatusText(resp.StatusCode)}
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
-			ae.Code, ae.Message = eb.Error.Code, eb.Error.Message
+			ae.Code, ae.Message, ae.sessionID = eb.Error.Code, eb.Error.Message, eb.Error.SessionID
 		}
 		var ra time.Duration
 		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 && s < 60 {
@@ -191,7 +183,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 // then each successor. Publishing the latest card again is a no-op.
 func (c *Client) PublishCard(ctx context.Context, card *identity.Card) error {
 	_, err := c.do(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(card.UserID())+"/cards", nil,
-		wire.PublishCardRequest{Card: card.Marshal()}, nil, retrySafe, nil)
+		wire.PublishCardRequest{Card: card.Marshal()}, nil)
 	return err
 }
 
@@ -238,7 +230,7 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 	for start := 0; start < len(userIDs); start += 1000 {
 		chunk := userIDs[start:min(start+1000, len(userIDs))]
 		var resp wire.LookupResponse
-		if _, err := c.do(ctx, http.MethodPost, "/v1/cards/lookup", nil, wire.LookupRequest{UserIDs: chunk}, &resp, retrySafe, nil); err != nil {
+		if _, err := c.do(ctx, http.MethodPost, "/v1/cards/lookup", nil, wire.LookupRequest{UserIDs: chunk}, &resp); err != nil {
 			return nil, err
 		}
 		for u, raw := range resp.Cards {
@@ -256,7 +248,7 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 // checked to form a chain.
 func (c *Client) History(ctx context.Context, userID string) ([]*identity.Card, error) {
 	var resp wire.CardsResponse
-	if _, err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/cards", nil, nil, &resp, retrySafe, nil); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/cards", nil, nil, &resp); err != nil {
 		return nil, err
 	}
 	cards := make([]*identity.Card, 0, len(resp.Cards))
@@ -284,45 +276,91 @@ func toJSON(grants []session.GrantRecord) []wire.Grant {
 	return out
 }
 
-// Create implements [session.Service]. It sends an Idempotency-Key so that
-// retries are safe.
-func (c *Client) Create(ctx context.Context, id session.ID, channelCID string, grants []session.GrantRecord) (session.CreateResult, error) {
-	var key [16]byte
-	crand.Read(key[:])
-	h := http.Header{"Idempotency-Key": {hex.EncodeToString(key[:])}}
+// Create implements [session.Service]. When the channel has another
+// session it returns a [*session.SessionExistsError] naming the session
+// the service reports (a hint, like Lookup's answer) and the channel the
+// genesis names.
+func (c *Client) Create(ctx context.Context, genesis []byte, grants []session.GrantRecord) error {
 	var resp wire.CreateSessionResponse
-	if _, err := c.do(ctx, http.MethodPost, "/v1/sessions", nil,
-		wire.CreateSessionRequest{ID: id.String(), ChannelCID: channelCID, Grants: toJSON(grants)}, &resp, retrySafe, h); err != nil {
-		return session.CreateResult{}, err
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions", nil, wire.CreateSessionRequest{Genesis: genesis, Grants: toJSON(grants)}, &resp)
+	if ae, ok := errors.AsType[*APIError](err); ok && ae.Code == CodeSessionExists {
+		r, perr := memberlog.Parse(genesis)
+		id, iderr := session.ParseID(ae.sessionID)
+		if perr == nil && r.Genesis != nil && iderr == nil {
+			return &session.SessionExistsError{ChannelCID: r.Genesis.ChannelCID, ID: id}
+		}
 	}
-	got, err := session.ParseID(resp.ID)
 	if err != nil {
-		return session.CreateResult{}, fmt.Errorf("keyservice: malformed session ID in response: %w", err)
+		return err
 	}
-	return session.CreateResult{ID: got, Created: resp.Created}, nil
+	if resp.ID != session.ID(memberlog.SessionIDOf(genesis)).String() {
+		return fmt.Errorf("keyservice: the key service answered a session creation with another session ID")
+	}
+	return nil
 }
 
-// Lookup implements [session.Service].
+// Append implements [session.Service].
+func (c *Client) Append(ctx context.Context, id session.ID, record []byte, grants []session.GrantRecord) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+id.String()+"/log", nil, wire.AppendRequest{Record: record, Grants: toJSON(grants)}, nil)
+	return err
+}
+
+// Lookup implements [session.Service]. A channel CID that no genesis can
+// name — empty, over [session.MaxChannelCIDLen] bytes, not UTF-8, or
+// holding a NUL — has no session: Lookup answers it with an error matching
+// [session.ErrUnknownSession] and [ErrNotFound] without asking the
+// service, whose HTTP API refuses such a channel_cid as invalid input
+// ([CodeInvalidRequest]). So Lookup answers as [session.MemoryService]
+// does.
 func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, error) {
+	if !nameableChannel(channelCID) {
+		return session.ID{}, errNoSuchChannel
+	}
 	var resp wire.LookupSessionResponse
-	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions", url.Values{"channel_cid": {channelCID}}, nil, &resp, retrySafe, nil); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions", url.Values{"channel_cid": {channelCID}}, nil, &resp); err != nil {
 		return session.ID{}, err
 	}
 	return session.ParseID(resp.ID)
 }
 
-// Bounds on what Info and Grants accept from a key service across pages.
+// errNoSuchChannel is Lookup's answer for a channel CID no genesis names.
+var errNoSuchChannel = fmt.Errorf("%w: %w: no genesis names such a channel CID", ErrNotFound, session.ErrUnknownSession)
+
+// nameableChannel reports whether a genesis can name channel CID cid (the
+// log's rule, docs/PROTOCOL.md §10.2), as the service checks it.
+func nameableChannel(cid string) bool {
+	return cid != "" && len(cid) <= session.MaxChannelCIDLen && utf8.ValidString(cid) && !strings.ContainsRune(cid, 0)
+}
+
+// Head implements [session.Service].
+func (c *Client) Head(ctx context.Context, id session.ID) (session.Head, error) {
+	var resp wire.Head
+	if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/head", nil, nil, &resp); err != nil {
+		return session.Head{}, err
+	}
+	h := session.Head{Seq: resp.Seq}
+	if len(resp.Hash) != len(h.Hash) {
+		return session.Head{}, errors.New("keyservice: malformed head in response")
+	}
+	copy(h.Hash[:], resp.Hash)
+	return h, nil
+}
+
+// Bounds on what Log and Grants accept from a key service across pages.
 // The service is not trusted to end its pages: each page must add at least
 // one item past the previous cursor, and the items stop at these caps, so
 // a faulty or hostile service cannot keep a client paging and allocating
 // forever.
 const (
-	// maxInfoMembers bounds a session's members. The service sets no
-	// limit, but a session is rotated with one grant per member in one
-	// call of at most Config.MaxMembersPerCall (1,000 by default).
-	maxInfoMembers = 1 << 20
-	// maxGrants bounds a member's grants: one per epoch, and the service
-	// stops sessions at [session.MaxEpochs] epochs.
+	// maxLogRecords bounds the records of one Log call: four per epoch
+	// the log may reach, far more than a session's membership ever
+	// changes.
+	maxLogRecords = 4 * session.MaxEpochs
+	// maxLogBytes bounds their total size. A log that large is one no
+	// client replays in reasonable time anyway.
+	maxLogBytes = 256 << 20
+	// maxGrants bounds a member's grants: one per epoch, and sessions
+	// stop at [session.MaxEpochs] epochs.
 	maxGrants = session.MaxEpochs
 )
 
@@ -330,41 +368,41 @@ const (
 // end.
 var errPaging = errors.New("keyservice: the key service's pages do not advance or exceed the limits")
 
-// Info implements [session.Service]. It follows the pages of members, which
-// must come in ascending user ID order, each page past the cursor of the
-// previous one, at most maxInfoMembers in all.
-func (c *Client) Info(ctx context.Context, id session.ID) (session.Info, error) {
-	return c.info(ctx, id, maxInfoMembers)
+// Log implements [session.Service]. It follows the pages of records, each
+// starting where the previous one ended, at most maxLogRecords records and
+// maxLogBytes bytes in all.
+func (c *Client) Log(ctx context.Context, id session.ID, from uint32) ([][]byte, error) {
+	return c.log(ctx, id, from, maxLogRecords, maxLogBytes)
 }
 
-// info is Info with at most maxMembers members.
-func (c *Client) info(ctx context.Context, id session.ID, maxMembers int) (session.Info, error) {
-	info := session.Info{ID: id}
-	q := url.Values{}
-	last := "" // the greatest user ID so far (user IDs are not empty)
+// log is Log with at most maxRecords records of maxBytes bytes in all.
+func (c *Client) log(ctx context.Context, id session.ID, from uint32, maxRecords, maxBytes int) ([][]byte, error) {
+	var out [][]byte
+	size := 0
+	next := uint64(from)
 	for {
-		var resp wire.SessionResponse
-		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String(), q, nil, &resp, retrySafe, nil); err != nil {
-			return session.Info{}, err
+		var resp wire.LogResponse
+		q := url.Values{"from": {strconv.FormatUint(next, 10)}}
+		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/log", q, nil, &resp); err != nil {
+			return nil, err
 		}
-		if len(info.Members)+len(resp.Members) > maxMembers {
-			return session.Info{}, errPaging
+		if len(out)+len(resp.Records) > maxRecords {
+			return nil, errPaging
 		}
-		info.ChannelCID, info.Epoch = resp.ChannelCID, resp.Epoch
-		for _, m := range resp.Members {
-			if m.UserID <= last {
-				return session.Info{}, errPaging
+		for _, r := range resp.Records {
+			if size += len(r); size > maxBytes {
+				return nil, errPaging
 			}
-			last = m.UserID
-			info.Members = append(info.Members, session.Member{UserID: m.UserID, Admin: m.Admin, Since: m.Since})
 		}
-		if resp.Next == "" || len(resp.Members) == 0 {
-			return info, nil
+		out = append(out, resp.Records...)
+		if resp.Next == nil {
+			return out, nil
 		}
-		if resp.Next < last || resp.Next <= q.Get("after") {
-			return session.Info{}, errPaging // the cursor must move forward
+		// The next page starts right after this one, which is not empty.
+		if len(resp.Records) == 0 || uint64(*resp.Next) != next+uint64(len(resp.Records)) {
+			return nil, errPaging
 		}
-		q.Set("after", resp.Next)
+		next = uint64(*resp.Next)
 	}
 }
 
@@ -382,7 +420,7 @@ func (c *Client) grants(ctx context.Context, id session.ID, maxItems int) ([]ses
 	after := int64(-1) // the cursor sent, -1 before the first page
 	for {
 		var resp wire.GrantsResponse
-		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp, retrySafe, nil); err != nil {
+		if _, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+id.String()+"/grants", q, nil, &resp); err != nil {
 			return nil, err
 		}
 		if len(out)+len(resp.Grants) > maxItems {
@@ -405,38 +443,8 @@ func (c *Client) grants(ctx context.Context, id session.ID, maxItems int) ([]ses
 	}
 }
 
-// Extend implements [session.Service].
-func (c *Client) Extend(ctx context.Context, id session.ID, grants []session.GrantRecord) error {
-	if len(grants) == 0 {
-		return session.ErrInvalidGrants
-	}
-	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+id.String()+"/members", nil,
-		wire.ExtendRequest{Epoch: grants[0].Epoch, Grants: toJSON(grants)}, nil, retryOnlyLimits, nil)
-	return err
-}
-
-// Rotate implements [session.Service]. The new epoch is the grants' epoch.
-func (c *Client) Rotate(ctx context.Context, id session.ID, remove []string, grants []session.GrantRecord) error {
-	if len(grants) == 0 || grants[0].Epoch == 0 {
-		return session.ErrInvalidGrants
-	}
-	if remove == nil {
-		remove = []string{}
-	}
-	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+id.String()+"/rotate", nil,
-		wire.RotateRequest{FromEpoch: grants[0].Epoch - 1, Remove: remove, Grants: toJSON(grants)}, nil, retryOnlyLimits, nil)
-	return err
-}
-
-// SetAdmin implements [session.Service].
-func (c *Client) SetAdmin(ctx context.Context, id session.ID, userID string, admin bool) error {
-	_, err := c.do(ctx, http.MethodPut, "/v1/sessions/"+id.String()+"/admins/"+url.PathEscape(userID), nil,
-		wire.AdminRequest{Admin: admin}, nil, retrySafe, nil)
-	return err
-}
-
 // Delete implements [session.Service].
 func (c *Client) Delete(ctx context.Context, id session.ID) error {
-	_, err := c.do(ctx, http.MethodDelete, "/v1/sessions/"+id.String(), nil, nil, nil, retrySafe, nil)
+	_, err := c.do(ctx, http.MethodDelete, "/v1/sessions/"+id.String(), nil, nil, nil)
 	return err
 }

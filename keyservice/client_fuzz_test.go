@@ -22,12 +22,17 @@ func FuzzClientResponses(f *testing.F) {
 	}{
 		{200, `{"cards":{}}`},
 		{200, `{"cards":[]}`},
-		{200, `{"id":"00000000000000000000000000000001","channel_cid":"messaging:x","epoch":1,"members":[{"user_id":"a","admin":true,"since_epoch":0}],"next":""}`},
+		{200, `{"records":["AQI=","AwQ="],"next":2}`},
+		{200, `{"records":[],"next":0}`},
+		{200, `{"seq":3,"hash":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}`},
+		{200, `{"seq":3,"hash":"AAEC"}`},
 		{200, `{"grants":[{"grantee":"a","epoch":0,"grant":"YWdl"}],"next":0}`},
 		{200, `{"grants":[{"grantee":"a","epoch":3,"grant":""},{"grantee":"a","epoch":2,"grant":""}]}`},
-		{200, `{"id":"zz","created":true}`},
+		{200, `{"id":"zz"}`},
 		{404, `{"error":{"code":"unknown_session","message":"no"}}`},
-		{409, `{"error":{"code":"conflict"}}`},
+		{409, `{"error":{"code":"conflict","head":{"seq":1,"hash":""}}}`},
+		{409, `{"error":{"code":"session_exists","session_id":"00000000000000000000000000000001"}}`},
+		{409, `{"error":{"code":"session_exists","session_id":"zz"}}`},
 		{200, `null`},
 		{200, `{"cards":{"a":"AQID"}}`},
 		{400, ``},
@@ -68,12 +73,14 @@ func FuzzClientResponses(f *testing.F) {
 			func() error { _, err := c.Latest(ctx, []string{"a", "b"}); return err },
 			func() error { _, err := c.History(ctx, "a"); return err },
 			func() error { _, err := c.Lookup(ctx, "messaging:x"); return err },
-			func() error { _, err := c.Info(ctx, id); return err },
+			func() error { _, err := c.Log(ctx, id, 0); return err },
+			func() error { _, err := c.Head(ctx, id); return err },
 			func() error { _, err := c.Grants(ctx, id); return err },
 			func() error {
-				_, err := c.Create(ctx, id, "messaging:x", []session.GrantRecord{{Grantee: "a", Epoch: 0, Grant: []byte("g")}})
-				return err
+				return c.Create(ctx, []byte("genesis"), []session.GrantRecord{{Grantee: "a", Epoch: 0, Grant: []byte("g")}})
 			},
+			func() error { return c.Append(ctx, id, []byte("record"), nil) },
+			func() error { return c.Delete(ctx, id) },
 		}
 		for i, call := range calls {
 			if err := call(); ctx.Err() != nil {

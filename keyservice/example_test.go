@@ -153,3 +153,46 @@ func ExampleAPIError() {
 	// true true
 	// 404 true
 }
+
+// A channel has one session: a second Create for it returns a
+// *session.SessionExistsError naming the first, to open instead (here
+// through the channel's session_id, as the application stored it).
+func ExampleClient_Create() {
+	ctx := context.Background()
+	url, stop := startKeyService(ctx)
+	defer stop()
+	manager := func(user string) *session.Manager {
+		c := clientFor(url, user)
+		id, err := identity.Generate(nil, user, identity.Options{Kind: identity.KindX25519})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.PublishCard(ctx, id.Card()); err != nil {
+			log.Fatal(err)
+		}
+		m, err := session.NewManager(session.Config{Identity: id, Service: c, Directory: c})
+		if err != nil {
+			log.Fatal(err)
+		}
+		return m
+	}
+	alice, bob := manager("alice"), manager("bob")
+	first, err := alice.Create(ctx, "messaging:general", []string{"bob"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = bob.Create(ctx, "messaging:general", []string{"alice"})
+	var exists *session.SessionExistsError
+	if !errors.As(err, &exists) {
+		log.Fatalf("want a *session.SessionExistsError, got %v", err)
+	}
+	fmt.Println(exists.ID == first.ID(), exists.ChannelCID)
+	s, err := bob.OpenSession(ctx, exists.ID, exists.ChannelCID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(s.ID() == first.ID())
+	// Output:
+	// true messaging:general
+	// true
+}

@@ -2,15 +2,26 @@
 // channel, the envelopes messages travel in, the grants that hand keys to
 // members, and streamed attachment encryption.
 //
-// A [Session] is bound to one Stream channel (its CID) and has a random 128-bit
+// A [Session] is bound to one Stream channel (its CID) and has a 128-bit
 // [ID], which the channel stores in its session_id custom field. Its keys come
 // in epochs numbered from 0; removing a member rotates to a new epoch whose
 // key only the remaining members receive, so a removed member reads nothing
 // sealed afterwards even if it kept every key.
 //
+// A session's members and epochs are a membership log (docs/PROTOCOL.md
+// §10): a genesis signed by the creator — whose hash is the session ID —
+// then changes, each signed by a member the log's [Policy] allows to make
+// it. A [Manager] verifies every record, accepts an epoch key only if it
+// matches the commitment the log signed, keeps the newest head it verified
+// as a [Floor] (never lowered: [ErrRollback], [ErrFork]), never adopts a
+// channel's session silently ([SessionExistsError]), and, with
+// [Config.Members], rotates out members the application no longer lists
+// before it seals, so that a removal takes effect when either the
+// application (Stream) or the log shows it.
+//
 // Seal encrypts a message under the current epoch with XChaCha20-Poly1305,
 // binds the message's [Binding] (channel CID, message ID, sender, thread
-// parent) and the header as associated data, pads the plaintext (Padmé),
+// parent, quoted message, edit revision) and the header as associated data, pads the plaintext (Padmé),
 // commits to the key, and signs everything with the sender's identity.
 // [EncodeText] gives the ASCII form stored in Stream's text field, and
 // [MaxPlaintext] says how much fits in Stream's 5,000 characters. Every failure
@@ -22,10 +33,11 @@
 // [EncryptStream] and [DecryptStream] encrypt attachments of any size in
 // constant memory, in 64 KiB chunks under a per-file key.
 //
-// [Manager] ties it together over two interfaces, [Service] (where sessions and
-// grants are stored, with access control; the key service implements it, and
-// [MemoryService] in memory) and [Directory] (users' cards; [MemoryDirectory] in
-// memory): create, retrieve (cached), extend, revoke, rotate, seal and open.
+// [Manager] ties it together over two interfaces, [Service] (where membership
+// logs and grants are stored, with access control; the key service implements
+// it, and [MemoryService] in memory) and [Directory] (users' cards;
+// [MemoryDirectory] in memory): create, open, extend, revoke, rotate, leave,
+// seal and open messages.
 //
 // The package does no I/O of its own. Byte layouts and labels are specified
 // in docs/PROTOCOL.md.

@@ -2,18 +2,19 @@ package session
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/bits"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 )
 
 // Envelope layout, version 1 (docs/PROTOCOL.md has the byte-level table).
@@ -52,6 +53,12 @@ type Binding struct {
 	MessageID  string // Stream message ID, chosen by the sender; required
 	SenderID   string // Stream user ID of the sender; required
 	ParentID   string // thread parent message ID; empty outside threads
+	QuotedID   string // ID of the message this one quotes; empty if none
+	// Revision is 0 for a message as first sent and counts its edits: an
+	// edit is sealed with the highest revision known plus one, so that a
+	// reader that saw a newer revision refuses an older one replayed as
+	// current (Manager.Open returns ErrStaleRevision).
+	Revision uint32
 }
 
 func (c Binding) check() error {
@@ -60,7 +67,7 @@ func (c Binding) check() error {
 			return errors.New("session: a binding needs a channel CID, a message ID and a sender ID")
 		}
 	}
-	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
+	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID, c.QuotedID} {
 		if len(f) > MaxBindingFieldLen {
 			return errors.New("session: a binding field is too long")
 		}
@@ -68,14 +75,19 @@ func (c Binding) check() error {
 	return nil
 }
 
-// appendBinding encodes the four fields, each as a 2-byte big-endian length
-// and the bytes.
+// appendTo encodes the five string fields, each as a 2-byte big-endian
+// length and the bytes, then the revision as a 4-byte big-endian number.
 func (c Binding) appendTo(b []byte) []byte {
-	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID} {
+	for _, f := range []string{c.ChannelCID, c.MessageID, c.SenderID, c.ParentID, c.QuotedID} {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return binary.BigEndian.AppendUint32(b, c.Revision)
+}
+
+// size is the length of the encoding appendTo writes.
+func (c Binding) size() int {
+	return 5*2 + len(c.ChannelCID) + len(c.MessageID) + len(c.SenderID) + len(c.ParentID) + len(c.QuotedID) + 4
 }
 
 // Header is the cleartext part of an envelope: what a receiver needs to find
@@ -130,11 +142,15 @@ func SealedSize(n int) int { return paddedLen(n) + Overhead }
 // epoch, bound to msg. sender must be the user msg.SenderID names, and
 // msg.ChannelCID the session's channel. The result is binary; [EncodeText]
 // turns it into the text Stream stores.
+//
+// The nonce is 24 bytes from crypto/rand, never from the session's reader:
+// many processes seal under one epoch key, and a deterministic reader (a
+// test's, or a replayed one) would make two of them use one nonce. Tests
+// that need reproducible envelopes fix crypto/rand with
+// [testing/cryptotest.SetGlobalRandom].
 func (s *Session) Seal(sender *identity.Identity, msg Binding, plaintext []byte) ([]byte, error) {
 	var nonce [nonceSize]byte
-	if _, err := io.ReadFull(s.rand, nonce[:]); err != nil {
-		return nil, fmt.Errorf("session: reading randomness: %w", err)
-	}
+	rand.Read(nonce[:]) // never fails: it crashes the program instead
 	return s.seal(sender, msg, plaintext, &nonce)
 }
 
@@ -163,13 +179,13 @@ func (s *Session) seal(sender *identity.Identity, msg Binding, plaintext []byte,
 
 	// signed = header ‖ binding ‖ padded plaintext; the AEAD's additional
 	// data is its prefix header ‖ binding (the "context" of docs/PROTOCOL.md).
-	signed := make([]byte, 0, HeaderSize+4*2+len(msg.ChannelCID)+len(msg.MessageID)+len(msg.SenderID)+len(msg.ParentID)+padded+sigSize)
+	signed := make([]byte, 0, HeaderSize+msg.size()+padded+sigSize)
 	signed = msg.appendTo(append(signed, out...))
 	ad := signed
 	signed = append(signed, plaintext...)
 	signed = append(signed, 0x80)
 	signed = append(signed, make([]byte, padded-len(plaintext)-1)...)
-	sig := sender.Sign(purposeEnvelope, signed)
+	sig := protosign.Sign(sender, purposeEnvelope, signed)
 
 	body := append(signed[len(ad):], sig...)
 	out = ep.aead.Seal(out, nonce[:], body, ad[:len(ad):len(ad)])
@@ -191,7 +207,7 @@ func (s *Session) Open(envelope []byte, msg Binding, sender *identity.Card) ([]b
 	if !ok || subtle.ConstantTimeCompare(ep.commit[:], envelope[9+IDSize:9+IDSize+commitSize]) != 1 {
 		return nil, ErrDecrypt
 	}
-	ad := msg.appendTo(append(make([]byte, 0, HeaderSize+8+len(msg.ChannelCID)+len(msg.MessageID)+len(msg.SenderID)+len(msg.ParentID)), envelope[:HeaderSize]...))
+	ad := msg.appendTo(append(make([]byte, 0, HeaderSize+msg.size()), envelope[:HeaderSize]...))
 	nonce := envelope[9+IDSize+commitSize : HeaderSize]
 	// Decrypt into the tail of a buffer that already holds ad, so the
 	// signed bytes ad ‖ padded are contiguous without a copy.

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 	"github.com/veilchat/veil/internal/testrand"
 )
 
@@ -138,13 +139,15 @@ func TestBindingSwaps(t *testing.T) {
 		ctx          Binding
 		card         *identity.Card
 	}{
-		{"channel", "an envelope is bound to its channel", s, Binding{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
-		{"message ID", "replay under another message ID", s, Binding{base.ChannelCID, "msg-2", base.SenderID, base.ParentID}, alice.Card()},
-		{"sender", "another sender cannot claim it", s, Binding{base.ChannelCID, base.MessageID, "bob", base.ParentID}, bob.Card()},
-		{"parent", "moved to another thread", s, Binding{base.ChannelCID, base.MessageID, base.SenderID, "parent-2"}, alice.Card()},
-		{"no parent", "moved out of its thread", s, Binding{base.ChannelCID, base.MessageID, base.SenderID, ""}, alice.Card()},
-		{"field boundary", "fields are length-prefixed", s, Binding{base.ChannelCID, base.MessageID + "a", "lice", base.ParentID}, alice.Card()},
-		{"other session, other channel", "keys differ", other, Binding{"messaging:other", base.MessageID, base.SenderID, base.ParentID}, alice.Card()},
+		{"channel", "an envelope is bound to its channel", s, Binding{ChannelCID: "messaging:other", MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"message ID", "replay under another message ID", s, Binding{ChannelCID: base.ChannelCID, MessageID: "msg-2", SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"sender", "another sender cannot claim it", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: "bob", ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, bob.Card()},
+		{"parent", "moved to another thread", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: "parent-2", QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"no parent", "moved out of its thread", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: "", QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"field boundary", "fields are length-prefixed", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID + "a", SenderID: "lice", ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
+		{"quote", "moved to quote another message", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: "q-2"}, alice.Card()},
+		{"revision", "an original replayed as an edit, or the reverse", s, Binding{ChannelCID: base.ChannelCID, MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, Revision: 1}, alice.Card()},
+		{"other session, other channel", "keys differ", other, Binding{ChannelCID: "messaging:other", MessageID: base.MessageID, SenderID: base.SenderID, ParentID: base.ParentID, QuotedID: base.QuotedID, Revision: base.Revision}, alice.Card()},
 		{"other session, same channel", "a channel's new session does not open old envelopes", sameCID, base, alice.Card()},
 	}
 	for _, tc := range tests {
@@ -201,7 +204,7 @@ func sealRaw(t *testing.T, s *Session, signer *identity.Identity, ctx Binding, p
 	body := append(append(bytes.Clone(pt), 0x80), make([]byte, padded-len(pt)-1)...)
 	sig := make([]byte, ed25519.SignatureSize)
 	if signer != nil {
-		sig = signer.Sign(purposeEnvelope, append(bytes.Clone(ad), body...))
+		sig = protosign.Sign(signer, purposeEnvelope, append(bytes.Clone(ad), body...))
 	}
 	return ep.aead.Seal(hdr, hdr[9+IDSize+commitSize:HeaderSize], append(body, sig...), ad)
 }
@@ -273,11 +276,8 @@ func TestTextForm(t *testing.T) {
 		if len(TextPrefix)+b64.EncodedLen(SealedSize(max+1)) <= limit {
 			t.Fatalf("limit %d: MaxPlaintext %d is not the largest", limit, max)
 		}
-		// Too long fails before any cryptography: the session's randomness
-		// source fails, so reaching Seal would give another error.
-		broken := *s
-		broken.rand = failingReader{}
-		_, err = broken.SealText(alice, msgCtx("alice"), bytes.Repeat([]byte("x"), max+1), limit)
+		// Too long for the limit fails, though Seal alone would succeed.
+		_, err = s.SealText(alice, msgCtx("alice"), bytes.Repeat([]byte("x"), max+1), limit)
 		var tl *TooLongError
 		if !errors.As(err, &tl) || tl.Len != max+1 || tl.Max != max {
 			t.Fatalf("limit %d: err = %v, want *TooLongError{%d, %d}", limit, err, max+1, max)
@@ -315,9 +315,39 @@ func TestTextForm(t *testing.T) {
 	}
 }
 
-type failingReader struct{}
-
-func (failingReader) Read([]byte) (int, error) { return 0, errors.New("randomness unavailable") }
+// TestSealNoncesIgnoreSessionRand: sessions rebuilt with one deterministic
+// reader, as two processes of one bot or a test's reader give them, never
+// seal with one nonce: the reader is for keys, nonces come from
+// crypto/rand. One nonce twice under an epoch key would reveal the XOR of
+// two plaintexts and the Poly1305 key.
+func TestSealNoncesIgnoreSessionRand(t *testing.T) {
+	t.Parallel()
+	alice := newIdentity(t, "alice", identity.KindX25519)
+	key, err := NewEpochKey(testrand.New("epoch key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := NewID(testrand.New("session ID"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := range 4 {
+		s, err := FromKeys(testrand.New("one reader for every process"), id, cid, map[uint32]EpochKey{0: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := s.Seal(alice, msgCtx("alice"), []byte("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonce := string(env[HeaderSize-nonceSize : HeaderSize])
+		if seen[nonce] {
+			t.Fatalf("process %d sealed with a nonce already used under this epoch key", i)
+		}
+		seen[nonce] = true
+	}
+}
 
 func TestParseHeaderRejects(t *testing.T) {
 	t.Parallel()

@@ -34,7 +34,7 @@ func newManager(dir *session.MemoryDirectory, svc *session.MemoryService, user s
 func Example() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice, bob, carol := newManager(&dir, &svc, "alice"), newManager(&dir, &svc, "bob"), newManager(&dir, &svc, "carol")
 
 	// Alice creates the channel's session for the three of them.
@@ -85,7 +85,7 @@ func ExampleNewManager() {
 	if err := dir.Publish(alice.Card()); err != nil {
 		log.Fatal(err)
 	}
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	// Identity, Service and Directory are required; the zero value of every
 	// other field is the safe default (Pins in memory, crypto/rand, an
 	// epoch check before every seal).
@@ -105,7 +105,7 @@ func ExampleNewManager() {
 func ExampleManager_Create() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice, bob := newManager(&dir, &svc, "alice"), newManager(&dir, &svc, "bob")
 
 	s, err := alice.Create(ctx, "messaging:general", []string{"bob"})
@@ -115,21 +115,26 @@ func ExampleManager_Create() {
 	// The ID goes in the Stream channel's session_id custom field.
 	fmt.Println(s.ChannelCID(), s.Epoch(), len(s.ID().String()))
 
-	// A second creator gets the channel's existing session.
-	again, err := bob.Create(ctx, "messaging:general", []string{"alice"})
+	// A second creator is told the channel has a session, and opens it
+	// from the ID the channel's session_id holds: never silently adopted.
+	_, err = bob.Create(ctx, "messaging:general", []string{"alice"})
+	var exists *session.SessionExistsError
+	fmt.Println(errors.As(err, &exists) && exists.ID == s.ID())
+	joined, err := bob.OpenSession(ctx, s.ID(), "messaging:general")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(again.ID() == s.ID())
+	fmt.Println(joined.ID() == s.ID())
 	// Output:
 	// messaging:general 0 32
+	// true
 	// true
 }
 
 func ExampleManager_SealText() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice := newManager(&dir, &svc, "alice")
 	newManager(&dir, &svc, "bob")
 	s, err := alice.Create(ctx, "messaging:general", []string{"bob"})
@@ -157,7 +162,7 @@ func ExampleManager_SealText() {
 func ExampleManager_OpenText() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice, bob := newManager(&dir, &svc, "alice"), newManager(&dir, &svc, "bob")
 	s, err := alice.Create(ctx, "messaging:general", []string{"bob"})
 	if err != nil {
@@ -189,7 +194,7 @@ func ExampleManager_OpenText() {
 func ExampleManager_Extend() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice := newManager(&dir, &svc, "alice")
 	carol, dave := newManager(&dir, &svc, "carol"), newManager(&dir, &svc, "dave")
 	s, err := alice.Create(ctx, "messaging:general", nil)
@@ -226,7 +231,7 @@ func ExampleManager_Extend() {
 func ExampleManager_Revoke() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice, bob := newManager(&dir, &svc, "alice"), newManager(&dir, &svc, "bob")
 	s, err := alice.Create(ctx, "messaging:general", []string{"bob"})
 	if err != nil {
@@ -253,7 +258,7 @@ func ExampleManager_Revoke() {
 func ExampleManager_Rotate() {
 	ctx := context.Background()
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	alice, bob := newManager(&dir, &svc, "alice"), newManager(&dir, &svc, "bob")
 	s, err := alice.Create(ctx, "messaging:general", []string{"bob"})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 	"github.com/veilchat/veil/internal/redact"
 )
 
@@ -62,7 +63,7 @@ func NewGrant(granter *identity.Identity, grantee *identity.Card, s *Session, n 
 	body = append(body, byte(len(granter.UserID())))
 	body = append(body, granter.UserID()...)
 	body = binary.BigEndian.AppendUint32(body, granter.Generation())
-	body = append(body, granter.Sign(purposeGrant, body)...)
+	body = append(body, protosign.Sign(granter, purposeGrant, body)...)
 	defer clear(body)
 
 	var out bytes.Buffer

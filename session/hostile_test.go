@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/memberlog"
 	"github.com/veilchat/veil/internal/testrand"
 )
 
@@ -15,17 +16,35 @@ import (
 // a malicious key service would.
 type lyingService struct {
 	Service
-	info   func(Info) Info
+	log    func([][]byte) [][]byte
+	head   func(Head) Head
 	grants func([]GrantRecord) []GrantRecord
-	sent   []GrantRecord // grants of the rotations it was sent
 }
 
-func (l *lyingService) Info(ctx context.Context, id ID) (Info, error) {
-	i, err := l.Service.Info(ctx, id)
-	if err == nil && l.info != nil {
-		i = l.info(i)
+func (l *lyingService) Log(ctx context.Context, id ID, from uint32) ([][]byte, error) {
+	recs, err := l.Service.Log(ctx, id, 0)
+	if err == nil && l.log != nil {
+		recs = l.log(recs)
 	}
-	return i, err
+	if err != nil || int(from) >= len(recs) {
+		return nil, err
+	}
+	return recs[from:], nil
+}
+
+func (l *lyingService) Head(ctx context.Context, id ID) (Head, error) {
+	if l.log != nil {
+		recs, err := l.Log(ctx, id, 0)
+		if err != nil || len(recs) == 0 {
+			return Head{}, err
+		}
+		return Head{Seq: uint32(len(recs) - 1), Hash: memberlog.Hash(recs[len(recs)-1])}, nil
+	}
+	h, err := l.Service.Head(ctx, id)
+	if err == nil && l.head != nil {
+		h = l.head(h)
+	}
+	return h, err
 }
 
 func (l *lyingService) Grants(ctx context.Context, id ID) ([]GrantRecord, error) {
@@ -34,11 +53,6 @@ func (l *lyingService) Grants(ctx context.Context, id ID) ([]GrantRecord, error)
 		g = l.grants(g)
 	}
 	return g, err
-}
-
-func (l *lyingService) Rotate(ctx context.Context, id ID, remove []string, grants []GrantRecord) error {
-	l.sent = append(l.sent, grants...)
-	return l.Service.Rotate(ctx, id, remove, grants)
 }
 
 // appMembers is the application's view of a channel's members (Stream's).
@@ -59,11 +73,12 @@ func (a *appMembers) remove(u string) {
 	a.users = slices.DeleteFunc(a.users, func(x string) bool { return x == u })
 }
 
-// as returns a manager for m's identity and pins over svc, with app as its
-// Config.Members (nil: none).
-func as(t *testing.T, w *world, m *Manager, svc Service, app *appMembers) *Manager {
+// as returns a manager for m's identity, pins and floors over svc, with app
+// as its Config.Members (nil: none) and policy for what it creates.
+func as(t *testing.T, w *world, m *Manager, svc Service, app *appMembers, policy Policy) *Manager {
 	t.Helper()
-	cfg := Config{Identity: m.Identity(), Service: svc, Directory: &w.dir, Pins: m.pins, Rand: testrand.New("as-" + m.Identity().UserID())}
+	cfg := Config{Identity: m.Identity(), Service: svc, Directory: &w.dir, Pins: m.pins, Floors: m.floors,
+		Rand: testrand.New("as-" + m.Identity().UserID()), Policy: policy}
 	if app != nil {
 		cfg.Members = app.list
 	}
@@ -74,190 +89,281 @@ func as(t *testing.T, w *world, m *Manager, svc Service, app *appMembers) *Manag
 	return nm
 }
 
-// injectEpoch makes a lying service for reader that announces epoch n of
-// s with a key of the attacker's choosing, granted by granter.
-func injectEpoch(t *testing.T, w *world, reader *Manager, granter *identity.Identity, s *Session, n uint32) (*lyingService, *Session) {
-	t.Helper()
-	chosen, _ := ParseEpochKey([]byte("0123456789abcdef0123456789abcdef"))
-	evil, err := FromKeys(nil, s.ID(), cid, map[uint32]EpochKey{n: chosen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGrant(granter, reader.Identity().Card(), evil, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := reader.Identity().UserID()
-	return &lyingService{Service: w.svc.As(name),
-		info: func(i Info) Info { i.Epoch = n; return i },
-		grants: func(gs []GrantRecord) []GrantRecord {
-			return append(gs, GrantRecord{Grantee: name, Epoch: n, Grant: g})
-		},
-	}, evil
-}
-
-// TestInjectedEpochRefused: with Config.Members, a new epoch granted by a
-// user the application does not list as a member — a user the key service
-// minted, or a removed member — is refused before anything is sealed
-// under it.
-func TestInjectedEpochRefused(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var w world
-	alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
-	app := &appMembers{users: []string{"alice", "bob", "carol"}}
-	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// bob trusts carol's card: she was a member.
-	if _, err := open(bob, "carol", "x", seal(t, carol, s.ID(), "x", "hi")); err != nil {
-		t.Fatal(err)
-	}
-	minted := newIdentity(t, "operator", identity.KindX25519)
-	if err := w.dir.Publish(minted.Card()); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
-		t.Fatal(err)
-	}
-	app.remove("carol")
-	for _, tc := range []struct {
-		name    string
-		granter *identity.Identity
-	}{
-		{"granted by a user the key service minted", minted},
-		{"granted by a removed member", carol.Identity()},
-	} {
-		svc, evil := injectEpoch(t, &w, bob, tc.granter, s, 2)
-		victim := as(t, &w, bob, svc, app)
-		text, err := victim.SealText(ctx, s.ID(), ctxFor("bob", "m"), []byte("secret"), 5000)
-		if !errors.Is(err, ErrNotMember) {
-			env, _ := DecodeText(text)
-			_, oerr := evil.Open(env, ctxFor("bob", "m"), bob.Identity().Card())
-			t.Fatalf("%s: SealText err = %v (attacker opens it: %v), want ErrNotMember", tc.name, err, oerr == nil)
-		}
-	}
-	// The legitimate epoch still works for the same manager setup.
-	honest := as(t, &w, bob, w.svc.As("bob"), app)
-	if _, err := honest.SealText(ctx, s.ID(), ctxFor("bob", "m2"), []byte("fine"), 5000); err != nil {
-		t.Fatalf("the honest service: %v", err)
-	}
-}
-
-// TestRotationWrapsOnlyForAppMembers: with Config.Members, a rotation
-// refuses to wrap the new key for a user the key service lists as a member
-// but the application does not (one it minted, or one removed earlier).
-func TestRotationWrapsOnlyForAppMembers(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var w world
-	alice := w.user(t, "alice")
-	w.user(t, "bob")
-	w.user(t, "carol")
-	minted := newIdentity(t, "operator", identity.KindX25519)
-	if err := w.dir.Publish(minted.Card()); err != nil {
-		t.Fatal(err)
-	}
-	app := &appMembers{users: []string{"alice", "bob", "carol"}}
-	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, stranger := range []string{"operator", "dave"} {
-		svc := &lyingService{Service: w.svc.As("alice"),
-			info: func(i Info) Info { i.Members = append(i.Members, Member{UserID: stranger}); return i }}
-		admin := as(t, &w, alice, svc, app)
-		if err := admin.Revoke(ctx, s.ID(), []string{"carol"}); !errors.Is(err, ErrNotMember) {
-			t.Fatalf("stranger %q listed by the service: Revoke err = %v, want ErrNotMember", stranger, err)
-		}
-		for _, g := range svc.sent {
-			if g.Grantee == stranger {
-				t.Fatalf("a grant was made for %q", stranger)
-			}
-		}
-	}
-	// Through the honest service the same revocation works.
-	if err := as(t, &w, alice, w.svc.As("alice"), app).Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestEpochRollbackRefused: after a revocation to epoch 1, a service that
-// reports epoch 0 again (and serves only its grants) does not make the
-// admin seal under the epoch the removed member holds.
-func TestEpochRollbackRefused(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var w world
-	alice := w.user(t, "alice")
-	w.user(t, "bob")
-	w.user(t, "carol")
-	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
-		t.Fatal(err)
-	}
-	alice.cfg.Service = &lyingService{Service: w.svc.As("alice"),
-		info: func(i Info) Info { i.Epoch = 0; return i },
-		grants: func(gs []GrantRecord) []GrantRecord {
-			return slices.DeleteFunc(gs, func(g GrantRecord) bool { return g.Epoch != 0 })
-		},
-	}
-	if text, err := alice.SealText(ctx, s.ID(), ctxFor("alice", "m1"), []byte("carol is gone"), 5000); !errors.Is(err, ErrConflict) {
-		t.Fatalf("sealing after the service rolled back: err = %v (epoch %d), want ErrConflict", err, header(t, text).Epoch)
-	}
-}
-
-// TestFetchKeepsAndProtectsHeldKeys: a refetch through a service that
-// omits old grants keeps the keys held, and one that serves another key
-// for a held epoch is refused with ErrKeyConflict.
-func TestFetchKeepsAndProtectsHeldKeys(t *testing.T) {
+// TestServiceCannotAddReader plays a key service (or Stream, acting as any
+// user there) that tries to give a reader of its own an epoch key: every
+// attempt fails with a clear error, and sealing stays on the honest key.
+func TestServiceCannotAddReader(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var w world
 	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	mallory := newIdentity(t, "mallory", identity.KindX25519) // an agent user the attacker registered
+	if err := w.dir.Publish(mallory.Card()); err != nil {
+		t.Fatal(err)
+	}
 	s, err := alice.Create(ctx, cid, []string{"bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m0 := seal(t, alice, s.ID(), "m0", "epoch 0")
-	if _, err := open(bob, "alice", "m0", m0); err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.Rotate(ctx, s.ID()); err != nil {
-		t.Fatal(err)
-	}
-	m1 := seal(t, alice, s.ID(), "m1", "epoch 1")
-	bob.cfg.Service = &lyingService{Service: w.svc.As("bob"), grants: func(gs []GrantRecord) []GrantRecord {
-		return slices.DeleteFunc(gs, func(g GrantRecord) bool { return g.Epoch == 0 })
-	}}
-	if _, err := open(bob, "alice", "m1", m1); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := open(bob, "alice", "m0", m0); err != nil || got != "epoch 0" {
-		t.Fatalf("after a refetch without epoch 0's grant: %q, %v; the held key must stay", got, err)
-	}
-
-	// Another key for the held epoch 1, validly granted by alice.
-	other, _ := FromKeys(nil, s.ID(), cid, map[uint32]EpochKey{1: mustKey(t, "another epoch-1 key, 32 bytes!!!")})
-	g, err := NewGrant(alice.Identity(), bob.Identity().Card(), other, 1)
+	honest, _ := w.svc.As("alice").Log(ctx, s.ID(), 0)
+	genesis := honest[0]
+	st, err := memberlog.Verify(genesis, [memberlog.IDSize]byte(s.ID()), func(u string, a memberlog.Anchor, gen uint32) ([]*identity.Card, error) {
+		h, err := w.dir.History(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		return h[a.Generation : gen+1], nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob.cfg.Service = &lyingService{Service: w.svc.As("bob"),
-		info: func(i Info) Info { i.Epoch = 2; return i },
-		grants: func(gs []GrantRecord) []GrantRecord {
-			return append(slices.DeleteFunc(gs, func(g GrantRecord) bool { return g.Epoch == 1 }), GrantRecord{Grantee: "bob", Epoch: 1, Grant: g})
-		},
+	chosen, _ := ParseEpochKey([]byte("0123456789abcdef0123456789abcdef"))
+	evil, _ := FromKeys(nil, s.ID(), cid, map[uint32]EpochKey{0: chosen, 1: chosen})
+	evilGrant := func(granter *identity.Identity, n uint32) GrantRecord {
+		g, err := NewGrant(granter, bob.Identity().Card(), evil, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return GrantRecord{Grantee: "bob", Epoch: n, Grant: g}
 	}
-	if _, err := bob.SealText(ctx, s.ID(), ctxFor("bob", "m2"), []byte("x"), 5000); !errors.Is(err, ErrKeyConflict) {
-		t.Fatalf("a substituted key for a held epoch: err = %v, want ErrKeyConflict", err)
+	// A record adding mallory, signed by mallory: she is no member.
+	addMallory := forgeChange(t, st, mallory, []memberlog.Op{{Kind: memberlog.OpAdd,
+		Member: memberlog.Member{UserID: "mallory", Anchor: memberlog.AnchorOf(mallory.Card()), Role: memberlog.RoleAdmin}}}, false, [32]byte{})
+	// A rotation signed by mallory to a key she chose.
+	rotateByMallory := forgeChange(t, st, mallory, nil, true, commitmentOf(chosen))
+
+	tests := []struct {
+		name, reason string
+		svc          *lyingService
+		want         error
+	}{
+		{"record signed by a non-member", "an add must be signed by a member the log authorizes",
+			&lyingService{Service: w.svc.As("bob"), log: func(r [][]byte) [][]byte { return append(r, addMallory) }}, ErrInvalidLog},
+		{"rotation signed by a non-member", "a new epoch's commitment is only as good as its signer",
+			&lyingService{Service: w.svc.As("bob"), log: func(r [][]byte) [][]byte { return append(r, rotateByMallory) },
+				grants: func(g []GrantRecord) []GrantRecord { return append(g, evilGrant(mallory, 1)) }}, ErrInvalidLog},
+		{"substituted key for epoch 0", "a grant's key must match the commitment the creator signed",
+			&lyingService{Service: w.svc.As("bob"), grants: func([]GrantRecord) []GrantRecord { return []GrantRecord{evilGrant(mallory, 0)} }}, ErrKeyConflict},
+		{"substituted key signed by a member", "even a member's signature cannot make another key epoch 0's",
+			&lyingService{Service: w.svc.As("bob"), grants: func([]GrantRecord) []GrantRecord { return []GrantRecord{evilGrant(alice.Identity(), 0)} }}, ErrKeyConflict},
+		{"another session's genesis", "a log whose genesis does not hash to the session ID is not that session",
+			&lyingService{Service: w.svc.As("bob"), log: func(r [][]byte) [][]byte {
+				g := slices.Clone(r[0])
+				g[len(g)-1] ^= 1
+				return [][]byte{g}
+			}}, ErrInvalidLog},
 	}
-	if got, err := open(bob, "alice", "m1", m1); err != nil || got != "epoch 1" {
-		t.Fatalf("the held epoch-1 key after the refused substitution: %q, %v", got, err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reader := as(t, &w, bob, tc.svc, nil, 0)
+			_, err := reader.OpenSession(ctx, s.ID(), cid)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v (%s)", err, tc.want, tc.reason)
+			}
+		})
+	}
+}
+
+// forgeChange signs the next change of st as signer, without checking the
+// log's rules: what an attacker holding a key of its own can produce.
+func forgeChange(t *testing.T, st *memberlog.State, signer *identity.Identity, ops []memberlog.Op, newEpoch bool, commit [32]byte) []byte {
+	t.Helper()
+	c := &memberlog.Change{SessionID: st.ID(), Seq: st.Seq() + 1, Prev: st.Head(), Actor: signer.UserID(),
+		ActorGen: signer.Generation(), NewEpoch: newEpoch, Epoch: st.Epoch(), Ops: ops, Commitment: commit}
+	if newEpoch {
+		c.Epoch++
+	}
+	raw, err := memberlog.SignChange(signer, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// TestSquattingRefused: a user who creates the session of a channel before
+// its real creator does not get it adopted: the creator gets a
+// SessionExistsError, and members who check the application's member list
+// refuse the squatter's session.
+func TestSquattingRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, mallory := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "mallory")
+	squat, err := mallory.Create(ctx, cid, []string{"alice", "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Create(ctx, cid, []string{"bob"}); !errors.Is(err, ErrSessionExists) {
+		t.Fatalf("creating a squatted channel: %v, want ErrSessionExists", err)
+	}
+	app := &appMembers{users: []string{"alice", "bob"}}
+	reader := as(t, &w, bob, w.svc.As("bob"), app, 0)
+	if _, err := reader.ForChannel(ctx, cid); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("the squatter's session through the service's lookup: %v, want ErrNotMember", err)
+	}
+	if _, err := reader.OpenSession(ctx, squat.ID(), cid); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("the squatter's session by ID: %v, want ErrNotMember", err)
+	}
+	if _, err := as(t, &w, bob, w.svc.As("bob"), nil, 0).OpenSession(ctx, squat.ID(), "messaging:other"); !errors.Is(err, ErrWrongChannel) {
+		t.Fatalf("a session opened for another channel: %v, want ErrWrongChannel", err)
+	}
+}
+
+// TestRollbackRefused: after a removal, a service that forgets or hides
+// records — whether the Manager was evicted, forgot the session, or is a
+// new Manager with the same floors — is caught: ErrRollback, and nothing is
+// sealed under the old epoch.
+func TestRollbackRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	w.user(t, "carol")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal(t, bob, s.ID(), "m0", "before")
+	if err := alice.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	seal(t, bob, s.ID(), "m1", "after") // bob's floor is now record 1
+	truncated := &lyingService{Service: w.svc.As("bob"), log: func(r [][]byte) [][]byte { return r[:1] }}
+	forked := &lyingService{Service: w.svc.As("bob"), head: func(h Head) Head { h.Hash[0] ^= 1; return h }}
+
+	for _, tc := range []struct {
+		name, reason string
+		reader       func() *Manager
+		svc          Service
+		want         error
+	}{
+		{"cached, head rolled back", "the head is compared with the verified log", func() *Manager { return as(t, &w, bob, truncated, nil, 0) }, truncated, ErrRollback},
+		{"forgotten session", "floors outlive the cache", func() *Manager { m := as(t, &w, bob, truncated, nil, 0); m.Forget(s.ID()); return m }, truncated, ErrRollback},
+		{"another head at the same record", "two histories: a fork", func() *Manager {
+			m := as(t, &w, bob, forked, nil, 0)
+			if _, err := m.Retrieve(ctx, s.ID()); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}, forked, ErrFork},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.reader()
+			_, err := m.SealText(ctx, s.ID(), ctxFor("bob", "m2"), []byte("x"), 5000)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v (%s)", err, tc.want, tc.reason)
+			}
+		})
+	}
+	// A 409 on a change does not make the Manager forget its floor.
+	if err := bob.Rotate(ctx, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := bob.floors.Floor(s.ID()); !ok || f.Seq != 2 {
+		t.Fatalf("floor after a rotation: %+v %v, want record 2", f, ok)
+	}
+	stale := as(t, &w, alice, w.svc.As("alice"), nil, 0) // alice's cache: record 1
+	stale.Preload(s)
+	if err := stale.Rotate(ctx, s.ID()); err != nil {
+		t.Fatalf("a change that lost a race is re-planned: %v", err)
+	}
+}
+
+// TestRemovalOnStreamAlone: the application (Stream) drops carol, the log
+// still lists her. The next member to seal rotates her out first; with a
+// policy that does not let members remove, sealing is refused instead.
+func TestRemovalOnStreamAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &appMembers{users: []string{"alice", "bob", "carol"}}
+	b := as(t, &w, bob, w.svc.As("bob"), app, 0)
+	app.remove("carol")
+	text, err := b.SealText(ctx, s.ID(), ctxFor("bob", "m1"), []byte("carol is out"), 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := header(t, text); h.Epoch != 1 {
+		t.Fatalf("sealed under epoch %d, want 1 (carol rotated out)", h.Epoch)
+	}
+	if _, err := open(carol, "bob", "m1", text); err == nil {
+		t.Fatal("carol, dropped by the application only, read a later message")
+	}
+	if got, err := open(alice, "bob", "m1", text); err != nil || got != "carol is out" {
+		t.Fatalf("alice: %q, %v", got, err)
+	}
+
+	// An admins-only session: a member cannot remove, so it refuses to seal.
+	var w2 world
+	alice2, bob2 := w2.user(t, "alice"), w2.user(t, "bob")
+	w2.user(t, "carol")
+	strict := as(t, &w2, alice2, w2.svc.As("alice"), nil, PolicyAdminsOnly)
+	s2, err := strict.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app2 := &appMembers{users: []string{"alice", "bob"}}
+	b2 := as(t, &w2, bob2, w2.svc.As("bob"), app2, 0)
+	if _, err := b2.SealText(ctx, s2.ID(), ctxFor("bob", "m1"), []byte("x"), 5000); !errors.Is(err, ErrPendingRemoval) {
+		t.Fatalf("member seals with a pending removal: %v, want ErrPendingRemoval", err)
+	}
+}
+
+// TestRemovalInLogAlone: the log removes carol but the application still
+// lists her: what is sealed afterwards is under the new epoch, which she
+// never gets.
+func TestRemovalInLogAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
+		t.Fatal(err)
+	}
+	app := &appMembers{users: []string{"alice", "bob", "carol"}}
+	b := as(t, &w, bob, w.svc.As("bob"), app, 0)
+	text, err := b.SealText(ctx, s.ID(), ctxFor("bob", "m1"), []byte("x"), 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := header(t, text); h.Epoch != 1 {
+		t.Fatalf("sealed under epoch %d, want 1", h.Epoch)
+	}
+	if _, err := open(carol, "bob", "m1", text); err == nil {
+		t.Fatal("carol, removed in the log only, read a later message")
+	}
+}
+
+// TestLeaverRotatedOut: a member who leaves keeps the current key, so the
+// next member to seal starts a new epoch first.
+func TestLeaverRotatedOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := carol.Leave(ctx, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	text := seal(t, bob, s.ID(), "m1", "after carol left")
+	if h := header(t, text); h.Epoch != 1 {
+		t.Fatalf("sealed under epoch %d after a leave, want 1", h.Epoch)
+	}
+	info, err := alice.Info(ctx, s.ID())
+	if err != nil || len(info.Members) != 2 {
+		t.Fatalf("Info: %+v, %v", info, err)
 	}
 }
 
@@ -290,105 +396,11 @@ func TestEpochBounds(t *testing.T) {
 	}
 }
 
-// TestCardCacheFollowsPins: once the user re-pins a card after checking
-// the safety number, a card accepted earlier under another pin no longer
-// verifies messages.
-func TestCardCacheFollowsPins(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var w world
-	alice, bob := w.user(t, "alice"), w.user(t, "bob")
-	s, err := alice.Create(ctx, cid, []string{"bob"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := impostor(t, "bob")
-	pins := new(identity.MemoryPins)
-	m, err := NewManager(Config{Identity: alice.Identity(), Service: w.svc.As("alice"),
-		Directory: &substituting{Directory: &w.dir, user: "bob", card: fake.Card()}, Pins: pins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Card(ctx, "bob", 0); err != nil { // first use pins the impostor
-		t.Fatal(err)
-	}
-	if err := pins.Pin(bob.Identity().Card()); err != nil { // verified out of band
-		t.Fatal(err)
-	}
-	ss, _ := alice.Retrieve(ctx, s.ID())
-	forged, _ := ss.SealText(fake, ctxFor("bob", "f1"), []byte("forged"), 5000)
-	if got, err := m.OpenText(ctx, forged, ctxFor("bob", "f1")); err == nil {
-		t.Fatalf("after re-pinning bob's real card, the impostor's message opens: %q", got)
-	}
-}
-
-// probePins calls probe on every lookup of a user's pin.
-type probePins struct {
-	identity.MemoryPins
-	probe func(user string)
-}
-
-func (p *probePins) Pinned(u string) (*identity.Card, error) {
-	p.probe(u)
-	return p.MemoryPins.Pinned(u)
-}
-
-// TestTrustDecisionsSerialized: every pin lookup of a trust decision (a
-// first use that pins, a check that advances a pin) happens under the
-// user's trust lock, so two concurrent first uses, served different cards
-// by the directory, cannot both pin and accept their card.
-func TestTrustDecisionsSerialized(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var w world
-	alice := w.user(t, "alice")
-	bob := newIdentity(t, "bob", identity.KindX25519)
-	if err := w.dir.Publish(bob.Card()); err != nil {
-		t.Fatal(err)
-	}
-	var m *Manager
-	var lookups, unlocked int
-	pins := &probePins{probe: func(u string) {
-		if u != "bob" {
-			return
-		}
-		lookups++
-		if l := m.trustLock(u); l.TryLock() {
-			l.Unlock()
-			unlocked++
-		}
-	}}
-	m, err := NewManager(Config{Identity: alice.Identity(), Service: w.svc.As("alice"), Directory: &w.dir, Pins: pins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.Card(ctx, "bob", 0); err != nil {
-		t.Fatal(err)
-	}
-	m.cards = map[cardKey]trustedCard{} // force the next lookups through the trust path
-	if _, err := m.trustedLatest(ctx, []string{"bob"}); err != nil {
-		t.Fatal(err)
-	}
-	// Cache hits look the pin up without the lock; they decide nothing.
-	hitLookups := 0
-	pins.probe = func(u string) {
-		if u == "bob" {
-			hitLookups++
-		}
-	}
-	if _, err := m.Card(ctx, "bob", 0); err != nil || hitLookups == 0 {
-		t.Fatalf("a cached card: %v, %d pin lookups", err, hitLookups)
-	}
-	if lookups == 0 || unlocked != 0 {
-		t.Fatalf("%d of %d pin lookups in trust decisions ran without the user's trust lock", unlocked, lookups)
-	}
-}
-
-// countingService counts Grants requests.
+// countingService counts Grants and Log requests.
 type countingService struct {
 	Service
-	mu     sync.Mutex
-	grants int
+	mu          sync.Mutex
+	grants, log int
 }
 
 func (c *countingService) Grants(ctx context.Context, id ID) ([]GrantRecord, error) {
@@ -398,9 +410,16 @@ func (c *countingService) Grants(ctx context.Context, id ID) ([]GrantRecord, err
 	return c.Service.Grants(ctx, id)
 }
 
+func (c *countingService) Log(ctx context.Context, id ID, from uint32) ([][]byte, error) {
+	c.mu.Lock()
+	c.log++
+	c.mu.Unlock()
+	return c.Service.Log(ctx, id, from)
+}
+
 // TestForgedFutureEpochIsCheap: an envelope whose header names an epoch
-// the service has not reached does not make the reader fetch and unwrap
-// every grant again.
+// the log has not reached costs one head request, not a fetch and unwrap of
+// every grant.
 func TestForgedFutureEpochIsCheap(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -412,11 +431,11 @@ func TestForgedFutureEpochIsCheap(t *testing.T) {
 	}
 	text := seal(t, alice, s.ID(), "m1", "hello")
 	counting := &countingService{Service: w.svc.As("bob")}
-	reader := as(t, &w, bob, counting, nil)
+	reader := as(t, &w, bob, counting, nil, 0)
 	if _, err := open(reader, "alice", "m1", text); err != nil {
 		t.Fatal(err)
 	}
-	before := counting.grants
+	grants, logs := counting.grants, counting.log
 	env, _ := DecodeText(text)
 	env[1+IDSize+3] = 9 // epoch 9
 	for range 5 {
@@ -424,71 +443,50 @@ func TestForgedFutureEpochIsCheap(t *testing.T) {
 			t.Fatalf("a future epoch: err = %v, want ErrUnknownEpoch", err)
 		}
 	}
-	if counting.grants != before {
-		t.Fatalf("5 forged envelopes caused %d grant fetches", counting.grants-before)
+	if counting.grants != grants || counting.log != logs {
+		t.Fatalf("5 forged envelopes caused %d grant and %d log fetches", counting.grants-grants, counting.log-logs)
 	}
 }
 
-// lookupLiar maps every channel to one session.
-type lookupLiar struct {
-	Service
-	id ID
-}
-
-func (l *lookupLiar) Lookup(context.Context, string) (ID, error) { return l.id, nil }
-
-func (l *lookupLiar) Create(ctx context.Context, id ID, channelCID string, grants []GrantRecord) (CreateResult, error) {
-	return CreateResult{ID: l.id}, nil
-}
-
-// TestChannelMappingChecked: a service that answers a channel's lookup, or
-// a create, with the session of another channel is caught by the channel
-// CID the grants carry.
-func TestChannelMappingChecked(t *testing.T) {
+// TestEditReplayRefused: a server that replays an older revision of an
+// edited message after the reader saw the newer one gets ErrStaleRevision;
+// two envelopes for one revision are ErrEquivocation; the same envelope
+// opens again.
+func TestEditReplayRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var w world
-	alice := w.user(t, "alice")
-	w.user(t, "bob")
-	other, err := alice.Create(ctx, "messaging:other", []string{"bob"})
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	s, err := alice.Create(ctx, cid, []string{"bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	liar := as(t, &w, alice, &lookupLiar{Service: w.svc.As("alice"), id: other.ID()}, nil)
-	if _, err := liar.ForChannel(ctx, cid); !errors.Is(err, ErrConflict) {
-		t.Fatalf("ForChannel answered with another channel's session: %v, want ErrConflict", err)
+	sealRev := func(rev uint32, text string) (string, Binding) {
+		b := Binding{ChannelCID: cid, MessageID: "m1", SenderID: "alice", Revision: rev}
+		out, err := alice.SealText(ctx, s.ID(), b, []byte(text), 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, b
 	}
-	if _, err := liar.Create(ctx, cid, []string{"bob"}); !errors.Is(err, ErrConflict) {
-		t.Fatalf("Create answered with another channel's session: %v, want ErrConflict", err)
-	}
-}
-
-// TestOldEpochsFromDepartedGranters: with Config.Members, a member that
-// fetches a session from scratch accepts the keys of old epochs granted by
-// users who have left since; only the current epoch's granter must be a
-// member.
-func TestOldEpochsFromDepartedGranters(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	var w world
-	alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
-	s, err := alice.Create(ctx, cid, []string{"bob", "carol"}) // alice grants epoch 0
-	if err != nil {
-		t.Fatal(err)
-	}
-	m0 := seal(t, alice, s.ID(), "m0", "from alice")
-	if err := w.svc.As("alice").SetAdmin(ctx, s.ID(), "bob", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := bob.Revoke(ctx, s.ID(), []string{"alice"}); err != nil { // bob grants epoch 1; alice leaves
-		t.Fatal(err)
-	}
-	app := &appMembers{users: []string{"bob", "carol"}}
-	restarted := as(t, &w, carol, w.svc.As("carol"), app) // nothing cached
-	if got, err := open(restarted, "alice", "m0", m0); err != nil || got != "from alice" {
-		t.Fatalf("an epoch-0 message after alice left: %q, %v", got, err)
-	}
-	if _, err := restarted.SealText(ctx, s.ID(), ctxFor("carol", "m1"), []byte("hi"), 5000); err != nil {
-		t.Fatalf("sealing under epoch 1, granted by bob: %v", err)
+	v0, b0 := sealRev(0, "helo")
+	v1, b1 := sealRev(1, "hello")
+	v1b, _ := sealRev(1, "hello!")
+	for _, tc := range []struct {
+		name, reason string
+		text         string
+		b            Binding
+		want         error
+	}{
+		{"original", "first sight", v0, b0, nil},
+		{"edit", "a newer revision replaces", v1, b1, nil},
+		{"same edit again", "re-reading is not an attack", v1, b1, nil},
+		{"original replayed", "an older revision after a newer one", v0, b0, ErrStaleRevision},
+		{"second version of revision 1", "the sender signed two versions of one revision", v1b, b1, ErrEquivocation},
+	} {
+		_, err := bob.OpenText(ctx, tc.text, tc.b)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v (%s)", tc.name, err, tc.want, tc.reason)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/memberlog"
 )
 
 // Config configures a [Manager]. Identity, [Service] and [Directory] are required;
@@ -21,7 +22,9 @@ import (
 type Config struct {
 	// Identity is the local user's private identity.
 	Identity *identity.Identity
-	// Service stores sessions and grants, acting as Identity's user.
+	// Service stores sessions, their membership logs and grants, acting as
+	// Identity's user. It is not trusted: every record and key it serves
+	// is verified.
 	Service Service
 	// Directory returns other users' cards.
 	Directory Directory
@@ -30,33 +33,46 @@ type Config struct {
 	// If Pins is also a [ContextPins], the manager pins through PinContext
 	// with the context of the call that pins.
 	Pins identity.Pins
-	// Rand is the source of keys and nonces. Nil means crypto/rand. It
-	// must be safe for concurrent use: sessions draw nonces from it
-	// concurrently, and a reader that repeats itself repeats nonces.
+	// Floors keeps the newest membership-log head verified per session, so
+	// that a service cannot roll the Manager back to an older log (one where
+	// a removed member still holds the current key). Nil means in memory,
+	// for the life of the Manager; e2ee keeps them in its encrypted state.
+	Floors Floors
+	// Rand is the source of epoch keys and genesis nonces. Nil means
+	// crypto/rand. It must be safe for concurrent use. Message nonces never
+	// come from it but always from crypto/rand: a deterministic reader
+	// would repeat them across processes, and an XChaCha20-Poly1305 nonce
+	// used twice under one key reveals both plaintexts' XOR and the
+	// authentication key.
 	Rand io.Reader
 	// CacheSize is the number of sessions kept in memory. Zero means 1024.
+	// Evicting a session never lowers its floor (Floors).
 	CacheSize int
 	// EpochCheckInterval is how long a cached session is trusted to still
-	// be at the current epoch before sealing. Zero means ask the [Service]
-	// before every seal, so that a message is never sealed under an epoch
-	// a removed member holds; a negative value never asks (only for a
-	// single-writer setting).
+	// be at the head of its log before sealing. Zero means ask the Service
+	// for the head before every seal, so that a message is never sealed
+	// under an epoch a removed member holds; a negative value never asks
+	// (only for a single-writer setting).
 	EpochCheckInterval time.Duration
 	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
 	// Members, if set, returns a channel's members as the application
-	// knows them — for Stream, the channel's member list — so that the key
-	// service alone cannot decide who holds a channel's keys. With it, the
-	// manager wraps a new epoch's key (Revoke, Rotate, Extend) only for
-	// users it lists, and accepts the key of an epoch newer than every one
-	// it holds only from a granter it lists (or from itself); a client
-	// that kept no keys (no e2ee state) and whose current epoch was granted
-	// by someone who has since left gets [ErrNotMember] until the next
-	// rotation. Without it,
-	// the key service is trusted for membership: a malicious one could add
-	// a user of its own to the members a rotation wraps for, or serve a
-	// new epoch granted by any user with a card (SECURITY.md).
+	// knows them — for Stream, the channel's member list. A removal then
+	// takes effect when either the application or the log shows it: before
+	// sealing, a Manager rotates out (Revoke) every member of the log that
+	// the list lacks, and refuses to seal (ErrPendingRemoval) if the log's
+	// policy does not let it. It also wraps new keys only for listed users
+	// and accepts a session on first contact only if its creator is listed
+	// (or was removed since). Without it, the log alone decides who
+	// reads.
 	Members func(ctx context.Context, channelCID string) ([]string, error)
+	// RevisionMemory is the number of messages whose highest opened
+	// revision a Manager remembers, to refuse an older edit replayed as
+	// current (ErrStaleRevision). Zero means 65536.
+	RevisionMemory int
+	// Policy is what members who are not admins may do in sessions this
+	// Manager creates. Zero means DefaultPolicy.
+	Policy Policy
 	// OnSession, if set, is called with every session the manager creates,
 	// opens or rotates (a new value each time), for example to persist its
 	// keys in an encrypted local store (e2ee does), with the context of the
@@ -66,24 +82,121 @@ type Config struct {
 	OnSession func(ctx context.Context, s *Session)
 }
 
-// Manager creates, retrieves, extends, revokes and rotates sessions through
-// a [Service], opening the grants made for its identity and trusting cards
-// through its Pins. It caches sessions (bounded, least recently used first
-// out) and trusted cards. A Manager is safe for concurrent use.
+// Policy says what members who are not admins may do in a session. It is
+// fixed when the session is created.
+type Policy uint8
+
+// Policy bits.
+const (
+	// PolicyMembersAdd lets every member add members.
+	PolicyMembersAdd = Policy(memberlog.MembersAdd)
+	// PolicyMembersRemove lets every member remove others (admins
+	// included) with a new epoch. Removal only shrinks who can read, so a
+	// channel whose admins are offline can still cut off a user the
+	// application no longer lists.
+	PolicyMembersRemove = Policy(memberlog.MembersRemove)
+	// PolicyAdminsOnly gives every change but rotation and leaving to
+	// admins.
+	PolicyAdminsOnly Policy = 1 << 7
+	// DefaultPolicy: members remove and rotate, admins add.
+	DefaultPolicy = PolicyMembersRemove
+)
+
+// Floor is the newest membership-log head a client verified for a session.
+type Floor struct {
+	ChannelCID string
+	Head
+}
+
+// Floors keeps a Floor per session. Implementations must be safe for
+// concurrent use and must never drop a floor on their own.
+type Floors interface {
+	// Floor returns the floor of a session, if one was set.
+	Floor(id ID) (Floor, bool)
+	// SetFloor records a newer floor. A Manager uses a new head only after
+	// SetFloor succeeds.
+	SetFloor(ctx context.Context, id ID, f Floor) error
+}
+
+// MemoryFloors is an in-memory Floors. The zero value is ready; it is safe
+// for concurrent use.
+type MemoryFloors struct {
+	mu sync.Mutex
+	m  map[ID]Floor
+}
+
+// Floor implements Floors.
+func (f *MemoryFloors) Floor(id ID) (Floor, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fl, ok := f.m[id]
+	return fl, ok
+}
+
+// SetFloor implements Floors; it never lowers a floor.
+func (f *MemoryFloors) SetFloor(_ context.Context, id ID, fl Floor) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[ID]Floor{}
+	}
+	if old, ok := f.m[id]; !ok || fl.Seq > old.Seq {
+		f.m[id] = fl
+	}
+	return nil
+}
+
+// Errors of the membership log, as a Manager reports them.
+var (
+	// ErrInvalidLog: a record of the session's log does not verify (bad
+	// signature, a change its signer may not make, a broken chain). The
+	// session is not used.
+	ErrInvalidLog = errors.New("session: the membership log does not verify")
+	// ErrRollback: the service serves a log that ends before the newest head
+	// this client verified (its Floor): it lost data or hides records.
+	ErrRollback = errors.New("session: the service rolled the membership log back")
+	// ErrFork: the service serves a log whose record at the floor's
+	// sequence number differs from the one this client verified: two
+	// histories exist. The client keeps its own and does not seal.
+	ErrFork = errors.New("session: the membership log forked")
+	// ErrWrongChannel: the session's genesis names another channel than
+	// the one it was opened for.
+	ErrWrongChannel = errors.New("session: the session belongs to another channel")
+	// ErrPendingRemoval: the application's member list lacks a member of
+	// the log, and the session's policy does not let the local user remove
+	// them: an admin must. Nothing is sealed until then.
+	ErrPendingRemoval = errors.New("session: a member the application removed is still in the session; an admin must remove them")
+	// ErrNotMember is returned when the local user is not in the session's
+	// roster (removed, or never added) and tries to seal or change it, and,
+	// with Config.Members, when a session's creator or a user to wrap a key
+	// for is not in the application's member list.
+	ErrNotMember = errors.New("session: not a member of the session or of the channel")
+)
+
+// Manager creates, opens, extends, revokes and rotates sessions through a
+// Service. It verifies each session's membership log, opens the grants made
+// for its identity and accepts a key only if it matches its epoch's signed
+// commitment, and trusts cards through its Pins. It caches sessions
+// (bounded, least recently used first out) and trusted cards; floors
+// (Config.Floors) are never evicted. A Manager is safe for concurrent use.
 type Manager struct {
-	cfg   Config
-	me    *identity.Identity
-	pins  identity.Pins
-	rand  io.Reader
-	now   func() time.Time
-	mu    sync.Mutex
-	lru   *list.List // of *cacheEntry, most recent first
-	byID  map[ID]*list.Element
-	cards map[cardKey]trustedCard
+	cfg    Config
+	me     *identity.Identity
+	pins   identity.Pins
+	floors Floors
+	rand   io.Reader
+	now    func() time.Time
+	mu     sync.Mutex
+	lru    *list.List // of *cacheEntry, most recent first
+	byID   map[ID]*list.Element
+	cards  map[cardKey]trustedCard
 	// trust serializes trust decisions per user (striped by user ID), so
 	// that two concurrent first uses cannot pin and accept two cards.
 	trust [64]sync.Mutex
 	seed  maphash.Seed // of the stripe hash
+	// changes serializes log changes and fetches per session (striped).
+	changes [64]sync.Mutex
+	revs    *revisions
 }
 
 // trustedCard is a cached card and the pin it was checked against; it is
@@ -92,9 +205,15 @@ type trustedCard struct {
 	card, pin *identity.Card
 }
 
+// cacheEntry is a session's keys and, once fetched, its verified log.
 type cacheEntry struct {
 	s       *Session
+	log     *memberlog.State // nil for a preloaded session not fetched yet
 	checked time.Time
+	// unsaved: the floor of log could not be saved (Config.Floors). The
+	// session still opens messages; sealing retries the save and fails
+	// closed.
+	unsaved bool
 }
 
 type cardKey struct {
@@ -102,17 +221,27 @@ type cardKey struct {
 	gen  uint32
 }
 
-const maxCachedCards = 4096
+const (
+	maxCachedCards = 4096
+	// maxAppendTries bounds the retries of a change that lost a race.
+	maxAppendTries = 4
+)
 
 // NewManager checks cfg and returns a [Manager].
 func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Identity == nil || cfg.Service == nil || cfg.Directory == nil {
 		return nil, errors.New("session: Config needs Identity, Service and Directory")
 	}
-	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, rand: cfg.Rand, now: cfg.Now,
+	if cfg.Policy&^(PolicyMembersAdd|PolicyMembersRemove|PolicyAdminsOnly) != 0 {
+		return nil, errors.New("session: unknown Config.Policy bits")
+	}
+	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, floors: cfg.Floors, rand: cfg.Rand, now: cfg.Now,
 		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]trustedCard{}, seed: maphash.MakeSeed()}
 	if m.pins == nil {
 		m.pins = new(identity.MemoryPins)
+	}
+	if m.floors == nil {
+		m.floors = new(MemoryFloors)
 	}
 	if m.rand == nil {
 		m.rand = rand.Reader
@@ -123,76 +252,145 @@ func NewManager(cfg Config) (*Manager, error) {
 	if m.cfg.CacheSize <= 0 {
 		m.cfg.CacheSize = 1024
 	}
+	if m.cfg.RevisionMemory <= 0 {
+		m.cfg.RevisionMemory = 1 << 16
+	}
+	m.revs = newRevisions(m.cfg.RevisionMemory)
 	return m, nil
 }
 
 // Identity returns the manager's identity.
 func (m *Manager) Identity() *identity.Identity { return m.me }
 
+func (m *Manager) logPolicy() memberlog.Policy {
+	switch p := m.cfg.Policy; {
+	case p == 0:
+		return memberlog.DefaultPolicy
+	case p&PolicyAdminsOnly != 0:
+		return 0
+	default:
+		return memberlog.Policy(p)
+	}
+}
+
+// lockSession serializes changes and fetches of one session.
+func (m *Manager) lockSession(id ID) func() {
+	l := &m.changes[maphash.Bytes(m.seed, id[:])%uint64(len(m.changes))]
+	l.Lock()
+	return l.Unlock
+}
+
 // Create starts a session for channelCID whose members are the local user
-// and members, with epoch-0 grants for each. If the channel already has a
-// session (another member created it first), that session is retrieved and
-// returned instead. Every member must have a card in the [Directory] that the
-// Pins accept.
+// (its admin) and members, with epoch-0 grants for each: it signs the
+// session's genesis and stores it with the grants. The session ID derives
+// from the genesis; write it to the channel's session_id. If the channel
+// already has a session, it returns a *SessionExistsError: a session is
+// never adopted silently (open the channel's session_id with OpenSession to join
+// it). Every member must have a card in the Directory that the Pins accept.
 func (m *Manager) Create(ctx context.Context, channelCID string, members []string) (*Session, error) {
+	if err := checkCID(channelCID); err != nil {
+		return nil, err
+	}
 	users := withUser(members, m.me.UserID())
-	cards, err := m.trustedLatest(ctx, users)
+	if err := m.checkMembers(ctx, channelCID, users); err != nil {
+		return nil, err
+	}
+	cards, err := m.trustedLatest(ctx, nil, users)
 	if err != nil {
 		return nil, err
 	}
-	s, err := New(m.rand, channelCID)
+	key, err := NewEpochKey(m.rand)
 	if err != nil {
 		return nil, err
 	}
-	grants, err := m.wrap(s, s.Epoch(), cards)
+	var entries []memberlog.Member
+	for _, c := range cards {
+		if c.UserID() != m.me.UserID() {
+			entries = append(entries, memberlog.Member{UserID: c.UserID(), Anchor: memberlog.AnchorOf(c), Role: memberlog.RoleMember})
+		}
+	}
+	var nonce [memberlog.NonceSize]byte
+	if _, err := io.ReadFull(m.rand, nonce[:]); err != nil {
+		return nil, fmt.Errorf("session: reading randomness: %w", err)
+	}
+	genesis, st, err := memberlog.NewGenesis(m.me, m.me.Card(), channelCID, entries, m.logPolicy(), commitmentOf(key), nonce, uint64(m.now().Unix()))
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.cfg.Service.Create(ctx, s.ID(), channelCID, grants)
+	s, err := FromKeys(m.rand, ID(st.ID()), channelCID, map[uint32]EpochKey{0: key})
 	if err != nil {
 		return nil, err
 	}
-	if !res.Created {
-		return m.retrieveFor(ctx, res.ID, channelCID)
+	grants, err := m.wrap(s, 0, cards)
+	if err != nil {
+		return nil, err
 	}
-	m.store(ctx, s)
+	if err := m.cfg.Service.Create(ctx, genesis, grants); err != nil {
+		return nil, err
+	}
+	if err := m.accept(ctx, s, st); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
-// Retrieve returns session id, from the cache or by fetching and opening the
-// local user's grants.
-func (m *Manager) Retrieve(ctx context.Context, id ID) (*Session, error) {
-	if s := m.cached(id); s != nil {
-		return s, nil
+// OpenSession returns session id of channel channelCID — the ID the channel's
+// session_id names — after verifying its membership log: its genesis must
+// name channelCID and, with Config.Members, a creator the application lists
+// as a member (or one removed since). ErrWrongChannel otherwise.
+func (m *Manager) OpenSession(ctx context.Context, id ID, channelCID string) (*Session, error) {
+	e, err := m.fresh(ctx, id, false)
+	if err != nil {
+		return nil, err
 	}
-	return m.fetch(ctx, id)
+	if e.log.ChannelCID() != channelCID {
+		return nil, fmt.Errorf("%w: session %s is bound to %q, not %q", ErrWrongChannel, id, e.log.ChannelCID(), channelCID)
+	}
+	return e.s, nil
 }
 
-// ForChannel returns the session of a channel ([ErrUnknownSession] if it has
-// none).
+// Retrieve returns session id, from the cache or by fetching and verifying
+// its log and opening the local user's grants. It does not check which
+// channel the session belongs to: use OpenSession when the ID comes from a
+// channel.
+func (m *Manager) Retrieve(ctx context.Context, id ID) (*Session, error) {
+	if e := m.cached(id); e != nil && e.log != nil {
+		return e.s, nil
+	}
+	e, err := m.fetch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.s, nil
+}
+
+// ForChannel returns the session the Service lists for a channel, verified
+// like Open. The Service's listing is a hint: prefer Open with the channel's
+// own session_id.
 func (m *Manager) ForChannel(ctx context.Context, channelCID string) (*Session, error) {
 	id, err := m.cfg.Service.Lookup(ctx, channelCID)
 	if err != nil {
 		return nil, err
 	}
-	return m.retrieveFor(ctx, id, channelCID)
+	return m.OpenSession(ctx, id, channelCID)
 }
 
-// retrieveFor retrieves session id and checks, from its signed grants, that
-// it is bound to channelCID: the service's channel-to-session mapping is
-// not trusted.
-func (m *Manager) retrieveFor(ctx context.Context, id ID, channelCID string) (*Session, error) {
-	s, err := m.Retrieve(ctx, id)
+// Info returns session id's state as its verified log says, after checking
+// the Service's head.
+func (m *Manager) Info(ctx context.Context, id ID) (Info, error) {
+	e, err := m.fresh(ctx, id, false)
 	if err != nil {
-		return nil, err
+		return Info{}, err
 	}
-	if s.ChannelCID() != channelCID {
-		return nil, fmt.Errorf("%w: the service maps %q to a session of channel %q", ErrConflict, channelCID, s.ChannelCID())
+	st := e.log
+	info := Info{ID: id, ChannelCID: st.ChannelCID(), Creator: st.Creator(), Epoch: st.Epoch(), Seq: st.Seq()}
+	for _, mem := range st.Members() {
+		info.Members = append(info.Members, Member{UserID: mem.UserID, Admin: mem.Role == memberlog.RoleAdmin})
 	}
-	return s, nil
+	return info, nil
 }
 
-// Forget drops a session from the cache.
+// Forget drops a session from the cache. Its floor stays.
 func (m *Manager) Forget(id ID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -202,74 +400,307 @@ func (m *Manager) Forget(id ID) {
 	}
 }
 
-// ErrKeyConflict is returned when the [Service] serves, for an epoch, a key
-// other than the one the local user already holds (or two keys for one
-// epoch): a key service trying to substitute an epoch key. The held key
-// stays.
-var ErrKeyConflict = errors.New("session: the service served a different key for an epoch already held")
+// ErrKeyConflict is returned when the Service serves, for an epoch, a key
+// that does not match the epoch's signed commitment, or another key than
+// the one the local user already holds: a key service trying to substitute
+// an epoch key. The held key stays.
+var ErrKeyConflict = errors.New("session: the service served a key that is not the epoch's key")
 
-// fetch opens every grant of the local user in session id and merges the
-// keys with those already held: a fetch never drops a held key nor replaces
-// it with another (ErrKeyConflict), so a service that omits or substitutes
-// grants cannot make the local user forget an epoch or seal under a key
-// other than the one first received.
-func (m *Manager) fetch(ctx context.Context, id ID) (*Session, error) {
-	records, err := m.cfg.Service.Grants(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	held := m.cached(id)
-	keys := make(map[uint32]EpochKey, len(records))
-	cid := ""
-	if held != nil {
-		cid = held.ChannelCID()
-		for _, n := range held.Epochs() {
-			keys[n], _ = held.Key(n)
+// cardSource resolves cards for log verification through the Pins.
+func (m *Manager) cardSource(ctx context.Context) memberlog.CardSource {
+	return func(user string, anchor memberlog.Anchor, gen uint32) ([]*identity.Card, error) {
+		if gen < anchor.Generation || gen-anchor.Generation >= identity.MaxGenerations {
+			return nil, fmt.Errorf("%w: generation %d of %q", ErrUnknownUser, gen, user)
 		}
+		out := make([]*identity.Card, 0, gen-anchor.Generation+1)
+		for g := anchor.Generation; g <= gen; g++ {
+			c, err := m.Card(ctx, user, g)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+		return out, nil
 	}
-	var members []string // Config.Members of the channel, fetched once when needed
-	newest := uint32(0)
-	for _, r := range records {
-		newest = max(newest, r.Epoch)
-	}
-	for _, r := range records {
-		g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
-			return m.Card(ctx, user, gen)
-		})
+}
+
+// directoryCards resolves cards from the Directory, unchecked: for
+// memberlog.State.CheckCard, which checks them against an anchor.
+func (m *Manager) directoryCards(ctx context.Context) memberlog.CardSource {
+	return func(user string, anchor memberlog.Anchor, gen uint32) ([]*identity.Card, error) {
+		history, err := m.cfg.Directory.History(ctx, user)
 		if err != nil {
 			return nil, err
 		}
-		if g.SessionID != id || g.Epoch != r.Epoch || (cid != "" && g.ChannelCID != cid) {
-			return nil, ErrDecrypt
-		}
-		cid = g.ChannelCID
-		// keys holds the held keys and those of the grants opened so far:
-		// another key for one of their epochs is a substitution.
-		if k, ok := keys[g.Epoch]; ok && !k.Equal(g.Key) {
-			return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
-		}
-		if g.Epoch == newest && (held == nil || g.Epoch > held.Epoch()) {
-			if err := m.checkGranter(ctx, g, &members); err != nil {
-				return nil, err
+		var out []*identity.Card
+		for _, c := range history {
+			if g := c.Generation(); g >= anchor.Generation && g <= gen && g-anchor.Generation == uint32(len(out)) {
+				out = append(out, c)
 			}
 		}
-		keys[g.Epoch] = g.Key
+		return out, nil
+	}
+}
+
+// verifyLog replays records from the held state (nil: from the genesis of
+// id) and checks the result against the floor: it must reach the floor's
+// sequence number with the floor's hash there.
+func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, records [][]byte) (*memberlog.State, error) {
+	st := held
+	floor, hasFloor := m.floors.Floor(id)
+	for i, raw := range records {
+		var err error
+		if st == nil {
+			if i != 0 {
+				return nil, ErrInvalidLog
+			}
+			st, err = memberlog.Verify(raw, id, m.cardSource(ctx))
+		} else {
+			st, err = st.Apply(raw, m.cardSource(ctx))
+		}
+		if err != nil {
+			if errors.Is(err, memberlog.ErrInvalid) {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidLog, err)
+			}
+			return nil, err
+		}
+		if hasFloor && st.Seq() == floor.Seq && st.Head() != floor.Hash {
+			return nil, fmt.Errorf("%w: session %s at record %d", ErrFork, id, floor.Seq)
+		}
+	}
+	if st == nil {
+		return nil, fmt.Errorf("%w: session %s has no genesis", ErrInvalidLog, id)
+	}
+	if hasFloor && st.Seq() < floor.Seq {
+		return nil, fmt.Errorf("%w: session %s ends at record %d, this client verified up to %d", ErrRollback, id, st.Seq(), floor.Seq)
+	}
+	if hasFloor && floor.ChannelCID != st.ChannelCID() {
+		return nil, fmt.Errorf("%w: session %s", ErrWrongChannel, id)
+	}
+	return st, nil
+}
+
+// fetch brings session id up to the Service's log: it verifies the records
+// after those held (all of them the first time), then opens the local
+// user's grants, keeping only keys that match their epoch's commitment.
+// Held keys are never dropped nor replaced.
+func (m *Manager) fetch(ctx context.Context, id ID) (*cacheEntry, error) {
+	unlock := m.lockSession(id)
+	defer unlock()
+	return m.fetchLocked(ctx, id)
+}
+
+func (m *Manager) fetchLocked(ctx context.Context, id ID) (*cacheEntry, error) {
+	held := m.cached(id)
+	var from uint32
+	var st *memberlog.State
+	if held != nil && held.log != nil {
+		st, from = held.log, held.log.Seq()+1
+	}
+	records, err := m.cfg.Service.Log(ctx, id, from)
+	if err != nil {
+		return nil, err
+	}
+	if len(records) > 0 || st == nil {
+		if st, err = m.verifyLog(ctx, id, st, records); err != nil {
+			return nil, err
+		}
+	}
+	if held == nil || held.log == nil {
+		if err := m.checkCreator(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	s, err := m.openGrants(ctx, id, st, held)
+	if err != nil {
+		return nil, err
+	}
+	e := &cacheEntry{s: s, log: st, checked: m.now()}
+	e.unsaved = m.setFloor(ctx, id, st) != nil // reading goes on; sealing retries
+	m.store(ctx, e)
+	return e, nil
+}
+
+// checkCreator applies the first-contact rule: with Config.Members, the
+// creator of a session must be a listed member of its channel, unless a
+// later record removed it.
+func (m *Manager) checkCreator(ctx context.Context, st *memberlog.State) error {
+	if m.cfg.Members == nil {
+		return nil
+	}
+	if _, still := st.Member(st.Creator()); !still {
+		return nil
+	}
+	var cache []string
+	members, err := m.appMembers(ctx, st.ChannelCID(), &cache)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(members, st.Creator()) {
+		return fmt.Errorf("%w: %q created the session of %s but is not a member of the channel", ErrNotMember, st.Creator(), st.ChannelCID())
+	}
+	return nil
+}
+
+// openGrants opens the local user's grants of session id and merges their
+// keys with the held ones. A key must match the commitment its epoch has
+// in st; grants for epochs st does not show yet are left for later.
+func (m *Manager) openGrants(ctx context.Context, id ID, st *memberlog.State, held *cacheEntry) (*Session, error) {
+	keys := map[uint32]EpochKey{}
+	if held != nil {
+		for _, n := range held.s.Epochs() {
+			keys[n], _ = held.s.Key(n)
+		}
+	}
+	if _, member := st.Member(m.me.UserID()); member || held == nil {
+		records, err := m.cfg.Service.Grants(ctx, id)
+		if err != nil && !(errors.Is(err, ErrForbidden) && held != nil) {
+			return nil, err
+		}
+		for _, r := range records {
+			if r.Epoch > st.Epoch() {
+				continue // the log does not show that epoch yet
+			}
+			g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
+				return m.Card(ctx, user, gen)
+			})
+			if err != nil {
+				return nil, err
+			}
+			if g.SessionID != id || g.Epoch != r.Epoch || g.ChannelCID != st.ChannelCID() {
+				return nil, ErrDecrypt
+			}
+			if !st.CheckCommitment(g.Epoch, commitmentOf(g.Key)) {
+				return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
+			}
+			if k, ok := keys[g.Epoch]; ok && !k.Equal(g.Key) {
+				return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
+			}
+			keys[g.Epoch] = g.Key
+		}
 	}
 	if len(keys) == 0 {
 		return nil, ErrUnknownSession
 	}
-	s, err := FromKeys(m.rand, id, cid, keys)
+	return FromKeys(m.rand, id, st.ChannelCID(), keys)
+}
+
+func (m *Manager) setFloor(ctx context.Context, id ID, st *memberlog.State) error {
+	if f, ok := m.floors.Floor(id); ok && f.Seq >= st.Seq() {
+		return nil
+	}
+	if err := m.floors.SetFloor(ctx, id, Floor{ChannelCID: st.ChannelCID(), Head: Head{Seq: st.Seq(), Hash: st.Head()}}); err != nil {
+		return fmt.Errorf("session: saving the membership log's floor: %w", err)
+	}
+	return nil
+}
+
+// accept caches a session this Manager just changed, with its log state,
+// after saving the floor.
+func (m *Manager) accept(ctx context.Context, s *Session, st *memberlog.State) error {
+	if err := m.setFloor(ctx, s.ID(), st); err != nil {
+		return err
+	}
+	m.store(ctx, &cacheEntry{s: s, log: st, checked: m.now()})
+	return nil
+}
+
+// fresh returns session id with its verified log, checked against the
+// Service's head unless it was checked within EpochCheckInterval (always
+// when force is set).
+func (m *Manager) fresh(ctx context.Context, id ID, force bool) (*cacheEntry, error) {
+	e := m.cached(id)
+	if e == nil || e.log == nil {
+		return m.fetch(ctx, id)
+	}
+	iv := m.cfg.EpochCheckInterval
+	if !force && (iv < 0 || (iv > 0 && m.now().Sub(e.checked) < iv)) {
+		return e, nil
+	}
+	head, err := m.cfg.Service.Head(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	m.store(ctx, s)
-	return s, nil
+	switch {
+	case head.Seq < e.log.Seq():
+		return nil, fmt.Errorf("%w: the service's head of session %s is record %d, this client verified up to %d", ErrRollback, id, head.Seq, e.log.Seq())
+	case head.Seq == e.log.Seq() && head.Hash != e.log.Head():
+		return nil, fmt.Errorf("%w: session %s at record %d", ErrFork, id, head.Seq)
+	case head.Seq == e.log.Seq():
+		m.touch(id)
+		return e, nil
+	}
+	return m.fetch(ctx, id)
 }
 
-// ErrNotMember is returned, with [Config.Members] set, when the key service
-// names as a member, or as the granter of a new epoch, a user the
-// application does not list as a member of the channel.
-var ErrNotMember = errors.New("session: not a member of the channel according to the application")
+// current returns session id ready to seal under: fresh, the local user in
+// its roster holding the current epoch's key, and no reader of the current
+// epoch missing from the roster or from the application's member list —
+// rotating them out first when the policy lets the local user.
+func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
+	for range maxAppendTries {
+		e, err := m.fresh(ctx, id, false)
+		if err != nil {
+			return nil, err
+		}
+		st := e.log
+		if e.unsaved {
+			if err := m.setFloor(ctx, id, st); err != nil {
+				return nil, err
+			}
+			m.markSaved(id, st)
+		}
+		if _, ok := st.Member(m.me.UserID()); !ok {
+			return nil, fmt.Errorf("%w: %q is not in session %s", ErrNotMember, m.me.UserID(), id)
+		}
+		absent, err := m.absent(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		stale := len(absent) > 0
+		for _, r := range st.Readers() {
+			if _, ok := st.Member(r); !ok {
+				stale = true // left or removed without a new epoch
+			}
+		}
+		if !stale {
+			if !e.s.HasEpoch(st.Epoch()) {
+				if e, err = m.fetch(ctx, id); err != nil {
+					return nil, err
+				}
+				if !e.s.HasEpoch(e.log.Epoch()) {
+					return nil, ErrUnknownEpoch
+				}
+			}
+			return e.s, nil
+		}
+		if err := m.change(ctx, id, nil, nil, true); errors.Is(err, ErrForbidden) {
+			return nil, fmt.Errorf("%w: %w", ErrPendingRemoval, err)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("%w: session %s keeps changing", ErrConflict, id)
+}
+
+// absent returns the members of st the application's list lacks.
+func (m *Manager) absent(ctx context.Context, st *memberlog.State) ([]string, error) {
+	if m.cfg.Members == nil {
+		return nil, nil
+	}
+	var cache []string
+	list, err := m.appMembers(ctx, st.ChannelCID(), &cache)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, mem := range st.Members() {
+		if !slices.Contains(list, mem.UserID) {
+			out = append(out, mem.UserID)
+		}
+	}
+	return out, nil
+}
 
 // appMembers returns Config.Members(cid), fetched into *cache once.
 func (m *Manager) appMembers(ctx context.Context, cid string, cache *[]string) ([]string, error) {
@@ -281,25 +712,6 @@ func (m *Manager) appMembers(ctx context.Context, cid string, cache *[]string) (
 		*cache = append(slices.Clone(list), m.me.UserID()) // never nil once fetched
 	}
 	return *cache, nil
-}
-
-// checkGranter accepts the granter of the key that becomes current (the
-// newest fetched, newer than all held): with Config.Members, only a member
-// of the channel (or the local user). Keys of other epochs only open
-// messages, whose signatures protect them, so they are not checked: their
-// granters may have left since.
-func (m *Manager) checkGranter(ctx context.Context, g *Grant, cache *[]string) error {
-	if m.cfg.Members == nil || g.Granter == m.me.UserID() {
-		return nil
-	}
-	members, err := m.appMembers(ctx, g.ChannelCID, cache)
-	if err != nil {
-		return err
-	}
-	if !slices.Contains(members, g.Granter) {
-		return fmt.Errorf("%w: %q granted epoch %d of %s", ErrNotMember, g.Granter, g.Epoch, g.ChannelCID)
-	}
-	return nil
 }
 
 // checkMembers refuses, with Config.Members, to wrap a key for a user the
@@ -323,135 +735,221 @@ func (m *Manager) checkMembers(ctx context.Context, cid string, users []string) 
 
 // Extend adds users to session id. With hideHistory false they get the
 // current epoch's key (and can read messages of that epoch sent before they
-// joined); with hideHistory true the session rotates to a new epoch that
+// joined); with hideHistory true the session moves to a new epoch that
 // they and the current members get, so they read nothing sent before.
-// hideHistory needs the admin right.
+// Adding needs the admin right unless the session's policy lets members
+// add.
 func (m *Manager) Extend(ctx context.Context, id ID, users []string, hideHistory bool) error {
 	if len(users) == 0 {
 		return nil
 	}
-	if hideHistory {
-		return m.rotate(ctx, id, nil, users)
-	}
-	s, err := m.current(ctx, id)
-	if err != nil {
-		return err
-	}
-	if err := m.checkMembers(ctx, s.ChannelCID(), users); err != nil {
-		return err
-	}
-	cards, err := m.trustedLatest(ctx, users)
-	if err != nil {
-		return err
-	}
-	grants, err := m.wrap(s, s.Epoch(), cards)
-	if err != nil {
-		return err
-	}
-	return m.cfg.Service.Extend(ctx, id, grants)
+	return m.change(ctx, id, users, nil, hideHistory)
 }
 
-// Revoke removes users from session id and rotates it to a new epoch whose
+// Revoke removes users from session id and moves it to a new epoch whose
 // key only the remaining members get: the removed users cannot read what is
-// sealed from then on, even with every key they ever held. It needs the
-// admin right.
+// sealed from then on, even with every key they ever held. With
+// Config.Members, every member the application no longer lists is removed
+// too. It needs the admin right unless the policy lets members remove (the
+// default). To remove yourself, use Leave.
 func (m *Manager) Revoke(ctx context.Context, id ID, users []string) error {
-	return m.rotate(ctx, id, users, nil)
+	if slices.Contains(users, m.me.UserID()) {
+		return errors.New("session: Revoke removes others; use Leave to remove yourself")
+	}
+	return m.change(ctx, id, nil, users, true)
 }
 
-// Rotate moves session id to a new epoch for the same members. It needs the
-// admin right.
+// Rotate moves session id to a new epoch for the same members (minus, with
+// Config.Members, those the application no longer lists). Any member may
+// rotate.
 func (m *Manager) Rotate(ctx context.Context, id ID) error {
-	return m.rotate(ctx, id, nil, nil)
+	return m.change(ctx, id, nil, nil, true)
 }
 
-func (m *Manager) rotate(ctx context.Context, id ID, remove, add []string) error {
-	s, err := m.current(ctx, id)
-	if err != nil {
-		return err
-	}
-	info, err := m.cfg.Service.Info(ctx, id)
-	if err != nil {
-		return err
-	}
-	var users []string
-	for _, mem := range info.Members {
-		if !slices.Contains(remove, mem.UserID) {
-			users = append(users, mem.UserID)
-		}
-	}
-	for _, u := range add {
-		users = withUser(users, u)
-	}
-	if slices.Contains(remove, m.me.UserID()) {
-		return errors.New("session: use another admin to remove yourself; the remover must keep the new key")
-	}
-	if err := m.checkMembers(ctx, s.ChannelCID(), users); err != nil {
-		return err
-	}
-	cards, err := m.trustedLatest(ctx, users)
-	if err != nil {
-		return err
-	}
-	next, err := s.Rotate()
-	if err != nil {
-		return err
-	}
-	grants, err := m.wrap(next, next.Epoch(), cards)
-	if err != nil {
-		return err
-	}
-	if err := m.cfg.Service.Rotate(ctx, id, remove, grants); err != nil {
-		if errors.Is(err, ErrConflict) {
-			m.Forget(id)
-		}
-		return err
-	}
-	m.store(ctx, next)
-	return nil
-}
-
-// current returns session id at the service's current epoch: from the cache
-// if it was checked within EpochCheckInterval, after asking the Service
-// otherwise.
-func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
-	s, checked := m.cachedEntry(id)
-	if s == nil {
+// change appends one record to session id's log — adding add, removing
+// remove and the members the application no longer lists, with a new epoch
+// when newEpoch — and its grants, re-planning on the fresh log when another
+// change wins the race.
+func (m *Manager) change(ctx context.Context, id ID, add, remove []string, newEpoch bool) error {
+	var addCards []*identity.Card
+	if len(add) > 0 {
 		var err error
-		if s, err = m.fetch(ctx, id); err != nil {
-			return nil, err
+		if addCards, err = m.trustedLatest(ctx, nil, add); err != nil {
+			return err
 		}
-		checked = m.now()
 	}
-	iv := m.cfg.EpochCheckInterval
-	if iv < 0 || (iv > 0 && m.now().Sub(checked) < iv) {
-		return s, nil
+	for range maxAppendTries {
+		err := m.changeOnce(ctx, id, addCards, remove, newEpoch)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if _, err := m.fresh(ctx, id, true); err != nil {
+			return err
+		}
 	}
-	info, err := m.cfg.Service.Info(ctx, id)
+	return fmt.Errorf("%w: session %s keeps changing", ErrConflict, id)
+}
+
+func (m *Manager) changeOnce(ctx context.Context, id ID, addCards []*identity.Card, remove []string, newEpoch bool) error {
+	e, err := m.fresh(ctx, id, true)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if info.Epoch < s.Epoch() {
-		// A service never goes back: this one lost data or lies, perhaps
-		// to make us seal under an epoch a removed member holds.
-		return nil, fmt.Errorf("%w: the service reports epoch %d of session %s, older than epoch %d held here", ErrConflict, info.Epoch, id, s.Epoch())
+	unlock := m.lockSession(id)
+	defer unlock()
+	st := e.log
+	if _, ok := st.Member(m.me.UserID()); !ok {
+		return fmt.Errorf("%w: %q is not in session %s", ErrNotMember, m.me.UserID(), id)
 	}
-	if info.Epoch != s.Epoch() || !s.HasEpoch(info.Epoch) {
-		if s, err = m.fetch(ctx, id); err != nil {
-			return nil, err
+	var ops []memberlog.Op
+	drop := map[string]bool{}
+	for _, u := range remove {
+		if _, ok := st.Member(u); ok && !drop[u] {
+			drop[u] = true
 		}
-		if !s.HasEpoch(info.Epoch) {
-			return nil, ErrUnknownEpoch
+	}
+	absent, err := m.absent(ctx, st)
+	if err != nil {
+		return err
+	}
+	for _, u := range absent {
+		if u != m.me.UserID() {
+			drop[u] = true
 		}
 	}
-	m.touch(id)
-	return s, nil
+	for u := range drop {
+		ops = append(ops, memberlog.Op{Kind: memberlog.OpRemove, Member: memberlog.Member{UserID: u}})
+	}
+	if len(drop) > 0 {
+		newEpoch = true
+	}
+	var adding []string
+	for _, c := range addCards {
+		if _, ok := st.Member(c.UserID()); ok {
+			continue // added by someone else meanwhile
+		}
+		adding = append(adding, c.UserID())
+		ops = append(ops, memberlog.Op{Kind: memberlog.OpAdd, Member: memberlog.Member{UserID: c.UserID(), Anchor: memberlog.AnchorOf(c), Role: memberlog.RoleMember}})
+	}
+	if err := m.checkMembers(ctx, st.ChannelCID(), adding); err != nil {
+		return err
+	}
+	if len(ops) == 0 && !newEpoch {
+		return nil
+	}
+	// The record would remove the last admin: promote the local user in
+	// the same record (the forced promotion the log allows).
+	if me, _ := st.Member(m.me.UserID()); me.Role != memberlog.RoleAdmin && removesAllAdmins(st, drop) {
+		ops = append(ops, memberlog.Op{Kind: memberlog.OpRole, Member: memberlog.Member{UserID: m.me.UserID(), Role: memberlog.RoleAdmin}})
+	}
+	s := e.s
+	var key EpochKey
+	var commit [32]byte
+	if newEpoch {
+		if key, err = NewEpochKey(m.rand); err != nil {
+			return err
+		}
+		commit = commitmentOf(key)
+	} else if !s.HasEpoch(st.Epoch()) {
+		return ErrUnknownEpoch
+	}
+	raw, next, err := st.NewChange(m.me, ops, newEpoch, commit, uint64(m.now().Unix()))
+	if err != nil {
+		if errors.Is(err, memberlog.ErrInvalid) || next == nil {
+			return fmt.Errorf("%w: %w", ErrForbidden, err)
+		}
+		return err
+	}
+	if newEpoch {
+		if s, err = s.WithEpoch(next.Epoch(), key); err != nil {
+			return err
+		}
+	}
+	need, users := memberlog.GrantsNeeded(st, next)
+	cards, err := m.trustedLatest(ctx, next, users)
+	if err != nil {
+		return err
+	}
+	grants, err := m.wrap(s, need, cards)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Service.Append(ctx, id, raw, grants); err != nil {
+		return err
+	}
+	return m.accept(ctx, s, next)
+}
+
+// removesAllAdmins reports whether removing drop leaves st without admin.
+func removesAllAdmins(st *memberlog.State, drop map[string]bool) bool {
+	for _, mem := range st.Members() {
+		if mem.Role == memberlog.RoleAdmin && !drop[mem.UserID] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetAdmin gives or takes the admin right of a member. Admins only.
+func (m *Manager) SetAdmin(ctx context.Context, id ID, userID string, admin bool) error {
+	role := memberlog.RoleMember
+	if admin {
+		role = memberlog.RoleAdmin
+	}
+	for range maxAppendTries {
+		e, err := m.fresh(ctx, id, true)
+		if err != nil {
+			return err
+		}
+		mem, ok := e.log.Member(userID)
+		if !ok {
+			return fmt.Errorf("%w: %q is not in session %s", ErrUnknownUser, userID, id)
+		}
+		if mem.Role == role {
+			return nil
+		}
+		err = m.appendOps(ctx, e, []memberlog.Op{{Kind: memberlog.OpRole, Member: memberlog.Member{UserID: userID, Role: role}}})
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: session %s keeps changing", ErrConflict, id)
+}
+
+// Leave removes the local user from session id (no new epoch: it keeps the
+// current key, and the next member to seal rotates). The last admin cannot
+// leave before making another member admin.
+func (m *Manager) Leave(ctx context.Context, id ID) error {
+	for range maxAppendTries {
+		e, err := m.fresh(ctx, id, true)
+		if err != nil {
+			return err
+		}
+		err = m.appendOps(ctx, e, []memberlog.Op{{Kind: memberlog.OpRemove, Member: memberlog.Member{UserID: m.me.UserID()}}})
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: session %s keeps changing", ErrConflict, id)
+}
+
+// appendOps signs and appends a change without a new epoch and without
+// grants (roles, leaving).
+func (m *Manager) appendOps(ctx context.Context, e *cacheEntry, ops []memberlog.Op) error {
+	raw, next, err := e.log.NewChange(m.me, ops, false, [32]byte{}, uint64(m.now().Unix()))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	}
+	if err := m.cfg.Service.Append(ctx, e.s.ID(), raw, nil); err != nil {
+		return err
+	}
+	return m.accept(ctx, e.s, next)
 }
 
 // SealText seals plaintext for session id as the local user, under the
-// current epoch (see [Config.EpochCheckInterval]), and returns the text form.
-// A plaintext that would not fit in textLimit characters returns a
-// [*TooLongError] before any cryptography.
+// current epoch (see Config.EpochCheckInterval and Config.Members), and
+// returns the text form. A plaintext that would not fit in textLimit
+// characters returns a *TooLongError before any cryptography.
 func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []byte, textLimit int) (string, error) {
 	if max := MaxPlaintext(textLimit); len(plaintext) > max {
 		return "", &TooLongError{Len: len(plaintext), Max: max}
@@ -464,39 +962,31 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 }
 
 // Open opens an envelope: it finds the session from the header (fetching
-// new grants when the epoch is not known yet), trusts the sender's card
-// through the [Directory] and Pins, and opens it. It returns the
-// [Service]'s [ErrForbidden] when the local user is not, or no longer, a
-// member of the session; [ErrUnknownEpoch] when the local user holds no key
-// for the envelope's epoch (it joined later with the history hidden, or the
-// epoch is not there yet); an [*identity.KeyChangeError] when the sender's
-// card is not trusted; and [ErrDecrypt] for everything else that does not
-// authenticate.
+// and verifying new records and grants when the epoch is not known yet),
+// trusts the sender's card through the Directory and Pins, and opens it. It
+// returns ErrUnknownEpoch when the local user was never granted that epoch
+// (e.g. sealed after it was removed), an *identity.KeyChangeError when the
+// sender's card is not trusted, ErrStaleRevision for an edit older than one
+// it opened before (ErrEquivocation for a different envelope of the same
+// revision), and ErrDecrypt for everything else that does not authenticate.
 func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	s, err := m.Retrieve(ctx, h.SessionID)
-	if err != nil {
-		return nil, err
-	}
-	if !s.HasEpoch(h.Epoch) && h.Epoch > s.Epoch() {
-		// Ask for the current epoch first: a forged header naming a future
-		// epoch costs one small request, not a fetch and unwrap of every
-		// grant.
-		info, err := m.cfg.Service.Info(ctx, h.SessionID)
-		if err != nil {
-			return nil, err
-		}
-		if info.Epoch < h.Epoch {
-			return nil, ErrUnknownEpoch
-		}
-		if s, err = m.fetch(ctx, h.SessionID); err != nil {
+	e := m.cached(h.SessionID)
+	if e == nil || (!e.s.HasEpoch(h.Epoch) && (e.log == nil || h.Epoch > e.log.Epoch())) {
+		if e, err = m.fresh(ctx, h.SessionID, true); err != nil {
 			return nil, err
 		}
 	}
-	if !s.HasEpoch(h.Epoch) {
+	if !e.s.HasEpoch(h.Epoch) && h.Epoch <= e.log.Epoch() {
+		// The log shows the epoch; a grant may have arrived since.
+		if e, err = m.fetch(ctx, h.SessionID); err != nil {
+			return nil, err
+		}
+	}
+	if !e.s.HasEpoch(h.Epoch) {
 		return nil, ErrUnknownEpoch
 	}
 	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)
@@ -506,7 +996,17 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 		}
 		return nil, err
 	}
-	return s.Open(envelope, msg, sender)
+	plain, err := e.s.Open(envelope, msg, sender)
+	if err != nil {
+		return nil, err
+	}
+	// Only an authenticated envelope says anything about revisions.
+	if err := m.revs.check(h.SessionID, msg, envelope); err != nil {
+		clear(plain)
+		return nil, err
+	}
+	m.revs.record(h.SessionID, msg, envelope)
+	return plain, nil
 }
 
 // OpenText decodes the text form and opens it like Open.
@@ -599,14 +1099,30 @@ func (m *Manager) cacheCard(c *identity.Card) error {
 
 // trustedLatest returns the newest card of every user, each accepted by the
 // Pins (fetching the history when the newest card is ahead of the pin), and
-// never older than the pinned one.
-func (m *Manager) trustedLatest(ctx context.Context, users []string) ([]*identity.Card, error) {
+// never older than the pinned one. A user who is a member of st (nil: none)
+// must have a card that chains from the member's anchor, checked before it
+// is pinned: the log says which card whoever added the member verified.
+func (m *Manager) trustedLatest(ctx context.Context, st *memberlog.State, users []string) ([]*identity.Card, error) {
 	latest, err := m.cfg.Directory.Latest(ctx, users)
 	if err != nil {
 		return nil, err
 	}
 	cards := make([]*identity.Card, 0, len(users))
 	for _, u := range users {
+		if c := latest[u]; st != nil && c != nil && c.UserID() == u {
+			if _, member := st.Member(u); member {
+				if err := st.CheckCard(c, m.directoryCards(ctx)); err != nil {
+					// A pinned user's substituted card is a key change;
+					// an unpinned one's is refused before it is pinned.
+					if p, perr := m.pins.Pinned(u); perr == nil && p != nil {
+						if _, kerr := m.trustLatest(ctx, u, c); kerr != nil {
+							return nil, kerr
+						}
+					}
+					return nil, fmt.Errorf("session: the directory's card of %q is not the one session %s anchors: %w", u, ID(st.ID()), err)
+				}
+			}
+		}
 		c, err := m.trustLatest(ctx, u, latest[u])
 		if err != nil {
 			return nil, err
@@ -673,21 +1189,25 @@ func (m *Manager) wrap(s *Session, n uint32, cards []*identity.Card) ([]GrantRec
 	return out, nil
 }
 
-func (m *Manager) cached(id ID) *Session {
-	s, _ := m.cachedEntry(id)
-	return s
-}
-
-func (m *Manager) cachedEntry(id ID) (*Session, time.Time) {
+func (m *Manager) cached(id ID) *cacheEntry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.byID[id]
 	if !ok {
-		return nil, time.Time{}
+		return nil
 	}
 	m.lru.MoveToFront(e)
-	ce := e.Value.(*cacheEntry)
-	return ce.s, ce.checked
+	ce := *e.Value.(*cacheEntry)
+	return &ce
+}
+
+// markSaved records that the floor of st, cached for id, is saved.
+func (m *Manager) markSaved(id ID, st *memberlog.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.byID[id]; ok && e.Value.(*cacheEntry).log == st {
+		e.Value.(*cacheEntry).unsaved = false
+	}
 }
 
 func (m *Manager) touch(id ID) {
@@ -698,20 +1218,20 @@ func (m *Manager) touch(id ID) {
 	}
 }
 
-// Preload puts sessions in the cache (for example those a restarted
-// program saved), so that they need not be fetched again. Their current
-// epoch is still checked with the [Service] before sealing.
+// Preload puts sessions' keys in the cache (for example those a restarted
+// program saved), so that messages of their epochs open without a fetch.
+// Their logs are fetched and verified before the first seal or change.
 func (m *Manager) Preload(sessions ...*Session) {
 	for _, s := range sessions {
-		m.cache(s, time.Time{})
+		m.cache(&cacheEntry{s: s})
 	}
 }
 
-// store caches s and reports it to Config.OnSession.
-func (m *Manager) store(ctx context.Context, s *Session) {
-	m.cache(s, m.now())
+// store caches e and reports its session to Config.OnSession.
+func (m *Manager) store(ctx context.Context, e *cacheEntry) {
+	m.cache(e)
 	if m.cfg.OnSession != nil {
-		m.cfg.OnSession(ctx, s)
+		m.cfg.OnSession(ctx, e.s)
 	}
 }
 
@@ -740,19 +1260,20 @@ type ctxPins struct {
 
 func (p ctxPins) Pin(card *identity.Card) error { return p.PinContext(p.ctx, card) }
 
-// cache caches s, replacing an older copy unless that one is newer.
-func (m *Manager) cache(s *Session, checked time.Time) {
+// cache caches e, replacing an older copy unless that one has a longer
+// verified log.
+func (m *Manager) cache(e *cacheEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if e, ok := m.byID[s.ID()]; ok {
-		ce := e.Value.(*cacheEntry)
-		if ce.s.Epoch() <= s.Epoch() {
-			ce.s, ce.checked = s, checked
+	if el, ok := m.byID[e.s.ID()]; ok {
+		ce := el.Value.(*cacheEntry)
+		if ce.log == nil || (e.log != nil && e.log.Seq() >= ce.log.Seq()) {
+			*ce = *e
 		}
-		m.lru.MoveToFront(e)
+		m.lru.MoveToFront(el)
 		return
 	}
-	m.byID[s.ID()] = m.lru.PushFront(&cacheEntry{s: s, checked: checked})
+	m.byID[e.s.ID()] = m.lru.PushFront(e)
 	for m.lru.Len() > m.cfg.CacheSize {
 		last := m.lru.Back()
 		m.lru.Remove(last)

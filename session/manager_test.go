@@ -22,6 +22,7 @@ func (w *world) user(t testing.TB, name string) *Manager {
 	if err := w.dir.Publish(id.Card()); err != nil {
 		t.Fatal(err)
 	}
+	w.svc.Directory = &w.dir
 	m, err := NewManager(Config{Identity: id, Service: w.svc.As(name), Directory: &w.dir, Rand: testrand.New("rand-" + name)})
 	if err != nil {
 		t.Fatal(err)
@@ -67,25 +68,30 @@ func TestManagerLifecycle(t *testing.T) {
 		t.Fatalf("non-member dave: err = %v, want ErrForbidden", err)
 	}
 
-	// A second creator converges on the existing session.
-	again, err := bob.Create(ctx, cid, []string{"alice"})
-	if err != nil || again.ID() != s.ID() {
-		t.Fatalf("second Create: %v, %v; want the existing session", again, err)
+	// A second creator does not adopt the existing session silently.
+	var exists *SessionExistsError
+	if _, err := bob.Create(ctx, cid, []string{"alice"}); !errors.As(err, &exists) || exists.ID != s.ID() {
+		t.Fatalf("second Create: %v; want a *SessionExistsError naming %s", err, s.ID())
+	}
+	if got, err := bob.OpenSession(ctx, s.ID(), cid); err != nil || got.ID() != s.ID() {
+		t.Fatalf("OpenSession: %v, %v", got, err)
 	}
 
-	// Extend: dave joins and reads the current epoch's history.
-	if err := bob.Extend(ctx, s.ID(), []string{"dave"}, false); err != nil {
+	// Extend: dave joins and reads the current epoch's history. Adding
+	// needs an admin under the default policy.
+	if err := bob.Extend(ctx, s.ID(), []string{"dave"}, false); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a member added someone: %v, want ErrForbidden", err)
+	}
+	if err := alice.Extend(ctx, s.ID(), []string{"dave"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := open(dave, "alice", "m1", m1); err != nil || got != "hello all" {
 		t.Fatalf("dave after extend: %q, %v", got, err)
 	}
 
-	// Revoke carol: a new epoch that carol never gets.
-	if err := bob.Revoke(ctx, s.ID(), []string{"carol"}); !errors.Is(err, ErrForbidden) {
-		t.Fatalf("non-admin revoke: err = %v, want ErrForbidden", err)
-	}
-	if err := alice.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
+	// Revoke carol: a new epoch that carol never gets. Any member may
+	// remove under the default policy.
+	if err := dave.Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
 		t.Fatal(err)
 	}
 	// bob's cached session is at epoch 0: sealing must notice the rotation.
@@ -239,7 +245,10 @@ func TestManagerRotatedSender(t *testing.T) {
 	}
 }
 
-func TestManagerConcurrentCreateConverges(t *testing.T) {
+// TestManagerConcurrentCreateOneWins: members creating one channel's
+// session at once: exactly one succeeds, every other gets a
+// *SessionExistsError naming the winner's session, and can open it.
+func TestManagerConcurrentCreateOneWins(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var w world
@@ -250,21 +259,36 @@ func TestManagerConcurrentCreateConverges(t *testing.T) {
 		users[i] = w.user(t, names[i])
 	}
 	ids := make([]ID, len(users))
+	errs := make([]error, len(users))
 	var wg sync.WaitGroup
 	for i, m := range users {
 		wg.Go(func() {
 			s, err := m.Create(ctx, cid, names)
-			if err != nil {
-				t.Error(err)
-				return
+			if err == nil {
+				ids[i] = s.ID()
 			}
-			ids[i] = s.ID()
+			errs[i] = err
 		})
 	}
 	wg.Wait()
-	for i := range ids {
-		if ids[i] != ids[0] {
-			t.Fatalf("creators got different sessions: %v", ids)
+	var winner ID
+	wins := 0
+	for i, err := range errs {
+		if err == nil {
+			wins++
+			winner = ids[i]
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d creators succeeded, want 1: %v", wins, errs)
+	}
+	for i, err := range errs {
+		var exists *SessionExistsError
+		if err != nil && (!errors.As(err, &exists) || exists.ID != winner) {
+			t.Fatalf("creator %d: %v, want a *SessionExistsError naming %s", i, err, winner)
+		}
+		if _, err := users[i].OpenSession(ctx, winner, cid); err != nil {
+			t.Fatalf("creator %d opens the winner's session: %v", i, err)
 		}
 	}
 }

@@ -180,6 +180,18 @@ func newEpoch(k EpochKey) *epoch {
 // MaxChannelCIDLen bounds channel CIDs (Stream's "type:id").
 const MaxChannelCIDLen = 1024
 
+// commitmentOf returns the key commitment of an epoch key (PROTOCOL.md §5),
+// as the membership log signs it.
+func commitmentOf(k EpochKey) [32]byte {
+	var out [32]byte
+	c, err := hkdf.Key(sha256.New, keyBytes(k.k.Get()), nil, labelEnvelopeCommit, 32)
+	if err != nil {
+		panic("session: hkdf: " + err.Error())
+	}
+	copy(out[:], c)
+	return out
+}
+
 // MaxEpochs bounds the number of epochs of a session: epoch numbers run
 // from 0 to MaxEpochs-1.
 const MaxEpochs = 1 << 20
@@ -207,7 +219,8 @@ type Session struct {
 
 // New creates a session for channelCID with a random [ID] and a random epoch-0
 // key, reading from rand (nil means crypto/rand; the session keeps it for
-// message nonces).
+// the keys of later epochs, see [Session.Rotate]). Message nonces always come
+// from crypto/rand.
 func New(rnd io.Reader, channelCID string) (*Session, error) {
 	if err := checkCID(channelCID); err != nil {
 		return nil, err
@@ -228,8 +241,9 @@ func New(rnd io.Reader, channelCID string) (*Session, error) {
 
 // FromKeys rebuilds a session from epoch keys, typically those of opened
 // grants. keys must not be empty; the newest epoch becomes current. rand is
-// kept for message nonces (nil means crypto/rand); it must be safe for
-// concurrent use if the session is.
+// kept for the keys of later epochs (nil means crypto/rand); it must be safe
+// for concurrent use if the session is. Message nonces always come from
+// crypto/rand.
 func FromKeys(rnd io.Reader, id ID, channelCID string, keys map[uint32]EpochKey) (*Session, error) {
 	if err := checkCID(channelCID); err != nil {
 		return nil, err

@@ -2,7 +2,7 @@ package twoman
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,11 +170,24 @@ func (p PasswordParams) check() error {
 	return nil
 }
 
-// derive returns the lookup secret and the encryption key for a passphrase.
-func (p PasswordParams) derive(userID, passphrase string) (lookup, key []byte) {
-	salt := sha256.Sum256([]byte(labelPassword + "\x00" + userID))
-	out := argon2.IDKey([]byte(passphrase), salt[:16], p.Time, p.Memory, p.Threads, 64)
+// derive returns the lookup secret and the encryption key for a passphrase
+// under a backup's salt. Argon2id's salt is label ‖ 0x00 ‖ salt ‖ user ID:
+// the random salt makes every save (and every deployment) need its own
+// guesses, and the user ID keeps an SSKS that serves one salt to every
+// user from testing the lookup secrets of all of them against one table.
+func (p PasswordParams) derive(userID string, salt []byte, passphrase string) (lookup, key []byte) {
+	s := make([]byte, 0, len(labelPassword)+1+len(salt)+len(userID))
+	s = append(append(append(append(s, labelPassword...), 0), salt...), userID...)
+	out := argon2.IDKey([]byte(passphrase), s, p.Time, p.Memory, p.Threads, 64)
 	return out[:32], out[32:]
+}
+
+// newPasswordSalt returns a fresh salt for a password backup, from
+// crypto/rand.
+func newPasswordSalt() []byte {
+	salt := make([]byte, wire.PasswordSaltSize)
+	rand.Read(salt) // never fails (Go 1.24)
+	return salt
 }
 
 // ErrWeakPasswordParams is returned when password-backup parameters (served
@@ -200,8 +213,8 @@ func passwordBlob(userID string, key []byte, id *identity.Identity) ([]byte, err
 }
 
 // SavePassword stores a password-protected backup of id: the passphrase
-// derives (Argon2id, params) a lookup secret the SSKS checks and a key it
-// never sees. Creating a backup needs a challenge session for the user (s,
+// derives (Argon2id, params, and a salt drawn from crypto/rand at every
+// save) a lookup secret the SSKS checks and a key it never sees. Creating a backup needs a challenge session for the user (s,
 // answered with code when it must authenticate); params nil means
 // [DefaultPasswordParams].
 func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase string, id *identity.Identity, params *PasswordParams) error {
@@ -210,14 +223,14 @@ func (c *Client) SavePassword(ctx context.Context, s *Session, code, passphrase 
 
 // ChangePassword replaces the passphrase of a backup, proving knowledge of
 // the old one instead of answering a challenge, and stores id under the new
-// one. A wrong old passphrase returns an *APIError that matches
-// ErrWrongPassphrase.
+// one, under a fresh salt. A wrong old passphrase, or a user without a
+// backup, returns an *APIError that matches ErrWrongPassphrase.
 func (c *Client) ChangePassword(ctx context.Context, oldPassphrase, newPassphrase string, id *identity.Identity, params *PasswordParams) error {
-	old, err := c.passwordParams(ctx, id.UserID())
+	old, salt, err := c.passwordParams(ctx, id.UserID())
 	if err != nil {
 		return err
 	}
-	oldLookup, oldKey := old.derive(id.UserID(), oldPassphrase)
+	oldLookup, oldKey := old.derive(id.UserID(), salt, oldPassphrase)
 	clear(oldKey)
 	return c.storePassword(ctx, wire.PasswordStoreRequest{OldLookup: oldLookup}, id, newPassphrase, params)
 }
@@ -236,50 +249,60 @@ func (c *Client) storePassword(ctx context.Context, req wire.PasswordStoreReques
 	if !p.atLeast(c.minParams) {
 		return fmt.Errorf("%w: %d passes over %d KiB; this client retrieves backups of at least %d passes over %d KiB", ErrWeakPasswordParams, p.Time, p.Memory, c.minParams.Time, c.minParams.Memory)
 	}
-	lookup, key := p.derive(id.UserID(), passphrase)
+	salt := newPasswordSalt()
+	lookup, key := p.derive(id.UserID(), salt, passphrase)
 	defer clear(key)
 	blob, err := passwordBlob(id.UserID(), key, id)
 	if err != nil {
 		return err
 	}
 	pj, _ := json.Marshal(p)
-	req.UserID, req.Lookup, req.Params, req.Blob = id.UserID(), lookup, pj, blob
+	req.UserID, req.Lookup, req.Params, req.Salt, req.Blob = id.UserID(), lookup, pj, salt, blob
 	return c.post(ctx, "/v1/password/store", req, nil)
 }
 
-func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordParams, error) {
+// passwordParams returns the parameters and the salt the SSKS serves for a
+// user's password backup. It answers for a user without one too (default
+// parameters and a salt of its own), so that the answer does not tell
+// whether a backup exists: the lookup secret derived from it is refused
+// like a wrong passphrase.
+func (c *Client) passwordParams(ctx context.Context, userID string) (PasswordParams, []byte, error) {
 	var resp wire.PasswordParamsResponse
 	if err := c.post(ctx, "/v1/password/params", wire.PasswordParamsRequest{UserID: userID}, &resp); err != nil {
-		return PasswordParams{}, err
-	}
-	if resp.Params == nil {
-		return PasswordParams{}, &APIError{Status: http.StatusNotFound, Code: CodeNoIdentity, Message: "no password backup for this user"}
+		return PasswordParams{}, nil, err
 	}
 	var p PasswordParams
 	if err := json.Unmarshal(resp.Params, &p); err != nil {
-		return PasswordParams{}, fmt.Errorf("twoman: malformed password parameters: %w", err)
+		return PasswordParams{}, nil, fmt.Errorf("twoman: malformed password parameters: %w", err)
 	}
 	if err := p.check(); err != nil {
-		return PasswordParams{}, err
+		return PasswordParams{}, nil, err
 	}
 	if !p.atLeast(c.minParams) {
 		// Deriving under these would hand the SSKS a lookup secret
 		// cheaper to attack than the client's floor.
-		return PasswordParams{}, fmt.Errorf("%w: the SSKS serves %d passes over %d KiB", ErrWeakPasswordParams, p.Time, p.Memory)
+		return PasswordParams{}, nil, fmt.Errorf("%w: the SSKS serves %d passes over %d KiB", ErrWeakPasswordParams, p.Time, p.Memory)
 	}
-	return p, nil
+	if len(resp.Salt) != wire.PasswordSaltSize {
+		// Without its random salt a lookup secret is the same in every
+		// deployment: one precomputed table would serve them all.
+		return PasswordParams{}, nil, fmt.Errorf("twoman: malformed password parameters: a %d-byte salt, want %d", len(resp.Salt), wire.PasswordSaltSize)
+	}
+	return p, resp.Salt, nil
 }
 
 // RetrievePassword recovers an identity from its password backup. A wrong
 // passphrase returns an *APIError that matches ErrWrongPassphrase; the SSKS
 // counts it and locks the backup after repeated failures (CodeLocked,
-// matching ErrRateLimited).
+// matching ErrRateLimited). A user without a backup gets the same
+// ErrWrongPassphrase, after the same derivation: the SSKS does not tell
+// who has a backup.
 func (c *Client) RetrievePassword(ctx context.Context, userID, passphrase string) (*identity.Identity, error) {
-	p, err := c.passwordParams(ctx, userID)
+	p, salt, err := c.passwordParams(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	lookup, key := p.derive(userID, passphrase)
+	lookup, key := p.derive(userID, salt, passphrase)
 	defer clear(key)
 	var resp wire.PasswordRetrieveResponse
 	if err := c.post(ctx, "/v1/password/retrieve", wire.PasswordRetrieveRequest{UserID: userID, Lookup: lookup}, &resp); err != nil {

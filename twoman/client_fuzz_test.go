@@ -33,7 +33,7 @@ func FuzzClientResponses(f *testing.F) {
 	}
 	good, _ := json.Marshal(wire.RetrieveResponse{Blob: blob})
 	params, _ := json.Marshal(DefaultPasswordParams)
-	pp, _ := json.Marshal(wire.PasswordParamsResponse{Params: params})
+	pp, _ := json.Marshal(wire.PasswordParamsResponse{Params: params, Salt: bytes.Repeat([]byte{7}, wire.PasswordSaltSize)})
 	for _, seed := range []struct {
 		status uint16
 		body   string
@@ -77,9 +77,9 @@ func FuzzClientResponses(f *testing.F) {
 		if err == nil && !isFuzzIdentity(got) {
 			t.Fatalf("RetrieveIdentity accepted an identity that was never saved")
 		}
-		if p, err := c.passwordParams(ctx, "alice"); err == nil {
-			if p.check() != nil {
-				t.Fatalf("passwordParams accepted out-of-bounds parameters %+v", p)
+		if p, salt, err := c.passwordParams(ctx, "alice"); err == nil {
+			if p.check() != nil || len(salt) != wire.PasswordSaltSize {
+				t.Fatalf("passwordParams accepted out-of-bounds parameters %+v or a %d-byte salt", p, len(salt))
 			}
 		}
 		c.DeleteIdentity(ctx, sess, "12345678")

@@ -30,8 +30,8 @@
 // Password backups ([Client.SavePassword], [Client.RetrievePassword],
 // [Client.ChangePassword]) derive a lookup secret and an encryption key from
 // the passphrase with Argon2id ([PasswordParams], stored with the backup and
-// bounded); the SSKS checks the lookup secret and locks the backup after
-// repeated failures.
+// bounded) under a salt drawn from crypto/rand at every save; the SSKS
+// checks the lookup secret and locks the backup after repeated failures.
 //
 // This package is what a device links: it imports no database driver, no
 // metrics and no server code. [APIError] carries the SSKS's stable error

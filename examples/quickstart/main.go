@@ -25,10 +25,8 @@ func main() {
 
 func run(out io.Writer) error {
 	ctx := context.Background()
-	var (
-		dir session.MemoryDirectory // where cards are published
-		svc session.MemoryService   // where sessions and grants are stored
-	)
+	var dir session.MemoryDirectory               // where cards are published
+	svc := session.MemoryService{Directory: &dir} // where membership logs and grants are stored
 	// The channel's members as the application knows them (Stream's member
 	// list in a real deployment): the managers check the key service's
 	// view of membership against it.

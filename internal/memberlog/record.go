@@ -3,6 +3,7 @@ package memberlog
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/protosign"
 )
 
 // Format constants. Every record starts with Version and a record type.
@@ -393,21 +395,15 @@ func (c *Change) marshal() ([]byte, error) {
 	return out, err
 }
 
-// Signer signs log records: an *identity.Identity.
-type Signer interface {
-	UserID() string
-	Generation() uint32
-	Sign(purpose string, msg []byte) []byte
-}
-
-func sign(s Signer, body []byte) []byte {
-	sig := s.Sign(labelSign, body)
-	return append(body, sig...)
+// sign appends s's signature of body under the protocol's purpose
+// veil/v1/log, which identity.Identity.Sign refuses to applications.
+func sign(s *identity.Identity, body []byte) []byte {
+	return append(body, protosign.Sign(s, labelSign, body)...)
 }
 
 // SignGenesis encodes g, signed by its creator s. g.Creator and
 // g.CreatorGen must be s's.
-func SignGenesis(s Signer, g *Genesis) ([]byte, error) {
+func SignGenesis(s *identity.Identity, g *Genesis) ([]byte, error) {
 	if g.Creator != s.UserID() || g.CreatorGen != s.Generation() {
 		return nil, errors.New("memberlog: the genesis's creator is not the signer")
 	}
@@ -420,7 +416,7 @@ func SignGenesis(s Signer, g *Genesis) ([]byte, error) {
 
 // SignChange encodes c, signed by its actor s. c.Actor and c.ActorGen must
 // be s's.
-func SignChange(s Signer, c *Change) ([]byte, error) {
+func SignChange(s *identity.Identity, c *Change) ([]byte, error) {
 	if c.Actor != s.UserID() || c.ActorGen != s.Generation() {
 		return nil, errors.New("memberlog: the change's actor is not the signer")
 	}
@@ -565,15 +561,25 @@ func parseChange(s *cryptobyte.String) (*Change, error) {
 // rosterDigest is SHA-256(label ‖ 0x00 ‖ u8 policy ‖ u32 n ‖ entries), the
 // entries sorted by user ID bytes.
 func rosterDigest(policy Policy, roster []Member) [HashSize]byte {
-	var b cryptobyte.Builder
-	b.AddBytes([]byte(labelRoster))
-	b.AddUint8(0)
-	b.AddUint8(uint8(policy))
-	b.AddUint32(uint32(len(roster)))
+	h := sha256.New()
+	// One entry at a time through a reused buffer: the roster can be
+	// 10,000 members, hashed on every record.
+	buf := make([]byte, 0, 1+255+4+HashSize+1)
+	buf = append(buf, labelRoster...)
+	buf = append(buf, 0, byte(policy))
+	buf = binary.BigEndian.AppendUint32(buf, uint32(len(roster)))
+	h.Write(buf)
 	for _, m := range roster {
-		addMember(&b, m)
+		buf = append(buf[:0], byte(len(m.UserID)))
+		buf = append(buf, m.UserID...)
+		buf = binary.BigEndian.AppendUint32(buf, m.Anchor.Generation)
+		buf = append(buf, m.Anchor.Fingerprint[:]...)
+		buf = append(buf, byte(m.Role))
+		h.Write(buf)
 	}
-	return sha256.Sum256(b.BytesOrPanic())
+	var out [HashSize]byte
+	h.Sum(out[:0])
+	return out
 }
 
 // sortMembers sorts members by user ID bytes, in place.

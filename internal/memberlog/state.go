@@ -134,30 +134,68 @@ func stateOf(r *Record) *State {
 // verifySig checks r's signature under user's card of generation gen,
 // reached from the anchor by a chain of cards.
 func verifySig(seq int64, r *Record, user string, anchor Anchor, gen uint32, cards CardSource) error {
+	card, err := anchored(seq, user, anchor, gen, cards)
+	if err != nil {
+		return err
+	}
+	if !card.Verify(labelSign, r.signed(), r.Signature[:]) {
+		return invalid(seq, "bad signature")
+	}
+	return nil
+}
+
+// anchored returns user's card of generation gen, reached from the anchor
+// by a chain of cards.
+func anchored(seq int64, user string, anchor Anchor, gen uint32, cards CardSource) (*identity.Card, error) {
 	// Refused before the source is asked for billions of cards.
 	if gen >= identity.MaxGenerations {
-		return invalid(seq, "signed with a card generation no card has")
+		return nil, invalid(seq, "signed with a card generation no card has")
 	}
 	if gen < anchor.Generation {
-		return invalid(seq, "signed with a card generation older than the signer's anchor")
+		return nil, invalid(seq, "signed with a card generation older than the signer's anchor")
 	}
 	chain, err := cards(user, anchor, gen)
 	if err != nil {
-		return fmt.Errorf("memberlog: the cards of %q: %w", user, err)
+		return nil, fmt.Errorf("memberlog: the cards of %q: %w", user, err)
 	}
 	if len(chain) != int(gen-anchor.Generation)+1 || AnchorOf(chain[0]) != anchor {
-		return invalid(seq, "the signer's cards do not start at its anchor")
+		return nil, invalid(seq, "the signer's cards do not start at its anchor")
 	}
 	if chain[len(chain)-1].Generation() != gen || chain[0].UserID() != user {
-		return invalid(seq, "the signer's cards are not its cards of that generation")
+		return nil, invalid(seq, "the signer's cards are not its cards of that generation")
 	}
 	if len(chain) > 1 {
 		if err := identity.VerifyChain(chain); err != nil {
-			return invalid(seq, "the signer's cards do not chain from its anchor")
+			return nil, invalid(seq, "the signer's cards do not chain from its anchor")
 		}
 	}
-	if !chain[len(chain)-1].Verify(labelSign, r.signed(), r.Signature[:]) {
-		return invalid(seq, "bad signature")
+	return chain[len(chain)-1], nil
+}
+
+// CheckCard reports whether card is a card of a member of s: the card of
+// the member's anchor or one chaining forward from it, resolved through
+// cards (which, like a CardSource, may be an untrusted directory). A
+// client wraps a key only for such a card: the anchor is what whoever
+// added the member verified, so a directory cannot substitute a key for a
+// member the client never saw. It returns an error matching ErrInvalid
+// when the card is not the member's.
+func (s *State) CheckCard(card *identity.Card, cards CardSource) error {
+	m, ok := s.Member(card.UserID())
+	if !ok {
+		return invalid(-1, "%q is not a member", card.UserID())
+	}
+	if card.Generation() == m.Anchor.Generation {
+		if AnchorOf(card) != m.Anchor {
+			return invalid(-1, "the card of %q is not the one its anchor names", card.UserID())
+		}
+		return nil
+	}
+	last, err := anchored(-1, m.UserID, m.Anchor, card.Generation(), cards)
+	if err != nil {
+		return err
+	}
+	if !last.SameKeys(card) {
+		return invalid(-1, "the card of %q does not chain from its anchor", card.UserID())
 	}
 	return nil
 }
@@ -313,7 +351,7 @@ func applyOps(roster []Member, policy Policy, actor Member, ops []Op, newEpoch b
 // creator (an admin, anchored to its current card) and members (each with
 // its anchor and role), the policy, and the commitment of epoch 0's key.
 // nonce must be random. It returns the record and the State it starts.
-func NewGenesis(creator Signer, creatorCard *identity.Card, channelCID string, members []Member, policy Policy, commitment [HashSize]byte, nonce [NonceSize]byte, now uint64) ([]byte, *State, error) {
+func NewGenesis(creator *identity.Identity, creatorCard *identity.Card, channelCID string, members []Member, policy Policy, commitment [HashSize]byte, nonce [NonceSize]byte, now uint64) ([]byte, *State, error) {
 	if creatorCard.UserID() != creator.UserID() || creatorCard.Generation() != creator.Generation() {
 		return nil, nil, errors.New("memberlog: the creator's card is not the signer's")
 	}
@@ -341,7 +379,7 @@ func NewGenesis(creator Signer, creatorCard *identity.Card, channelCID string, m
 // a new epoch with the given key commitment when newEpoch. It checks the
 // record against the log's rules first, so an honest client never signs a
 // record readers refuse. It returns the record and the State after it.
-func (s *State) NewChange(actor Signer, ops []Op, newEpoch bool, commitment [HashSize]byte, now uint64) ([]byte, *State, error) {
+func (s *State) NewChange(actor *identity.Identity, ops []Op, newEpoch bool, commitment [HashSize]byte, now uint64) ([]byte, *State, error) {
 	me, ok := s.Member(actor.UserID())
 	if !ok {
 		return nil, nil, fmt.Errorf("memberlog: %q is not a member", actor.UserID())

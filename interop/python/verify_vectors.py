@@ -32,12 +32,9 @@ import struct
 import sys
 
 try:
-    from cryptography.exceptions import InvalidSignature, InvalidTag
+    from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric import x25519
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 except ImportError:  # pragma: no cover
     print("verify_vectors: the Python 'cryptography' package is not installed; skipped")
@@ -144,12 +141,160 @@ def ed25519_sign(seed, msg):
     return Ed25519PrivateKey.from_private_bytes(seed).sign(msg)
 
 
+# Ed25519 verification (section 2) is ZIP 215, written here from its rules:
+# the curve -x^2 + y^2 = 1 + d x^2 y^2 over GF(p), points in extended
+# coordinates (X, Y, Z, T) with x = X/Z, y = Y/Z, x y = T/Z (RFC 8032 5.1.4).
+
+ED_P = 2**255 - 19
+ED_L = 2**252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+ED_SQRT_M1 = pow(2, (ED_P - 1) // 4, ED_P)
+ED_IDENTITY = (0, 1, 1, 0)
+
+
+def ed_add(P, Q):
+    """P + Q; the formula is complete, so it also doubles."""
+    x1, y1, z1, t1 = P
+    x2, y2, z2, t2 = Q
+    a = (y1 - x1) * (y2 - x2) % ED_P
+    b = (y1 + x1) * (y2 + x2) % ED_P
+    c = 2 * t1 * t2 * ED_D % ED_P
+    d = 2 * z1 * z2 % ED_P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % ED_P, g * h % ED_P, f * g % ED_P, e * h % ED_P)
+
+
+def ed_neg(P):
+    x, y, z, t = P
+    return (-x % ED_P, y, z, -t % ED_P)
+
+
+def ed_double(P):
+    x, y, z, _ = P
+    a, b, c = x * x % ED_P, y * y % ED_P, 2 * z * z % ED_P
+    h = a + b
+    e, g = h - (x + y) * (x + y), a - b
+    f = c + g
+    return (e * f % ED_P, g * h % ED_P, f * g % ED_P, e * h % ED_P)
+
+
+def ed_mul(k, P):
+    """[k]P for 0 <= k < 2^256, four bits at a time."""
+    table = [ED_IDENTITY, P]
+    for _ in range(14):
+        table.append(ed_add(table[-1], P))
+    Q = ED_IDENTITY
+    for i in range(252, -1, -4):
+        Q = ed_double(ed_double(ed_double(ed_double(Q))))
+        Q = ed_add(Q, table[(k >> i) & 15])
+    return Q
+
+
+def ed_is_identity(P):
+    x, y, z, _ = P
+    return x % ED_P == 0 and (y - z) % ED_P == 0
+
+
+def ed_decode(b):
+    """ZIP 215 point decoding: RFC 8032 5.1.3, except that y may be >= p (it
+    is taken modulo p) and x = 0 with the sign bit set is accepted (as x = 0).
+    None if no x exists for y."""
+    if len(b) != 32:
+        return None
+    n = int.from_bytes(b, "little")
+    sign, y = n >> 255, (n & ((1 << 255) - 1)) % ED_P
+    u, v = (y * y - 1) % ED_P, (ED_D * y * y + 1) % ED_P
+    x = u * pow(v, 3, ED_P) * pow(u * pow(v, 7, ED_P), (ED_P - 5) // 8, ED_P) % ED_P
+    if v * x * x % ED_P == (-u) % ED_P:
+        x = x * ED_SQRT_M1 % ED_P
+    if v * x * x % ED_P != u:
+        return None
+    if x & 1 != sign:
+        x = -x % ED_P
+    return (x, y, 1, x * y % ED_P)
+
+
+def ed_encode(P):
+    x, y, z, _ = P
+    zi = pow(z, ED_P - 2, ED_P)
+    x, y = x * zi % ED_P, y * zi % ED_P
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+ED_B = ed_decode((4 * pow(5, ED_P - 2, ED_P) % ED_P).to_bytes(32, "little"))
+
+
+def ed_fixed_table(P):
+    """[j * 16^i]P for i < 64, j < 16: [k]P is then 64 additions."""
+    rows = []
+    for _ in range(64):
+        row = [ED_IDENTITY, P]
+        for _ in range(14):
+            row.append(ed_add(row[-1], P))
+        rows.append(row)
+        P = ed_add(row[15], P)
+    return rows
+
+
+def ed_mul_fixed(k, table):
+    Q = ED_IDENTITY
+    for i in range(64):
+        Q = ed_add(Q, table[i][(k >> (4 * i)) & 15])
+    return Q
+
+
+ED_B_TABLE = ed_fixed_table(ED_B)
+
+
+def ed_mul_base(s):
+    return ed_mul_fixed(s, ED_B_TABLE)
+
+
+# Speed only: the keys seen more than once get a table of their own.
+_KEY_SEEN, _KEY_TABLES = set(), {}
+
+
+def ed_mul_key(k, A, pub):
+    if pub in _KEY_TABLES:
+        return ed_mul_fixed(k, _KEY_TABLES[pub])
+    if pub in _KEY_SEEN and len(_KEY_TABLES) < 256:
+        _KEY_TABLES[pub] = ed_fixed_table(A)
+        return ed_mul_fixed(k, _KEY_TABLES[pub])
+    _KEY_SEEN.add(pub)
+    return ed_mul(k, A)
+
+
 def ed25519_verify(pub, sig, msg):
-    try:
-        Ed25519PublicKey.from_public_bytes(pub).verify(sig, msg)
-        return True
-    except (InvalidSignature, ValueError):
+    """ZIP 215: S < L, A and R decode (non-canonical encodings allowed), and
+    [8][S]B = [8]R + [8][k]A with k = SHA-512(R || A || msg) mod L over the
+    encodings as given."""
+    if len(pub) != 32 or len(sig) != 64:
         return False
+    A, R = ed_decode(pub), ed_decode(sig[:32])
+    s = int.from_bytes(sig[32:], "little")
+    if A is None or R is None or s >= ED_L:
+        return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + pub + msg).digest(), "little") % ED_L
+    Q = ed_add(ed_mul_base(s), ed_neg(ed_add(R, ed_mul_key(k, A, pub))))
+    return ed_is_identity(ed_double(ed_double(ed_double(Q))))
+
+
+def ed25519_verify_cofactorless(pub, sig, msg):
+    """RFC 8032 5.1.7 without the factor 8, R compared byte for byte (what
+    Go's crypto/ed25519 does). Not Veil's rule: only to check the vectors'
+    informative "cofactorless" field."""
+    A, s = ed_decode(pub), int.from_bytes(sig[32:], "little")
+    if A is None or s >= ED_L:
+        return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + pub + msg).digest(), "little") % ED_L
+    return ed_encode(ed_add(ed_mul_base(s), ed_neg(ed_mul(k, A)))) == sig[:32]
+
+
+def valid_signing_key(pub):
+    """Section 4.2: a card's signing key is the canonical encoding of a point
+    that is not of small order."""
+    A = ed_decode(pub)
+    return A is not None and ed_encode(A) == pub and not ed_is_identity(ed_double(ed_double(ed_double(A))))
 
 
 def x25519_base(scalar):
@@ -565,6 +710,8 @@ def parse_card(b):
     if len(sk) != 32 or len(rec) != rl or len(self_sig) != 64 or off != len(b) \
             or (prev_sig is not None and len(prev_sig) != 64):
         raise Reject("card: size")
+    if not valid_signing_key(sk):
+        raise Reject("card: signing key of small order or not canonically encoded")
     if not valid_age_recipient(kind, rec):
         raise Reject("card: recipient")
     if not ed25519_verify(sk, self_sig, signed(LABEL_CARD, body)):
@@ -619,8 +766,9 @@ def parse_export(text):
     if len(text.encode("utf-8")) > MAX_EXPORT:
         raise Reject("export: too large")
     seen_identity, user, gens, pending = False, None, [], None
-    for ln in text.split("\n"):
-        if ln.endswith("\r"):
+    lines = text.split("\n")
+    for i, ln in enumerate(lines):
+        if ln.endswith("\r") and i < len(lines) - 1:  # a CR only before an LF
             ln = ln[:-1]
         if ln == "" or (ln.startswith("#") and not ln.startswith("# veil-")):
             continue
@@ -702,14 +850,17 @@ def unpad(padded):
     return pt
 
 
-def context_bytes(cid, mid, sender, parent):
+def context_bytes(cid, mid, sender, parent, quoted, revision):
+    """§6.2: the five strings, each len16-prefixed, then u32(revision)."""
     for f in (cid, mid, sender):
         if not f:
             raise Reject("context: empty field")
-    for f in (cid, mid, sender, parent):
+    for f in (cid, mid, sender, parent, quoted):
         if len(f) > 1024:
             raise Reject("context: field too long")
-    return lp16(cid) + lp16(mid) + lp16(sender) + lp16(parent)
+    if not 0 <= revision < 1 << 32:
+        raise Reject("context: revision out of range")
+    return lp16(cid) + lp16(mid) + lp16(sender) + lp16(parent) + lp16(quoted) + struct.pack(">I", revision)
 
 
 def seal_envelope(session_id, epoch, k, sender_seed, sender_gen, ctx, pt, nonce):
@@ -727,7 +878,7 @@ def open_envelope(env, ctx_fields, session, cards):
         raise Reject("envelope: version/size")
     sid, epoch, gen = env[1:17], u32(env[17:21]), u32(env[21:25])
     com, nonce = env[25:57], env[57:81]
-    cid, mid, sender, parent = ctx_fields
+    cid, mid, sender = ctx_fields[:3]
     if not ct_eq(sid, session["id"]) or cid != session["cid"]:
         raise Reject("envelope: session")
     if epoch not in session["keys"]:
@@ -738,12 +889,41 @@ def open_envelope(env, ctx_fields, session, cards):
     card = cards.get((sender, gen))
     if card is None:
         raise Reject("envelope: no card")
-    ad = env[:81] + context_bytes(cid, mid, sender, parent)
+    ad = env[:81] + context_bytes(*ctx_fields)
     inner = xchacha20poly1305_open(mk, nonce, env[81:], ad)
     padded, sig = inner[:-64], inner[-64:]
     if not ed25519_verify(card["signing_key"], sig, signed(LABEL_ENVELOPE, ad + padded)):
         raise Reject("envelope: signature")
     return unpad(padded), len(padded)
+
+
+class Stale(Exception):
+    """§6.5: an authenticated envelope older than the revision kept."""
+
+
+class Equivocation(Exception):
+    """§6.5: an authenticated envelope of the revision kept, with other bytes."""
+
+
+class RevisionReader:
+    """§6.5's revision rule over open_envelope: per (session ID, message ID),
+    the highest revision opened and the SHA-256 of that envelope."""
+
+    def __init__(self):
+        self.kept = {}
+
+    def open(self, env, ctx_fields, session, cards):
+        pt = open_envelope(env, ctx_fields, session, cards)  # authenticate first
+        key, rev, h = (session["id"], ctx_fields[1]), ctx_fields[5], hashlib.sha256(env).digest()
+        kept = self.kept.get(key)
+        if kept is not None:
+            if rev < kept[0]:
+                raise Stale("revision %d after %d" % (rev, kept[0]))
+            if rev == kept[0] and h != kept[1]:
+                raise Equivocation("two envelopes of revision %d" % rev)
+        if kept is None or rev > kept[0]:
+            self.kept[key] = (rev, h)
+        return pt
 
 
 def envelope_text(env):
@@ -1335,6 +1515,22 @@ def main():
     R.eq(81 + 64 + 16, 161, "section 6.1: envelope overhead")
     R.eq(bech32_decode(bech32_encode("age", b"\x01" * 32))[1], b"\x01" * 32, "bech32 round trip")
 
+    # ---------------------------------------------------------------- Ed25519
+    R.group("ed25519 (ZIP 215)")
+    R.eq(ed_encode(ED_B).hex(), "5866666666666666666666666666666666666666666666666666666666666666",
+         "the base point B encodes as RFC 8032 gives it")
+    R.check(ed_is_identity(ed_mul_base(ED_L)) and ed_is_identity(ed_mul(ED_L, ED_B)), "[L]B is the identity")
+    R.check(ed_encode(ed_mul(12345, ED_B)) == ed_encode(ed_mul_base(12345)), "the two scalar multiplications agree")
+    disagree = 0
+    for i, v in enumerate(load("ed25519.json")):
+        tag = "ed25519[%d] %s" % (i, v["comment"])
+        pub, msg, sig = (bytes.fromhex(v[f]) for f in ("public_key", "message", "signature"))
+        R.eq(ed25519_verify(pub, sig, msg), v["valid"], tag + ": ZIP 215 verification")
+        R.eq(ed25519_verify_cofactorless(pub, sig, msg), v["cofactorless"], tag + ": cofactorless verification")
+        R.eq(valid_signing_key(pub), v["card_key"], tag + ": a card may carry the key")
+        disagree += v["valid"] != v["cofactorless"]
+    R.check(disagree > 0, "ed25519.json has signatures on which the cofactored and cofactorless rules disagree")
+
     # ---------------------------------------------------------------- identities
     ids = load("identities.json")
     cards_by = {}
@@ -1525,7 +1721,9 @@ def main():
         R.eq(env[25:57], com, tag + ": header commitment")
         R.eq(env[57:81].hex(), v["nonce"], tag + ": header nonce")
         fields = (v["channel_cid"].encode(), v["message_id"].encode(), v["sender_id"].encode(),
-                  v["parent_id"].encode())
+                  v["parent_id"].encode(), v["quoted_id"].encode(), v["revision"])
+        R.eq(env[:81] + context_bytes(*fields), bytes.fromhex(v["associated_data"]),
+             tag + ": associated data = header || context")
         session = dict(id=sid, cid=fields[0], keys={v["epoch"]: K})
         cards = {(card["user_id"], card["generation"]): card}
         pt_want = bytes.fromhex(v["plaintext_hex"])
@@ -1551,12 +1749,18 @@ def main():
             R.rejects(lambda: open_envelope(flip(env, off), fields, session, cards), tag + ": flipped " + what)
         R.rejects(lambda: open_envelope(env[:-1], fields, session, cards), tag + ": truncated")
         R.rejects(lambda: open_envelope(env + b"\x00", fields, session, cards), tag + ": extended")
-        for j, name in enumerate(["channel CID", "message ID", "sender ID", "parent ID"]):
+        for j, name in enumerate(["channel CID", "message ID", "sender ID", "parent ID", "quoted ID"]):
             f2 = list(fields)
             f2[j] = f2[j] + b"x"
             s2 = dict(session, cid=f2[0]) if j == 0 else session
             c2 = {(f2[2], card["generation"]): card} if j == 2 else cards
             R.rejects(lambda: open_envelope(env, tuple(f2), s2, c2), tag + ": context " + name + " changed")
+        if fields[4]:
+            R.rejects(lambda: open_envelope(env, fields[:4] + (b"", fields[5]), session, cards),
+                      tag + ": context quoted ID removed")
+        for rev in {fields[5] + 1, fields[5] ^ 0x80000000, fields[5] - 1 if fields[5] else 1 << 24}:
+            R.rejects(lambda: open_envelope(env, fields[:5] + (rev,), session, cards),
+                      tag + ": context revision changed to %d" % rev)
         R.rejects(lambda: open_envelope(env, fields, dict(session, cid=b"other"), cards), tag + ": session of another channel")
         R.rejects(lambda: open_envelope(env, fields, dict(session, keys={v["epoch"]: flip(K, 0)}), cards),
                   tag + ": wrong epoch key (commitment)")
@@ -1579,6 +1783,51 @@ def main():
                 R.rejects(lambda: open_envelope(bad, fields, session, cards), tag + ": " + name)
 
     # ---------------------------------------------------------------- grants
+    R.group("envelopes: revisions (self-made)")
+    # Re-seal the first vector whose sender's seed is known as revisions of
+    # one message, with nonces of its own, and replay them at a reader.
+    v = next(x for x in load("envelopes.json")
+             if (x["sender_id"].encode(), parse_card(bytes.fromhex(x["sender_card"]))["generation"]) in seeds)
+    card = parse_card(bytes.fromhex(v["sender_card"]))
+    seed, K, sid = seeds[(card["user_id"], card["generation"])], bytes.fromhex(v["epoch_key"]), bytes.fromhex(v["session_id"])
+    session = dict(id=sid, cid=v["channel_cid"].encode(), keys={v["epoch"]: K})
+    cards = {(card["user_id"], card["generation"]): card}
+
+    def revision(rev, variant=0, mid=b"msg-rev"):
+        fields = (v["channel_cid"].encode(), mid, v["sender_id"].encode(), b"", b"", rev)
+        nonce = hashlib.sha256(b"revision %d %d" % (rev, variant)).digest()[:24]
+        text = b"revision %d" % rev
+        return seal_envelope(sid, v["epoch"], K, seed, card["generation"], context_bytes(*fields), text, nonce), fields
+
+    def outcome(fn):
+        try:
+            fn()
+            return "opens"
+        except Reject:
+            return "rejected"
+        except Stale:
+            return "stale"
+        except Equivocation:
+            return "equivocation"
+
+    reader = RevisionReader()
+    r0, r1, r1b, r2, r3 = revision(0), revision(1), revision(1, 1), revision(2), revision(3)
+    forged0 = (flip(r0[0], len(r0[0]) - 1), r0[1])
+    forged3 = (flip(r3[0], len(r3[0]) - 1), r3[1])
+    for name, (env, fields), want in [
+            ("revision 1 of a new message", r1, "opens"),
+            ("revision 0 after 1", r0, "stale"),
+            ("revision 1 again, same envelope", r1, "opens"),
+            ("another envelope of revision 1", r1b, "equivocation"),
+            ("revision 0 that does not authenticate: the opaque error, not stale", forged0, "rejected"),
+            ("revision 3 that does not authenticate", forged3, "rejected"),
+            ("revision 2 after a forged revision 3: nothing kept changed", r2, "opens"),
+            ("revision 1 after 2", r1, "stale"),
+            ("revision 0 of another message ID", revision(0, 0, b"msg-other"), "opens"),
+            ("revision 3", r3, "opens"),
+            ("revision 2 after 3", r2, "stale")]:
+        R.eq(outcome(lambda: reader.open(env, fields, session, cards)), want, "revision rule: " + name)
+
     R.group("grants")
     stanza_kinds = []
     for i, v in enumerate(load("grants.json")):
@@ -1853,7 +2102,7 @@ def open_rejection(v):
         e = v["envelope_context"]
         card = parse_card(bytes.fromhex(e["sender_card"]))
         fields = (e["channel_cid"].encode(), e["message_id"].encode(), e["sender_id"].encode(),
-                  e["parent_id"].encode())
+                  e["parent_id"].encode(), e["quoted_id"].encode(), e["revision"])
         session = dict(id=bytes.fromhex(e["session_id"]), cid=fields[0],
                        keys={e["epoch"]: bytes.fromhex(e["epoch_key"])})
         env = parse_envelope_text(v["input_text"]) if c == "text" else bytes.fromhex(v["input"])
@@ -1870,7 +2119,7 @@ def open_rejection(v):
     raise ValueError("unknown construction %r" % c)
 
 
-MAX_WORK_FACTOR = 22
+MAX_WORK_FACTOR = 18
 
 
 def check_passphrase_export_header(text):

@@ -1,8 +1,10 @@
 // Package server is Veil's key service: the directory of users' public
-// cards and the store of encrypted session grants, with the access rules of
-// sessions. It never sees a private key or an epoch key in the clear: cards
-// are public, grants are age files only their grantee opens, and clients
-// verify everything they receive (signed cards, pinning, signed grants).
+// cards, and the store of sessions — each a membership log (a hash-chained
+// sequence of signed records, docs/PROTOCOL.md §10) with its encrypted
+// grants — with the access rules the log gives. It never sees a private
+// key or an epoch key in the clear: cards are public, grants are age files
+// only their grantee opens, and clients verify everything they receive
+// (signed cards, pinning, signed records, signed grants).
 //
 // [Handler] is an [http.Handler] serving a versioned JSON API under /v1, plus
 // /healthz and Prometheus /metrics; mount it in an existing Go server or run
@@ -16,29 +18,57 @@
 // replicas. Both pass the conformance suite of package
 // [github.com/veilchat/veil/keyservice/server/storetest].
 //
+// # Sessions
+//
+// The handler runs the log's own rules before it stores a record
+// (memberlog.Accept, the check session.MemoryService runs), rights before
+// the request's content: the caller must be the record's signer and, for
+// a change, a member; then the record must follow the log's head, its
+// signer's cards (from this directory) must verify it, the change must be
+// one the log allows its signer, and it must come with exactly the grants
+// it needs — one per member for a new epoch, one per added user
+// otherwise. The store then compares the head in the transaction that
+// stores the record, its roster and its grants, so of two records sent at
+// one head exactly one is stored. A genesis or record sent again by its
+// signer is answered as the first time, even a record that took its
+// signer out of the session (a retried leave). Reads (log, head, grants)
+// are for the log's current roster. A user keeps its grants while it is a
+// member or holds the current epoch's key (a member who left without a new
+// epoch, who needs no new grant if added back before the next one); they
+// are deleted once it is neither. The handler keeps
+// the verified state of recently used logs in memory (Config.StateCacheBytes)
+// and replays the stored records when the store's head is not the cached
+// one — never trusting its cache over the store, which other replicas
+// write too.
+//
 // # API
 //
 //	PUT    /v1/users/{user}/cards          publish the caller's card (first, or chained to the latest)
 //	GET    /v1/users/{user}/cards          a user's card history
 //	POST   /v1/cards/lookup                newest cards of up to 1,000 users
-//	POST   /v1/sessions                    create a session with its epoch-0 grants (Idempotency-Key)
-//	GET    /v1/sessions?channel_cid=…      the session of a channel
-//	GET    /v1/sessions/{id}               epoch and members (members, service); pages: ?limit=&after=
-//	GET    /v1/sessions/{id}/grants        the caller's grants, every epoch (members); ?limit=&after_epoch=
-//	POST   /v1/sessions/{id}/members       add members at the current epoch (members)
-//	POST   /v1/sessions/{id}/rotate        new epoch, optionally removing members (admins)
-//	PUT    /v1/sessions/{id}/admins/{user} grant or take the admin right (admins)
-//	DELETE /v1/sessions/{id}               delete a session (admins, service)
+//	POST   /v1/sessions                    {genesis, grants}: create a session (its signer); 201 {id}, 200 if sent again
+//	GET    /v1/sessions?channel_cid=…      the session of a channel (a hint; the channel's session_id decides); 400 for a channel no genesis can name
+//	POST   /v1/sessions/{id}/log           {record, grants}: append the next record (its signer, a member)
+//	GET    /v1/sessions/{id}/log           records from ?from= (default 0), in pages: ?limit=, next (members, service)
+//	GET    /v1/sessions/{id}/head          {seq, hash} of the last record (members, service)
+//	GET    /v1/sessions/{id}/grants        the caller's grants, every epoch (members); pages: ?limit=&after_epoch=
+//	DELETE /v1/sessions/{id}               delete a session (its admins, service)
 //
 // Errors are JSON {"error": {"code": "...", "message": "..."}} with the
 // stable codes of the keyservice package's Code constants (for example
 // [keyservice.CodeForbidden]), which its [keyservice.APIError] carries.
+// session_exists (409) adds "session_id", the channel's session; conflict
+// (409) on an append adds "head", {seq, hash}, to reload from. A record
+// that does not verify is invalid_log (400), grants that are not exactly
+// the ones it needs invalid_grants (400), a record not signed by the caller
+// forbidden (403), a signer whose card generation the directory lacks
+// unknown_user (404).
 //
 // User IDs (in paths, bodies and tokens) follow the rule of cards: 1 to 255
 // bytes of UTF-8 without control characters. Channel CIDs are 1 to 1,024
-// bytes of UTF-8 without NUL, and an Idempotency-Key is 1 to 255 bytes of
-// UTF-8 without control characters. Anything else is refused with 400 (401
-// in a token) before it reaches the store.
+// bytes of UTF-8 without NUL. Anything else is refused with 400 (401 in a
+// token) before it reaches the store; those inside records are the log's to
+// check.
 //
 // # Authentication
 //

@@ -4,20 +4,14 @@ import (
 	"bytes"
 	"container/list"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/veilchat/veil/keyservice"
-	"github.com/veilchat/veil/keyservice/internal/wire"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -28,6 +22,9 @@ import (
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/internal/memberlog"
+	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/internal/wire"
 	"github.com/veilchat/veil/session"
 )
 
@@ -42,35 +39,45 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil means [time.Now].
 	Now func() time.Time
-	// MaxBodyBytes caps request bodies. Zero means 8 MiB, enough for 1,000
-	// post-quantum grants.
+	// MaxBodyBytes caps request bodies. Zero means 8 MiB, enough for a
+	// genesis of 1,000 members with their post-quantum grants.
 	MaxBodyBytes int64
-	// MaxMembersPerCall caps grants and users per request. Zero means 1,000.
+	// MaxMembersPerCall caps the grants and users of one request, and the
+	// items of one page of an answer (log records, grants). Zero means
+	// 1,000. A record that needs more grants than this (a new epoch for a
+	// larger roster) is refused.
 	MaxMembersPerCall int
 	// RateLimit and RateBurst bound each user's (and each unauthenticated
 	// client address's) request rate. Zero means 100 per second, burst 200.
 	RateLimit rate.Limit
 	RateBurst int
-	// IdempotencyTTL is how long an Idempotency-Key is remembered; a reuse
-	// after that is refused rather than executed again. Zero means 24h.
-	IdempotencyTTL time.Duration
+	// StateCacheBytes bounds the memory of the verified membership-log
+	// states the handler keeps, estimated, least recently used out. Zero
+	// means 64 MiB. A state not cached is rebuilt by replaying its stored
+	// log, which verifies a signature per record: a cache too small for
+	// the sessions in use costs CPU, never correctness, since every write
+	// checks the stored head in its transaction.
+	StateCacheBytes int64
 	// Metrics is where the Prometheus metrics are registered and what
 	// /metrics serves. Nil means a new registry of the handler's own.
 	Metrics *prometheus.Registry
 }
 
 // Handler serves the key service's /v1 API, /healthz and /metrics. It is an
-// [http.Handler] to mount in an existing server, safe for concurrent use and
-// stateless apart from its rate limiters, so replicas scale out over one
-// PostgreSQL store.
+// [http.Handler] to mount in an existing server, safe for concurrent use.
+// Apart from its rate limiters it holds only a cache of verified log states
+// that it checks against the store's head on every write, so replicas scale
+// out over one PostgreSQL store.
 type Handler struct {
 	cfg      Config
 	mux      *http.ServeMux
 	log      *slog.Logger
 	now      func() time.Time
 	limiters *limiters
+	states   *stateCache
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	replays  *prometheus.CounterVec
 }
 
 // NewHandler checks cfg and returns the [Handler].
@@ -105,13 +112,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.cfg.RateBurst <= 0 {
 		h.cfg.RateBurst = max(1, int(h.cfg.RateLimit))
 	}
-	if h.cfg.IdempotencyTTL <= 0 {
-		h.cfg.IdempotencyTTL = 24 * time.Hour
+	if h.cfg.StateCacheBytes <= 0 {
+		h.cfg.StateCacheBytes = 64 << 20
 	}
 	if h.cfg.Metrics == nil {
 		h.cfg.Metrics = prometheus.NewRegistry()
 	}
 	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
+	h.states = newStateCache(h.cfg.StateCacheBytes)
 	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "veil_keyservice_requests_total", Help: "Requests by route and status code.",
 	}, []string{"route", "code"})
@@ -119,11 +127,14 @@ func NewHandler(cfg Config) (*Handler, error) {
 		Name: "veil_keyservice_request_duration_seconds", Help: "Request latency by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
 	}, []string{"route"})
-	if err := h.cfg.Metrics.Register(h.requests); err != nil {
-		return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
-	}
-	if err := h.cfg.Metrics.Register(h.latency); err != nil {
-		return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
+	h.replays = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "veil_keyservice_log_replays_total",
+		Help: "Membership logs replayed for want of a cached state at their head: from the genesis (full) or from an older cached state (incremental).",
+	}, []string{"kind"})
+	for _, c := range []prometheus.Collector{h.requests, h.latency, h.replays} {
+		if err := h.cfg.Metrics.Register(c); err != nil {
+			return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
+		}
 	}
 
 	h.handle("PUT /v1/users/{user}/cards", h.publishCard)
@@ -131,16 +142,15 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.handle("POST /v1/cards/lookup", h.lookupCards)
 	h.handle("POST /v1/sessions", h.createSession)
 	h.handle("GET /v1/sessions", h.lookupSession)
-	h.handle("GET /v1/sessions/{id}", h.getSession)
 	h.handle("DELETE /v1/sessions/{id}", h.deleteSession)
+	h.handle("POST /v1/sessions/{id}/log", h.appendRecord)
+	h.handle("GET /v1/sessions/{id}/log", h.readLog)
+	h.handle("GET /v1/sessions/{id}/head", h.head)
 	h.handle("GET /v1/sessions/{id}/grants", h.myGrants)
-	h.handle("POST /v1/sessions/{id}/members", h.extend)
-	h.handle("POST /v1/sessions/{id}/rotate", h.rotate)
-	h.handle("PUT /v1/sessions/{id}/admins/{user}", h.setAdmin)
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.cfg.Metrics, promhttp.HandlerOpts{}))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, keyservice.CodeNotFound, "no such route")
+		writeError(w, &answer{status: http.StatusNotFound, detail: wire.ErrorDetail{Code: keyservice.CodeNotFound, Message: "no such route"}})
 	})
 	return h, nil
 }
@@ -149,8 +159,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
 // apiFunc handles one authenticated API request. It returns the status and
-// the response value, or an error (an [*keyservice.APIError], or a store error that
-// storeError maps).
+// the response value, or an error (an *answer, an [*keyservice.APIError],
+// or a store error that apiError maps).
 type apiFunc func(r *http.Request, p Principal, body []byte) (int, any, error)
 
 // handle registers an authenticated, rate-limited, logged and measured
@@ -183,10 +193,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc) (Pri
 	p, err := h.cfg.Auth.authenticate(r.Header.Get("Authorization"), h.now)
 	if err != nil {
 		if !h.limiters.allow("ip:" + clientIP(r)) {
-			writeError(w, http.StatusTooManyRequests, keyservice.CodeRateLimited, "too many requests")
+			writeError(w, errorf(http.StatusTooManyRequests, keyservice.CodeRateLimited, "too many requests"))
 			return Principal{}, nil
 		}
-		writeError(w, http.StatusUnauthorized, keyservice.CodeUnauthenticated, err.Error())
+		writeError(w, errorf(http.StatusUnauthorized, keyservice.CodeUnauthenticated, "%s", err.Error()))
 		return Principal{}, nil
 	}
 	key := "user:" + p.UserID
@@ -195,63 +205,83 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc) (Pri
 	}
 	if !h.limiters.allow(key) {
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, keyservice.CodeRateLimited, "too many requests")
+		writeError(w, errorf(http.StatusTooManyRequests, keyservice.CodeRateLimited, "too many requests"))
 		return p, nil
 	}
 	body, err := httpjson.ReadBody(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
-		ae := h.apiError(err)
-		writeError(w, ae.Status, ae.Code, ae.Message)
+		writeError(w, h.apiError(err))
 		return p, nil
 	}
 	status, out, err := fn(r, p, body)
 	if err != nil {
-		ae := h.apiError(err)
-		writeError(w, ae.Status, ae.Code, ae.Message)
+		writeError(w, h.apiError(err))
 		return p, err
 	}
 	writeJSON(w, status, out)
 	return p, nil
 }
 
-// apiError maps an error to its API form; unknown errors are internal and
+// answer is an error answer: its status and what its body says.
+type answer struct {
+	status int
+	detail wire.ErrorDetail
+}
+
+func (a *answer) Error() string {
+	return fmt.Sprintf("keyservice: %s (%d): %s", a.detail.Code, a.status, a.detail.Message)
+}
+
+func errorf(status int, code, format string, args ...any) *answer {
+	return &answer{status: status, detail: wire.ErrorDetail{Code: code, Message: fmt.Sprintf(format, args...)}}
+}
+
+// apiError maps an error to its answer; unknown errors are internal and
 // their text is not sent.
-func (h *Handler) apiError(err error) *keyservice.APIError {
-	var ae *keyservice.APIError
-	var he *httpjson.Error
+func (h *Handler) apiError(err error) *answer {
+	var (
+		a  *answer
+		ae *keyservice.APIError
+		he *httpjson.Error
+		se *session.SessionExistsError
+	)
 	switch {
+	case errors.As(err, &a):
+		return a
 	case errors.As(err, &ae):
-		return ae
+		return errorf(ae.Status, ae.Code, "%s", ae.Message)
 	case errors.As(err, &he):
-		return &keyservice.APIError{Status: he.Status, Code: he.Code, Message: he.Message}
+		return errorf(he.Status, he.Code, "%s", he.Message)
+	case errors.As(err, &se):
+		a := errorf(http.StatusConflict, keyservice.CodeSessionExists, "the channel has another session")
+		a.detail.SessionID = se.ID.String()
+		return a
 	case errors.Is(err, keyservice.ErrForbidden):
-		return &keyservice.APIError{Status: http.StatusForbidden, Code: keyservice.CodeForbidden, Message: "not allowed"}
+		return errorf(http.StatusForbidden, keyservice.CodeForbidden, "not allowed")
 	case errors.Is(err, keyservice.ErrConflict):
-		return &keyservice.APIError{Status: http.StatusConflict, Code: keyservice.CodeConflict, Message: "the session or directory changed; reload and retry"}
+		return errorf(http.StatusConflict, keyservice.CodeConflict, "the session or directory changed; reload and retry")
 	case errors.Is(err, keyservice.ErrNotFound):
-		return &keyservice.APIError{Status: http.StatusNotFound, Code: keyservice.CodeUnknownSession, Message: "no such session"}
-	case errors.Is(err, ErrTooManyEpochs):
-		return &keyservice.APIError{Status: http.StatusBadRequest, Code: keyservice.CodeInvalidRequest, Message: "too many epochs"}
+		return errorf(http.StatusNotFound, keyservice.CodeUnknownSession, "no such session")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &keyservice.APIError{Status: http.StatusServiceUnavailable, Code: keyservice.CodeUnavailable, Message: "request cancelled"}
+		return errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "request cancelled")
 	}
-	return &keyservice.APIError{Status: http.StatusInternalServerError, Code: keyservice.CodeInternal, Message: "internal error"}
+	return errorf(http.StatusInternalServerError, keyservice.CodeInternal, "internal error")
 }
 
-func bad(code, format string, args ...any) *keyservice.APIError {
-	return &keyservice.APIError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
+func bad(code, format string, args ...any) *answer {
+	return errorf(http.StatusBadRequest, code, format, args...)
 }
 
-func forbidden(msg string) *keyservice.APIError {
-	return &keyservice.APIError{Status: http.StatusForbidden, Code: keyservice.CodeForbidden, Message: msg}
+func forbidden(msg string) *answer {
+	return errorf(http.StatusForbidden, keyservice.CodeForbidden, "%s", msg)
 }
 
 func decode(body []byte, v any) error { return httpjson.Decode(body, v) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	httpjson.WriteError(w, status, code, msg)
+func writeError(w http.ResponseWriter, a *answer) {
+	httpjson.Write(w, a.status, wire.ErrorBody{Error: a.detail})
 }
 
 func clientIP(r *http.Request) string {
@@ -338,7 +368,7 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := h.cfg.Store.Ping(ctx); err != nil {
-		writeError(w, http.StatusServiceUnavailable, keyservice.CodeUnavailable, "store unreachable")
+		writeError(w, errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "store unreachable"))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -394,7 +424,7 @@ func (h *Handler) cardHistory(r *http.Request, p Principal, body []byte) (int, a
 	}
 	cards, err := h.cfg.Store.CardHistory(r.Context(), user)
 	if errors.Is(err, keyservice.ErrNotFound) {
-		return 0, nil, &keyservice.APIError{Status: http.StatusNotFound, Code: keyservice.CodeUnknownUser, Message: "the user has no card"}
+		return 0, nil, errorf(http.StatusNotFound, keyservice.CodeUnknownUser, "the user has no card")
 	}
 	if err != nil {
 		return 0, nil, err
@@ -433,10 +463,11 @@ func parseSessionID(s string) (session.ID, error) {
 	return id, nil
 }
 
-// Every user ID, channel CID and Idempotency-Key a request carries is
-// checked at the boundary, before any store sees it: PostgreSQL refuses NUL
-// bytes and invalid UTF-8 in TEXT columns, and a store error would be a
-// 500 where the caller deserves a 400.
+// Every user ID and channel CID a request carries is checked at the
+// boundary, before any store sees it: PostgreSQL refuses NUL bytes and
+// invalid UTF-8 in TEXT columns, and a store error would be a 500 where the
+// caller deserves a 400. (Those inside log records are the log's: Parse
+// refuses what a store cannot keep.)
 
 // validUserID reports whether s is a user ID a card can carry (identity's
 // rule, PROTOCOL.md §4.2): 1 to identity.MaxUserIDLen bytes of UTF-8
@@ -446,23 +477,16 @@ func validUserID(s string) bool { return identity.CheckUserID(s) == nil }
 // validChannelCID reports whether s is a channel CID the session package
 // accepts (1 to session.MaxChannelCIDLen bytes of UTF-8) that a store can
 // keep: without NUL.
-func validChannelCID(s string) bool { return validText(s, session.MaxChannelCIDLen, false) }
-
-// maxIdempotencyKeyLen bounds the Idempotency-Key header, in bytes.
-const maxIdempotencyKeyLen = 255
-
-// validIdempotencyKey reports whether s may be stored as an Idempotency-Key:
-// the same character rule as user IDs, up to maxIdempotencyKeyLen bytes.
-func validIdempotencyKey(s string) bool { return validText(s, maxIdempotencyKeyLen, true) }
+func validChannelCID(s string) bool { return validText(s, session.MaxChannelCIDLen) }
 
 // validText reports whether s is 1 to maxLen bytes of valid UTF-8 without
-// NUL and, if noControls, without any other C0 control character or DEL.
-func validText(s string, maxLen int, noControls bool) bool {
+// NUL.
+func validText(s string, maxLen int) bool {
 	if s == "" || len(s) > maxLen || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r == 0 || noControls && (r < 0x20 || r == 0x7f) {
+		if r == 0 {
 			return false
 		}
 	}
@@ -479,105 +503,359 @@ func all(ss []string, ok func(string) bool) bool {
 	return true
 }
 
-// checkGrants validates a grant list: bounded, one per grantee, all for
-// epoch, well-formed age files of bounded size, every grantee with a card.
-func (h *Handler) checkGrants(ctx context.Context, grants []wire.Grant, epoch uint32) ([]session.GrantRecord, error) {
-	if len(grants) == 0 {
-		return nil, bad(keyservice.CodeInvalidGrants, "no grants")
-	}
+// grantRecords checks the shape of a request's grants — bounded in number,
+// each for a valid user ID, not empty and at most session.MaxGrantSize
+// bytes — and returns them with what memberlog.Accept checks of them. Who
+// gets which grant is the log's business (Accept).
+func (h *Handler) grantRecords(grants []wire.Grant) ([]session.GrantRecord, []memberlog.GrantTarget, error) {
 	if len(grants) > h.cfg.MaxMembersPerCall {
-		return nil, bad(keyservice.CodeTooManyMembers, "at most %d grants per call", h.cfg.MaxMembersPerCall)
+		return nil, nil, bad(keyservice.CodeTooManyMembers, "at most %d grants per call", h.cfg.MaxMembersPerCall)
 	}
-	out := make([]session.GrantRecord, 0, len(grants))
-	seen := make(map[string]bool, len(grants))
-	users := make([]string, 0, len(grants))
-	for _, g := range grants {
-		switch {
-		case !validUserID(g.Grantee):
-			return nil, bad(keyservice.CodeInvalidGrants, "a grant has an invalid grantee")
-		case seen[g.Grantee]:
-			return nil, bad(keyservice.CodeInvalidGrants, "two grants for %q", g.Grantee)
-		case g.Epoch != epoch:
-			return nil, bad(keyservice.CodeInvalidGrants, "grant for %q is for epoch %d, expected %d", g.Grantee, g.Epoch, epoch)
-		case len(g.Grant) > session.MaxGrantSize || !bytes.HasPrefix(g.Grant, []byte("age-encryption.org/v1\n")):
-			return nil, bad(keyservice.CodeInvalidGrants, "grant for %q is not an age file of at most %d bytes", g.Grantee, session.MaxGrantSize)
+	out := make([]session.GrantRecord, len(grants))
+	targets := make([]memberlog.GrantTarget, len(grants))
+	for i, g := range grants {
+		if !validUserID(g.Grantee) {
+			return nil, nil, bad(keyservice.CodeInvalidGrants, "a grant has an invalid grantee")
 		}
-		seen[g.Grantee] = true
-		users = append(users, g.Grantee)
-		out = append(out, session.GrantRecord{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant})
+		if len(g.Grant) == 0 || len(g.Grant) > session.MaxGrantSize {
+			return nil, nil, bad(keyservice.CodeInvalidGrants, "grant for %q is empty or over %d bytes", g.Grantee, session.MaxGrantSize)
+		}
+		out[i] = session.GrantRecord{Grantee: g.Grantee, Epoch: g.Epoch, Grant: g.Grant}
+		targets[i] = memberlog.GrantTarget{Grantee: g.Grantee, Epoch: g.Epoch}
 	}
-	cards, err := h.cfg.Store.LatestCards(ctx, users)
+	return out, targets, nil
+}
+
+// cardSource returns the memberlog card source of the handler's own
+// directory: a user's cards from the anchor's generation up to gen, in
+// order. Cards were verified when they were published; the log checks
+// them again against its anchors. Histories are read once per source.
+func (h *Handler) cardSource(ctx context.Context) memberlog.CardSource {
+	histories := map[string][]*identity.Card{}
+	return func(user string, anchor memberlog.Anchor, gen uint32) ([]*identity.Card, error) {
+		hist, ok := histories[user]
+		if !ok {
+			raw, err := h.cfg.Store.CardHistory(ctx, user)
+			if errors.Is(err, keyservice.ErrNotFound) {
+				return nil, fmt.Errorf("%w: %q has no card", session.ErrUnknownUser, user)
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, b := range raw {
+				c, err := identity.ParseCard(b)
+				if err != nil {
+					return nil, fmt.Errorf("keyservice: a stored card of %q does not parse: %v", user, err)
+				}
+				hist = append(hist, c)
+			}
+			histories[user] = hist
+		}
+		if gen < anchor.Generation || int64(gen) >= int64(len(hist)) {
+			return nil, fmt.Errorf("%w: no card of generation %d for %q", session.ErrUnknownUser, gen, user)
+		}
+		return hist[anchor.Generation : gen+1], nil
+	}
+}
+
+// logError maps memberlog.Accept's verdicts onto the API's codes, as
+// session.MemoryService maps them onto the session package's sentinels.
+// head is the head the record was checked against (nil for a genesis).
+func logError(err error, head *memberlog.State) error {
+	switch {
+	case errors.Is(err, memberlog.ErrNotNext):
+		return conflict(session.Head{Seq: head.Seq(), Hash: head.Head()})
+	case errors.Is(err, memberlog.ErrNotSigner):
+		return forbidden("the record is not signed by the caller")
+	case errors.Is(err, memberlog.ErrGrantsMismatch):
+		return bad(keyservice.CodeInvalidGrants, "the grants are not exactly the ones the record needs: one per member for a new epoch, one per added user otherwise")
+	case errors.Is(err, memberlog.ErrInvalid):
+		return bad(keyservice.CodeInvalidLog, "%s", err.Error())
+	case errors.Is(err, session.ErrUnknownUser):
+		return errorf(http.StatusNotFound, keyservice.CodeUnknownUser, "the signer has no published card of the generation it signed with")
+	}
+	return err
+}
+
+// conflict is the answer to a record that does not follow head.
+func conflict(head session.Head) *answer {
+	a := errorf(http.StatusConflict, keyservice.CodeConflict, "the record does not follow the log's head %d; reload the log and retry", head.Seq)
+	a.detail.Head = &wire.Head{Seq: head.Seq, Hash: head.Hash[:]}
+	return a
+}
+
+// rosterOf returns st's roster as a Store keeps it.
+func rosterOf(st *memberlog.State) []session.Member {
+	ms := st.Members()
+	out := make([]session.Member, len(ms))
+	for i, m := range ms {
+		out[i] = session.Member{UserID: m.UserID, Admin: m.Role == memberlog.RoleAdmin}
+	}
+	return out
+}
+
+func headOf(st *memberlog.State) session.Head { return session.Head{Seq: st.Seq(), Hash: st.Head()} }
+
+// state returns session id's verified log state at the store's current
+// head (or a later one): the cached state if it is at that head, else one
+// brought there by replaying the stored records after the cached state, or
+// all of them. The store's head decides, never the cache: another replica
+// may have appended since.
+func (h *Handler) state(ctx context.Context, id session.ID) (*memberlog.State, error) {
+	rec, err := h.cfg.Store.Session(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	for _, u := range users {
-		if _, ok := cards[u]; !ok {
-			return nil, bad(keyservice.CodeInvalidGrants, "grantee %q has no published card", u)
+	held := h.states.get(id)
+	if held != nil && headOf(held) == rec.Head {
+		return held, nil
+	}
+	if held != nil && held.Seq() < rec.Head.Seq {
+		// The chain itself checks that the stored records follow the
+		// cached head; if they do not (the session was deleted and made
+		// again since), replay it all.
+		if st, err := h.replay(ctx, id, held); err == nil {
+			h.replays.WithLabelValues("incremental").Inc()
+			return st, nil
+		} else if ctx.Err() != nil {
+			return nil, err
 		}
 	}
-	return out, nil
+	h.replays.WithLabelValues("full").Inc()
+	return h.replay(ctx, id, nil)
+}
+
+// replay verifies the stored records of session id after held (all of them
+// when held is nil), caches the state they lead to and returns it.
+func (h *Handler) replay(ctx context.Context, id session.ID, held *memberlog.State) (*memberlog.State, error) {
+	var from uint32
+	if held != nil {
+		from = held.Seq() + 1
+	}
+	records, _, err := h.cfg.Store.Log(ctx, id, "", from, math.MaxInt, math.MaxInt)
+	if err != nil {
+		return nil, err
+	}
+	cards := h.cardSource(ctx)
+	st := held
+	for _, raw := range records {
+		if st == nil {
+			st, err = memberlog.Verify(raw, [memberlog.IDSize]byte(id), cards)
+		} else {
+			st, err = st.Apply(raw, cards)
+		}
+		if errors.Is(err, memberlog.ErrInvalid) || errors.Is(err, session.ErrUnknownUser) {
+			// Not the caller's fault: never answered as invalid_log.
+			return nil, fmt.Errorf("keyservice: the stored log of session %s does not verify: %v", id, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if st == nil {
+		return nil, keyservice.ErrNotFound // deleted since its head was read
+	}
+	h.states.put(id, st)
+	return st, nil
+}
+
+// sentAgain reports whether r (nil if it did not parse) is a change
+// record signed by caller that the stored log of session id has at its
+// sequence number, at most headSeq: only a record's signer may send it
+// again.
+func (h *Handler) sentAgain(ctx context.Context, id session.ID, headSeq uint32, caller string, r *memberlog.Record) (bool, error) {
+	if r == nil || r.Change == nil || r.Change.Actor != caller || r.Change.Seq == 0 || r.Change.Seq > headSeq {
+		return false, nil
+	}
+	stored, _, err := h.cfg.Store.Log(ctx, id, "", r.Change.Seq, 1, 1)
+	if err != nil {
+		return false, err
+	}
+	return len(stored) == 1 && bytes.Equal(stored[0], r.Raw), nil
 }
 
 func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int, any, error) {
 	if p.Service {
 		return 0, nil, forbidden("sessions are created by their members")
 	}
-	idemKey := r.Header.Get("Idempotency-Key")
-	if idemKey != "" && !validIdempotencyKey(idemKey) {
-		return 0, nil, bad(keyservice.CodeInvalidRequest, "Idempotency-Key must be 1 to %d bytes of UTF-8 without control characters", maxIdempotencyKeyLen)
-	}
-	sum := sha256.Sum256(body)
-	ctx := r.Context()
-	if idemKey != "" {
-		rec, err := h.cfg.Store.Idempotency(ctx, p.UserID, idemKey)
-		switch {
-		case err == nil:
-			if subtle.ConstantTimeCompare(rec.RequestHash, sum[:]) != 1 {
-				return 0, nil, &keyservice.APIError{Status: http.StatusUnprocessableEntity, Code: keyservice.CodeIdempotencyReuse, Message: "Idempotency-Key already used for another request"}
-			}
-			if h.now().Sub(rec.CreatedAt) > h.cfg.IdempotencyTTL {
-				return 0, nil, &keyservice.APIError{Status: http.StatusUnprocessableEntity, Code: keyservice.CodeIdempotencyReuse, Message: "Idempotency-Key expired; use a new key"}
-			}
-			return rec.Status, json.RawMessage(rec.Response), nil
-		case !errors.Is(err, keyservice.ErrNotFound):
-			return 0, nil, err
-		}
-	}
 	var req wire.CreateSessionRequest
 	if err := decode(body, &req); err != nil {
 		return 0, nil, err
 	}
-	id, err := parseSessionID(req.ID)
+	// Rights first, as session.MemoryService checks them: only the
+	// genesis's creator may store it, even again. Its creator is known
+	// once it parses.
+	g, err := memberlog.Parse(req.Genesis)
+	if err != nil {
+		return 0, nil, logError(err, nil)
+	}
+	if g.Genesis == nil {
+		return 0, nil, bad(keyservice.CodeInvalidLog, "a change record where a genesis is due")
+	}
+	if g.Genesis.Creator != p.UserID {
+		return 0, nil, forbidden("the genesis is not the caller's")
+	}
+	grants, targets, err := h.grantRecords(req.Grants)
 	if err != nil {
 		return 0, nil, err
 	}
-	if !validChannelCID(req.ChannelCID) {
-		return 0, nil, bad(keyservice.CodeInvalidRequest, "invalid channel_cid")
+	ctx := r.Context()
+	id := session.ID(memberlog.SessionIDOf(req.Genesis))
+	resp := wire.CreateSessionResponse{ID: id.String()}
+	// The same genesis sent again by its creator is answered as the first
+	// time, before it is verified again; another genesis with this ID,
+	// which only a broken hash gives, is a conflict.
+	stored, _, err := h.cfg.Store.Log(ctx, id, "", 0, 1, 1)
+	switch {
+	case err == nil && len(stored) == 1 && bytes.Equal(stored[0], req.Genesis):
+		return http.StatusOK, resp, nil
+	case err == nil:
+		return 0, nil, keyservice.ErrConflict
+	case !errors.Is(err, keyservice.ErrNotFound):
+		return 0, nil, err
 	}
-	grants, err := h.checkGrants(ctx, req.Grants, 0)
+	st, err := memberlog.Accept(nil, req.Genesis, p.UserID, h.cardSource(ctx), targets)
+	if err != nil {
+		return 0, nil, logError(err, nil)
+	}
+	created, err := h.cfg.Store.CreateSession(ctx, NewSession{
+		ID: id, ChannelCID: st.ChannelCID(), Genesis: req.Genesis, Hash: st.Head(), Roster: rosterOf(st), Grants: grants,
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	if !slices.ContainsFunc(grants, func(g session.GrantRecord) bool { return g.Grantee == p.UserID }) {
-		return 0, nil, bad(keyservice.CodeInvalidGrants, "the creator must grant itself")
-	}
-	got, created, err := h.cfg.Store.CreateSession(ctx, SessionRecord{ID: id, ChannelCID: req.ChannelCID, CreatedBy: p.UserID, CreatedAt: h.now()}, grants)
-	if err != nil {
-		return 0, nil, err
-	}
-	status := http.StatusCreated
+	h.states.put(id, st)
 	if !created {
-		status = http.StatusOK
+		return http.StatusOK, resp, nil
 	}
-	resp := wire.CreateSessionResponse{ID: got.String(), Created: created}
-	if idemKey != "" {
-		b, _ := json.Marshal(resp)
-		err := h.cfg.Store.PutIdempotency(ctx, IdempotencyRecord{UserID: p.UserID, Key: idemKey, RequestHash: sum[:], Status: status, Response: b, CreatedAt: h.now()})
-		if err != nil && !errors.Is(err, keyservice.ErrConflict) {
+	return http.StatusCreated, resp, nil
+}
+
+func (h *Handler) appendRecord(r *http.Request, p Principal, body []byte) (int, any, error) {
+	if p.Service {
+		return 0, nil, forbidden("records are signed by members")
+	}
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	var req wire.AppendRequest
+	if err := decode(body, &req); err != nil {
+		return 0, nil, err
+	}
+	ctx := r.Context()
+	st, err := h.state(ctx, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	// Rights first, in session.MemoryService's order. A stored record sent
+	// again by its signer is answered as the first time, even when it took
+	// the signer out of the session (a retried leave); anything else needs
+	// a member of the state the record is checked against (whose head the
+	// store checks again when it stores the record), sending its own
+	// record. The request's content (the record's validity, the grants)
+	// is judged after.
+	rec, perr := memberlog.Parse(req.Record)
+	if again, err := h.sentAgain(ctx, id, st.Seq(), p.UserID, rec); err != nil {
+		return 0, nil, err
+	} else if again {
+		return http.StatusOK, struct{}{}, nil
+	}
+	if _, ok := st.Member(p.UserID); !ok {
+		return 0, nil, forbidden("not a member of this session")
+	}
+	if perr != nil {
+		return 0, nil, logError(perr, st)
+	}
+	if rec.Change != nil && rec.Change.Actor != p.UserID {
+		return 0, nil, forbidden("the record is not signed by the caller")
+	}
+	grants, targets, err := h.grantRecords(req.Grants)
+	if err != nil {
+		return 0, nil, err
+	}
+	after, err := memberlog.Accept(st, req.Record, p.UserID, h.cardSource(ctx), targets)
+	if err != nil {
+		return 0, nil, logError(err, st)
+	}
+	err = h.cfg.Store.Append(ctx, id, Append{Prev: headOf(st), Record: req.Record, Hash: after.Head(),
+		Roster: rosterOf(after), Readers: after.Readers(), Grants: grants})
+	if errors.Is(err, keyservice.ErrConflict) {
+		// Another record came first: perhaps this one, sent twice at once.
+		now, err := h.cfg.Store.Session(ctx, id)
+		if err != nil {
 			return 0, nil, err
 		}
+		if again, err := h.sentAgain(ctx, id, now.Head.Seq, p.UserID, rec); err != nil {
+			return 0, nil, err
+		} else if again {
+			return http.StatusOK, struct{}{}, nil
+		}
+		return 0, nil, conflict(now.Head)
 	}
-	return status, resp, nil
+	if err != nil {
+		return 0, nil, err
+	}
+	h.states.put(id, after)
+	return http.StatusOK, struct{}{}, nil
+}
+
+// maxLogPageBytes bounds the records of one page of a log: a page ends
+// with the record that reaches it (a genesis may be up to 4 MiB).
+const maxLogPageBytes = 4 << 20
+
+func (h *Handler) readLog(r *http.Request, p Principal, body []byte) (int, any, error) {
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	var from uint32
+	if v := r.URL.Query().Get("from"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, nil, bad(keyservice.CodeInvalidRequest, "from must be a sequence number")
+		}
+		from = uint32(n)
+	}
+	limit, err := h.pageLimit(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	records, head, err := h.cfg.Store.Log(r.Context(), id, reader(p), from, limit, maxLogPageBytes)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp := wire.LogResponse{Records: records}
+	if resp.Records == nil {
+		resp.Records = [][]byte{}
+	}
+	// In 64 bits: the last record's successor may be 2³².
+	if next := uint64(from) + uint64(len(records)); len(records) > 0 && next <= uint64(head.Seq) {
+		n := uint32(next)
+		resp.Next = &n
+	}
+	return http.StatusOK, resp, nil
+}
+
+func (h *Handler) head(r *http.Request, p Principal, body []byte) (int, any, error) {
+	id, err := parseSessionID(r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	head, err := h.cfg.Store.Head(r.Context(), id, reader(p))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, wire.Head{Seq: head.Seq, Hash: head.Hash[:]}, nil
+}
+
+// reader is who reads a session's log as a Store checks it: the caller,
+// or "" for the service, which reads every session.
+func reader(p Principal) string {
+	if p.Service {
+		return ""
+	}
+	return p.UserID
 }
 
 func (h *Handler) lookupSession(r *http.Request, p Principal, body []byte) (int, any, error) {
@@ -590,40 +868,6 @@ func (h *Handler) lookupSession(r *http.Request, p Principal, body []byte) (int,
 		return 0, nil, err
 	}
 	return http.StatusOK, wire.LookupSessionResponse{ID: id.String()}, nil
-}
-
-// member loads a session and checks that p may read it (a member, or the
-// service).
-func (h *Handler) member(ctx context.Context, p Principal, id session.ID) (SessionRecord, []session.Member, error) {
-	rec, members, err := h.cfg.Store.Session(ctx, id)
-	if err != nil {
-		return SessionRecord{}, nil, err
-	}
-	if !p.Service && !slices.ContainsFunc(members, func(m session.Member) bool { return m.UserID == p.UserID }) {
-		return SessionRecord{}, nil, forbidden("not a member of this session")
-	}
-	return rec, members, nil
-}
-
-// admin loads a session and checks that p is one of its admins. Handlers
-// that compare a request with the session's state call it first, so that
-// what they answer a non-admin says nothing about the members.
-func (h *Handler) admin(ctx context.Context, p Principal, id session.ID) (SessionRecord, []session.Member, error) {
-	if p.Service {
-		return SessionRecord{}, nil, forbidden("not an admin of this session")
-	}
-	rec, members, err := h.cfg.Store.Session(ctx, id)
-	if err != nil {
-		return SessionRecord{}, nil, err
-	}
-	i := slices.IndexFunc(members, func(m session.Member) bool { return m.UserID == p.UserID })
-	if i < 0 {
-		return SessionRecord{}, nil, forbidden("not a member of this session")
-	}
-	if !members[i].Admin {
-		return SessionRecord{}, nil, forbidden("not an admin of this session")
-	}
-	return rec, members, nil
 }
 
 // pageLimit reads ?limit= (1 to MaxMembersPerCall, default the maximum).
@@ -639,37 +883,6 @@ func (h *Handler) pageLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
-func (h *Handler) getSession(r *http.Request, p Principal, body []byte) (int, any, error) {
-	id, err := parseSessionID(r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	limit, err := h.pageLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	rec, members, err := h.member(r.Context(), p, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	// Members come sorted by user ID; a page is the next limit after the
-	// cursor.
-	after := r.URL.Query().Get("after")
-	start, _ := slices.BinarySearchFunc(members, after, func(m session.Member, u string) int { return strings.Compare(m.UserID, u) })
-	if start < len(members) && members[start].UserID == after && after != "" {
-		start++
-	}
-	page := members[start:min(start+limit, len(members))]
-	resp := wire.SessionResponse{ID: rec.ID.String(), ChannelCID: rec.ChannelCID, Epoch: rec.Epoch, Members: make([]wire.Member, len(page))}
-	for i, m := range page {
-		resp.Members[i] = wire.Member{UserID: m.UserID, Admin: m.Admin, Since: m.Since}
-	}
-	if start+limit < len(members) {
-		resp.Next = page[len(page)-1].UserID
-	}
-	return http.StatusOK, resp, nil
-}
-
 func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any, error) {
 	if p.Service {
 		return 0, nil, forbidden("grants are read by their grantee")
@@ -678,12 +891,17 @@ func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, _, err := h.member(r.Context(), p, id); err != nil {
-		return 0, nil, err
-	}
 	limit, err := h.pageLimit(r)
 	if err != nil {
 		return 0, nil, err
+	}
+	var after uint64
+	hasAfter := false
+	if v := r.URL.Query().Get("after_epoch"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 32); err != nil {
+			return 0, nil, bad(keyservice.CodeInvalidRequest, "after_epoch must be an epoch number")
+		}
+		hasAfter = true
 	}
 	grants, err := h.cfg.Store.Grants(r.Context(), id, p.UserID)
 	if err != nil {
@@ -691,11 +909,7 @@ func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any,
 	}
 	// Grants come in ascending epochs; a page is the next limit after the
 	// cursor.
-	if v := r.URL.Query().Get("after_epoch"); v != "" {
-		after, err := strconv.ParseUint(v, 10, 32)
-		if err != nil {
-			return 0, nil, bad(keyservice.CodeInvalidRequest, "after_epoch must be an epoch number")
-		}
+	if hasAfter {
 		// The first grant past the cursor, compared in 64 bits: after+1
 		// in 32 would wrap the last epoch's cursor to 0 and restart the
 		// pages.
@@ -712,129 +926,12 @@ func (h *Handler) myGrants(r *http.Request, p Principal, body []byte) (int, any,
 	return http.StatusOK, resp, nil
 }
 
-func (h *Handler) extend(r *http.Request, p Principal, body []byte) (int, any, error) {
-	if p.Service {
-		return 0, nil, forbidden("members are added by members")
-	}
-	id, err := parseSessionID(r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	var req wire.ExtendRequest
-	if err := decode(body, &req); err != nil {
-		return 0, nil, err
-	}
-	ctx := r.Context()
-	// Rights first, as the store checks them: a non-member learns nothing
-	// from how its grants would have been judged.
-	if _, _, err := h.member(ctx, p, id); err != nil {
-		return 0, nil, err
-	}
-	grants, err := h.checkGrants(ctx, req.Grants, req.Epoch)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.cfg.Store.Extend(ctx, id, p.UserID, req.Epoch, grants); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, struct{}{}, nil
-}
-
-func (h *Handler) rotate(r *http.Request, p Principal, body []byte) (int, any, error) {
-	if p.Service {
-		return 0, nil, forbidden("rotation needs new grants from an admin member")
-	}
-	id, err := parseSessionID(r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	var req wire.RotateRequest
-	if err := decode(body, &req); err != nil {
-		return 0, nil, err
-	}
-	if len(req.Remove) > h.cfg.MaxMembersPerCall {
-		return 0, nil, bad(keyservice.CodeTooManyMembers, "at most %d users per call", h.cfg.MaxMembersPerCall)
-	}
-	if !all(req.Remove, validUserID) {
-		return 0, nil, bad(keyservice.CodeInvalidRequest, "remove holds an invalid user ID")
-	}
-	// >=, not ==: from_epoch is the caller's number, and from 2³²-1 the
-	// next epoch would wrap to 0.
-	if req.FromEpoch >= session.MaxEpochs-1 {
-		return 0, nil, bad(keyservice.CodeInvalidRequest, "too many epochs")
-	}
-	ctx := r.Context()
-	// Rights before any comparison with the membership: the answers below
-	// name members, which only the session's admins may learn this way.
-	_, members, err := h.admin(ctx, p, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	grants, err := h.checkGrants(ctx, req.Grants, req.FromEpoch+1)
-	if err != nil {
-		return 0, nil, err
-	}
-	granted := make(map[string]bool, len(grants))
-	for _, g := range grants {
-		if slices.Contains(req.Remove, g.Grantee) {
-			return 0, nil, bad(keyservice.CodeInvalidGrants, "grant for removed member %q", g.Grantee)
-		}
-		granted[g.Grantee] = true
-	}
-	for _, m := range members {
-		if !slices.Contains(req.Remove, m.UserID) && !granted[m.UserID] {
-			return 0, nil, bad(keyservice.CodeInvalidGrants, "remaining member %q has no grant for the new epoch", m.UserID)
-		}
-	}
-	if err := h.cfg.Store.Rotate(ctx, id, p.UserID, req.FromEpoch, req.Remove, grants); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, struct{}{}, nil
-}
-
-func (h *Handler) setAdmin(r *http.Request, p Principal, body []byte) (int, any, error) {
-	if p.Service {
-		return 0, nil, forbidden("admins are named by admins")
-	}
-	id, err := parseSessionID(r.PathValue("id"))
-	if err != nil {
-		return 0, nil, err
-	}
-	user := r.PathValue("user")
-	if !validUserID(user) {
-		return 0, nil, bad(keyservice.CodeInvalidRequest, "invalid user ID")
-	}
-	var req wire.AdminRequest
-	if err := decode(body, &req); err != nil {
-		return 0, nil, err
-	}
-	ctx := r.Context()
-	err = h.cfg.Store.SetAdmin(ctx, id, p.UserID, user, req.Admin)
-	if errors.Is(err, keyservice.ErrNotFound) {
-		// The store says ErrNotFound both for a session that does not
-		// exist and, after checking the caller's rights, for a user who
-		// is not a member; only the second is unknown_user.
-		if _, _, err := h.cfg.Store.Session(ctx, id); err != nil {
-			return 0, nil, err
-		}
-		return 0, nil, &keyservice.APIError{Status: http.StatusNotFound, Code: keyservice.CodeUnknownUser, Message: "not a member of this session"}
-	}
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, struct{}{}, nil
-}
-
 func (h *Handler) deleteSession(r *http.Request, p Principal, body []byte) (int, any, error) {
 	id, err := parseSessionID(r.PathValue("id"))
 	if err != nil {
 		return 0, nil, err
 	}
-	caller := p.UserID
-	if p.Service {
-		caller = ""
-	}
-	if err := h.cfg.Store.DeleteSession(r.Context(), id, caller); err != nil {
+	if err := h.cfg.Store.DeleteSession(r.Context(), id, reader(p)); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, struct{}{}, nil

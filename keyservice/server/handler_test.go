@@ -3,22 +3,26 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/veilchat/veil/internal/httpjson"
-	"github.com/veilchat/veil/keyservice"
-	"github.com/veilchat/veil/keyservice/internal/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/internal/memberlog"
+	"github.com/veilchat/veil/internal/pgtest"
 	"github.com/veilchat/veil/internal/testrand"
+	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/internal/wire"
 	"github.com/veilchat/veil/session"
 )
 
@@ -35,9 +39,27 @@ func openTestStore(t testing.TB) Store {
 	return st
 }
 
+// backends are the stores the handler tests run on: SQLite, and
+// PostgreSQL when VEIL_TEST_POSTGRES is set (skipped otherwise).
+var backends = []struct {
+	name string
+	open func(t *testing.T) Store
+}{
+	{"sqlite", func(t *testing.T) Store { return openTestStore(t) }},
+	{"postgres", func(t *testing.T) Store {
+		st, err := OpenStore(context.Background(), pgtest.DSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}},
+}
+
 type testServer struct {
 	*httptest.Server
 	store Store
+	h     *Handler
 }
 
 func newTestServer(t testing.TB, st Store, mutate ...func(*Config)) *testServer {
@@ -52,7 +74,7 @@ func newTestServer(t testing.TB, st Store, mutate ...func(*Config)) *testServer 
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, store: st}
+	return &testServer{Server: srv, store: st, h: h}
 }
 
 func userToken(t testing.TB, user string) string {
@@ -81,7 +103,7 @@ type member struct {
 	mgr *session.Manager
 }
 
-func (s *testServer) member(t testing.TB, name string) *member {
+func (s *testServer) member(t testing.TB, name string, mutate ...func(*session.Config)) *member {
 	t.Helper()
 	id, err := identity.Generate(testrand.New("ks-"+name), name, identity.Options{Kind: identity.KindX25519})
 	if err != nil {
@@ -91,14 +113,31 @@ func (s *testServer) member(t testing.TB, name string) *member {
 	if err := c.PublishCard(context.Background(), id.Card()); err != nil {
 		t.Fatal(err)
 	}
-	mgr, err := session.NewManager(session.Config{Identity: id, Service: c, Directory: c})
+	cfg := session.Config{Identity: id, Service: c, Directory: c, Rand: testrand.New("mgr-" + name)}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	mgr, err := session.NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &member{id: id, c: c, mgr: mgr}
 }
 
+// response is an answer as rawRequest reads it.
+type response struct {
+	status int
+	body   []byte
+	err    wire.ErrorDetail
+}
+
 func rawRequest(t testing.TB, srv *testServer, method, path, token string, body any) (int, httpjson.ErrorBody) {
+	t.Helper()
+	r := request(t, srv, method, path, token, body)
+	return r.status, httpjson.ErrorBody{Error: httpjson.ErrorJSON{Code: r.err.Code, Message: r.err.Message}}
+}
+
+func request(t testing.TB, srv *testServer, method, path, token string, body any) response {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -120,110 +159,238 @@ func rawRequest(t testing.TB, srv *testServer, method, path, token string, body 
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb httpjson.ErrorBody
 	data, _ := io.ReadAll(resp.Body)
+	var eb wire.ErrorBody
 	json.Unmarshal(data, &eb)
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode >= 400 && ct != "application/json" {
 		t.Errorf("%s %s: error response with Content-Type %q", method, path, ct)
 	}
-	return resp.StatusCode, eb
+	return response{status: resp.StatusCode, body: data, err: eb.Error}
 }
 
+// fakeGrant is grant bytes the service stores without opening.
 func fakeGrant(user string, epoch uint32) wire.Grant {
 	return wire.Grant{Grantee: user, Epoch: epoch, Grant: []byte("age-encryption.org/v1\n-> X25519 fake\n")}
 }
 
+// chain is a session's membership log built by hand, as its members sign
+// it, for tests that send records themselves.
+type chain struct {
+	t       testing.TB
+	id      session.ID
+	records [][]byte
+	states  []*memberlog.State // after each record
+}
+
+// newChain signs the genesis of a session for cid: creator its admin,
+// members its members, the default policy.
+func newChain(t testing.TB, cid string, creator *identity.Identity, members ...*identity.Identity) *chain {
+	t.Helper()
+	var ms []memberlog.Member
+	for _, m := range members {
+		ms = append(ms, memberlog.Member{UserID: m.UserID(), Anchor: memberlog.AnchorOf(m.Card()), Role: memberlog.RoleMember})
+	}
+	var nonce [memberlog.NonceSize]byte
+	binary.BigEndian.PutUint64(nonce[:], signed.Add(1)) // every genesis its own session ID
+	raw, st, err := memberlog.NewGenesis(creator, creator.Card(), cid, ms, memberlog.DefaultPolicy, commitment(cid), nonce, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &chain{t: t, id: session.ID(st.ID()), records: [][]byte{raw}, states: []*memberlog.State{st}}
+}
+
+// signed counts the records tests sign, to make each distinct.
+var signed atomic.Uint64
+
+// commitment is a distinct fake key commitment per tag: the service
+// never sees keys, so none needs to match one.
+func commitment(tag string) [32]byte {
+	var c [32]byte
+	copy(c[:], "commit:"+tag)
+	return c
+}
+
+// head returns the chain's last state.
+func (c *chain) head() *memberlog.State { return c.states[len(c.states)-1] }
+
+// create returns the request that stores the chain's genesis with its
+// grants.
+func (c *chain) create() wire.CreateSessionRequest {
+	return wire.CreateSessionRequest{Genesis: c.records[0], Grants: grantsFor(nil, c.states[0])}
+}
+
+// sign returns the next record by actor (ops, a new epoch when newEpoch)
+// and its grants, without adding it to the chain.
+func (c *chain) sign(actor *identity.Identity, ops []memberlog.Op, newEpoch bool) (wire.AppendRequest, *memberlog.State) {
+	c.t.Helper()
+	before := c.head()
+	n := signed.Add(1)
+	raw, after, err := before.NewChange(actor, ops, newEpoch, commitment(fmt.Sprint(n)), n) // distinct times: distinct records
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return wire.AppendRequest{Record: raw, Grants: grantsFor(before, after)}, after
+}
+
+// add signs the next record and adds it to the chain; the caller sends
+// it.
+func (c *chain) add(actor *identity.Identity, ops []memberlog.Op, newEpoch bool) wire.AppendRequest {
+	req, after := c.sign(actor, ops, newEpoch)
+	c.records = append(c.records, req.Record)
+	c.states = append(c.states, after)
+	return req
+}
+
+// grantsFor returns fake grants for exactly the users the record from
+// before to after needs (memberlog.GrantsNeeded).
+func grantsFor(before, after *memberlog.State) []wire.Grant {
+	epoch, users := memberlog.GrantsNeeded(before, after)
+	out := []wire.Grant{}
+	for _, u := range users {
+		out = append(out, fakeGrant(u, epoch))
+	}
+	return out
+}
+
+func addOp(id *identity.Identity) memberlog.Op {
+	return memberlog.Op{Kind: memberlog.OpAdd, Member: memberlog.Member{UserID: id.UserID(), Anchor: memberlog.AnchorOf(id.Card()), Role: memberlog.RoleMember}}
+}
+
+func removeOp(user string) memberlog.Op {
+	return memberlog.Op{Kind: memberlog.OpRemove, Member: memberlog.Member{UserID: user}}
+}
+
+// post sends a create (chain's genesis) or an append as user and fails
+// the test unless it succeeds.
+func (s *testServer) post(t testing.TB, user, path string, body any) {
+	t.Helper()
+	if r := request(t, s, "POST", path, userToken(t, user), body); r.status >= 300 {
+		t.Fatalf("POST %s as %s: %d %s: %s", path, user, r.status, r.err.Code, r.err.Message)
+	}
+}
+
+func logPath(id session.ID) string { return "/v1/sessions/" + id.String() + "/log" }
+
+// TestAuthorizationMatrix sends every route as every kind of caller, on a
+// session where alice is the admin, bob a member, rita was a member until
+// alice removed her with a new epoch, and lena left without one (so she
+// still holds the epoch's key, and keeps her grants, but is no member),
+// and checks each answer's status: reads and appends for the log's
+// current roster, deletion for its admins, grants for their grantee, and
+// the service (an app backend's token) reading logs and deleting sessions
+// but never signing or reading grants.
 func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := newTestServer(t, openTestStore(t))
-	alice := srv.member(t, "alice")
-	for _, u := range []string{"bob", "mallory", "carol"} {
-		srv.member(t, u)
+	ids := map[string]*identity.Identity{}
+	for _, u := range []string{"alice", "bob", "rita", "lena", "mallory"} {
+		ids[u] = srv.member(t, u).id
 	}
 	serviceTok, _ := ServiceToken(testSecret, "", time.Hour)
 	otherKey, _ := UserToken(bytes.Repeat([]byte("x"), 32), "", "alice", time.Hour)
-	expired := func() string {
-		tok, _ := UserToken(testSecret, "", "alice", -time.Hour)
-		return tok
-	}()
-	actors := []struct{ name, token string }{
-		{"no token", ""},
-		{"bad token", otherKey},
-		{"expired token", expired},
-		{"other user", userToken(t, "mallory")},
-		{"member", userToken(t, "bob")},
-		{"admin", userToken(t, "alice")},
-		{"service", serviceTok},
+	expired, _ := UserToken(testSecret, "", "alice", -time.Hour)
+	actors := []struct{ name, user, token string }{
+		{"no token", "", ""},
+		{"bad token", "", otherKey},
+		{"expired token", "", expired},
+		{"other user", "mallory", userToken(t, "mallory")},
+		{"removed member", "rita", userToken(t, "rita")},
+		{"member who left", "lena", userToken(t, "lena")},
+		{"member", "bob", userToken(t, "bob")},
+		{"admin", "alice", userToken(t, "alice")},
+		{"service", "", serviceTok},
 	}
 	n := 0
-	// newSession makes a fresh session (alice admin, bob member) per cell.
-	newSession := func() session.ID {
+	// newSession makes a fresh session per cell: alice, bob, rita removed
+	// by alice, and lena who left.
+	newSession := func() *chain {
 		n++
-		s, err := alice.mgr.Create(ctx, fmt.Sprintf("messaging:cell-%d", n), []string{"bob"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s.ID()
+		c := newChain(t, fmt.Sprintf("messaging:cell-%d", n), ids["alice"], ids["bob"], ids["rita"], ids["lena"])
+		srv.post(t, "alice", "/v1/sessions", c.create())
+		srv.post(t, "alice", logPath(c.id), c.add(ids["alice"], []memberlog.Op{removeOp("rita")}, true))
+		srv.post(t, "lena", logPath(c.id), c.add(ids["lena"], []memberlog.Op{removeOp("lena")}, false))
+		return c
 	}
-	aliceCard := alice.id.Card().Marshal()
-	type endpoint struct {
+	aliceCard := ids["alice"].Card().Marshal()
+	const (
+		unauth  = http.StatusUnauthorized
+		forbid  = http.StatusForbidden
+		ok      = http.StatusOK
+		created = http.StatusCreated
+	)
+	endpoints := []struct {
 		name   string
 		method string
-		path   func(id session.ID) string
-		body   func(actor string) any
-		want   [7]int // per actor, in the order above
-	}
-	const (
-		unauth = http.StatusUnauthorized
-		forbid = http.StatusForbidden
-		ok     = http.StatusOK
-	)
-	endpoints := []endpoint{
-		{"publish card", "PUT", func(session.ID) string { return "/v1/users/alice/cards" },
-			func(string) any { return wire.PublishCardRequest{Card: aliceCard} }, [7]int{unauth, unauth, unauth, forbid, forbid, ok, forbid}},
-		{"card history", "GET", func(session.ID) string { return "/v1/users/alice/cards" },
-			nil, [7]int{unauth, unauth, unauth, ok, ok, ok, ok}},
-		{"lookup cards", "POST", func(session.ID) string { return "/v1/cards/lookup" },
-			func(string) any { return wire.LookupRequest{UserIDs: []string{"alice", "bob"}} }, [7]int{unauth, unauth, unauth, ok, ok, ok, ok}},
-		{"create session", "POST", func(session.ID) string { return "/v1/sessions" },
-			func(actor string) any {
-				id, _ := session.NewID(nil)
-				return wire.CreateSessionRequest{ID: id.String(), ChannelCID: "messaging:new-" + id.String(), Grants: []wire.Grant{fakeGrant(actor, 0)}}
-			}, [7]int{unauth, unauth, unauth, http.StatusCreated, http.StatusCreated, http.StatusCreated, forbid}},
-		{"lookup session", "GET", func(id session.ID) string { return "/v1/sessions?channel_cid=messaging:cell-" + fmt.Sprint(n) },
-			nil, [7]int{unauth, unauth, unauth, ok, ok, ok, ok}},
-		{"session info", "GET", func(id session.ID) string { return "/v1/sessions/" + id.String() },
-			nil, [7]int{unauth, unauth, unauth, forbid, ok, ok, ok}},
-		{"my grants", "GET", func(id session.ID) string { return "/v1/sessions/" + id.String() + "/grants" },
-			nil, [7]int{unauth, unauth, unauth, forbid, ok, ok, forbid}},
-		{"extend", "POST", func(id session.ID) string { return "/v1/sessions/" + id.String() + "/members" },
-			func(string) any { return wire.ExtendRequest{Epoch: 0, Grants: []wire.Grant{fakeGrant("carol", 0)}} }, [7]int{unauth, unauth, unauth, forbid, ok, ok, forbid}},
-		{"rotate", "POST", func(id session.ID) string { return "/v1/sessions/" + id.String() + "/rotate" },
-			func(string) any {
-				return wire.RotateRequest{FromEpoch: 0, Remove: []string{"bob"}, Grants: []wire.Grant{fakeGrant("alice", 1)}}
-			}, [7]int{unauth, unauth, unauth, forbid, forbid, ok, forbid}},
-		{"set admin", "PUT", func(id session.ID) string { return "/v1/sessions/" + id.String() + "/admins/bob" },
-			func(string) any { return wire.AdminRequest{Admin: true} }, [7]int{unauth, unauth, unauth, forbid, forbid, ok, forbid}},
-		{"delete session", "DELETE", func(id session.ID) string { return "/v1/sessions/" + id.String() },
-			nil, [7]int{unauth, unauth, unauth, forbid, forbid, ok, ok}},
+		path   func(c *chain) string
+		body   func(c *chain, actor string) any
+		want   [9]int // per actor, in the order above
+	}{
+		{"publish card", "PUT", func(*chain) string { return "/v1/users/alice/cards" },
+			func(*chain, string) any { return wire.PublishCardRequest{Card: aliceCard} },
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, forbid, ok, forbid}},
+		{"card history", "GET", func(*chain) string { return "/v1/users/alice/cards" }, nil,
+			[9]int{unauth, unauth, unauth, ok, ok, ok, ok, ok, ok}},
+		{"lookup cards", "POST", func(*chain) string { return "/v1/cards/lookup" },
+			func(*chain, string) any { return wire.LookupRequest{UserIDs: []string{"alice", "bob"}} },
+			[9]int{unauth, unauth, unauth, ok, ok, ok, ok, ok, ok}},
+		{"create session", "POST", func(*chain) string { return "/v1/sessions" },
+			func(c *chain, actor string) any {
+				signer := ids[actor]
+				if signer == nil {
+					signer = ids["alice"]
+				}
+				return newChain(t, fmt.Sprintf("messaging:new-%d-%s", n, actor), signer).create()
+			},
+			[9]int{unauth, unauth, unauth, created, created, created, created, created, forbid}},
+		{"lookup session", "GET", func(*chain) string { return fmt.Sprintf("/v1/sessions?channel_cid=messaging:cell-%d", n) }, nil,
+			[9]int{unauth, unauth, unauth, ok, ok, ok, ok, ok, ok}},
+		{"read log", "GET", func(c *chain) string { return logPath(c.id) }, nil,
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, ok}},
+		{"head", "GET", func(c *chain) string { return "/v1/sessions/" + c.id.String() + "/head" }, nil,
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, ok}},
+		{"my grants", "GET", func(c *chain) string { return "/v1/sessions/" + c.id.String() + "/grants" }, nil,
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, forbid}},
+		{"append", "POST", func(c *chain) string { return logPath(c.id) },
+			func(c *chain, actor string) any {
+				// Members rotate (the default policy lets them); the
+				// others send a rotation alice signed.
+				signer := ids["alice"]
+				if actor == "bob" {
+					signer = ids["bob"]
+				}
+				req, _ := c.sign(signer, nil, true)
+				return req
+			},
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, ok, ok, forbid}},
+		{"delete session", "DELETE", func(c *chain) string { return "/v1/sessions/" + c.id.String() }, nil,
+			[9]int{unauth, unauth, unauth, forbid, forbid, forbid, forbid, ok, ok}},
 	}
 	for _, ep := range endpoints {
 		for i, actor := range actors {
-			id := newSession()
+			c := newSession()
 			var body any
 			if ep.body != nil {
-				name := map[string]string{"other user": "mallory", "member": "bob", "admin": "alice"}[actor.name]
-				body = ep.body(name)
+				body = ep.body(c, actor.user)
 			}
-			got, eb := rawRequest(t, srv, ep.method, ep.path(id), actor.token, body)
-			if got != ep.want[i] {
-				t.Errorf("%s as %s: status %d (%s: %s), want %d", ep.name, actor.name, got, eb.Error.Code, eb.Error.Message, ep.want[i])
+			r := request(t, srv, ep.method, ep.path(c), actor.token, body)
+			if r.status != ep.want[i] {
+				t.Errorf("%s as %s: status %d (%s: %s), want %d", ep.name, actor.name, r.status, r.err.Code, r.err.Message, ep.want[i])
 			}
-			if got >= 400 && eb.Error.Code == "" {
+			if r.status >= 400 && r.err.Code == "" {
 				t.Errorf("%s as %s: error without a JSON code", ep.name, actor.name)
 			}
 		}
+	}
+	// A refused append changed nothing: alice's client sees the log of the
+	// last cell as its three records.
+	last := newSession()
+	for _, tok := range []string{userToken(t, "mallory"), userToken(t, "rita"), userToken(t, "lena"), serviceTok} {
+		req, _ := last.sign(ids["alice"], nil, true)
+		request(t, srv, "POST", logPath(last.id), tok, req)
+	}
+	if h, err := srv.client(t, "alice").Head(ctx, last.id); err != nil || h.Seq != 2 || h.Hash != last.head().Head() {
+		t.Errorf("head after refused appends: %+v, %v; want record 2", h, err)
 	}
 	if got, _ := rawRequest(t, srv, "GET", "/healthz", "", nil); got != ok {
 		t.Errorf("/healthz: %d", got)
@@ -234,7 +401,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`veil_keyservice_requests_total{code="403",route="POST /v1/sessions/{id}/rotate"}`, "veil_keyservice_request_duration_seconds_bucket"} {
+	for _, want := range []string{`veil_keyservice_requests_total{code="403",route="POST /v1/sessions/{id}/log"}`, "veil_keyservice_request_duration_seconds_bucket"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -282,9 +449,9 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 			t.Fatalf("%s: %q, %v", m.id.UserID(), got, err)
 		}
 	}
-	// Add a newcomer, then revoke the last member and rotate.
+	// The owner adds a newcomer, then revokes the last member.
 	newcomer := srv.member(t, "newcomer")
-	if err := members[n-1].mgr.Extend(ctx, s.ID(), []string{"newcomer"}, false); err != nil {
+	if err := owner.mgr.Extend(ctx, s.ID(), []string{"newcomer"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := read(newcomer, names[n-1], "m1", m1); err != nil || got != "hello from the last member" {
@@ -298,10 +465,13 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 	if got, err := read(newcomer, names[(n-1)/2], "m2", m2); err != nil || got != "after the revocation" {
 		t.Fatalf("newcomer after rotation: %q, %v", got, err)
 	}
-	// The revoked user's fetch of the new epoch is refused, and its cached
-	// keys do not open the new envelope.
-	if _, err := revoked.c.Grants(ctx, s.ID()); !errors.Is(err, keyservice.ErrForbidden) {
+	// The revoked user's fetch of the log and the grants is refused, and
+	// its cached keys do not open the new envelope.
+	if _, err := revoked.c.Grants(ctx, s.ID()); !errors.Is(err, keyservice.ErrForbidden) || !errors.Is(err, session.ErrForbidden) {
 		t.Fatalf("revoked user fetched grants: %v", err)
+	}
+	if _, err := revoked.c.Log(ctx, s.ID(), 0); !errors.Is(err, session.ErrForbidden) {
+		t.Fatalf("revoked user fetched the log: %v", err)
 	}
 	if _, err := read(revoked, names[(n-1)/2], "m2", m2); err == nil {
 		t.Fatal("revoked user opened a post-revocation message")
@@ -312,111 +482,36 @@ func endToEnd(t *testing.T, srv *testServer, n int) {
 	}
 }
 
-// TestRightsBeforeState checks that the routes which compare a request with
-// a session's state (its members, the grantees' cards) check the caller's
-// rights first: whatever a non-member sends, it gets the answer GET
-// /v1/sessions/{id} gives it, a plain member gets 403 from rotate, and no
-// answer names a member.
-func TestRightsBeforeState(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	srv := newTestServer(t, openTestStore(t))
-	alice := srv.member(t, "alice")
-	for _, u := range []string{"bob", "carol", "mallory"} {
-		srv.member(t, u)
-	}
-	s, err := alice.mgr.Create(ctx, "messaging:rights", []string{"bob", "carol"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sid := s.ID().String()
-	unknown := strings.Repeat("ab", 16)
-	tests := []struct {
-		name, actor, path string
-		body              any
-		wantStatus        int
-		wantCode          string
-		reason            string
-	}{
-		{"rotate, non-member granting itself", "mallory", "/v1/sessions/" + sid + "/rotate",
-			wire.RotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []wire.Grant{fakeGrant("mallory", 1)}}, http.StatusForbidden, keyservice.CodeForbidden,
-			"the membership check would name alice as left without a grant"},
-		{"rotate, non-member naming a user without a card", "mallory", "/v1/sessions/" + sid + "/rotate",
-			wire.RotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []wire.Grant{fakeGrant("ghost", 1)}}, http.StatusForbidden, keyservice.CodeForbidden,
-			"no grant check before the rights"},
-		{"rotate, plain member", "bob", "/v1/sessions/" + sid + "/rotate",
-			wire.RotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []wire.Grant{fakeGrant("bob", 1)}}, http.StatusForbidden, keyservice.CodeForbidden,
-			"only admins rotate, so only admins learn who lacks a grant"},
-		{"rotate, unknown session", "mallory", "/v1/sessions/" + unknown + "/rotate",
-			wire.RotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []wire.Grant{fakeGrant("ghost", 1)}}, http.StatusNotFound, keyservice.CodeUnknownSession,
-			"an unknown session is answered as GET answers it"},
-		{"extend, non-member naming a user without a card", "mallory", "/v1/sessions/" + sid + "/members",
-			wire.ExtendRequest{Epoch: 0, Grants: []wire.Grant{fakeGrant("ghost", 0)}}, http.StatusForbidden, keyservice.CodeForbidden,
-			"no grant check before the rights"},
-		{"extend, non-member adding itself", "mallory", "/v1/sessions/" + sid + "/members",
-			wire.ExtendRequest{Epoch: 7, Grants: []wire.Grant{fakeGrant("mallory", 7)}}, http.StatusForbidden, keyservice.CodeForbidden,
-			"no word on the epoch before the rights"},
-		{"extend, unknown session", "mallory", "/v1/sessions/" + unknown + "/members",
-			wire.ExtendRequest{Epoch: 0, Grants: []wire.Grant{fakeGrant("ghost", 0)}}, http.StatusNotFound, keyservice.CodeUnknownSession,
-			"an unknown session is answered as GET answers it"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tok := userToken(t, tt.actor)
-			got, eb := rawRequest(t, srv, "POST", tt.path, tok, tt.body)
-			if got != tt.wantStatus || eb.Error.Code != tt.wantCode {
-				t.Errorf("%d %s (%s), want %d %s (%s)", got, eb.Error.Code, eb.Error.Message, tt.wantStatus, tt.wantCode, tt.reason)
-			}
-			if tt.actor == "mallory" {
-				info := tt.path[:len("/v1/sessions/")+32]
-				if gs, gb := rawRequest(t, srv, "GET", info, tok, nil); gs != got || gb.Error.Code != eb.Error.Code {
-					t.Errorf("GET %s answers a non-member %d %s, this route %d %s: one answer reveals what the other hides", info, gs, gb.Error.Code, got, eb.Error.Code)
-				}
-			}
-			for _, m := range []string{"alice", "carol"} {
-				if strings.Contains(eb.Error.Message, m) {
-					t.Errorf("the answer names member %s: %q (%s)", m, eb.Error.Message, tt.reason)
-				}
-			}
-		})
-	}
-	// Nothing changed, and an admin still gets the detailed answer.
-	if info, err := alice.c.Info(ctx, s.ID()); err != nil || info.Epoch != 0 || len(info.Members) != 3 {
-		t.Fatalf("state changed by refused requests: %+v %v", info, err)
-	}
-	got, eb := rawRequest(t, srv, "POST", "/v1/sessions/"+sid+"/rotate", userToken(t, "alice"),
-		wire.RotateRequest{FromEpoch: 0, Remove: []string{}, Grants: []wire.Grant{fakeGrant("alice", 1), fakeGrant("bob", 1)}})
-	if got != http.StatusBadRequest || !strings.Contains(eb.Error.Message, `"carol"`) {
-		t.Errorf("admin leaving carol out: %d %q, want 400 naming carol", got, eb.Error.Message)
-	}
-}
-
 // TestStoreErrorStatus checks how store errors become API answers: each
 // sentinel, wrapped or not, a client error with its stable code; anything
 // else an opaque 500.
 func TestStoreErrorStatus(t *testing.T) {
 	t.Parallel()
 	h := &Handler{}
+	id := session.ID{1, 2, 3}
 	tests := []struct {
-		name   string
-		err    error
-		status int
-		code   string
-		reason string
+		name      string
+		err       error
+		status    int
+		code      string
+		sessionID string
+		reason    string
 	}{
-		{"not found", keyservice.ErrNotFound, http.StatusNotFound, keyservice.CodeUnknownSession, "the store's lookups"},
-		{"conflict, wrapped", fmt.Errorf("rotating: %w", keyservice.ErrConflict), http.StatusConflict, keyservice.CodeConflict, "sentinels may come wrapped"},
-		{"forbidden", keyservice.ErrForbidden, http.StatusForbidden, keyservice.CodeForbidden, "rights"},
-		{"too many epochs", ErrTooManyEpochs, http.StatusBadRequest, keyservice.CodeInvalidRequest, "a rotation from epoch 2³²-1 is the caller's mistake, not the server's"},
-		{"anything else", errors.New("keyservice: disk on fire"), http.StatusInternalServerError, keyservice.CodeInternal, "internal errors stay opaque"},
+		{"not found", keyservice.ErrNotFound, http.StatusNotFound, keyservice.CodeUnknownSession, "", "the store's lookups"},
+		{"conflict, wrapped", fmt.Errorf("appending: %w", keyservice.ErrConflict), http.StatusConflict, keyservice.CodeConflict, "", "sentinels may come wrapped"},
+		{"forbidden", keyservice.ErrForbidden, http.StatusForbidden, keyservice.CodeForbidden, "", "rights"},
+		{"session exists", fmt.Errorf("creating: %w", &session.SessionExistsError{ChannelCID: "messaging:x", ID: id}), http.StatusConflict, keyservice.CodeSessionExists, id.String(),
+			"the answer names the channel's session, so the client returns a *session.SessionExistsError"},
+		{"cancelled", context.Canceled, http.StatusServiceUnavailable, keyservice.CodeUnavailable, "", "a request given up on"},
+		{"anything else", errors.New("keyservice: disk on fire"), http.StatusInternalServerError, keyservice.CodeInternal, "", "internal errors stay opaque"},
 	}
 	for _, tt := range tests {
-		ae := h.apiError(tt.err)
-		if ae.Status != tt.status || ae.Code != tt.code {
-			t.Errorf("%s: %d %s, want %d %s (%s)", tt.name, ae.Status, ae.Code, tt.status, tt.code, tt.reason)
+		a := h.apiError(tt.err)
+		if a.status != tt.status || a.detail.Code != tt.code || a.detail.SessionID != tt.sessionID {
+			t.Errorf("%s: %d %s %q, want %d %s %q (%s)", tt.name, a.status, a.detail.Code, a.detail.SessionID, tt.status, tt.code, tt.sessionID, tt.reason)
 		}
-		if strings.Contains(ae.Message, "disk") {
-			t.Errorf("%s: the answer carries the internal error: %q", tt.name, ae.Message)
+		if strings.Contains(a.detail.Message, "disk") {
+			t.Errorf("%s: the answer carries the internal error: %q", tt.name, a.detail.Message)
 		}
 	}
 }

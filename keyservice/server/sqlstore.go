@@ -1,30 +1,32 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/veilchat/veil/keyservice"
-	"math"
 	"slices"
-	"time"
 
 	"github.com/veilchat/veil/internal/sqlstore"
+	"github.com/veilchat/veil/keyservice"
 	"github.com/veilchat/veil/session"
 )
 
 // migrations is the key service's schema, namespace "keyservice". Released
-// steps never change; add new ones at the end.
+// steps never change; add new ones at the end. (Protocol v1 is not frozen:
+// until it is, a change of the schema replaces this step, and databases of
+// older builds are recreated.)
 //
-// Both dialects store the same columns: session IDs as 16 bytes, epochs
-// and generations as integers in [0, 2³²), times as Unix microseconds
-// (UTC). Postgres compares user IDs and channel CIDs byte-wise (COLLATE
-// "C"), as SQLite does, so both sort members alike. Grants hang off their
-// member, members off their session, both ON DELETE CASCADE.
+// Both dialects store the same columns: session IDs as 16 bytes, hashes as
+// 32, sequence numbers, epochs and generations as integers in [0, 2³²),
+// roles as the log's role byte (0 member, 1 admin). Postgres compares user
+// IDs and channel CIDs byte-wise (COLLATE "C"), as SQLite does, so both
+// sort rosters alike. A session's log records, roster and grants hang off
+// it, ON DELETE CASCADE.
 var migrations = []sqlstore.Migration{{
 	Version: 1,
-	Name:    "cards, sessions, members, grants, idempotency",
+	Name:    "cards, sessions, membership logs, rosters, grants",
 	SQLite: `
 CREATE TABLE cards (
 	user_id    TEXT    NOT NULL,
@@ -35,33 +37,28 @@ CREATE TABLE cards (
 CREATE TABLE sessions (
 	id          BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 16),
 	channel_cid TEXT    NOT NULL UNIQUE,
-	epoch       INTEGER NOT NULL CHECK (epoch BETWEEN 0 AND 4294967295),
-	created_by  TEXT    NOT NULL,
-	created_at  INTEGER NOT NULL
+	head_seq    INTEGER NOT NULL CHECK (head_seq BETWEEN 0 AND 4294967295),
+	head_hash   BLOB    NOT NULL CHECK (length(head_hash) = 32)
 );
-CREATE TABLE members (
-	session_id  BLOB    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-	user_id     TEXT    NOT NULL,
-	admin       INTEGER NOT NULL CHECK (admin IN (0, 1)),
-	since_epoch INTEGER NOT NULL CHECK (since_epoch BETWEEN 0 AND 4294967295),
+CREATE TABLE log_records (
+	session_id BLOB    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+	seq        INTEGER NOT NULL CHECK (seq BETWEEN 0 AND 4294967295),
+	record     BLOB    NOT NULL,
+	hash       BLOB    NOT NULL CHECK (length(hash) = 32),
+	PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE roster (
+	session_id BLOB    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+	user_id    TEXT    NOT NULL,
+	role       INTEGER NOT NULL CHECK (role IN (0, 1)),
 	PRIMARY KEY (session_id, user_id)
 );
 CREATE TABLE grants (
-	session_id BLOB    NOT NULL,
+	session_id BLOB    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
 	user_id    TEXT    NOT NULL,
 	epoch      INTEGER NOT NULL CHECK (epoch BETWEEN 0 AND 4294967295),
 	grant_data BLOB    NOT NULL,
-	PRIMARY KEY (session_id, user_id, epoch),
-	FOREIGN KEY (session_id, user_id) REFERENCES members (session_id, user_id) ON DELETE CASCADE
-);
-CREATE TABLE idempotency (
-	user_id      TEXT    NOT NULL,
-	key          TEXT    NOT NULL,
-	request_hash BLOB    NOT NULL,
-	status       INTEGER NOT NULL,
-	response     BLOB    NOT NULL,
-	created_at   INTEGER NOT NULL,
-	PRIMARY KEY (user_id, key)
+	PRIMARY KEY (session_id, user_id, epoch)
 );`,
 	Postgres: `
 CREATE TABLE cards (
@@ -73,39 +70,34 @@ CREATE TABLE cards (
 CREATE TABLE sessions (
 	id          BYTEA  NOT NULL PRIMARY KEY CHECK (length(id) = 16),
 	channel_cid TEXT COLLATE "C" NOT NULL UNIQUE,
-	epoch       BIGINT NOT NULL CHECK (epoch BETWEEN 0 AND 4294967295),
-	created_by  TEXT COLLATE "C" NOT NULL,
-	created_at  BIGINT NOT NULL
+	head_seq    BIGINT NOT NULL CHECK (head_seq BETWEEN 0 AND 4294967295),
+	head_hash   BYTEA  NOT NULL CHECK (length(head_hash) = 32)
 );
-CREATE TABLE members (
-	session_id  BYTEA   NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-	user_id     TEXT COLLATE "C" NOT NULL,
-	admin       BOOLEAN NOT NULL,
-	since_epoch BIGINT  NOT NULL CHECK (since_epoch BETWEEN 0 AND 4294967295),
+CREATE TABLE log_records (
+	session_id BYTEA  NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+	seq        BIGINT NOT NULL CHECK (seq BETWEEN 0 AND 4294967295),
+	record     BYTEA  NOT NULL,
+	hash       BYTEA  NOT NULL CHECK (length(hash) = 32),
+	PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE roster (
+	session_id BYTEA    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+	user_id    TEXT COLLATE "C" NOT NULL,
+	role       SMALLINT NOT NULL CHECK (role IN (0, 1)),
 	PRIMARY KEY (session_id, user_id)
 );
 CREATE TABLE grants (
-	session_id BYTEA  NOT NULL,
+	session_id BYTEA  NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
 	user_id    TEXT COLLATE "C" NOT NULL,
 	epoch      BIGINT NOT NULL CHECK (epoch BETWEEN 0 AND 4294967295),
 	grant_data BYTEA  NOT NULL,
-	PRIMARY KEY (session_id, user_id, epoch),
-	FOREIGN KEY (session_id, user_id) REFERENCES members (session_id, user_id) ON DELETE CASCADE
-);
-CREATE TABLE idempotency (
-	user_id      TEXT COLLATE "C" NOT NULL,
-	key          TEXT COLLATE "C" NOT NULL,
-	request_hash BYTEA   NOT NULL,
-	status       INTEGER NOT NULL,
-	response     BYTEA   NOT NULL,
-	created_at   BIGINT  NOT NULL,
-	PRIMARY KEY (user_id, key)
+	PRIMARY KEY (session_id, user_id, epoch)
 );`,
 }}
 
 // Batch bounds: how many user IDs go in one IN list, and how many rows in
-// one multi-row INSERT (4 parameters each). Both stay far below SQLite's
-// 32,766 and Postgres's 65,535 parameters per statement.
+// one multi-row INSERT (4 parameters at most each). Both stay far below
+// SQLite's 32,766 and Postgres's 65,535 parameters per statement.
 const (
 	inChunk     = 1000
 	insertChunk = 250
@@ -118,15 +110,10 @@ const (
 // may start at the same time. The Store is safe for concurrent use; Close
 // it when done. ctx bounds opening only.
 //
-// Times ([SessionRecord.CreatedAt], [IdempotencyRecord.CreatedAt]) are stored
-// with microsecond precision and returned in UTC.
-//
 // Where the Store contract is silent, this store (and the storetest suite)
-// settles it so: SetAdmin and DeleteSession on a session that does not
-// exist return [keyservice.ErrNotFound] before any rights are checked, as Extend and
-// Rotate do; grant lists that no correct caller sends (a grant for another
-// epoch than the call's, two grants for one grantee) fail with an error
-// that is no sentinel, and store nothing.
+// settles it so: grant lists that no correct caller sends (two grants for
+// one grantee and epoch) fail with an error that is no sentinel, and store
+// nothing.
 func OpenStore(ctx context.Context, dsn string) (Store, error) {
 	db, err := sqlstore.Open(ctx, dsn, "keyservice", migrations)
 	if err != nil {
@@ -139,13 +126,16 @@ func OpenStore(ctx context.Context, dsn string) (Store, error) {
 // dialects.
 //
 // Invariants under concurrency. SQLite runs one write transaction at a
-// time. On Postgres (READ COMMITTED) every method that reads a session's
-// state and then changes it starts by locking the session's row with a
-// no-op UPDATE … RETURNING epoch (lockSession): Extend, Rotate, SetAdmin
-// and DeleteSession on one session are serialized, each sees what the
-// previous one committed, and the epoch it checks cannot move before it
-// commits. The other writes are single conditional statements
-// (INSERT … ON CONFLICT DO NOTHING) whose outcome the database decides.
+// time. On Postgres (READ COMMITTED) Append moves the head with one
+// conditional UPDATE … WHERE head_seq = ? AND head_hash = ?: a concurrent
+// append of the same session waits for the first to commit, then finds
+// the head moved and changes nothing, so exactly one of two appends at one
+// head wins, and the winner holds the session's row lock until its roster
+// and grants are written. DeleteSession locks the row the same way before
+// it checks the caller's role. Reads run in one snapshot each (ReadTx), so
+// a roster check and the rows it guards are of one state. The other
+// writes are single conditional statements (INSERT … ON CONFLICT DO
+// NOTHING) whose outcome the database decides.
 type sqlStore struct {
 	db *sqlstore.DB
 	d  sqlstore.Dialect
@@ -158,10 +148,9 @@ var _ Store = (*sqlStore)(nil)
 type queries struct {
 	cardExists, insertCard, cardHistory            string
 	insertSession, sessionIDByChannel, sessionByID string
-	membersOf, grantsOf, lockSession, memberAdmin  string
-	bumpEpoch, setAdmin                            string
-	deleteGrantsOf, deleteMembersOf, deleteSession string
-	idempotency, insertIdempotency                 string
+	insertRecord, recordAt, recordsFrom, moveHead  string
+	rosterOf, roleOf, deleteMember, upsertMember   string
+	grantsOf, granteesOf, lockSession, deleteRow   string
 }
 
 func rebindAll(d sqlstore.Dialect) queries {
@@ -169,20 +158,21 @@ func rebindAll(d sqlstore.Dialect) queries {
 		cardExists:         d.Rebind("SELECT 1 FROM cards WHERE user_id = ? AND generation = ?"),
 		insertCard:         d.Rebind("INSERT INTO cards (user_id, generation, card) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
 		cardHistory:        d.Rebind("SELECT card FROM cards WHERE user_id = ? ORDER BY generation"),
-		insertSession:      d.Rebind("INSERT INTO sessions (id, channel_cid, epoch, created_by, created_at) VALUES (?, ?, 0, ?, ?) ON CONFLICT DO NOTHING"),
+		insertSession:      d.Rebind("INSERT INTO sessions (id, channel_cid, head_seq, head_hash) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING"),
 		sessionIDByChannel: d.Rebind("SELECT id FROM sessions WHERE channel_cid = ?"),
-		sessionByID:        d.Rebind("SELECT channel_cid, epoch, created_by, created_at FROM sessions WHERE id = ?"),
-		membersOf:          d.Rebind("SELECT user_id, admin, since_epoch FROM members WHERE session_id = ? ORDER BY user_id"),
+		sessionByID:        d.Rebind("SELECT channel_cid, head_seq, head_hash FROM sessions WHERE id = ?"),
+		insertRecord:       d.Rebind("INSERT INTO log_records (session_id, seq, record, hash) VALUES (?, ?, ?, ?)"),
+		recordAt:           d.Rebind("SELECT record FROM log_records WHERE session_id = ? AND seq = ?"),
+		recordsFrom:        d.Rebind("SELECT record FROM log_records WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"),
+		moveHead:           d.Rebind("UPDATE sessions SET head_seq = ?, head_hash = ? WHERE id = ? AND head_seq = ? AND head_hash = ?"),
+		rosterOf:           d.Rebind("SELECT user_id, role FROM roster WHERE session_id = ? ORDER BY user_id"),
+		roleOf:             d.Rebind("SELECT role FROM roster WHERE session_id = ? AND user_id = ?"),
+		deleteMember:       d.Rebind("DELETE FROM roster WHERE session_id = ? AND user_id = ?"),
+		upsertMember:       d.Rebind("UPDATE roster SET role = ? WHERE session_id = ? AND user_id = ?"),
 		grantsOf:           d.Rebind("SELECT epoch, grant_data FROM grants WHERE session_id = ? AND user_id = ? ORDER BY epoch"),
-		lockSession:        d.Rebind("UPDATE sessions SET epoch = epoch WHERE id = ? RETURNING epoch"),
-		memberAdmin:        d.Rebind("SELECT admin FROM members WHERE session_id = ? AND user_id = ?"),
-		bumpEpoch:          d.Rebind("UPDATE sessions SET epoch = epoch + 1 WHERE id = ? AND epoch = ?"),
-		setAdmin:           d.Rebind("UPDATE members SET admin = ? WHERE session_id = ? AND user_id = ?"),
-		deleteGrantsOf:     d.Rebind("DELETE FROM grants WHERE session_id = ?"),
-		deleteMembersOf:    d.Rebind("DELETE FROM members WHERE session_id = ?"),
-		deleteSession:      d.Rebind("DELETE FROM sessions WHERE id = ?"),
-		idempotency:        d.Rebind("SELECT request_hash, status, response, created_at FROM idempotency WHERE user_id = ? AND key = ?"),
-		insertIdempotency:  d.Rebind("INSERT INTO idempotency (user_id, key, request_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+		granteesOf:         d.Rebind("SELECT DISTINCT user_id FROM grants WHERE session_id = ?"),
+		lockSession:        d.Rebind("UPDATE sessions SET head_seq = head_seq WHERE id = ? RETURNING head_seq"),
+		deleteRow:          d.Rebind("DELETE FROM sessions WHERE id = ?"),
 	}
 }
 
@@ -279,56 +269,71 @@ func (s *sqlStore) CardHistory(ctx context.Context, userID string) ([][]byte, er
 
 // ---- sessions ----
 
-func (s *sqlStore) CreateSession(ctx context.Context, rec SessionRecord, grants []session.GrantRecord) (session.ID, bool, error) {
-	if err := checkGrants(grants, 0); err != nil {
-		return session.ID{}, false, err
+func (s *sqlStore) CreateSession(ctx context.Context, ns NewSession) (bool, error) {
+	if err := checkGrants(ns.Grants); err != nil {
+		return false, err
 	}
-	var (
-		id      session.ID
-		created bool
-	)
+	var created bool
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		id, created = session.ID{}, false
-		res, err := tx.ExecContext(ctx, s.q.insertSession, rec.ID[:], rec.ChannelCID, rec.CreatedBy, rec.CreatedAt.UnixMicro())
+		created = false
+		res, err := tx.ExecContext(ctx, s.q.insertSession, ns.ID[:], ns.ChannelCID, ns.Hash[:])
 		if err != nil {
 			return dbError("creating a session", err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return dbError("creating a session", err)
 		} else if n == 0 {
-			// The channel or the ID is taken. On Postgres the INSERT has
-			// waited for a concurrent creator to commit, and this new
-			// statement sees its row.
-			var b []byte
-			err := tx.QueryRowContext(ctx, s.q.sessionIDByChannel, rec.ChannelCID).Scan(&b)
-			if errors.Is(err, sql.ErrNoRows) {
-				return keyservice.ErrConflict // the ID belongs to another channel
-			}
-			if err != nil {
-				return dbError("creating a session", err)
-			}
-			id, err = toID(b)
+			// The ID or the channel is taken. On Postgres the INSERT has
+			// waited for a concurrent creator to commit, and these new
+			// statements see its rows.
+			return s.taken(ctx, tx, ns)
+		}
+		if _, err := tx.ExecContext(ctx, s.q.insertRecord, ns.ID[:], int64(0), nonNil(ns.Genesis), ns.Hash[:]); err != nil {
+			return dbError("creating a session", err)
+		}
+		if err := s.replaceRoster(ctx, tx, ns.ID, ns.Roster); err != nil {
 			return err
 		}
-		members := [][]any{{rec.ID[:], rec.CreatedBy, true, int64(0)}}
-		for _, g := range grants {
-			if g.Grantee != rec.CreatedBy {
-				members = append(members, []any{rec.ID[:], g.Grantee, false, int64(0)})
-			}
-		}
-		if err := s.insertRows(ctx, tx, "INSERT INTO members (session_id, user_id, admin, since_epoch) VALUES ", "", members); err != nil {
+		if err := s.insertGrants(ctx, tx, ns.ID, ns.Grants); err != nil {
 			return dbError("creating a session", err)
 		}
-		if err := s.insertGrants(ctx, tx, rec.ID, grants); err != nil {
-			return dbError("creating a session", err)
-		}
-		id, created = rec.ID, true
+		created = true
 		return nil
 	})
 	if err != nil {
-		return session.ID{}, false, err
+		return false, err
 	}
-	return id, created, nil
+	return created, nil
+}
+
+// taken says why a new session's row was not inserted: nil if the same
+// genesis is there already, a *session.SessionExistsError if the channel
+// has another session, keyservice.ErrConflict if the ID is another
+// genesis's (or the session went meanwhile).
+func (s *sqlStore) taken(ctx context.Context, tx *sql.Tx, ns NewSession) error {
+	var genesis []byte
+	err := tx.QueryRowContext(ctx, s.q.recordAt, ns.ID[:], int64(0)).Scan(&genesis)
+	switch {
+	case err == nil && bytes.Equal(genesis, ns.Genesis):
+		return nil
+	case err == nil:
+		return keyservice.ErrConflict
+	case !errors.Is(err, sql.ErrNoRows):
+		return dbError("creating a session", err)
+	}
+	var b []byte
+	err = tx.QueryRowContext(ctx, s.q.sessionIDByChannel, ns.ChannelCID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return keyservice.ErrConflict
+	}
+	if err != nil {
+		return dbError("creating a session", err)
+	}
+	id, err := toID(b)
+	if err != nil {
+		return err
+	}
+	return &session.SessionExistsError{ChannelCID: ns.ChannelCID, ID: id}
 }
 
 func (s *sqlStore) SessionByChannel(ctx context.Context, channelCID string) (session.ID, error) {
@@ -343,218 +348,322 @@ func (s *sqlStore) SessionByChannel(ctx context.Context, channelCID string) (ses
 	return toID(b)
 }
 
-func (s *sqlStore) Session(ctx context.Context, id session.ID) (SessionRecord, []session.Member, error) {
-	var (
-		rec     SessionRecord
-		members []session.Member
-	)
-	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
-		rec, members = SessionRecord{ID: id}, nil
-		var epoch, created int64
-		err := tx.QueryRowContext(ctx, s.q.sessionByID, id[:]).Scan(&rec.ChannelCID, &epoch, &rec.CreatedBy, &created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return keyservice.ErrNotFound
-		}
-		if err != nil {
-			return dbError("reading a session", err)
-		}
-		rec.Epoch, rec.CreatedAt = uint32(epoch), time.UnixMicro(created).UTC()
-		rows, err := tx.QueryContext(ctx, s.q.membersOf, id[:])
-		if err != nil {
-			return dbError("reading members", err)
-		}
-		return dbError("reading members", scanRows(rows, func(r *sql.Rows) error {
-			var m session.Member
-			var since int64
-			err := r.Scan(&m.UserID, &m.Admin, &since)
-			m.Since = uint32(since)
-			members = append(members, m)
-			return err
-		}))
-	})
-	if err != nil {
-		return SessionRecord{}, nil, err
-	}
-	return rec, members, nil
+// querier is what reads need of a *sql.Tx or a *sqlstore.DB.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *sqlStore) Grants(ctx context.Context, id session.ID, userID string) ([]session.GrantRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.q.grantsOf, id[:], userID)
-	if err != nil {
-		return nil, dbError("reading grants", err)
+// session reads a session's row, or keyservice.ErrNotFound.
+func (s *sqlStore) session(ctx context.Context, q querier, id session.ID) (SessionRecord, error) {
+	rec := SessionRecord{ID: id}
+	var seq int64
+	var hash []byte
+	err := q.QueryRowContext(ctx, s.q.sessionByID, id[:]).Scan(&rec.ChannelCID, &seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionRecord{}, keyservice.ErrNotFound
 	}
-	var out []session.GrantRecord
+	if err != nil {
+		return SessionRecord{}, dbError("reading a session", err)
+	}
+	if len(hash) != len(rec.Head.Hash) {
+		return SessionRecord{}, fmt.Errorf("keyservice: stored head hash has %d bytes", len(hash))
+	}
+	rec.Head.Seq = uint32(seq)
+	copy(rec.Head.Hash[:], hash)
+	return rec, nil
+}
+
+// role returns userID's role in the session's roster, or
+// keyservice.ErrForbidden if the roster does not list it.
+func (s *sqlStore) role(ctx context.Context, q querier, id session.ID, userID string) (int, error) {
+	var role int
+	err := q.QueryRowContext(ctx, s.q.roleOf, id[:], userID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, keyservice.ErrForbidden
+	}
+	if err != nil {
+		return 0, dbError("reading a roster", err)
+	}
+	return role, nil
+}
+
+// readable reads a session's row and checks that reader (unless empty) is
+// in its roster.
+func (s *sqlStore) readable(ctx context.Context, q querier, id session.ID, reader string) (SessionRecord, error) {
+	rec, err := s.session(ctx, q, id)
+	if err != nil {
+		return SessionRecord{}, err
+	}
+	if reader != "" {
+		if _, err := s.role(ctx, q, id, reader); err != nil {
+			return SessionRecord{}, err
+		}
+	}
+	return rec, nil
+}
+
+func (s *sqlStore) Session(ctx context.Context, id session.ID) (SessionRecord, error) {
+	return s.session(ctx, s.db, id)
+}
+
+func (s *sqlStore) Append(ctx context.Context, id session.ID, a Append) error {
+	if err := checkGrants(a.Grants); err != nil {
+		return err
+	}
+	if a.Prev.Seq == 1<<32-1 {
+		return errors.New("keyservice: no sequence number after 4294967295")
+	}
+	next := int64(a.Prev.Seq) + 1
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q.moveHead, next, a.Hash[:], id[:], int64(a.Prev.Seq), a.Prev.Hash[:])
+		if err != nil {
+			return dbError("appending a record", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return dbError("appending a record", err)
+		} else if n == 0 {
+			if _, err := s.session(ctx, tx, id); err != nil {
+				return err
+			}
+			return keyservice.ErrConflict
+		}
+		if _, err := tx.ExecContext(ctx, s.q.insertRecord, id[:], next, nonNil(a.Record), a.Hash[:]); err != nil {
+			return dbError("appending a record", err)
+		}
+		if err := s.replaceRoster(ctx, tx, id, a.Roster); err != nil {
+			return err
+		}
+		if err := s.dropGrants(ctx, tx, id, a.Roster, a.Readers); err != nil {
+			return dbError("deleting the grants of users gone", err)
+		}
+		return dbError("storing grants", s.insertGrants(ctx, tx, id, a.Grants))
+	})
+}
+
+// dropGrants deletes the grants of session id's grantees who are in
+// neither roster nor readers. It runs in Append's transaction, after the
+// head moved: on Postgres the session's row is locked, so no other append
+// adds grants meanwhile.
+func (s *sqlStore) dropGrants(ctx context.Context, tx *sql.Tx, id session.ID, roster []session.Member, readers []string) error {
+	keep := make(map[string]bool, len(roster)+len(readers))
+	for _, m := range roster {
+		keep[m.UserID] = true
+	}
+	for _, u := range readers {
+		keep[u] = true
+	}
+	rows, err := tx.QueryContext(ctx, s.q.granteesOf, id[:])
+	if err != nil {
+		return err
+	}
+	var gone []string
 	err = scanRows(rows, func(r *sql.Rows) error {
-		g := session.GrantRecord{Grantee: userID}
-		var epoch int64
-		err := r.Scan(&epoch, &g.Grant)
-		g.Epoch = uint32(epoch)
-		out = append(out, g)
+		var u string
+		if err := r.Scan(&u); err != nil {
+			return err
+		}
+		if !keep[u] {
+			gone = append(gone, u)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for chunk := range slices.Chunk(gone, inChunk) {
+		q := s.d.Rebind("DELETE FROM grants WHERE session_id = ? AND user_id IN (" + sqlstore.Placeholders(len(chunk)) + ")")
+		if _, err := tx.ExecContext(ctx, q, append([]any{id[:]}, anys(chunk)...)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaceRoster makes the stored roster of session id equal roster,
+// writing only the differences.
+func (s *sqlStore) replaceRoster(ctx context.Context, tx *sql.Tx, id session.ID, roster []session.Member) error {
+	old, err := s.roster(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	had := make(map[string]bool, len(old))
+	for _, m := range old {
+		had[m.UserID] = m.Admin
+	}
+	var add [][]any
+	seen := make(map[string]bool, len(roster))
+	for _, m := range roster {
+		if seen[m.UserID] {
+			return fmt.Errorf("keyservice: %q twice in a roster", m.UserID)
+		}
+		seen[m.UserID] = true
+		admin, ok := had[m.UserID]
+		switch {
+		case !ok:
+			add = append(add, []any{id[:], m.UserID, roleOf(m.Admin)})
+		case admin != m.Admin:
+			if _, err := tx.ExecContext(ctx, s.q.upsertMember, roleOf(m.Admin), id[:], m.UserID); err != nil {
+				return dbError("writing a roster", err)
+			}
+		}
+	}
+	for _, m := range old {
+		if !seen[m.UserID] {
+			if _, err := tx.ExecContext(ctx, s.q.deleteMember, id[:], m.UserID); err != nil {
+				return dbError("writing a roster", err)
+			}
+		}
+	}
+	return dbError("writing a roster", s.insertRows(ctx, tx, "INSERT INTO roster (session_id, user_id, role) VALUES ", "", add))
+}
+
+// roleOf is the stored role of an admin or a member: the log's role byte.
+func roleOf(admin bool) int {
+	if admin {
+		return 1
+	}
+	return 0
+}
+
+func (s *sqlStore) roster(ctx context.Context, q querier, id session.ID) ([]session.Member, error) {
+	rows, err := q.QueryContext(ctx, s.q.rosterOf, id[:])
+	if err != nil {
+		return nil, dbError("reading a roster", err)
+	}
+	var out []session.Member
+	err = scanRows(rows, func(r *sql.Rows) error {
+		var m session.Member
+		var role int
+		err := r.Scan(&m.UserID, &role)
+		m.Admin = role == 1
+		out = append(out, m)
+		return err
+	})
+	return out, dbError("reading a roster", err)
+}
+
+func (s *sqlStore) Roster(ctx context.Context, id session.ID) ([]session.Member, error) {
+	var out []session.Member
+	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.session(ctx, tx, id); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.roster(ctx, tx, id)
 		return err
 	})
 	if err != nil {
-		return nil, dbError("reading grants", err)
+		return nil, err
 	}
 	return out, nil
 }
 
-func (s *sqlStore) Extend(ctx context.Context, id session.ID, caller string, atEpoch uint32, grants []session.GrantRecord) error {
-	if err := checkGrants(grants, atEpoch); err != nil {
-		return err
-	}
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		epoch, err := s.lock(ctx, tx, id)
+func (s *sqlStore) Log(ctx context.Context, id session.ID, reader string, from uint32, limit, maxBytes int) ([][]byte, session.Head, error) {
+	var (
+		out  [][]byte
+		head session.Head
+	)
+	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		out = nil
+		rec, err := s.readable(ctx, tx, id, reader)
 		if err != nil {
 			return err
 		}
-		if _, err := s.member(ctx, tx, id, caller); err != nil {
-			return err
+		head = rec.Head
+		if from > head.Seq || limit <= 0 {
+			return nil
 		}
-		if epoch != atEpoch {
-			return keyservice.ErrConflict
+		rows, err := tx.QueryContext(ctx, s.q.recordsFrom, id[:], int64(from), int64(head.Seq), int64(limit))
+		if err != nil {
+			return dbError("reading a log", err)
 		}
-		rows := make([][]any, len(grants))
-		for i, g := range grants {
-			rows[i] = []any{id[:], g.Grantee, false, int64(atEpoch)}
-		}
-		if err := s.insertRows(ctx, tx, "INSERT INTO members (session_id, user_id, admin, since_epoch) VALUES ", "", rows); err != nil {
-			if sqlstore.IsUniqueViolation(err) {
-				return keyservice.ErrConflict // a grantee is a member already
+		size := 0
+		return dbError("reading a log", scanRows(rows, func(r *sql.Rows) error {
+			if len(out) > 0 && size >= maxBytes {
+				return nil // the page is full: skip the rest
 			}
-			return dbError("adding members", err)
-		}
-		return dbError("storing grants", s.insertGrants(ctx, tx, id, grants))
+			var b []byte
+			if err := r.Scan(&b); err != nil {
+				return err
+			}
+			size += len(b)
+			out = append(out, b)
+			return nil
+		}))
 	})
+	if err != nil {
+		return nil, session.Head{}, err
+	}
+	return out, head, nil
 }
 
-func (s *sqlStore) Rotate(ctx context.Context, id session.ID, caller string, fromEpoch uint32, remove []string, grants []session.GrantRecord) error {
-	if fromEpoch == math.MaxUint32 {
-		return ErrTooManyEpochs
-	}
-	next := fromEpoch + 1
-	if err := checkGrants(grants, next); err != nil {
+func (s *sqlStore) Head(ctx context.Context, id session.ID, reader string) (session.Head, error) {
+	var head session.Head
+	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		rec, err := s.readable(ctx, tx, id, reader)
+		head = rec.Head
 		return err
-	}
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		epoch, err := s.lock(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if admin, err := s.member(ctx, tx, id, caller); err != nil {
-			return err
-		} else if !admin {
-			return keyservice.ErrForbidden
-		}
-		if epoch != fromEpoch {
-			return keyservice.ErrConflict
-		}
-		res, err := tx.ExecContext(ctx, s.q.bumpEpoch, id[:], int64(fromEpoch))
-		if err != nil {
-			return dbError("rotating", err)
-		}
-		if err := oneRow(res, keyservice.ErrConflict); err != nil {
-			return err
-		}
-		for chunk := range slices.Chunk(remove, inChunk) {
-			args := append([]any{id[:]}, anys(chunk)...)
-			in := sqlstore.Placeholders(len(chunk))
-			// The foreign key would cascade; deleting the grants
-			// explicitly keeps removal independent of it.
-			if _, err := tx.ExecContext(ctx, s.d.Rebind("DELETE FROM grants WHERE session_id = ? AND user_id IN ("+in+")"), args...); err != nil {
-				return dbError("removing members", err)
-			}
-			if _, err := tx.ExecContext(ctx, s.d.Rebind("DELETE FROM members WHERE session_id = ? AND user_id IN ("+in+")"), args...); err != nil {
-				return dbError("removing members", err)
-			}
-		}
-		rows := make([][]any, len(grants))
-		for i, g := range grants {
-			rows[i] = []any{id[:], g.Grantee, false, int64(next)}
-		}
-		if err := s.insertRows(ctx, tx, "INSERT INTO members (session_id, user_id, admin, since_epoch) VALUES ", " ON CONFLICT (session_id, user_id) DO NOTHING", rows); err != nil {
-			return dbError("adding members", err)
-		}
-		if err := s.insertGrants(ctx, tx, id, grants); err != nil {
-			return dbError("storing grants", err)
-		}
-		// Every member must hold the new epoch: a member added since the
-		// caller read the membership would otherwise be locked out.
-		var missing int
-		if err := tx.QueryRowContext(ctx, s.d.Rebind(`SELECT COUNT(*) FROM members m WHERE m.session_id = ? AND NOT EXISTS
-			(SELECT 1 FROM grants g WHERE g.session_id = m.session_id AND g.user_id = m.user_id AND g.epoch = ?)`), id[:], int64(next)).Scan(&missing); err != nil {
-			return dbError("checking grants", err)
-		}
-		if missing > 0 {
-			return keyservice.ErrConflict
-		}
-		return nil
 	})
+	if err != nil {
+		return session.Head{}, err
+	}
+	return head, nil
 }
 
-func (s *sqlStore) SetAdmin(ctx context.Context, id session.ID, caller, userID string, admin bool) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.lock(ctx, tx, id); err != nil {
+func (s *sqlStore) Grants(ctx context.Context, id session.ID, reader string) ([]session.GrantRecord, error) {
+	var out []session.GrantRecord
+	err := s.db.ReadTx(ctx, func(tx *sql.Tx) error {
+		out = nil
+		if _, err := s.readable(ctx, tx, id, reader); err != nil {
 			return err
 		}
-		if isAdmin, err := s.member(ctx, tx, id, caller); err != nil {
-			return err
-		} else if !isAdmin {
-			return keyservice.ErrForbidden
-		}
-		res, err := tx.ExecContext(ctx, s.q.setAdmin, admin, id[:], userID)
+		rows, err := tx.QueryContext(ctx, s.q.grantsOf, id[:], reader)
 		if err != nil {
-			return dbError("setting admin", err)
+			return dbError("reading grants", err)
 		}
-		return oneRow(res, keyservice.ErrNotFound)
+		return dbError("reading grants", scanRows(rows, func(r *sql.Rows) error {
+			g := session.GrantRecord{Grantee: reader}
+			var epoch int64
+			err := r.Scan(&epoch, &g.Grant)
+			g.Epoch = uint32(epoch)
+			out = append(out, g)
+			return err
+		}))
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *sqlStore) DeleteSession(ctx context.Context, id session.ID, caller string) error {
 	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := s.lock(ctx, tx, id); err != nil {
-			return err
+		var seq int64
+		err := tx.QueryRowContext(ctx, s.q.lockSession, id[:]).Scan(&seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return keyservice.ErrNotFound
+		}
+		if err != nil {
+			return dbError("locking a session", err)
 		}
 		if caller != "" {
-			if admin, err := s.member(ctx, tx, id, caller); err != nil {
+			if role, err := s.role(ctx, tx, id, caller); err != nil {
 				return err
-			} else if !admin {
+			} else if role != 1 {
 				return keyservice.ErrForbidden
 			}
 		}
-		for _, q := range []string{s.q.deleteGrantsOf, s.q.deleteMembersOf, s.q.deleteSession} {
-			if _, err := tx.ExecContext(ctx, q, id[:]); err != nil {
+		// The rows below would go with the session (ON DELETE CASCADE);
+		// deleting them explicitly keeps the deletion independent of it.
+		for _, table := range []string{"grants", "roster", "log_records"} {
+			if _, err := tx.ExecContext(ctx, s.d.Rebind("DELETE FROM "+table+" WHERE session_id = ?"), id[:]); err != nil {
 				return dbError("deleting a session", err)
 			}
 		}
-		return nil
+		_, err = tx.ExecContext(ctx, s.q.deleteRow, id[:])
+		return dbError("deleting a session", err)
 	})
-}
-
-// lock takes the session's row lock (Postgres; SQLite holds the database
-// write lock already) and returns its epoch, or keyservice.ErrNotFound.
-func (s *sqlStore) lock(ctx context.Context, tx *sql.Tx, id session.ID) (uint32, error) {
-	var epoch int64
-	err := tx.QueryRowContext(ctx, s.q.lockSession, id[:]).Scan(&epoch)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, keyservice.ErrNotFound
-	}
-	if err != nil {
-		return 0, dbError("locking a session", err)
-	}
-	return uint32(epoch), nil
-}
-
-// member reports whether userID is an admin of the session, or returns
-// keyservice.ErrForbidden if it is not a member.
-func (s *sqlStore) member(ctx context.Context, tx *sql.Tx, id session.ID, userID string) (admin bool, err error) {
-	err = tx.QueryRowContext(ctx, s.q.memberAdmin, id[:], userID).Scan(&admin)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, keyservice.ErrForbidden
-	}
-	if err != nil {
-		return false, dbError("reading a member", err)
-	}
-	return admin, nil
 }
 
 func (s *sqlStore) insertGrants(ctx context.Context, tx *sql.Tx, id session.ID, grants []session.GrantRecord) error {
@@ -588,47 +697,22 @@ func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, prefix, suffix st
 }
 
 // checkGrants rejects grants that no caller following the contract sends:
-// a grant for another epoch, or two grants for one grantee. These are the
-// handler's bugs, not conflicts, so the error is no sentinel.
-func checkGrants(grants []session.GrantRecord, epoch uint32) error {
-	seen := make(map[string]bool, len(grants))
+// two grants for one grantee and epoch. This is the handler's bug, not a
+// conflict, so the error is no sentinel.
+func checkGrants(grants []session.GrantRecord) error {
+	type key struct {
+		user  string
+		epoch uint32
+	}
+	seen := make(map[key]bool, len(grants))
 	for _, g := range grants {
-		if g.Epoch != epoch {
-			return fmt.Errorf("keyservice: grant for %q is for epoch %d, want %d", g.Grantee, g.Epoch, epoch)
+		k := key{g.Grantee, g.Epoch}
+		if seen[k] {
+			return fmt.Errorf("keyservice: two grants for %q at epoch %d", g.Grantee, g.Epoch)
 		}
-		if seen[g.Grantee] {
-			return fmt.Errorf("keyservice: two grants for %q", g.Grantee)
-		}
-		seen[g.Grantee] = true
+		seen[k] = true
 	}
 	return nil
-}
-
-// ---- idempotency ----
-
-func (s *sqlStore) Idempotency(ctx context.Context, userID, key string) (IdempotencyRecord, error) {
-	rec := IdempotencyRecord{UserID: userID, Key: key}
-	var status, created int64
-	err := s.db.QueryRowContext(ctx, s.q.idempotency, userID, key).Scan(&rec.RequestHash, &status, &rec.Response, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return IdempotencyRecord{}, keyservice.ErrNotFound
-	}
-	if err != nil {
-		return IdempotencyRecord{}, dbError("reading an idempotency record", err)
-	}
-	rec.Status, rec.CreatedAt = int(status), time.UnixMicro(created).UTC()
-	return rec, nil
-}
-
-func (s *sqlStore) PutIdempotency(ctx context.Context, rec IdempotencyRecord) error {
-	return s.db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q.insertIdempotency, rec.UserID, rec.Key,
-			nonNil(rec.RequestHash), int64(rec.Status), nonNil(rec.Response), rec.CreatedAt.UnixMicro())
-		if err != nil {
-			return dbError("storing an idempotency record", err)
-		}
-		return oneRow(res, keyservice.ErrConflict)
-	})
 }
 
 // ---- plumbing ----
@@ -640,7 +724,7 @@ func (s *sqlStore) Close() error { return s.db.Close() }
 // dbError wraps a database error with what the store was doing; nil and
 // the store's sentinels pass through unchanged.
 func dbError(doing string, err error) error {
-	if err == nil || errors.Is(err, keyservice.ErrNotFound) || errors.Is(err, keyservice.ErrConflict) || errors.Is(err, keyservice.ErrForbidden) || errors.Is(err, ErrTooManyEpochs) {
+	if err == nil || errors.Is(err, keyservice.ErrNotFound) || errors.Is(err, keyservice.ErrConflict) || errors.Is(err, keyservice.ErrForbidden) || errors.Is(err, session.ErrSessionExists) {
 		return err
 	}
 	return fmt.Errorf("keyservice: %s: %w", doing, err)

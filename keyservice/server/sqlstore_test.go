@@ -76,7 +76,13 @@ func TestReopen(t *testing.T) {
 			if err := st.InsertCard(ctx, "alice", 0, []byte("card")); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := st.CreateSession(ctx, server.SessionRecord{ID: id, ChannelCID: "messaging:x", CreatedBy: "alice"}, g); err != nil {
+			ns := server.NewSession{ID: id, ChannelCID: "messaging:x", Genesis: []byte("genesis"), Hash: [32]byte{7},
+				Roster: []session.Member{{UserID: "alice", Admin: true}}, Grants: g}
+			if _, err := st.CreateSession(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			next := server.Append{Prev: session.Head{Hash: ns.Hash}, Record: []byte("record 1"), Hash: [32]byte{8}, Roster: ns.Roster}
+			if err := st.Append(ctx, id, next); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.Close(); err != nil {
@@ -90,6 +96,10 @@ func TestReopen(t *testing.T) {
 			grants, err := st.Grants(ctx, id, "alice")
 			if diff := cmp.Diff(g, grants); err != nil || diff != "" {
 				t.Errorf("grants after reopen: %v (-want +got)\n%s", err, diff)
+			}
+			log, head, err := st.Log(ctx, id, "alice", 0, 10, 1<<20)
+			if diff := cmp.Diff([][]byte{[]byte("genesis"), []byte("record 1")}, log); err != nil || diff != "" || head != (session.Head{Seq: 1, Hash: [32]byte{8}}) {
+				t.Errorf("log after reopen: %v, head %v (-want +got)\n%s", err, head, diff)
 			}
 		})
 	}

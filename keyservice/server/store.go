@@ -2,51 +2,70 @@ package server
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/veilchat/veil/session"
 )
 
-// [Store] errors. Store implementations return exactly these, or the
-// keyservice package's [keyservice.ErrNotFound], [keyservice.ErrConflict] and [keyservice.ErrForbidden] (possibly
-// wrapped), so that the handler maps them to stable API codes.
-var (
-	// ErrTooManyEpochs: Rotate from epoch 4294967295, after which no epoch
-	// number is left.
-	ErrTooManyEpochs = errors.New("keyservice: no epoch after 4294967295")
-)
-
-// SessionRecord is a session's row.
+// SessionRecord is a session as a [Store] keeps it: the channel its
+// genesis names and the head of its membership log.
 type SessionRecord struct {
 	ID         session.ID
 	ChannelCID string
-	Epoch      uint32
-	CreatedBy  string
-	CreatedAt  time.Time
+	Head       session.Head
 }
 
-// IdempotencyRecord is the stored outcome of a create request, replayed
-// when the same caller retries with the same key.
-type IdempotencyRecord struct {
-	UserID      string
-	Key         string
-	RequestHash []byte // SHA-256 of the request body; a different body under the same key is a conflict
-	Status      int    // HTTP status of the first response
-	Response    []byte // body of the first response
-	CreatedAt   time.Time
+// NewSession is a session to store: its genesis (record 0 of the log, the
+// session ID's source), the roster the genesis starts and the epoch-0
+// grants. The handler has verified all of it (memberlog.Accept); a Store
+// keeps the bytes without interpreting them.
+type NewSession struct {
+	ID         session.ID
+	ChannelCID string
+	Genesis    []byte
+	Hash       [32]byte // the genesis's hash: the log's first head
+	Roster     []session.Member
+	Grants     []session.GrantRecord
+}
+
+// Append is one record to add to a session's log: it must follow Prev, the
+// head the handler verified it against. Roster replaces the stored roster.
+// Readers are the users who may hold the epoch key in force after the
+// record (memberlog's State.Readers): a member who left without a new
+// epoch is one, until the next epoch. A user in neither Roster nor Readers
+// loses its grants before Grants are stored; one who is only a reader
+// keeps them, and reads them again if it is added back before the next
+// epoch, when the log gives it no new grant.
+type Append struct {
+	Prev    session.Head
+	Record  []byte   // record Prev.Seq+1
+	Hash    [32]byte // its hash: the new head
+	Roster  []session.Member
+	Readers []string
+	Grants  []session.GrantRecord
 }
 
 // Store is the key service's persistence. Every method is atomic: it either
-// applies completely or not at all (one transaction). Implementations must be
-// safe for concurrent use by many goroutines and, for PostgreSQL, by several
-// processes on one database. Durability: when a method returns nil, the
-// change survives a crash of the process (SQLite: WAL with synchronous=FULL
-// or NORMAL+checkpointing as documented; PostgreSQL: committed).
+// applies completely or not at all (one transaction). Implementations must
+// be safe for concurrent use by many goroutines and, for PostgreSQL, by
+// several processes on one database. Durability: when a method returns
+// nil, the change survives a crash of the process.
+//
+// A Store does not interpret cards or log records: the handler verifies
+// them. It keeps each session's roster (who may read, who is an admin) as
+// the handler last gave it, and checks a caller against it in the same
+// transaction as the read or delete it guards. Where a method takes a
+// reader or caller, the empty string means the service itself, which is
+// never refused.
+//
+// Errors: the keyservice package's [keyservice.ErrNotFound],
+// [keyservice.ErrConflict] and [keyservice.ErrForbidden] (possibly
+// wrapped), and [*session.SessionExistsError]; anything else is a failure
+// of the database.
 type Store interface {
-	// InsertCard stores card (opaque bytes, already verified by the caller)
-	// as generation gen of userID. [keyservice.ErrConflict] if that generation exists
-	// for the user, or if gen > 0 and generation gen-1 does not exist.
+	// InsertCard stores card (opaque bytes, already verified by the
+	// caller) as generation gen of userID. [keyservice.ErrConflict] if
+	// that generation exists for the user, or if gen > 0 and generation
+	// gen-1 does not exist.
 	InsertCard(ctx context.Context, userID string, gen uint32, card []byte) error
 	// LatestCards returns the newest card of each listed user that has one.
 	LatestCards(ctx context.Context, userIDs []string) (map[string][]byte, error)
@@ -54,47 +73,49 @@ type Store interface {
 	// [keyservice.ErrNotFound] if the user has none.
 	CardHistory(ctx context.Context, userID string) ([][]byte, error)
 
-	// CreateSession inserts a session at epoch 0, its members (the creator
-	// is admin, every grantee a member since epoch 0) and its grants. If the
-	// channel already has a session it stores nothing and returns that
-	// session's ID with created false. [keyservice.ErrConflict] if the session ID exists.
-	CreateSession(ctx context.Context, rec SessionRecord, grants []session.GrantRecord) (id session.ID, created bool, err error)
-	// SessionByChannel returns the session of a channel or [keyservice.ErrNotFound].
+	// CreateSession stores a session with its genesis at sequence number
+	// 0 as its head, its roster and its grants, and reports true. If the
+	// ID exists already it stores nothing: it reports false if that
+	// session's genesis is s.Genesis (sent again), else returns
+	// [keyservice.ErrConflict]. If the channel has another session it
+	// stores nothing and returns a [*session.SessionExistsError] naming
+	// it.
+	CreateSession(ctx context.Context, s NewSession) (created bool, err error)
+	// SessionByChannel returns the session of a channel or
+	// [keyservice.ErrNotFound].
 	SessionByChannel(ctx context.Context, channelCID string) (session.ID, error)
-	// Session returns a session and its members (sorted by user ID), or
+	// Session returns a session's channel and head, or
+	// [keyservice.ErrNotFound]. It checks no rights: it serves the
+	// handler's own checks.
+	Session(ctx context.Context, id session.ID) (SessionRecord, error)
+	// Append adds a record to session id's log if the head is still
+	// a.Prev, moves the head to it, replaces the roster, deletes the
+	// grants of users in neither a.Roster nor a.Readers and stores
+	// a.Grants.
+	// [keyservice.ErrNotFound] if no session; [keyservice.ErrConflict] if
+	// the head is not a.Prev (another record came first).
+	Append(ctx context.Context, id session.ID, a Append) error
+	// Log returns session id's records from sequence number from on, in
+	// order: at most limit of them, and no more once their sizes add up to
+	// maxBytes or more (at least one record when any is left). It also
+	// returns the head its records end at or before, read with them.
+	// [keyservice.ErrNotFound] if no session; [keyservice.ErrForbidden]
+	// if reader is not in its roster.
+	Log(ctx context.Context, id session.ID, reader string, from uint32, limit, maxBytes int) ([][]byte, session.Head, error)
+	// Head returns session id's head: [keyservice.ErrNotFound] if no
+	// session, [keyservice.ErrForbidden] if reader is not in its roster.
+	Head(ctx context.Context, id session.ID, reader string) (session.Head, error)
+	// Grants returns reader's grants in session id, epoch ascending
+	// (possibly none): [keyservice.ErrNotFound] if no session,
+	// [keyservice.ErrForbidden] if reader is not in its roster.
+	Grants(ctx context.Context, id session.ID, reader string) ([]session.GrantRecord, error)
+	// Roster returns session id's roster, sorted by user ID, or
 	// [keyservice.ErrNotFound].
-	Session(ctx context.Context, id session.ID) (SessionRecord, []session.Member, error)
-	// Grants returns userID's grants in the session, epoch ascending
-	// (possibly none).
-	Grants(ctx context.Context, id session.ID, userID string) ([]session.GrantRecord, error)
-	// Extend, atomically: [keyservice.ErrNotFound] if no session; [keyservice.ErrForbidden] unless
-	// caller is a member; [keyservice.ErrConflict] unless the session is at atEpoch and
-	// no grantee is already a member; then adds every grantee as a member
-	// since atEpoch (not admin) and stores the grants (all for atEpoch).
-	Extend(ctx context.Context, id session.ID, caller string, atEpoch uint32, grants []session.GrantRecord) error
-	// Rotate, atomically: [ErrTooManyEpochs] if fromEpoch is 4294967295
-	// (checked first, whatever the session); [keyservice.ErrNotFound] if no session;
-	// [keyservice.ErrForbidden] unless caller is an admin member; [keyservice.ErrConflict] unless the
-	// session is at fromEpoch; then sets the epoch to fromEpoch+1, deletes the members in
-	// remove and all their grants, adds grantees that are not members yet
-	// (since fromEpoch+1, not admin), and stores the grants (all for
-	// fromEpoch+1). If a member is then left without a grant for the new
-	// epoch (one was added since the caller read the membership), it
-	// stores nothing and returns keyservice.ErrConflict.
-	Rotate(ctx context.Context, id session.ID, caller string, fromEpoch uint32, remove []string, grants []session.GrantRecord) error
-	// SetAdmin, atomically: [keyservice.ErrForbidden] unless caller is an admin member;
-	// [keyservice.ErrNotFound] if userID is not a member; then sets its admin flag.
-	SetAdmin(ctx context.Context, id session.ID, caller, userID string, admin bool) error
-	// DeleteSession, atomically: [keyservice.ErrForbidden] unless caller is an admin
-	// member (an empty caller means the service itself and is always
-	// allowed); deletes the session, members and grants.
+	Roster(ctx context.Context, id session.ID) ([]session.Member, error)
+	// DeleteSession deletes session id with its log, roster and grants:
+	// [keyservice.ErrNotFound] if no session, [keyservice.ErrForbidden]
+	// unless caller is an admin in its roster.
 	DeleteSession(ctx context.Context, id session.ID, caller string) error
-
-	// Idempotency returns the record stored for (userID, key) or
-	// [keyservice.ErrNotFound].
-	Idempotency(ctx context.Context, userID, key string) (IdempotencyRecord, error)
-	// PutIdempotency stores a record; [keyservice.ErrConflict] if (userID, key) exists.
-	PutIdempotency(ctx context.Context, rec IdempotencyRecord) error
 
 	// Ping checks the database (for /healthz).
 	Ping(ctx context.Context) error

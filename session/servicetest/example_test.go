@@ -1,28 +1,40 @@
 package servicetest_test
 
 import (
+	"context"
 	"fmt"
-	"testing"
 
 	"github.com/veilchat/veil/session"
 	"github.com/veilchat/veil/session/servicetest"
 )
 
-// An implementation proves its conformance from a test: Run calls newEnv
-// once for each check, and each call returns a new, empty service whose
-// users each get the Service and Directory acting as them. Over HTTP, that
-// is one client per user, each with its own user's token.
-func ExampleRun() {
-	testMemory := func(t *testing.T) {
-		servicetest.Run(t, func(t *testing.T) servicetest.Env {
-			dir := new(session.MemoryDirectory)
-			svc := &session.MemoryService{Directory: dir}
-			return servicetest.Env{
-				Service:   svc.As,
-				Directory: func(userID string) servicetest.Directory { return dir },
-			}
-		})
+// An implementation proves its conformance from a test, giving Run a new,
+// empty Env for each of its checks:
+//
+//	func TestConformance(t *testing.T) {
+//		servicetest.Run(t, func(t *testing.T) servicetest.Env { return newEnv() })
+//	}
+//
+// An Env gives each user the Service and the Directory acting as that
+// user. In memory, one MemoryService and one MemoryDirectory serve
+// everyone; over HTTP, each user gets a client with its own token.
+func Example() {
+	newEnv := func() servicetest.Env {
+		dir := new(session.MemoryDirectory)
+		svc := &session.MemoryService{Directory: dir}
+		return servicetest.Env{
+			Service:   svc.As,
+			Directory: func(string) servicetest.Directory { return dir },
+		}
 	}
-	fmt.Printf("%T\n", testMemory)
-	// Output: func(*testing.T)
+
+	// A new Env is empty: no session, no card.
+	env, ctx := newEnv(), context.Background()
+	_, err := env.Service("alice").Lookup(ctx, "messaging:general")
+	fmt.Println(err)
+	_, err = env.Directory("alice").History(ctx, "alice")
+	fmt.Println(err)
+	// Output:
+	// session: unknown session
+	// session: unknown user
 }

@@ -7,9 +7,9 @@ import (
 	"github.com/veilchat/veil/session/servicetest"
 )
 
-// TestMemory runs the suite on the in-memory doubles, with the
-// MemoryService checking grantees' cards in the MemoryDirectory as the key
-// service checks its own.
+// TestMemory runs the suite on the in-memory implementations, the
+// MemoryService verifying records with the cards of the MemoryDirectory as
+// the key service verifies them with its own.
 func TestMemory(t *testing.T) {
 	t.Parallel()
 	servicetest.Run(t, func(t *testing.T) servicetest.Env {

@@ -38,4 +38,12 @@ func keyedHash(key []byte, label string, parts ...string) []byte {
 const (
 	labelOTP    = "veil/v1/ssks/otp"
 	labelFactor = "veil/v1/ssks/factor"
+	// labelLookup keys the stored hash of a password backup's lookup
+	// secret: a copy of the database alone cannot test passphrases, and
+	// equal lookup secrets (which the random salt makes rare anyway) do
+	// not show as equal hashes across deployments.
+	labelLookup = "veil/v1/ssks/password-lookup"
+	// labelNoBackupSalt derives the salt served for a user without a
+	// password backup, so that repeated queries agree.
+	labelNoBackupSalt = "veil/v1/ssks/password-salt"
 )

@@ -7,9 +7,11 @@
 // hashes, expire (10 minutes by default), are single use, and a session
 // dies after 5 wrong answers; challenges are rate-limited per user and per
 // factor; factor values are stored as keyed hashes. It also keeps
-// password-protected backups, whose lookup secret it checks and whose
-// backup it locks after repeated failures. docs/RECOVERY.md works out what
-// an attacker can achieve against these limits.
+// password-protected backups, whose lookup secret it stores as a keyed
+// hash and checks, and which it locks after repeated failures; it answers
+// a user without a backup as one with a wrong passphrase.
+// docs/RECOVERY.md works out what an attacker can achieve against these
+// limits.
 //
 // Codes reach users through a [Sender]: [SMTPSender] (email),
 // [WebhookSender] (HMAC-signed JSON for SMS gateways), or, for development

@@ -16,7 +16,7 @@ func TestNewDeviceWithE2EE(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	var dir session.MemoryDirectory
-	var svc session.MemoryService
+	svc := session.MemoryService{Directory: &dir}
 	newClient := func(user string, cfg e2ee.Config) *e2ee.Client {
 		cfg.UserID, cfg.Service, cfg.Directory, cfg.Publisher = user, svc.As(user), &dir, &dir
 		c, err := e2ee.New(ctx, cfg)

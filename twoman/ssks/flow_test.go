@@ -413,7 +413,7 @@ func TestPasswordBackup(t *testing.T) {
 		t.Fatalf("after the lock expired: %v", err)
 	}
 	// Nobody creates a backup for a user without a challenge session.
-	body, _ := json.Marshal(wire.PasswordStoreRequest{UserID: "bob", Lookup: bytes.Repeat([]byte{1}, 32), Params: []byte(`{"alg":"argon2id","time":1,"memory":19456,"threads":1,"version":1}`), Blob: []byte("x")})
+	body, _ := json.Marshal(wire.PasswordStoreRequest{UserID: "bob", Lookup: bytes.Repeat([]byte{1}, 32), Params: []byte(`{"alg":"argon2id","time":1,"memory":19456,"threads":1,"version":1}`), Salt: make([]byte, wire.PasswordSaltSize), Blob: []byte("x")})
 	resp, err := http.Post(f.srv.URL+"/v1/password/store", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -727,7 +727,7 @@ func TestHostileUserIDs(t *testing.T) {
 					{"/v1/challenges", fmt.Sprintf(`{"user_id":%q,"factor":{"type":"email","value":"a@example.com"}}`, id), true},
 					{"/v1/password/params", fmt.Sprintf(`{"user_id":%q}`, id), false},
 					{"/v1/password/retrieve", fmt.Sprintf(`{"user_id":%q,"lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`, id), false},
-					{"/v1/password/store", fmt.Sprintf(`{"user_id":%q,"old_lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","blob":"YQ=="}`, id), false},
+					{"/v1/password/store", fmt.Sprintf(`{"user_id":%q,"old_lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","blob":"YQ=="}`, id), false},
 				} {
 					req, _ := http.NewRequest("POST", f.srv.URL+r.path, strings.NewReader(r.body))
 					if r.auth {

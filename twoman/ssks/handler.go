@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -28,9 +28,12 @@ type Config struct {
 	// challenges (Authorization: Bearer <key>). Each is at least 32
 	// printable ASCII characters (hex or base64 of random bytes).
 	AppKeys []Secret
-	// HashKey (32 bytes) keys the hashes of codes and factor values, so
-	// that a copy of the database alone cannot test codes or recover
-	// addresses. Keep it outside the database.
+	// HashKey (32 bytes) keys the hashes of codes, factor values and
+	// password-backup lookup secrets, so that a copy of the database alone
+	// cannot test codes or passphrases or recover addresses, and derives
+	// the salt served for users without a password backup. Keep it outside
+	// the database; a new key orphans every stored factor and password
+	// backup.
 	HashKey Secret
 	// Sender delivers the codes. If it has a method Check() error
 	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a
@@ -76,6 +79,9 @@ type Handler struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
+	// defaultParams is twoman.DefaultPasswordParams as a client sends
+	// them, served for users without a password backup.
+	defaultParams []byte
 }
 
 // NewHandler checks cfg and returns the [Handler].
@@ -126,7 +132,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	s := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
+	dp, err := json.Marshal(twoman.DefaultPasswordParams)
+	if err != nil {
+		return nil, err
+	}
+	s := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, defaultParams: dp}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -470,17 +480,27 @@ func (s *Handler) passwordParams(r *http.Request, body []byte) (int, any, error)
 	}
 	rec, err := s.cfg.Store.Password(r.Context(), req.UserID)
 	if errors.Is(err, twoman.ErrNotFound) {
-		return http.StatusOK, wire.PasswordParamsResponse{}, nil
+		// The same answer as for a backup saved with the defaults, with a
+		// salt nobody without the HashKey can tell from a random one:
+		// this endpoint does not tell who has a password backup.
+		return http.StatusOK, wire.PasswordParamsResponse{Params: s.defaultParams, Salt: s.noBackupSalt(req.UserID)}, nil
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, wire.PasswordParamsResponse{Params: rec.Params}, nil
+	return http.StatusOK, wire.PasswordParamsResponse{Params: rec.Params, Salt: rec.Salt}, nil
 }
 
-func lookupHash(lookup []byte) []byte {
-	h := sha256.Sum256(lookup)
-	return h[:]
+// noBackupSalt is the salt served for a user without a password backup:
+// fixed per user and deployment, so that repeated queries agree.
+func (s *Handler) noBackupSalt(userID string) []byte {
+	return keyedHash(s.cfg.HashKey.Reveal(), labelNoBackupSalt, userID)[:wire.PasswordSaltSize]
+}
+
+// lookupHash is the stored form of a password backup's lookup secret, keyed
+// like the SSKS's other hashes and bound to the user.
+func (s *Handler) lookupHash(userID string, lookup []byte) []byte {
+	return keyedHash(s.cfg.HashKey.Reveal(), labelLookup, userID, string(lookup))
 }
 
 // lockFor is how long a password backup stays locked after n failures.
@@ -503,12 +523,15 @@ func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (Pa
 		return PasswordRecord{}, bad(twoman.CodeInvalidRequest, "lookup must be 32 bytes")
 	}
 	now := s.cfg.Now()
+	want := s.lookupHash(userID, lookup)
 	rec, ok, err := s.cfg.Store.PasswordAttempt(ctx, userID, now, func(p PasswordRecord) bool {
-		return hmac.Equal(p.LookupHash, lookupHash(lookup))
+		return hmac.Equal(p.LookupHash, want)
 	}, s.cfg.PasswordMaxFailures, lockFor(s.cfg.PasswordMaxFailures))
 	switch {
 	case errors.Is(err, twoman.ErrNotFound):
-		return PasswordRecord{}, httpjson.Errorf(http.StatusNotFound, twoman.CodeNoIdentity, "no password backup for this user")
+		// Answered like a wrong passphrase, as /v1/password/params
+		// answers like a backup: who has one is not told.
+		return PasswordRecord{}, errWrongPassphrase
 	case err != nil:
 		return PasswordRecord{}, err
 	case ok:
@@ -517,8 +540,10 @@ func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (Pa
 		secs := int(rec.LockedUntil.Sub(now).Seconds()) + 1
 		return PasswordRecord{}, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeLocked, "too many wrong passphrases; retry in %d seconds", secs)
 	}
-	return PasswordRecord{}, httpjson.Errorf(http.StatusForbidden, twoman.CodeWrongPassphrase, "wrong passphrase")
+	return PasswordRecord{}, errWrongPassphrase
 }
+
+var errWrongPassphrase = httpjson.Errorf(http.StatusForbidden, twoman.CodeWrongPassphrase, "wrong passphrase")
 
 func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) {
 	var req wire.PasswordStoreRequest
@@ -528,8 +553,8 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 	if err := s.checkBlob(req.Blob); err != nil {
 		return 0, nil, err
 	}
-	if len(req.Lookup) != 32 || len(req.Params) == 0 || len(req.Params) > 1024 {
-		return 0, nil, bad(twoman.CodeInvalidRequest, "lookup must be 32 bytes and params 1 to 1024 bytes")
+	if len(req.Lookup) != 32 || len(req.Params) == 0 || len(req.Params) > 1024 || len(req.Salt) != wire.PasswordSaltSize {
+		return 0, nil, bad(twoman.CodeInvalidRequest, "lookup must be 32 bytes, params 1 to 1024 bytes and salt %d bytes", wire.PasswordSaltSize)
 	}
 	if err := checkUserID(req.UserID); err != nil {
 		return 0, nil, err
@@ -557,7 +582,7 @@ func (s *Handler) passwordStore(r *http.Request, body []byte) (int, any, error) 
 	default:
 		return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeForbidden, "a challenge session or the current passphrase is required")
 	}
-	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: lookupHash(req.Lookup), Params: req.Params, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
+	err := s.cfg.Store.PutPassword(ctx, PasswordRecord{UserID: req.UserID, LookupHash: s.lookupHash(req.UserID, req.Lookup), Params: req.Params, Salt: req.Salt, Blob: req.Blob, UpdatedAt: s.cfg.Now()}, by)
 	if errors.Is(err, twoman.ErrFactorMismatch) {
 		return 0, nil, httpjson.Errorf(http.StatusForbidden, twoman.CodeFactorMismatch, "the password backup was made under another factor; change it with the current passphrase")
 	}

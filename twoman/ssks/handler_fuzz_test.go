@@ -16,7 +16,7 @@ func FuzzHandlerRequests(f *testing.F) {
 	seeds := []string{
 		`{"user_id":"alice","factor":{"type":"email","value":"a@b.c"}}`,
 		`{"session_id":"00000000000000000000000000000000","code":"12345678","blob":"AAEC"}`,
-		`{"user_id":"alice","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","blob":"AA=="}`,
+		`{"user_id":"alice","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","blob":"AA=="}`,
 		`{"session_id":"zz"}`, `[]`, `null`, `{"factor":{"type":"sms","value":"+1 (555) 123-4567"}}`, "\x00\xff",
 	}
 	for i, s := range seeds {

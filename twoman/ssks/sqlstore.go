@@ -85,6 +85,18 @@ ALTER TABLE ssks_passwords ADD COLUMN factor_hash BLOB NOT NULL DEFAULT X''`,
 	Postgres: `
 ALTER TABLE ssks_passwords ADD COLUMN factor_type TEXT NOT NULL DEFAULT '',
 	ADD COLUMN factor_hash BYTEA NOT NULL DEFAULT '\x'::bytea`,
+}, {
+	// Backups made before had no salt of their own and a plain SHA-256
+	// lookup hash: no client derives their lookup secret any more, so they
+	// are dropped (their users save again).
+	Version: 3,
+	Name:    "password backups with a random salt and a keyed lookup hash",
+	SQLite: `
+DELETE FROM ssks_passwords;
+ALTER TABLE ssks_passwords ADD COLUMN salt BLOB NOT NULL DEFAULT X''`,
+	Postgres: `
+DELETE FROM ssks_passwords;
+ALTER TABLE ssks_passwords ADD COLUMN salt BYTEA NOT NULL DEFAULT '\x'::bytea`,
 }}
 
 // sqlStore is the SQL [Store] (SQLite or PostgreSQL).
@@ -264,7 +276,7 @@ func scanPassword(row interface{ Scan(...any) error }, userID string) (PasswordR
 	rec := PasswordRecord{UserID: userID}
 	var locked, updated int64
 	var ft string
-	err := row.Scan(&ft, &rec.FactorHash, &rec.LookupHash, &rec.Params, &rec.Blob, &rec.Failures, &locked, &updated)
+	err := row.Scan(&ft, &rec.FactorHash, &rec.LookupHash, &rec.Params, &rec.Salt, &rec.Blob, &rec.Failures, &locked, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PasswordRecord{}, twoman.ErrNotFound
 	}
@@ -275,7 +287,7 @@ func scanPassword(row interface{ Scan(...any) error }, userID string) (PasswordR
 	return rec, nil
 }
 
-const selectPassword = `SELECT factor_type, factor_hash, lookup_hash, params, blob, failures, locked_until, updated_at FROM ssks_passwords WHERE user_id = ?`
+const selectPassword = `SELECT factor_type, factor_hash, lookup_hash, params, salt, blob, failures, locked_until, updated_at FROM ssks_passwords WHERE user_id = ?`
 
 func (s *sqlStore) Password(ctx context.Context, userID string) (PasswordRecord, error) {
 	return scanPassword(s.db.QueryRowContext(ctx, s.q(selectPassword), userID), userID)
@@ -286,16 +298,16 @@ func (s *sqlStore) PutPassword(ctx context.Context, rec PasswordRecord, proof *P
 		var res sql.Result
 		var err error
 		if proof != nil {
-			res, err = tx.ExecContext(ctx, s.q(`INSERT INTO ssks_passwords (user_id, factor_type, factor_hash, lookup_hash, params, blob, failures, locked_until, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, 0, 0, ?)
-				ON CONFLICT (user_id) DO UPDATE SET lookup_hash = excluded.lookup_hash, params = excluded.params,
+			res, err = tx.ExecContext(ctx, s.q(`INSERT INTO ssks_passwords (user_id, factor_type, factor_hash, lookup_hash, params, salt, blob, failures, locked_until, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?)
+				ON CONFLICT (user_id) DO UPDATE SET lookup_hash = excluded.lookup_hash, params = excluded.params, salt = excluded.salt,
 					blob = excluded.blob, failures = 0, locked_until = 0, updated_at = excluded.updated_at
 				WHERE ssks_passwords.factor_type = excluded.factor_type AND ssks_passwords.factor_hash = excluded.factor_hash`),
-				rec.UserID, string(proof.FactorType), proof.FactorHash, rec.LookupHash, rec.Params, rec.Blob, micros(rec.UpdatedAt))
+				rec.UserID, string(proof.FactorType), proof.FactorHash, rec.LookupHash, rec.Params, rec.Salt, rec.Blob, micros(rec.UpdatedAt))
 		} else {
-			res, err = tx.ExecContext(ctx, s.q(`UPDATE ssks_passwords SET lookup_hash = ?, params = ?, blob = ?, failures = 0, locked_until = 0, updated_at = ?
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE ssks_passwords SET lookup_hash = ?, params = ?, salt = ?, blob = ?, failures = 0, locked_until = 0, updated_at = ?
 				WHERE user_id = ?`),
-				rec.LookupHash, rec.Params, rec.Blob, micros(rec.UpdatedAt), rec.UserID)
+				rec.LookupHash, rec.Params, rec.Salt, rec.Blob, micros(rec.UpdatedAt), rec.UserID)
 		}
 		if err != nil {
 			return err

@@ -44,8 +44,9 @@ type PasswordRecord struct {
 	UserID      string
 	FactorType  twoman.FactorType // the factor whose challenge created it ("" for none)
 	FactorHash  []byte
-	LookupHash  []byte // SHA-256 of the lookup secret derived from the passphrase
+	LookupHash  []byte // keyed hash (under Config.HashKey) of the lookup secret derived from the passphrase
 	Params      []byte // KDF parameters (JSON), returned to clients before they derive
+	Salt        []byte // the KDF's random salt, drawn by the client at every save and returned with Params
 	Blob        []byte
 	Failures    int       // consecutive wrong lookups
 	LockedUntil time.Time // no attempt is checked before this time

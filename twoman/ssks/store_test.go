@@ -176,24 +176,27 @@ func storePasswords(t *testing.T, st Store) {
 		t.Fatalf("empty store: %v", err)
 	}
 	email := &Proof{FactorType: twoman.Email, FactorHash: []byte("e")}
-	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L0"), Params: []byte("{}"), Blob: []byte("b"), UpdatedAt: t0}, nil); !errors.Is(err, twoman.ErrNotFound) {
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L0"), Params: []byte("{}"), Salt: []byte("s0"), Blob: []byte("b"), UpdatedAt: t0}, nil); !errors.Is(err, twoman.ErrNotFound) {
 		t.Fatalf("a passphrase change without a backup: %v, want twoman.ErrNotFound", err)
 	}
-	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L0"), Params: []byte("{}"), Blob: []byte("b"), UpdatedAt: t0}, email); err != nil {
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L0"), Params: []byte("{}"), Salt: []byte("s0"), Blob: []byte("b"), UpdatedAt: t0}, email); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("X"), Params: []byte("{}"), Blob: []byte("junk"), UpdatedAt: t0},
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("X"), Params: []byte("{}"), Salt: []byte("sx"), Blob: []byte("junk"), UpdatedAt: t0},
 		&Proof{FactorType: twoman.Email, FactorHash: []byte("other")}); !errors.Is(err, twoman.ErrFactorMismatch) {
 		t.Fatalf("a replace proved on another factor: %v, want twoman.ErrFactorMismatch", err)
 	}
-	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L1"), Params: []byte("{}"), Blob: []byte("b1"), UpdatedAt: t0}, email); err != nil {
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L1"), Params: []byte("{}"), Salt: []byte("s1"), Blob: []byte("b1"), UpdatedAt: t0}, email); err != nil {
 		t.Fatalf("a replace proved on the same factor: %v", err)
 	}
+	if got, err := st.Password(ctx, "alice"); err != nil || string(got.Salt) != "s1" {
+		t.Fatalf("after a replace: salt %q (%v), want the new one", got.Salt, err)
+	}
 	// A passphrase change keeps the binding.
-	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L"), Params: []byte("{}"), Blob: []byte("b2"), UpdatedAt: t0}, nil); err != nil {
+	if err := st.PutPassword(ctx, PasswordRecord{UserID: "alice", LookupHash: []byte("L"), Params: []byte("{}"), Salt: []byte("s2"), Blob: []byte("b2"), UpdatedAt: t0}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := st.Password(ctx, "alice"); err != nil || string(got.Blob) != "b2" || !email.matches(got.FactorType, got.FactorHash) {
+	if got, err := st.Password(ctx, "alice"); err != nil || string(got.Blob) != "b2" || string(got.Salt) != "s2" || !email.matches(got.FactorType, got.FactorHash) {
 		t.Fatalf("after a passphrase change: %+v %v", got, err)
 	}
 	lock := func(int) time.Duration { return time.Hour }

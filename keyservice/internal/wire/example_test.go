@@ -8,12 +8,12 @@ import (
 	"github.com/veilchat/veil/keyservice/internal/wire"
 )
 
-// A grant on the wire: byte strings are standard base64.
-func ExampleGrant() {
-	b, err := json.Marshal(wire.ExtendRequest{Epoch: 3, Grants: []wire.Grant{{Grantee: "bob", Epoch: 3, Grant: []byte("age file")}}})
+// An append on the wire: byte strings are standard base64.
+func ExampleAppendRequest() {
+	b, err := json.Marshal(wire.AppendRequest{Record: []byte("record"), Grants: []wire.Grant{{Grantee: "bob", Epoch: 3, Grant: []byte("age file")}}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(string(b))
-	// Output: {"epoch":3,"grants":[{"grantee":"bob","epoch":3,"grant":"YWdlIGZpbGU="}]}
+	// Output: {"record":"cmVjb3Jk","grants":[{"grantee":"bob","epoch":3,"grant":"YWdlIGZpbGU="}]}
 }

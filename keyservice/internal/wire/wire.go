@@ -27,17 +27,17 @@ type Grant struct {
 	Grant   []byte `json:"grant"`
 }
 
-// CreateSessionRequest is the body of POST /v1/sessions.
+// CreateSessionRequest is the body of POST /v1/sessions: the session's
+// genesis record and its epoch-0 grants.
 type CreateSessionRequest struct {
-	ID         string  `json:"id"`
-	ChannelCID string  `json:"channel_cid"`
-	Grants     []Grant `json:"grants"`
+	Genesis []byte  `json:"genesis"`
+	Grants  []Grant `json:"grants"`
 }
 
-// CreateSessionResponse is the answer to a session creation.
+// CreateSessionResponse is the answer to a session creation: the session
+// ID the genesis defines.
 type CreateSessionResponse struct {
-	ID      string `json:"id"`
-	Created bool   `json:"created"`
+	ID string `json:"id"`
 }
 
 // LookupSessionResponse is the session of a channel.
@@ -45,22 +45,27 @@ type LookupSessionResponse struct {
 	ID string `json:"id"`
 }
 
-// Member is one session member on the wire.
-type Member struct {
-	UserID string `json:"user_id"`
-	Admin  bool   `json:"admin"`
-	Since  uint32 `json:"since_epoch"`
+// AppendRequest is the body of POST /v1/sessions/{id}/log: the next record
+// of the membership log and the grants it needs.
+type AppendRequest struct {
+	Record []byte  `json:"record"`
+	Grants []Grant `json:"grants"`
 }
 
-// SessionResponse is a session's state and one page of its members.
-type SessionResponse struct {
-	ID         string   `json:"id"`
-	ChannelCID string   `json:"channel_cid"`
-	Epoch      uint32   `json:"epoch"`
-	Members    []Member `json:"members"`
-	// Next, when not empty, is the cursor of the next page of members:
-	// pass it as ?after=.
-	Next string `json:"next,omitempty"`
+// LogResponse is one page of a membership log: consecutive records from
+// the ?from= sequence number on.
+type LogResponse struct {
+	Records [][]byte `json:"records"`
+	// Next, when set, is the sequence number of the next page's first
+	// record: pass it as ?from=.
+	Next *uint32 `json:"next,omitempty"`
+}
+
+// Head is the last record of a membership log: its sequence number and
+// its 32-byte hash.
+type Head struct {
+	Seq  uint32 `json:"seq"`
+	Hash []byte `json:"hash"`
 }
 
 // GrantsResponse is one page of the caller's grants.
@@ -71,20 +76,17 @@ type GrantsResponse struct {
 	Next *uint32 `json:"next,omitempty"`
 }
 
-// ExtendRequest is the body of an extend call.
-type ExtendRequest struct {
-	Epoch  uint32  `json:"epoch"`
-	Grants []Grant `json:"grants"`
+// ErrorBody is every error answer of the key service.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
 }
 
-// RotateRequest is the body of a rotate call.
-type RotateRequest struct {
-	FromEpoch uint32   `json:"from_epoch"`
-	Remove    []string `json:"remove"`
-	Grants    []Grant  `json:"grants"`
-}
-
-// AdminRequest is the body of a set-admin call.
-type AdminRequest struct {
-	Admin bool `json:"admin"`
+// ErrorDetail is an error's stable code and message, with what some codes
+// add: the existing session of the channel (session_exists) and the
+// log's head (conflict on an append).
+type ErrorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	SessionID string `json:"session_id,omitempty"`
+	Head      *Head  `json:"head,omitempty"`
 }

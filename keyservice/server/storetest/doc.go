@@ -3,11 +3,18 @@
 // [server.OpenStore], and any other a deployment brings) must pass [Run].
 //
 // The suite checks each method against the contract written on
-// [server.Store]: results, ordering, every sentinel error and the order in
-// which the checks apply; that a failing call stores nothing; and the
-// behaviour under races (one winner among concurrent rotations from one
-// epoch, one session per channel among concurrent creators, one card per
-// generation among concurrent publishers).
+// [server.Store]: results, ordering and paging, every sentinel error and
+// the order in which the checks apply (an unknown session before a
+// refused reader); that a session's roster decides who reads it; that a
+// user's grants stay while it is in the roster or the readers an append
+// lists, and are deleted, not hidden, once it is in neither; that a
+// failing call
+// stores nothing; and the behaviour under races (exactly one winner among
+// appends at one head, a log extended by concurrent writers with every
+// record once, one session per channel among concurrent creators, one
+// genesis stored once when sent at once, one card per generation among
+// concurrent publishers). Records and cards are opaque bytes to a Store, so
+// the suite needs no keys.
 //
 // Use it from a _test.go file:
 //

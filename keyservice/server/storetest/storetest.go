@@ -2,13 +2,13 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -33,20 +33,19 @@ func Run(t *testing.T, open func(t *testing.T) server.Store) {
 		{"Ownership", testOwnership},
 		{"CreateSession", testCreateSession},
 		{"SessionByChannel", testSessionByChannel},
-		{"Session", testSession},
-		{"Grants", testGrants},
-		{"Extend", testExtend},
-		{"Rotate", testRotate},
-		{"SetAdmin", testSetAdmin},
+		{"Append", testAppend},
+		{"AppendRefused", testAppendRefused},
+		{"Log", testLog},
+		{"Reads", testReads},
+		{"RemovedMembersGrants", testRemovedMembersGrants},
 		{"DeleteSession", testDeleteSession},
-		{"Idempotency", testIdempotency},
 		{"Ping", testPing},
 		{"NothingHalfway", testNothingHalfway},
-		{"RaceRotate", testRaceRotate},
+		{"RaceAppend", testRaceAppend},
+		{"RaceChain", testRaceChain},
 		{"RaceCreateSession", testRaceCreateSession},
+		{"RaceCreateSame", testRaceCreateSame},
 		{"RaceInsertCard", testRaceInsertCard},
-		{"RaceExtend", testRaceExtend},
-		{"RaceMixed", testRaceMixed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,12 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) server.Store) {
 // racers is how many goroutines the race tests run at once.
 const racers = 16
 
-var (
-	ctx = context.Background()
-	// created is a time with microsecond precision (what stores keep) in
-	// a zone other than UTC (stores may return it in any zone).
-	created = time.Date(2026, 6, 1, 12, 30, 45, 123456000, time.FixedZone("CEST", 2*3600))
-)
+var ctx = context.Background()
 
 // card returns distinct bytes for a user's card generation.
 func card(user string, gen uint32) []byte {
@@ -99,51 +93,112 @@ func is(err, want error) bool {
 	return errors.Is(err, want)
 }
 
-// mustCreate creates session n on channel "messaging:<n>" with creator as
-// admin and members as members, all granted epoch 0.
-func mustCreate(t *testing.T, st server.Store, n int, creator string, members ...string) session.ID {
-	t.Helper()
-	id := sid(n)
-	got, ok, err := st.CreateSession(ctx, server.SessionRecord{ID: id, ChannelCID: fmt.Sprintf("messaging:%d", n), CreatedBy: creator, CreatedAt: created},
-		grants(0, append([]string{creator}, members...)...))
-	if err != nil || !ok || got != id {
-		t.Fatalf("CreateSession %d: id %v, created %v, err %v", n, got, ok, err)
+// The store keeps log records as opaque bytes with the hash the handler
+// computed; these fakes only need to be distinct.
+
+// admin and member are roster entries.
+func admin(u string) session.Member  { return session.Member{UserID: u, Admin: true} }
+func member(u string) session.Member { return session.Member{UserID: u} }
+
+// roster returns the members sorted by user ID, as a verified state lists
+// them.
+func roster(ms ...session.Member) []session.Member {
+	out := slices.Clone(ms)
+	slices.SortFunc(out, func(a, b session.Member) int { return cmpStrings(a.UserID, b.UserID) })
+	return out
+}
+
+func cmpStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
 	}
-	return id
+	return 0
 }
 
-// state is everything a store knows about a session, for comparisons.
-type state struct {
-	Rec     server.SessionRecord
-	Members []session.Member
-	Grants  map[string][]session.GrantRecord // of the members and of others asked about
+// genesis returns session n on channel "messaging:<n>" with its genesis
+// (tagged, so that two geneses of one ID can differ), the roster and an
+// epoch-0 grant per member.
+func genesis(n int, tag string, ms ...session.Member) server.NewSession {
+	g := fmt.Appendf(nil, "genesis %d %s", n, tag)
+	users := make([]string, len(ms))
+	for i, m := range ms {
+		users[i] = m.UserID
+	}
+	return server.NewSession{ID: sid(n), ChannelCID: fmt.Sprintf("messaging:%d", n), Genesis: g, Hash: sha256.Sum256(g),
+		Roster: roster(ms...), Grants: grants(0, users...)}
 }
 
-// snapshot reads a session's state; users are extra users whose grants
-// are read too (removed members, grantees of failed calls).
-func snapshot(t *testing.T, st server.Store, id session.ID, users ...string) state {
+// mustCreate stores genesis(n, "", ms...) and returns it.
+func mustCreate(t *testing.T, st server.Store, n int, ms ...session.Member) server.NewSession {
 	t.Helper()
-	rec, members, err := st.Session(ctx, id)
+	ns := genesis(n, "", ms...)
+	if created, err := st.CreateSession(ctx, ns); err != nil || !created {
+		t.Fatalf("CreateSession %d: created %v, err %v", n, created, err)
+	}
+	return ns
+}
+
+// next returns the record after prev (tagged, so that racers differ), with
+// the roster and grants given.
+func next(prev session.Head, tag string, r []session.Member, gs []session.GrantRecord) server.Append {
+	rec := fmt.Appendf(nil, "record %d %s", prev.Seq+1, tag)
+	return server.Append{Prev: prev, Record: rec, Hash: sha256.Sum256(rec), Roster: r, Grants: gs}
+}
+
+// headAfter is the head a stored Append leaves.
+func headAfter(a server.Append) session.Head { return session.Head{Seq: a.Prev.Seq + 1, Hash: a.Hash} }
+
+func mustAppend(t *testing.T, st server.Store, id session.ID, a server.Append) session.Head {
+	t.Helper()
+	if err := st.Append(ctx, id, a); err != nil {
+		t.Fatalf("Append %d: %v", a.Prev.Seq+1, err)
+	}
+	return headAfter(a)
+}
+
+// state is everything a store says about a session, for comparisons.
+type state struct {
+	Rec    server.SessionRecord
+	Roster []session.Member
+	Log    [][]byte
+	Grants map[string][]session.GrantRecord // of the roster's members
+}
+
+// snapshot reads a session's state.
+func snapshot(t *testing.T, st server.Store, id session.ID) state {
+	t.Helper()
+	rec, err := st.Session(ctx, id)
 	if err != nil {
 		t.Fatalf("Session(%v): %v", id, err)
 	}
-	s := state{Rec: rec, Members: members, Grants: map[string][]session.GrantRecord{}}
-	for _, m := range members {
-		users = append(users, m.UserID)
+	r, err := st.Roster(ctx, id)
+	if err != nil {
+		t.Fatalf("Roster(%v): %v", id, err)
 	}
-	for _, u := range users {
-		g, err := st.Grants(ctx, id, u)
+	log, head, err := st.Log(ctx, id, "", 0, math.MaxInt, math.MaxInt)
+	if err != nil {
+		t.Fatalf("Log(%v): %v", id, err)
+	}
+	if head != rec.Head {
+		t.Fatalf("Log's head %v differs from Session's %v with nothing in between", head, rec.Head)
+	}
+	s := state{Rec: rec, Roster: r, Log: log, Grants: map[string][]session.GrantRecord{}}
+	for _, m := range r {
+		g, err := st.Grants(ctx, id, m.UserID)
 		if err != nil {
-			t.Fatalf("Grants(%v, %s): %v", id, u, err)
+			t.Fatalf("Grants(%v, %s): %v", id, m.UserID, err)
 		}
 		if len(g) > 0 {
-			s.Grants[u] = g
+			s.Grants[m.UserID] = g
 		}
 	}
 	return s
 }
 
-// cmpOpts treats nil and empty alike and times by Equal.
+// cmpOpts treats nil and empty alike.
 var cmpOpts = []cmp.Option{cmpopts.EquateEmpty()}
 
 func testInsertCard(t *testing.T, st server.Store) {
@@ -274,6 +329,8 @@ func testCardHistory(t *testing.T, st server.Store) {
 
 // testOwnership checks that the store keeps copies: callers may reuse the
 // slices they passed and modify the ones they got.
+// testOwnership checks that the store keeps copies: callers may reuse the
+// slices they passed and modify the ones they got.
 func testOwnership(t *testing.T, st server.Store) {
 	b := card("alice", 0)
 	if err := st.InsertCard(ctx, "alice", 0, b); err != nil {
@@ -292,484 +349,442 @@ func testOwnership(t *testing.T, st server.Store) {
 	if diff := cmp.Diff(card("alice", 0), latest["alice"]); diff != "" {
 		t.Errorf("stored card changed through a caller's slice (-want +got)\n%s", diff)
 	}
-	gs := grants(0, "alice")
-	id := sid(1)
-	if _, _, err := st.CreateSession(ctx, server.SessionRecord{ID: id, ChannelCID: "messaging:own", CreatedBy: "alice", CreatedAt: created}, gs); err != nil {
+	ns := genesis(1, "", admin("alice"))
+	if _, err := st.CreateSession(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	gs[0].Grant[0] ^= 0xff
-	g1, err := st.Grants(ctx, id, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g1[0].Grant[0] ^= 0xff
-	g2, err := st.Grants(ctx, id, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(grants(0, "alice"), g2); diff != "" {
-		t.Errorf("stored grant changed through a caller's slice (-want +got)\n%s", diff)
+	ns.Genesis[0] ^= 0xff
+	ns.Grants[0].Grant[0] ^= 0xff
+	for range 2 {
+		g, err := st.Grants(ctx, ns.ID, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(grants(0, "alice"), g); diff != "" {
+			t.Errorf("stored grant changed through a caller's slice (-want +got)\n%s", diff)
+		}
+		g[0].Grant[0] ^= 0xff
+		log, _, err := st.Log(ctx, ns.ID, "alice", 0, 10, math.MaxInt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([][]byte{genesis(1, "").Genesis}, log); diff != "" {
+			t.Errorf("stored genesis changed through a caller's slice (-want +got)\n%s", diff)
+		}
+		log[0][0] ^= 0xff
 	}
 }
 
 func testCreateSession(t *testing.T, st server.Store) {
-	rec := server.SessionRecord{ID: sid(1), ChannelCID: "messaging:general", CreatedBy: "alice", CreatedAt: created}
-	first := snapshotAfterCreate(t, st, rec, grants(0, "alice", "bob", "carol"))
-	want := state{
-		Rec: server.SessionRecord{ID: sid(1), ChannelCID: "messaging:general", Epoch: 0, CreatedBy: "alice", CreatedAt: created},
-		Members: []session.Member{
-			{UserID: "alice", Admin: true, Since: 0},
-			{UserID: "bob", Admin: false, Since: 0},
-			{UserID: "carol", Admin: false, Since: 0},
-		},
-		Grants: map[string][]session.GrantRecord{
-			"alice": grants(0, "alice"), "bob": grants(0, "bob"), "carol": grants(0, "carol"),
-		},
+	ns := genesis(1, "", admin("alice"), member("bob"), member("carol"))
+	created, err := st.CreateSession(ctx, ns)
+	if err != nil || !created {
+		t.Fatalf("CreateSession: created %v, %v", created, err)
 	}
-	if diff := cmp.Diff(want, first, cmpOpts...); diff != "" {
+	want := state{
+		Rec:    server.SessionRecord{ID: ns.ID, ChannelCID: "messaging:1", Head: session.Head{Seq: 0, Hash: ns.Hash}},
+		Roster: []session.Member{admin("alice"), member("bob"), member("carol")},
+		Log:    [][]byte{ns.Genesis},
+		Grants: map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob"), "carol": grants(0, "carol")},
+	}
+	if diff := cmp.Diff(want, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
 		t.Fatalf("after CreateSession (-want +got)\n%s", diff)
 	}
-
+	otherGrants := ns
+	otherGrants.Grants = grants(0, "alice")
+	sameChannel := genesis(2, "", admin("dave"))
+	sameChannel.ChannelCID = ns.ChannelCID
 	tests := []struct {
 		name        string
-		rec         server.SessionRecord
-		grants      []session.GrantRecord
-		wantID      session.ID
+		ns          server.NewSession
 		wantCreated bool
 		wantErr     error
 		reason      string
 	}{
-		{"retry", rec, grants(0, "alice", "bob", "carol"), sid(1), false, nil,
-			"the same request again finds the channel's session"},
-		{"channel taken", server.SessionRecord{ID: sid(2), ChannelCID: "messaging:general", CreatedBy: "dave", CreatedAt: created}, grants(0, "dave", "erin"), sid(1), false, nil,
-			"a channel has one session; the second creator gets the first one's ID"},
-		{"ID taken", server.SessionRecord{ID: sid(1), ChannelCID: "messaging:other", CreatedBy: "dave", CreatedAt: created}, grants(0, "dave"), session.ID{}, false, keyservice.ErrConflict,
-			"a session ID belongs to one channel"},
-		{"channel taken and ID taken", server.SessionRecord{ID: sid(1), ChannelCID: "messaging:general", CreatedBy: "dave", CreatedAt: created}, grants(0, "dave"), sid(1), false, nil,
-			"the channel rule is checked first"},
+		{"same genesis again", ns, false, nil, "a genesis sent again is stored once, and answered as the first time"},
+		{"same genesis, other grants", otherGrants, false, nil, "the session is the genesis's: grants sent again change nothing"},
+		{"other genesis, same ID", genesis(1, "other", admin("mallory")), false, keyservice.ErrConflict, "an ID names one genesis"},
+		{"other session of the channel", sameChannel, false, session.ErrSessionExists, "one session per channel, never adopted silently"},
 	}
 	for _, tt := range tests {
-		id, ok, err := st.CreateSession(ctx, tt.rec, tt.grants)
-		if !is(err, tt.wantErr) || id != tt.wantID || ok != tt.wantCreated {
-			t.Errorf("%s: CreateSession = %v, %v, %v; want %v, %v, %v (%s)", tt.name, id, ok, err, tt.wantID, tt.wantCreated, tt.wantErr, tt.reason)
+		created, err := st.CreateSession(ctx, tt.ns)
+		if created != tt.wantCreated || !is(err, tt.wantErr) {
+			t.Errorf("%s: created %v, %v; want %v, %v (%s)", tt.name, created, err, tt.wantCreated, tt.wantErr, tt.reason)
+		}
+		if diff := cmp.Diff(want, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+			t.Errorf("%s: the session changed (%s) (-want +got)\n%s", tt.name, tt.reason, diff)
 		}
 	}
-	// None of them stored anything.
-	if diff := cmp.Diff(want, snapshot(t, st, sid(1), "dave", "erin"), cmpOpts...); diff != "" {
-		t.Errorf("a CreateSession that did not create changed the session (-want +got)\n%s", diff)
+	_, err = st.CreateSession(ctx, sameChannel)
+	var exists *session.SessionExistsError
+	if !errors.As(err, &exists) || exists.ID != ns.ID || exists.ChannelCID != ns.ChannelCID {
+		t.Errorf("CreateSession on a taken channel = %v, want a *session.SessionExistsError naming %v on %s", err, ns.ID, ns.ChannelCID)
 	}
-	for _, probe := range []struct {
-		name string
-		err  error
-	}{
-		{"Session(sid 2)", third(st.Session(ctx, sid(2)))},
-		{"SessionByChannel(other)", second(st.SessionByChannel(ctx, "messaging:other"))},
-	} {
-		if !errors.Is(probe.err, keyservice.ErrNotFound) {
-			t.Errorf("%s = %v, want ErrNotFound: nothing is stored when nothing is created", probe.name, probe.err)
-		}
+	if _, err := st.Session(ctx, sid(2)); !errors.Is(err, keyservice.ErrNotFound) {
+		t.Errorf("a refused session was stored: %v", err)
 	}
-}
-
-// second returns the error of a two-result call.
-func second[T any](_ T, err error) error { return err }
-
-// third returns the error of a three-result call.
-func third[T, U any](_ T, _ U, err error) error { return err }
-
-func snapshotAfterCreate(t *testing.T, st server.Store, rec server.SessionRecord, gs []session.GrantRecord) state {
-	t.Helper()
-	id, ok, err := st.CreateSession(ctx, rec, gs)
-	if err != nil || !ok || id != rec.ID {
-		t.Fatalf("CreateSession = %v, %v, %v; want %v, true, nil", id, ok, err, rec.ID)
-	}
-	return snapshot(t, st, id)
 }
 
 func testSessionByChannel(t *testing.T, st server.Store) {
-	id := mustCreate(t, st, 7, "alice")
+	if _, err := st.SessionByChannel(ctx, "messaging:1"); !errors.Is(err, keyservice.ErrNotFound) {
+		t.Errorf("SessionByChannel of an empty store = %v, want ErrNotFound", err)
+	}
+	mustCreate(t, st, 1, admin("alice"))
+	mustCreate(t, st, 2, admin("alice"))
 	tests := []struct {
-		name    string
 		cid     string
 		want    session.ID
 		wantErr error
 		reason  string
 	}{
-		{"known", "messaging:7", id, nil, "the channel's session"},
-		{"unknown", "messaging:8", session.ID{}, keyservice.ErrNotFound, "no session for that channel"},
-		{"case matters", "Messaging:7", session.ID{}, keyservice.ErrNotFound, "CIDs are compared byte for byte"},
-		{"empty", "", session.ID{}, keyservice.ErrNotFound, "no channel"},
+		{"messaging:1", sid(1), nil, "the channel's session"},
+		{"messaging:2", sid(2), nil, "each channel its own"},
+		{"Messaging:1", session.ID{}, keyservice.ErrNotFound, "channel CIDs are compared byte for byte"},
+		{"messaging:3", session.ID{}, keyservice.ErrNotFound, "a channel without a session"},
 	}
 	for _, tt := range tests {
 		got, err := st.SessionByChannel(ctx, tt.cid)
-		if !is(err, tt.wantErr) || got != tt.want {
-			t.Errorf("%s: SessionByChannel(%q) = %v, %v; want %v, %v (%s)", tt.name, tt.cid, got, err, tt.want, tt.wantErr, tt.reason)
+		if got != tt.want || !is(err, tt.wantErr) {
+			t.Errorf("SessionByChannel(%s) = %v, %v; want %v, %v (%s)", tt.cid, got, err, tt.want, tt.wantErr, tt.reason)
 		}
 	}
 }
 
-func testSession(t *testing.T, st server.Store) {
-	if _, _, err := st.Session(ctx, sid(99)); !errors.Is(err, keyservice.ErrNotFound) {
-		t.Errorf("Session of an unknown ID = %v, want ErrNotFound", err)
+// testAppend appends records that change the roster every way a log can,
+// and checks after each the head, the roster, the log and the members'
+// grants. Each record comes with the readers a verified state would list:
+// the roster when the epoch began and everyone added with history since.
+func testAppend(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
+	want := state{
+		Rec:    server.SessionRecord{ID: ns.ID, ChannelCID: ns.ChannelCID, Head: session.Head{Hash: ns.Hash}},
+		Roster: ns.Roster,
+		Log:    [][]byte{ns.Genesis},
 	}
-	// Members come sorted by user ID, byte-wise: upper case before "_"
-	// before lower case, whatever the database's collation.
-	id := mustCreate(t, st, 1, "bob", "alice", "_svc", "Zed", "Alice", "ümlaut", "al")
-	rec, members, err := st.Session(ctx, id)
-	if err != nil {
-		t.Fatal(err)
+	// held is every user's grants, members or not; a snapshot shows the
+	// members'.
+	held := map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob")}
+	steps := []struct {
+		name    string
+		roster  []session.Member
+		readers []string
+		grants  []session.GrantRecord
+		gone    []string // users whose grants go
+		reason  string
+	}{
+		{"add carol with history", roster(admin("alice"), member("bob"), member("carol")), []string{"alice", "bob", "carol"}, grants(0, "carol"), nil,
+			"a member added at the current epoch gets its grant"},
+		{"remove bob, new epoch", roster(admin("alice"), member("carol")), []string{"alice", "carol"}, grants(1, "alice", "carol"), []string{"bob"},
+			"a removed member is no reader of the new epoch: its grants go"},
+		{"promote carol", roster(admin("alice"), admin("carol")), []string{"alice", "carol"}, nil, nil,
+			"a role change is a roster change without grants"},
+		{"carol leaves", roster(admin("alice")), []string{"alice", "carol"}, nil, nil,
+			"a member who leaves without a new epoch holds its key still: its grants stay, unread"},
+		{"add carol back with history", roster(admin("alice"), member("carol")), []string{"alice", "carol"}, nil, nil,
+			"added back before the next epoch, it needs no grant and reads its grants again"},
+		{"carol leaves again", roster(admin("alice")), []string{"alice", "carol"}, nil, nil,
+			"a reader still"},
+		{"new epoch", roster(admin("alice")), []string{"alice"}, grants(2, "alice"), []string{"carol"},
+			"a member who left is no reader of the next epoch: its grants go then"},
+		{"add bob and carol again and dave, new epoch", roster(admin("alice"), member("bob"), member("carol"), member("dave")), []string{"alice", "bob", "carol", "dave"},
+			grants(3, "alice", "bob", "carol", "dave"), nil,
+			"a member added again starts with the new grants only"},
 	}
-	wantRec := server.SessionRecord{ID: id, ChannelCID: "messaging:1", CreatedBy: "bob", CreatedAt: created}
-	if diff := cmp.Diff(wantRec, rec); diff != "" {
-		t.Errorf("SessionRecord (-want +got); CreatedAt is compared with time.Time.Equal\n%s", diff)
-	}
-	var order []string
-	for _, m := range members {
-		order = append(order, m.UserID)
-	}
-	want := []string{"Alice", "Zed", "_svc", "al", "alice", "bob", "ümlaut"}
-	if diff := cmp.Diff(want, order); diff != "" {
-		t.Errorf("members not sorted by user ID byte-wise (-want +got)\n%s", diff)
-	}
-	if !slices.IsSortedFunc(members, func(a, b session.Member) int {
-		return cmpStrings(a.UserID, b.UserID)
-	}) {
-		t.Error("members not sorted")
-	}
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func testGrants(t *testing.T, st server.Store) {
-	id := mustCreate(t, st, 1, "alice", "bob")
-	for epoch := range uint32(3) {
-		if err := st.Rotate(ctx, id, "alice", epoch, nil, grants(epoch+1, "alice", "bob")); err != nil {
-			t.Fatal(err)
+	for i, s := range steps {
+		a := next(want.Rec.Head, "", s.roster, s.grants)
+		a.Readers = s.readers
+		if err := st.Append(ctx, ns.ID, a); err != nil {
+			t.Fatalf("%s: Append: %v", s.name, err)
 		}
+		want.Rec.Head = headAfter(a)
+		want.Roster = s.roster
+		want.Log = append(want.Log, a.Record)
+		for _, u := range s.gone {
+			delete(held, u)
+		}
+		for _, g := range s.grants {
+			held[g.Grantee] = append(held[g.Grantee], g)
+		}
+		want.Grants = map[string][]session.GrantRecord{}
+		for _, m := range s.roster {
+			if g := held[m.UserID]; len(g) > 0 {
+				want.Grants[m.UserID] = g
+			}
+		}
+		if want.Rec.Head.Seq != uint32(i+1) {
+			t.Fatalf("%s: head %d", s.name, want.Rec.Head.Seq)
+		}
+		if diff := cmp.Diff(want, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+			t.Errorf("%s: (%s) (-want +got)\n%s", s.name, s.reason, diff)
+		}
+	}
+	for _, u := range []string{"bob", "carol"} {
+		if got, err := st.Grants(ctx, ns.ID, u); err != nil || len(got) != 1 || got[0].Epoch != 3 {
+			t.Errorf("%s's grants after leaving the readers and coming back: %v, %v; want the epoch-3 grant only", u, got, err)
+		}
+	}
+}
+
+// testAppendRefused appends records that do not follow the head, or to no
+// session, and checks that each is refused with its sentinel and changes
+// nothing.
+func testAppendRefused(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
+	h0 := session.Head{Hash: ns.Hash}
+	h1 := mustAppend(t, st, ns.ID, next(h0, "", ns.Roster, nil))
+	before := snapshot(t, st, ns.ID)
+	wrongHash := h1
+	wrongHash.Hash[31] ^= 1
+	ahead := session.Head{Seq: 2, Hash: h1.Hash}
+	tests := []struct {
+		name    string
+		id      session.ID
+		a       server.Append
+		wantErr error
+		reason  string
+	}{
+		{"after an old head", ns.ID, next(h0, "late", roster(admin("alice")), grants(1, "alice")), keyservice.ErrConflict,
+			"another record came first"},
+		{"after the head's sequence number, another hash", ns.ID, next(wrongHash, "fork", roster(admin("alice")), nil), keyservice.ErrConflict,
+			"the head is its sequence number and its hash"},
+		{"after a head not reached", ns.ID, next(ahead, "ahead", roster(admin("alice")), nil), keyservice.ErrConflict,
+			"no gaps in a log"},
+		{"same record again", ns.ID, next(h0, "", ns.Roster, nil), keyservice.ErrConflict,
+			"the store compares heads, not bytes: the handler answers records sent again"},
+		{"unknown session", sid(9), next(h0, "", ns.Roster, nil), keyservice.ErrNotFound,
+			"no session, no log"},
+	}
+	for _, tt := range tests {
+		if err := st.Append(ctx, tt.id, tt.a); !is(err, tt.wantErr) {
+			t.Errorf("%s: Append = %v, want %v (%s)", tt.name, err, tt.wantErr, tt.reason)
+		}
+		if diff := cmp.Diff(before, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+			t.Errorf("%s: a refused append changed the session (-want +got)\n%s", tt.name, diff)
+		}
+	}
+	if _, err := st.Session(ctx, sid(9)); !errors.Is(err, keyservice.ErrNotFound) {
+		t.Errorf("an append to no session made one: %v", err)
+	}
+}
+
+// testLog reads a log of records of different sizes in pages of every
+// shape.
+func testLog(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"))
+	all := [][]byte{ns.Genesis}
+	head := session.Head{Hash: ns.Hash}
+	for i := range 9 {
+		a := next(head, fmt.Sprintf("%0*d", 10*i, 0), ns.Roster, nil)
+		head = mustAppend(t, st, ns.ID, a)
+		all = append(all, a.Record)
+	}
+	size := func(rs [][]byte) int {
+		n := 0
+		for _, r := range rs {
+			n += len(r)
+		}
+		return n
 	}
 	tests := []struct {
-		name   string
-		id     session.ID
+		name            string
+		from            uint32
+		limit, maxBytes int
+		want            [][]byte
+		reason          string
+	}{
+		{"everything", 0, math.MaxInt, math.MaxInt, all, "records in order, the genesis first"},
+		{"a middle page", 3, 4, math.MaxInt, all[3:7], "limit records from from"},
+		{"the last record", 9, 10, math.MaxInt, all[9:], "a page ends at the head"},
+		{"past the head", 10, 10, math.MaxInt, nil, "nothing after the head"},
+		{"from the last sequence number", math.MaxUint32, 10, math.MaxInt, nil, "the greatest cursor is no error"},
+		{"no room", 0, 0, math.MaxInt, nil, "limit 0 asks for nothing"},
+		{"bytes reached exactly", 0, 10, size(all[:3]), all[:3], "a page ends with the record that reaches maxBytes"},
+		{"bytes passed", 0, 10, size(all[:3]) + 1, all[:4], "the record that passes maxBytes is the page's last"},
+		{"bytes below one record", 5, 10, 1, all[5:6], "at least one record, however large"},
+		{"bytes zero", 5, 10, 0, all[5:6], "at least one record, however large"},
+		{"limit before bytes", 2, 2, math.MaxInt, all[2:4], "whichever bound comes first"},
+	}
+	for _, tt := range tests {
+		got, gotHead, err := st.Log(ctx, ns.ID, "alice", tt.from, tt.limit, tt.maxBytes)
+		if err != nil {
+			t.Errorf("%s: Log: %v", tt.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got, cmpOpts...); diff != "" {
+			t.Errorf("%s: Log(from %d, limit %d, %d bytes) (%s) (-want +got)\n%s", tt.name, tt.from, tt.limit, tt.maxBytes, tt.reason, diff)
+		}
+		if gotHead != head {
+			t.Errorf("%s: head %v, want %v", tt.name, gotHead, head)
+		}
+	}
+}
+
+// testReads checks who may read a session: members of the stored roster,
+// and the service (an empty reader); an unknown session is unknown to
+// everyone.
+func testReads(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
+	head := session.Head{Hash: ns.Hash}
+	tests := []struct {
+		name, reader string
+		id           session.ID
+		wantErr      error
+		wantGrants   []session.GrantRecord
+		reason       string
+	}{
+		{"admin", "alice", ns.ID, nil, grants(0, "alice"), "members read"},
+		{"member", "bob", ns.ID, nil, grants(0, "bob"), "members read, each its own grants"},
+		{"service", "", ns.ID, nil, nil, "the service reads logs and heads, and is granted nothing"},
+		{"not a member", "mallory", ns.ID, keyservice.ErrForbidden, nil, "only the roster reads"},
+		{"case matters", "Alice", ns.ID, keyservice.ErrForbidden, nil, "user IDs are compared byte for byte"},
+		{"unknown session, not a member", "mallory", sid(9), keyservice.ErrNotFound, nil, "unknown before forbidden"},
+		{"unknown session, service", "", sid(9), keyservice.ErrNotFound, nil, "unknown to everyone"},
+	}
+	for _, tt := range tests {
+		log, h, err := st.Log(ctx, tt.id, tt.reader, 0, 10, math.MaxInt)
+		if !is(err, tt.wantErr) {
+			t.Errorf("%s: Log = %v, want %v (%s)", tt.name, err, tt.wantErr, tt.reason)
+		} else if err == nil && (len(log) != 1 || h != head) {
+			t.Errorf("%s: Log = %d records, head %v", tt.name, len(log), h)
+		}
+		h, err = st.Head(ctx, tt.id, tt.reader)
+		if !is(err, tt.wantErr) || (err == nil && h != head) {
+			t.Errorf("%s: Head = %v, %v; want %v, %v (%s)", tt.name, h, err, head, tt.wantErr, tt.reason)
+		}
+		g, err := st.Grants(ctx, tt.id, tt.reader)
+		if !is(err, tt.wantErr) {
+			t.Errorf("%s: Grants = %v, want %v (%s)", tt.name, err, tt.wantErr, tt.reason)
+		} else if diff := cmp.Diff(tt.wantGrants, g, cmpOpts...); diff != "" {
+			t.Errorf("%s: Grants (-want +got)\n%s", tt.name, diff)
+		}
+	}
+	if _, err := st.Roster(ctx, sid(9)); !errors.Is(err, keyservice.ErrNotFound) {
+		t.Errorf("Roster of an unknown session = %v, want ErrNotFound", err)
+	}
+	if _, err := st.Session(ctx, sid(9)); !errors.Is(err, keyservice.ErrNotFound) {
+		t.Errorf("Session of an unknown session = %v, want ErrNotFound", err)
+	}
+}
+
+// testRemovedMembersGrants checks what becomes of the grants of users who
+// leave the roster. Out of the roster a user reads nothing. A member
+// removed with a new epoch is no reader of it, and its grants are gone,
+// not only hidden: added again, it holds only what it is granted then. A
+// member who left without a new epoch is still a reader: its grants stay,
+// to be read again if it is added back before the next epoch (which grants
+// it nothing), and go with the next epoch otherwise.
+func testRemovedMembersGrants(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"), member("carol"), member("dave"))
+	h := session.Head{Hash: ns.Hash}
+	step := func(tag string, r []session.Member, readers []string, gs []session.GrantRecord) {
+		t.Helper()
+		a := next(h, tag, r, gs)
+		a.Readers = readers
+		h = mustAppend(t, st, ns.ID, a)
+	}
+	epoch1 := []string{"alice", "carol", "dave"}
+	step("remove bob", roster(admin("alice"), member("carol"), member("dave")), epoch1, grants(1, "alice", "carol", "dave"))
+	step("carol leaves", roster(admin("alice"), member("dave")), epoch1, nil)
+	step("dave leaves", roster(admin("alice")), epoch1, nil)
+	for _, u := range []string{"bob", "carol", "dave"} {
+		if _, _, err := st.Log(ctx, ns.ID, u, 0, 10, math.MaxInt); !errors.Is(err, keyservice.ErrForbidden) {
+			t.Errorf("Log as %s, out of the roster = %v, want ErrForbidden", u, err)
+		}
+		if _, err := st.Head(ctx, ns.ID, u); !errors.Is(err, keyservice.ErrForbidden) {
+			t.Errorf("Head as %s, out of the roster = %v, want ErrForbidden", u, err)
+		}
+		if _, err := st.Grants(ctx, ns.ID, u); !errors.Is(err, keyservice.ErrForbidden) {
+			t.Errorf("Grants as %s, out of the roster = %v, want ErrForbidden", u, err)
+		}
+	}
+	step("carol back", roster(admin("alice"), member("carol")), epoch1, nil)
+	if got, err := st.Grants(ctx, ns.ID, "carol"); err != nil || !cmp.Equal(append(grants(0, "carol"), grant("carol", 1)), got, cmpOpts...) {
+		t.Errorf("carol's grants, back before the next epoch: %v, %v; want those of epochs 0 and 1, which she kept", got, err)
+	}
+	step("new epoch", roster(admin("alice"), member("carol")), []string{"alice", "carol"}, grants(2, "alice", "carol"))
+	step("bob and dave back", roster(admin("alice"), member("bob"), member("carol"), member("dave")), []string{"alice", "bob", "carol", "dave"}, grants(2, "bob", "dave"))
+	for _, tt := range []struct {
 		user   string
 		want   []session.GrantRecord
 		reason string
 	}{
-		{"every epoch", id, "bob", []session.GrantRecord{grant("bob", 0), grant("bob", 1), grant("bob", 2), grant("bob", 3)}, "epoch ascending"},
-		{"only own", id, "alice", []session.GrantRecord{grant("alice", 0), grant("alice", 1), grant("alice", 2), grant("alice", 3)}, "one user's grants"},
-		{"non-member", id, "mallory", nil, "none, and no error"},
-		{"unknown session", sid(99), "alice", nil, "none, and no error"},
-	}
-	for _, tt := range tests {
-		got, err := st.Grants(ctx, tt.id, tt.user)
+		{"bob", grants(2, "bob"), "its grants went with its removal"},
+		{"carol", append(grants(0, "carol"), grant("carol", 1), grant("carol", 2)), "it left and came back within epoch 1: it kept them"},
+		{"dave", grants(2, "dave"), "it left within epoch 1: its grants went with epoch 2"},
+		{"alice", append(grants(0, "alice"), grant("alice", 1), grant("alice", 2)), "a member's grants stay"},
+	} {
+		got, err := st.Grants(ctx, ns.ID, tt.user)
 		if err != nil {
-			t.Errorf("%s: Grants: %v", tt.name, err)
-			continue
-		}
-		if diff := cmp.Diff(tt.want, got, cmpOpts...); diff != "" {
-			t.Errorf("%s: Grants(%s) (-want +got) (%s)\n%s", tt.name, tt.user, tt.reason, diff)
-		}
-	}
-}
-
-// fixture makes a session for one table case: alice admin, bob member,
-// rotated to epoch 1 when rotated is set.
-func fixture(t *testing.T, st server.Store, n int, rotated bool) session.ID {
-	t.Helper()
-	id := mustCreate(t, st, n, "alice", "bob")
-	if rotated {
-		if err := st.Rotate(ctx, id, "alice", 0, nil, grants(1, "alice", "bob")); err != nil {
 			t.Fatal(err)
 		}
-	}
-	return id
-}
-
-func testExtend(t *testing.T, st server.Store) {
-	tests := []struct {
-		name     string
-		unknown  bool // act on a session that does not exist
-		caller   string
-		at       uint32
-		grantees []string
-		wantErr  error
-		reason   string
-	}{
-		{"unknown session", true, "alice", 1, []string{"carol"}, keyservice.ErrNotFound, "no such session"},
-		{"unknown session, non-member", true, "mallory", 0, []string{"carol"}, keyservice.ErrNotFound, "existence is checked first"},
-		{"non-member", false, "mallory", 1, []string{"carol"}, keyservice.ErrForbidden, "only members extend"},
-		{"non-member, stale epoch", false, "mallory", 0, []string{"carol"}, keyservice.ErrForbidden, "membership is checked before the epoch"},
-		{"service", false, "", 1, []string{"carol"}, keyservice.ErrForbidden, "the empty caller is no member"},
-		{"stale epoch", false, "alice", 0, []string{"carol"}, keyservice.ErrConflict, "the session moved on to epoch 1"},
-		{"future epoch", false, "alice", 2, []string{"carol"}, keyservice.ErrConflict, "epoch 2 has not started"},
-		{"grantee is a member", false, "alice", 1, []string{"bob"}, keyservice.ErrConflict, "bob is a member already"},
-		{"one grantee is a member", false, "alice", 1, []string{"carol", "bob", "dave"}, keyservice.ErrConflict, "one existing member fails the whole call"},
-		{"grantee is the caller", false, "bob", 1, []string{"bob"}, keyservice.ErrConflict, "a member cannot re-add itself"},
-		{"admin adds", false, "alice", 1, []string{"carol", "dave"}, nil, "members extend at the current epoch"},
-		{"member adds", false, "bob", 1, []string{"carol"}, nil, "admin rights are not needed"},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			id := fixture(t, st, i+1, true)
-			target := id
-			if tt.unknown {
-				target = sid(1000 + i)
-			}
-			before := snapshot(t, st, id, tt.grantees...)
-			err := st.Extend(ctx, target, tt.caller, tt.at, grants(tt.at, tt.grantees...))
-			if !is(err, tt.wantErr) {
-				t.Fatalf("Extend = %v, want %v (%s)", err, tt.wantErr, tt.reason)
-			}
-			want := before
-			if err == nil {
-				want.Grants = cloneGrants(before.Grants)
-				for _, u := range tt.grantees {
-					want.Members = append(want.Members, session.Member{UserID: u, Since: tt.at})
-					want.Grants[u] = grants(tt.at, u)
-				}
-				sortMembers(want.Members)
-			}
-			if diff := cmp.Diff(want, snapshot(t, st, id, tt.grantees...), cmpOpts...); diff != "" {
-				t.Errorf("session after Extend (-want +got)\n%s", diff)
-			}
-		})
-	}
-}
-
-func testRotate(t *testing.T, st server.Store) {
-	tests := []struct {
-		name     string
-		unknown  bool
-		caller   string
-		from     uint32
-		remove   []string
-		grantees []string
-		wantErr  error
-		reason   string
-	}{
-		{"unknown session", true, "alice", 1, nil, []string{"alice"}, keyservice.ErrNotFound, "no such session"},
-		{"non-member", false, "mallory", 1, nil, []string{"alice", "bob"}, keyservice.ErrForbidden, "only admins rotate"},
-		{"member", false, "bob", 1, nil, []string{"alice", "bob"}, keyservice.ErrForbidden, "members are not admins"},
-		{"member, stale epoch", false, "bob", 0, nil, []string{"alice", "bob"}, keyservice.ErrForbidden, "rights are checked before the epoch"},
-		{"service", false, "", 1, nil, []string{"alice", "bob"}, keyservice.ErrForbidden, "the service holds no keys to grant"},
-		{"stale epoch", false, "alice", 0, nil, []string{"alice", "bob"}, keyservice.ErrConflict, "the session is at epoch 1"},
-		{"future epoch", false, "alice", 2, nil, []string{"alice", "bob"}, keyservice.ErrConflict, "the session is at epoch 1"},
-		{"plain rotation", false, "alice", 1, nil, []string{"alice", "bob"}, nil, "new epoch, same members"},
-		{"remove a member", false, "alice", 1, []string{"bob"}, []string{"alice"}, nil, "bob and all his grants go"},
-		{"remove and add", false, "alice", 1, []string{"bob"}, []string{"alice", "carol"}, nil, "carol joins at the new epoch"},
-		{"remove a non-member", false, "alice", 1, []string{"zed"}, []string{"alice", "bob"}, nil, "removing nobody is no error"},
-		{"member left without grant", false, "alice", 1, nil, []string{"alice"}, keyservice.ErrConflict, "bob (added since the caller looked) would lose access"},
-		{"last epoch", false, "alice", math.MaxUint32, nil, []string{"alice", "bob"}, server.ErrTooManyEpochs, "no epoch follows 4294967295; the next must not wrap to 0"},
-		{"last epoch, unknown session", true, "mallory", math.MaxUint32, nil, []string{"alice"}, server.ErrTooManyEpochs, "checked first, whatever the session"},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			id := fixture(t, st, i+1, true)
-			target := id
-			if tt.unknown {
-				target = sid(1000 + i)
-			}
-			extra := append(slices.Clone(tt.remove), tt.grantees...)
-			before := snapshot(t, st, id, extra...)
-			err := st.Rotate(ctx, target, tt.caller, tt.from, tt.remove, grants(tt.from+1, tt.grantees...))
-			if !is(err, tt.wantErr) {
-				t.Fatalf("Rotate = %v, want %v (%s)", err, tt.wantErr, tt.reason)
-			}
-			want := before
-			if err == nil {
-				want = state{Rec: before.Rec, Grants: map[string][]session.GrantRecord{}}
-				want.Rec.Epoch = tt.from + 1
-				for _, m := range before.Members {
-					if !slices.Contains(tt.remove, m.UserID) {
-						want.Members = append(want.Members, m)
-						want.Grants[m.UserID] = before.Grants[m.UserID]
-					}
-				}
-				for _, u := range tt.grantees {
-					if !slices.ContainsFunc(want.Members, func(m session.Member) bool { return m.UserID == u }) {
-						want.Members = append(want.Members, session.Member{UserID: u, Since: tt.from + 1})
-					}
-					want.Grants[u] = append(slices.Clone(want.Grants[u]), grant(u, tt.from+1))
-				}
-				sortMembers(want.Members)
-			}
-			if diff := cmp.Diff(want, snapshot(t, st, id, extra...), cmpOpts...); diff != "" {
-				t.Errorf("session after Rotate (-want +got) (%s)\n%s", tt.reason, diff)
-			}
-		})
-	}
-}
-
-func testSetAdmin(t *testing.T, st server.Store) {
-	tests := []struct {
-		name    string
-		unknown bool
-		caller  string
-		user    string
-		admin   bool
-		wantErr error
-		reason  string
-	}{
-		{"unknown session", true, "alice", "bob", true, keyservice.ErrNotFound, "no such session (as for Extend and Rotate)"},
-		{"non-member", false, "mallory", "bob", true, keyservice.ErrForbidden, "only admins name admins"},
-		{"member", false, "bob", "bob", true, keyservice.ErrForbidden, "a member cannot promote itself"},
-		{"service", false, "", "bob", true, keyservice.ErrForbidden, "the empty caller is no admin here"},
-		{"target not a member", false, "alice", "carol", true, keyservice.ErrNotFound, "carol is no member"},
-		{"non-member caller, target not a member", false, "mallory", "carol", true, keyservice.ErrForbidden, "rights are checked first"},
-		{"promote", false, "alice", "bob", true, nil, "bob becomes an admin"},
-		{"demote self", false, "alice", "alice", false, nil, "an admin may step down"},
-		{"already so", false, "alice", "alice", true, nil, "setting the current value is no error"},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			id := fixture(t, st, i+1, false)
-			target := id
-			if tt.unknown {
-				target = sid(1000 + i)
-			}
-			before := snapshot(t, st, id)
-			err := st.SetAdmin(ctx, target, tt.caller, tt.user, tt.admin)
-			if !is(err, tt.wantErr) {
-				t.Fatalf("SetAdmin = %v, want %v (%s)", err, tt.wantErr, tt.reason)
-			}
-			want := before
-			if err == nil {
-				want.Members = slices.Clone(before.Members)
-				for i := range want.Members {
-					if want.Members[i].UserID == tt.user {
-						want.Members[i].Admin = tt.admin
-					}
-				}
-			}
-			if diff := cmp.Diff(want, snapshot(t, st, id), cmpOpts...); diff != "" {
-				t.Errorf("session after SetAdmin (-want +got)\n%s", diff)
-			}
-		})
-	}
-	// The flag takes effect: a promoted member may rotate, a demoted admin
-	// may not.
-	id := fixture(t, st, 100, false)
-	steps := []struct {
-		name    string
-		call    func() error
-		wantErr error
-	}{
-		{"bob promoted", func() error { return st.SetAdmin(ctx, id, "alice", "bob", true) }, nil},
-		{"bob rotates", func() error { return st.Rotate(ctx, id, "bob", 0, nil, grants(1, "alice", "bob")) }, nil},
-		{"bob demotes alice", func() error { return st.SetAdmin(ctx, id, "bob", "alice", false) }, nil},
-		{"alice cannot rotate", func() error { return st.Rotate(ctx, id, "alice", 1, nil, grants(2, "alice", "bob")) }, keyservice.ErrForbidden},
-		{"alice cannot delete", func() error { return st.DeleteSession(ctx, id, "alice") }, keyservice.ErrForbidden},
-	}
-	for _, s := range steps {
-		if err := s.call(); !is(err, s.wantErr) {
-			t.Errorf("%s: %v, want %v", s.name, err, s.wantErr)
+		if diff := cmp.Diff(tt.want, got, cmpOpts...); diff != "" {
+			t.Errorf("%s's grants (%s) (-want +got)\n%s", tt.user, tt.reason, diff)
 		}
 	}
 }
 
 func testDeleteSession(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
+	mustAppend(t, st, ns.ID, next(session.Head{Hash: ns.Hash}, "", roster(admin("alice"), member("bob")), grants(1, "alice", "bob")))
+	before := snapshot(t, st, ns.ID)
 	tests := []struct {
-		name    string
-		unknown bool
-		caller  string
-		wantErr error
-		reason  string
+		name, caller string
+		id           session.ID
+		wantErr      error
+		reason       string
 	}{
-		{"unknown session", true, "", keyservice.ErrNotFound, "no such session"},
-		{"unknown session, user", true, "alice", keyservice.ErrNotFound, "existence is checked first"},
-		{"non-member", false, "mallory", keyservice.ErrForbidden, "only admins delete"},
-		{"member", false, "bob", keyservice.ErrForbidden, "members are not admins"},
-		{"admin", false, "alice", nil, "admins delete"},
-		{"service", false, "", nil, "the service (empty caller) may always delete"},
+		{"unknown session", "alice", sid(9), keyservice.ErrNotFound, "nothing to delete"},
+		{"not a member", "mallory", ns.ID, keyservice.ErrForbidden, "only admins delete"},
+		{"member", "bob", ns.ID, keyservice.ErrForbidden, "only admins delete"},
 	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			id := fixture(t, st, i+1, true)
-			target := id
-			if tt.unknown {
-				target = sid(1000 + i)
-			}
-			before := snapshot(t, st, id)
-			err := st.DeleteSession(ctx, target, tt.caller)
-			if !is(err, tt.wantErr) {
-				t.Fatalf("DeleteSession = %v, want %v (%s)", err, tt.wantErr, tt.reason)
-			}
-			if err != nil {
-				if diff := cmp.Diff(before, snapshot(t, st, id), cmpOpts...); diff != "" {
-					t.Errorf("a refused DeleteSession changed the session (-want +got)\n%s", diff)
-				}
-				return
-			}
-			if _, _, err := st.Session(ctx, id); !errors.Is(err, keyservice.ErrNotFound) {
-				t.Errorf("Session after delete = %v, want ErrNotFound", err)
-			}
-			if _, err := st.SessionByChannel(ctx, before.Rec.ChannelCID); !errors.Is(err, keyservice.ErrNotFound) {
-				t.Errorf("SessionByChannel after delete = %v, want ErrNotFound", err)
-			}
-			for _, u := range []string{"alice", "bob"} {
-				if g, err := st.Grants(ctx, id, u); err != nil || len(g) > 0 {
-					t.Errorf("Grants(%s) after delete = %d grants, %v; want none", u, len(g), err)
-				}
-			}
-			// The channel and the ID are free again.
-			rec := server.SessionRecord{ID: id, ChannelCID: before.Rec.ChannelCID, CreatedBy: "carol", CreatedAt: created}
-			if got, ok, err := st.CreateSession(ctx, rec, grants(0, "carol")); err != nil || !ok || got != id {
-				t.Errorf("re-creating after delete = %v, %v, %v; want a new session", got, ok, err)
-			}
-			if g, err := st.Grants(ctx, id, "alice"); err != nil || len(g) > 0 {
-				t.Errorf("the new session inherited %d grants of the deleted one (%v)", len(g), err)
-			}
-		})
+	for _, tt := range tests {
+		if err := st.DeleteSession(ctx, tt.id, tt.caller); !is(err, tt.wantErr) {
+			t.Errorf("%s: DeleteSession = %v, want %v (%s)", tt.name, err, tt.wantErr, tt.reason)
+		}
+		if diff := cmp.Diff(before, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+			t.Errorf("%s: a refused delete changed the session (-want +got)\n%s", tt.name, diff)
+		}
+	}
+	if err := st.DeleteSession(ctx, ns.ID, "alice"); err != nil {
+		t.Fatalf("DeleteSession by its admin: %v", err)
+	}
+	gone := []struct {
+		name string
+		err  error
+	}{
+		{"Session", second(st.Session(ctx, ns.ID))},
+		{"SessionByChannel", second(st.SessionByChannel(ctx, ns.ChannelCID))},
+		{"Roster", second(st.Roster(ctx, ns.ID))},
+		{"Log", third(st.Log(ctx, ns.ID, "", 0, 10, math.MaxInt))},
+		{"Head", second(st.Head(ctx, ns.ID, "alice"))},
+		{"Grants", second(st.Grants(ctx, ns.ID, "alice"))},
+		{"Append", st.Append(ctx, ns.ID, next(before.Rec.Head, "", ns.Roster, nil))},
+		{"DeleteSession again", st.DeleteSession(ctx, ns.ID, "alice")},
+	}
+	for _, g := range gone {
+		if !errors.Is(g.err, keyservice.ErrNotFound) {
+			t.Errorf("%s after DeleteSession = %v, want ErrNotFound", g.name, g.err)
+		}
+	}
+	// The channel and the ID are free again; nothing of the old log
+	// remains.
+	mustCreate(t, st, 1, admin("alice"), member("bob"))
+	want := state{
+		Rec:    server.SessionRecord{ID: ns.ID, ChannelCID: ns.ChannelCID, Head: session.Head{Hash: ns.Hash}},
+		Roster: ns.Roster, Log: [][]byte{ns.Genesis},
+		Grants: map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob")},
+	}
+	if diff := cmp.Diff(want, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+		t.Errorf("session made again after its deletion (-want +got)\n%s", diff)
+	}
+	if err := st.DeleteSession(ctx, ns.ID, ""); err != nil {
+		t.Errorf("DeleteSession by the service: %v", err)
 	}
 }
 
-func testIdempotency(t *testing.T, st server.Store) {
-	rec := server.IdempotencyRecord{UserID: "alice", Key: "k1", RequestHash: []byte("0123456789abcdef0123456789abcdef"), Status: 201, Response: []byte(`{"id":"x","created":true}`), CreatedAt: created}
-	if _, err := st.Idempotency(ctx, "alice", "k1"); !errors.Is(err, keyservice.ErrNotFound) {
-		t.Errorf("Idempotency before Put = %v, want ErrNotFound", err)
-	}
-	other := rec
-	other.Status, other.Response = 200, []byte(`{}`)
-	otherUser := rec
-	otherUser.UserID = "bob"
-	empty := server.IdempotencyRecord{UserID: "carol", Key: "k", CreatedAt: created}
-	steps := []struct {
-		name    string
-		rec     server.IdempotencyRecord
-		wantErr error
-		reason  string
-	}{
-		{"first", rec, nil, "stored"},
-		{"same key again", other, keyservice.ErrConflict, "the first outcome stays"},
-		{"same key, other user", otherUser, nil, "keys are per user"},
-		{"empty body", empty, nil, "empty hash and response are values too"},
-	}
-	for _, s := range steps {
-		if err := st.PutIdempotency(ctx, s.rec); !is(err, s.wantErr) {
-			t.Errorf("%s: PutIdempotency = %v, want %v (%s)", s.name, err, s.wantErr, s.reason)
-		}
-	}
-	for _, want := range []server.IdempotencyRecord{rec, otherUser, empty} {
-		got, err := st.Idempotency(ctx, want.UserID, want.Key)
-		if err != nil {
-			t.Errorf("Idempotency(%s, %s): %v", want.UserID, want.Key, err)
-			continue
-		}
-		if diff := cmp.Diff(want, got, cmpOpts...); diff != "" {
-			t.Errorf("Idempotency(%s, %s) (-want +got)\n%s", want.UserID, want.Key, diff)
-		}
-	}
-	if _, err := st.Idempotency(ctx, "alice", "K1"); !errors.Is(err, keyservice.ErrNotFound) {
-		t.Errorf("Idempotency(alice, K1) = %v, want ErrNotFound: keys are case-sensitive", err)
-	}
-}
+// second and third return a call's error.
+func second[T any](_ T, err error) error        { return err }
+func third[T, U any](_ T, _ U, err error) error { return err }
 
 func testPing(t *testing.T, st server.Store) {
 	if err := st.Ping(ctx); err != nil {
@@ -780,45 +795,34 @@ func testPing(t *testing.T, st server.Store) {
 // testNothingHalfway makes calls fail after part of their work could have
 // been done, and checks that none of it is visible.
 func testNothingHalfway(t *testing.T, st server.Store) {
-	id := fixture(t, st, 1, false)
-	probe := []string{"carol", "dave", "erin", "new000", "new599"}
-	before := snapshot(t, st, id, probe...)
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
+	head := session.Head{Hash: ns.Hash}
+	before := snapshot(t, st, ns.ID)
+	many := []session.Member{admin("alice"), member("bob")}
+	var manyGrants []session.GrantRecord
+	for i := range 600 {
+		u := fmt.Sprintf("new%03d", i)
+		many = append(many, member(u))
+		manyGrants = append(manyGrants, grant(u, 0))
+	}
 	tests := []struct {
 		name   string
 		call   func() error
 		reason string
 	}{
-		{"Extend with one member among new grantees",
+		{"Append of hundreds of members, two grants for one at the end",
 			func() error {
-				return st.Extend(ctx, id, "alice", 0, grants(0, "carol", "dave", "bob", "erin"))
-			}, "carol and dave must not be added when bob fails the call"},
-		{"Extend with hundreds of new grantees and one member last",
+				return st.Append(ctx, ns.ID, next(head, "", roster(many...), append(manyGrants, grant("new599", 0))))
+			}, "a store that writes in batches must undo the record, the head, the roster and the batches"},
+		{"Append removing bob, two grants for alice",
 			func() error {
-				var users []string
-				for i := range 600 {
-					users = append(users, fmt.Sprintf("new%03d", i))
-				}
-				return st.Extend(ctx, id, "alice", 0, grants(0, append(users, "bob")...))
-			}, "a store that writes in batches must undo the batches before the failing one"},
-		{"Extend with a wrong-epoch grant",
+				return st.Append(ctx, ns.ID, next(head, "", roster(admin("alice")), append(grants(1, "alice"), grant("alice", 1))))
+			}, "bob's grants stay when the call fails"},
+		{"CreateSession with two grants for one grantee",
 			func() error {
-				return st.Extend(ctx, id, "alice", 0, append(grants(0, "carol"), grant("dave", 1)))
-			}, "a malformed call stores nothing"},
-		{"Extend with two grants for one grantee",
-			func() error {
-				return st.Extend(ctx, id, "alice", 0, append(grants(0, "carol", "dave"), grant("carol", 0)))
-			}, "a malformed call stores nothing"},
-		{"Rotate with a wrong-epoch grant",
-			func() error {
-				return st.Rotate(ctx, id, "alice", 0, []string{"bob"}, append(grants(1, "alice"), grant("carol", 2)))
-			}, "neither the epoch, nor the removal, nor the good grant"},
-		{"Rotate with two grants for one grantee",
-			func() error {
-				return st.Rotate(ctx, id, "alice", 0, []string{"bob"}, append(grants(1, "alice", "carol"), grant("carol", 1)))
-			}, "neither the epoch, nor the removal, nor the good grants"},
-		{"CreateSession with a wrong-epoch grant",
-			func() error {
-				_, _, err := st.CreateSession(ctx, server.SessionRecord{ID: sid(2), ChannelCID: "messaging:2", CreatedBy: "carol", CreatedAt: created}, append(grants(0, "carol"), grant("dave", 3)))
+				ns2 := genesis(2, "", admin("carol"), member("dave"))
+				ns2.Grants = append(ns2.Grants, grant("dave", 0))
+				_, err := st.CreateSession(ctx, ns2)
 				return err
 			}, "no session without all its grants"},
 	}
@@ -826,13 +830,15 @@ func testNothingHalfway(t *testing.T, st server.Store) {
 		if err := tt.call(); err == nil {
 			t.Errorf("%s: succeeded, want an error", tt.name)
 		}
-		if diff := cmp.Diff(before, snapshot(t, st, id, probe...), cmpOpts...); diff != "" {
+		if diff := cmp.Diff(before, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
 			t.Errorf("%s: state changed by a failed call (%s) (-want +got)\n%s", tt.name, tt.reason, diff)
 		}
 	}
 	if _, err := st.SessionByChannel(ctx, "messaging:2"); !errors.Is(err, keyservice.ErrNotFound) {
 		t.Errorf("a failed CreateSession left a session: %v", err)
 	}
+	// And the head did not move: the next record still follows it.
+	mustAppend(t, st, ns.ID, next(head, "", before.Roster, nil))
 }
 
 // race runs fn(i) for i in [0, racers) at once and returns the errors.
@@ -872,79 +878,143 @@ func oneWinner(t *testing.T, errs []error, loserErr error) int {
 	return winner
 }
 
-func testRaceRotate(t *testing.T, st server.Store) {
-	id := mustCreate(t, st, 1, "alice", "bob")
-	// Each racer removes a different set and grants distinct bytes, so the
-	// result shows whose rotation took effect, and that only one did.
-	rot := func(i int) []session.GrantRecord {
-		g := grants(1, "alice", "bob")
-		for k := range g {
-			g[k].Grant = fmt.Appendf(g[k].Grant, "#%d", i)
+// testRaceAppend races appends at one head, each adding another user with
+// its grant: exactly one is stored, with its roster and grants, and no
+// trace of the others.
+func testRaceAppend(t *testing.T, st server.Store) {
+	ns := mustCreate(t, st, 1, admin("alice"), member("bob"))
+	h0 := session.Head{Hash: ns.Hash}
+	app := func(i int) server.Append {
+		u := fmt.Sprintf("racer%02d", i)
+		return next(h0, u, roster(admin("alice"), member("bob"), member(u)), grants(0, u))
+	}
+	w := oneWinner(t, race(func(i int) error { return st.Append(ctx, ns.ID, app(i)) }), keyservice.ErrConflict)
+	win := app(w)
+	want := state{
+		Rec:    server.SessionRecord{ID: ns.ID, ChannelCID: ns.ChannelCID, Head: headAfter(win)},
+		Roster: win.Roster,
+		Log:    [][]byte{ns.Genesis, win.Record},
+		Grants: map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob"), win.Roster[2].UserID: win.Grants},
+	}
+	if diff := cmp.Diff(want, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+		t.Errorf("after %d racing appends at one head: only the winner's (-want +got)\n%s", racers, diff)
+	}
+}
+
+// testRaceChain has racers extend one log concurrently, each appending
+// after whatever head it reads and reading again when it loses: the log
+// ends with every racer's records once each, consecutive, the head at the
+// last.
+func testRaceChain(t *testing.T, st server.Store) {
+	const perRacer = 4
+	ns := mustCreate(t, st, 1, admin("alice"))
+	errs := race(func(i int) error {
+		for k := 0; k < perRacer; {
+			rec, err := st.Session(ctx, ns.ID)
+			if err != nil {
+				return err
+			}
+			err = st.Append(ctx, ns.ID, next(rec.Head, fmt.Sprintf("racer %d #%d", i, k), ns.Roster, nil))
+			switch {
+			case err == nil:
+				k++
+			case !errors.Is(err, keyservice.ErrConflict):
+				return err
+			}
 		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	got := snapshot(t, st, ns.ID)
+	if len(got.Log) != 1+racers*perRacer {
+		t.Fatalf("%d records, want %d", len(got.Log), 1+racers*perRacer)
+	}
+	seen := map[string]bool{}
+	for seq, r := range got.Log[1:] {
+		var n, i, k int
+		if _, err := fmt.Sscanf(string(r), "record %d racer %d #%d", &n, &i, &k); err != nil || n != seq+1 {
+			t.Fatalf("record %d is %q", seq+1, r)
+		}
+		key := fmt.Sprint(i, k)
+		if seen[key] {
+			t.Errorf("racer %d's record %d stored twice", i, k)
+		}
+		seen[key] = true
+	}
+	last := got.Log[len(got.Log)-1]
+	if want := (session.Head{Seq: racers * perRacer, Hash: sha256.Sum256(last)}); got.Rec.Head != want {
+		t.Errorf("head %v, want the last record's %v", got.Rec.Head, want)
+	}
+}
+
+// testRaceCreateSession races creators of different sessions for one
+// channel: one session is stored, and every other creator is told which.
+func testRaceCreateSession(t *testing.T, st server.Store) {
+	ns := func(i int) server.NewSession {
+		g := genesis(i+1, "", admin(fmt.Sprintf("user%02d", i)))
+		g.ChannelCID = "messaging:contested"
 		return g
 	}
-	errs := race(func(i int) error { return st.Rotate(ctx, id, "alice", 0, nil, rot(i)) })
-	w := oneWinner(t, errs, keyservice.ErrConflict)
-	got := snapshot(t, st, id)
-	if got.Rec.Epoch != 1 {
-		t.Errorf("epoch %d after %d racing rotations from 0, want 1", got.Rec.Epoch, racers)
+	created := make([]bool, racers)
+	errs := race(func(i int) error {
+		var err error
+		created[i], err = st.CreateSession(ctx, ns(i))
+		return err
+	})
+	w := oneWinner(t, errs, session.ErrSessionExists)
+	for i, err := range errs {
+		var exists *session.SessionExistsError
+		if i != w && (!errors.As(err, &exists) || exists.ID != sid(w+1) || exists.ChannelCID != "messaging:contested") {
+			t.Errorf("racer %d: %v, want a *session.SessionExistsError naming the winner's %v", i, err, sid(w+1))
+		}
+		if created[i] != (i == w) {
+			t.Errorf("racer %d: created %v", i, created[i])
+		}
 	}
-	for k, u := range []string{"alice", "bob"} {
-		want := []session.GrantRecord{grant(u, 0), rot(w)[k]}
-		if diff := cmp.Diff(want, got.Grants[u]); diff != "" {
-			t.Errorf("grants of %s: only the winner's epoch-1 grant (-want +got)\n%s", u, diff)
+	if got, err := st.SessionByChannel(ctx, "messaging:contested"); err != nil || got != sid(w+1) {
+		t.Errorf("SessionByChannel = %v, %v; want the winner's", got, err)
+	}
+	for i := range racers {
+		if _, err := st.Session(ctx, sid(i+1)); (i == w) != (err == nil) {
+			t.Errorf("Session of racer %d: %v", i, err)
 		}
 	}
 }
 
-func testRaceCreateSession(t *testing.T, st server.Store) {
-	type result struct {
-		id      session.ID
-		created bool
-	}
-	results := make([]result, racers)
+// testRaceCreateSame races creators of one genesis (one client retrying, a
+// request duplicated by a proxy): one stores it, the others are told it is
+// there.
+func testRaceCreateSame(t *testing.T, st server.Store) {
+	ns := genesis(1, "", admin("alice"), member("bob"))
+	created := make([]bool, racers)
 	errs := race(func(i int) error {
-		rec := server.SessionRecord{ID: sid(i + 1), ChannelCID: "messaging:contested", CreatedBy: fmt.Sprintf("user%02d", i), CreatedAt: created}
-		id, ok, err := st.CreateSession(ctx, rec, grants(0, rec.CreatedBy))
-		results[i] = result{id, ok}
+		var err error
+		created[i], err = st.CreateSession(ctx, ns)
 		return err
 	})
-	winner := -1
+	n := 0
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("racer %d: %v (racing creators of one channel must converge, not fail)", i, err)
+			t.Errorf("racer %d: %v (the same genesis sent at once must converge, not fail)", i, err)
 		}
-		if results[i].created {
-			if winner >= 0 {
-				t.Errorf("racers %d and %d both created a session", winner, i)
-			}
-			winner = i
+		if created[i] {
+			n++
 		}
 	}
-	if winner < 0 {
-		t.Fatal("no racer created the session")
+	if n != 1 {
+		t.Errorf("%d racers created the session, want 1", n)
 	}
-	for i, r := range results {
-		if r.id != sid(winner+1) {
-			t.Errorf("racer %d got session %v, want the winner's %v", i, r.id, sid(winner+1))
-		}
+	want := state{
+		Rec:    server.SessionRecord{ID: ns.ID, ChannelCID: ns.ChannelCID, Head: session.Head{Hash: ns.Hash}},
+		Roster: ns.Roster, Log: [][]byte{ns.Genesis},
+		Grants: map[string][]session.GrantRecord{"alice": grants(0, "alice"), "bob": grants(0, "bob")},
 	}
-	if got, err := st.SessionByChannel(ctx, "messaging:contested"); err != nil || got != sid(winner+1) {
-		t.Errorf("SessionByChannel = %v, %v; want the winner's", got, err)
-	}
-	_, members, err := st.Session(ctx, sid(winner+1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]session.Member{{UserID: fmt.Sprintf("user%02d", winner), Admin: true}}, members); diff != "" {
-		t.Errorf("members: only the winner's (-want +got)\n%s", diff)
-	}
-	for i := range racers {
-		if i != winner {
-			if _, _, err := st.Session(ctx, sid(i+1)); !errors.Is(err, keyservice.ErrNotFound) {
-				t.Errorf("loser %d's session exists: %v", i, err)
-			}
-		}
+	if diff := cmp.Diff(want, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+		t.Errorf("session after racing creators of one genesis: stored once (-want +got)\n%s", diff)
 	}
 }
 
@@ -966,118 +1036,4 @@ func testRaceInsertCard(t *testing.T, st server.Store) {
 	if diff := cmp.Diff([][]byte{body(w), body(100 + w1)}, got); diff != "" {
 		t.Errorf("history (-want +got)\n%s", diff)
 	}
-}
-
-func testRaceExtend(t *testing.T, st server.Store) {
-	id := mustCreate(t, st, 1, "alice", "bob")
-	errs := race(func(i int) error {
-		caller := []string{"alice", "bob"}[i%2]
-		return st.Extend(ctx, id, caller, 0, grants(0, "carol"))
-	})
-	oneWinner(t, errs, keyservice.ErrConflict)
-	got := snapshot(t, st, id)
-	wantMembers := []session.Member{{UserID: "alice", Admin: true}, {UserID: "bob"}, {UserID: "carol"}}
-	if diff := cmp.Diff(wantMembers, got.Members); diff != "" {
-		t.Errorf("members (-want +got)\n%s", diff)
-	}
-	if diff := cmp.Diff(grants(0, "carol"), got.Grants["carol"]); diff != "" {
-		t.Errorf("carol's grants: exactly one (-want +got)\n%s", diff)
-	}
-}
-
-// testRaceMixed races rotations, extensions, admin changes and reads on
-// one session and checks the invariants that must hold whatever the
-// interleaving: epochs advance one at a time, every grant is for an epoch
-// the session reached, and no member lacks the grant of the epoch it
-// joined at.
-func testRaceMixed(t *testing.T, st server.Store) {
-	id := mustCreate(t, st, 1, "alice", "bob")
-	var mu sync.Mutex
-	rotations := 0
-	errs := race(func(i int) error {
-		switch i % 4 {
-		case 0: // rotate from whatever epoch is current
-			for {
-				rec, members, err := st.Session(ctx, id)
-				if err != nil {
-					return err
-				}
-				users := make([]string, len(members))
-				for j, m := range members {
-					users[j] = m.UserID
-				}
-				// A member added after this read makes the rotation
-				// conflict; it is retried with the new membership.
-				err = st.Rotate(ctx, id, "alice", rec.Epoch, nil, grants(rec.Epoch+1, users...))
-				if errors.Is(err, keyservice.ErrConflict) {
-					continue
-				}
-				if err == nil {
-					mu.Lock()
-					rotations++
-					mu.Unlock()
-				}
-				return err
-			}
-		case 1: // add a member at the current epoch
-			u := fmt.Sprintf("new%02d", i)
-			for {
-				rec, _, err := st.Session(ctx, id)
-				if err != nil {
-					return err
-				}
-				err = st.Extend(ctx, id, "bob", rec.Epoch, grants(rec.Epoch, u))
-				if !errors.Is(err, keyservice.ErrConflict) {
-					return err
-				}
-			}
-		case 2:
-			return st.SetAdmin(ctx, id, "alice", "bob", i%8 == 2)
-		default:
-			_, err := st.Grants(ctx, id, "alice")
-			return err
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("racer %d: %v", i, err)
-		}
-	}
-	got := snapshot(t, st, id)
-	if int(got.Rec.Epoch) != rotations {
-		t.Errorf("epoch %d after %d successful rotations", got.Rec.Epoch, rotations)
-	}
-	for _, m := range got.Members {
-		gs := got.Grants[m.UserID]
-		if len(gs) == 0 || gs[0].Epoch != m.Since {
-			t.Errorf("member %s (since %d) has grants %v: the first must be for its first epoch", m.UserID, m.Since, gs)
-		}
-		for _, g := range gs {
-			if g.Epoch > got.Rec.Epoch {
-				t.Errorf("member %s has a grant for epoch %d, beyond the session's %d", m.UserID, g.Epoch, got.Rec.Epoch)
-			}
-		}
-	}
-	var want, epochs []uint32
-	for e := range got.Rec.Epoch + 1 {
-		want = append(want, e)
-	}
-	for _, g := range got.Grants["alice"] {
-		epochs = append(epochs, g.Epoch)
-	}
-	if diff := cmp.Diff(want, epochs); diff != "" {
-		t.Errorf("alice's grant epochs: one per epoch, in order (-want +got)\n%s", diff)
-	}
-}
-
-func cloneGrants(m map[string][]session.GrantRecord) map[string][]session.GrantRecord {
-	out := make(map[string][]session.GrantRecord, len(m))
-	for k, v := range m {
-		out[k] = slices.Clone(v)
-	}
-	return out
-}
-
-func sortMembers(ms []session.Member) {
-	slices.SortFunc(ms, func(a, b session.Member) int { return cmpStrings(a.UserID, b.UserID) })
 }

@@ -65,9 +65,17 @@ type PasswordParamsRequest struct {
 	UserID string `json:"user_id"`
 }
 
-// PasswordParamsResponse is the parameters of a password backup.
+// PasswordSaltSize is the size of a password backup's salt: random bytes
+// the client draws at every save, stored and served with the parameters.
+const PasswordSaltSize = 32
+
+// PasswordParamsResponse is the parameters and salt of a password backup.
+// For a user without one the SSKS answers the same shape (default
+// parameters, a salt derived from its hash key and the user ID), so the
+// answer does not tell whether a backup exists.
 type PasswordParamsResponse struct {
-	Params []byte `json:"params,omitempty"` // absent: no backup, use the defaults
+	Params []byte `json:"params"`
+	Salt   []byte `json:"salt"`
 }
 
 // PasswordStoreRequest is the body of a password-backup upload.
@@ -80,6 +88,7 @@ type PasswordStoreRequest struct {
 	OldLookup []byte `json:"old_lookup,omitempty"`
 	Lookup    []byte `json:"lookup"`
 	Params    []byte `json:"params"`
+	Salt      []byte `json:"salt"` // PasswordSaltSize random bytes
 	Blob      []byte `json:"blob"`
 }
 
