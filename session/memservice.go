@@ -184,16 +184,19 @@ func (v memView) Append(ctx context.Context, id ID, record []byte, grants []Gran
 		return logError(err)
 	}
 	s.records = append(s.records, slices.Clone(record))
+	newEpoch := st.Epoch() != s.state.Epoch()
 	s.state = st
-	readers := st.Readers()
-	for _, u := range s.grantees() {
-		_, member := st.Member(u)
-		if _, reader := slices.BinarySearch(readers, u); !member && !reader {
-			// A user who is neither a member nor holds the current key
-			// loses its grants. One who left without a rotation keeps
-			// them: it holds the key, and the log gives it no new grant
-			// if it is added back before the next rotation.
-			delete(s.grants, u)
+	if newEpoch { // without one, readers only grow: nobody loses a grant
+		readers := st.Readers()
+		for _, u := range s.grantees() {
+			_, member := st.Member(u)
+			if _, reader := slices.BinarySearch(readers, u); !member && !reader {
+				// A user who is neither a member nor holds the current key
+				// loses its grants. One who left without a rotation keeps
+				// them: it holds the key, and the log gives it no new grant
+				// if it is added back before the next rotation.
+				delete(s.grants, u)
+			}
 		}
 	}
 	s.addGrants(grants)

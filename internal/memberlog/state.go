@@ -252,6 +252,12 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 	if d := rosterDigest(s.policy, roster); d != c.RosterDigest {
 		return nil, invalid(seq, "the roster digest does not match the roster")
 	}
+	return s.next(c, hash, roster, added), nil
+}
+
+// next returns the state after c, checked: its roster and the users it
+// added as applyOps computed them.
+func (s *State) next(c *Change, hash [HashSize]byte, roster []Member, added []string) *State {
 	n := *s
 	n.seq, n.head, n.epoch, n.roster = c.Seq, hash, c.Epoch, roster
 	if c.NewEpoch {
@@ -267,7 +273,7 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 		slices.Sort(n.readers)
 		n.readers = slices.Compact(n.readers)
 	}
-	return &n, nil
+	return &n
 }
 
 // applyOps returns the roster after ops and the users they add, or why the
@@ -386,7 +392,7 @@ func (s *State) NewChange(actor *identity.Identity, ops []Op, newEpoch bool, com
 	}
 	ops = slices.Clone(ops)
 	slices.SortFunc(ops, func(a, b Op) int { return strings.Compare(a.Member.UserID, b.Member.UserID) })
-	roster, _, err := applyOps(s.roster, s.policy, me, ops, newEpoch)
+	roster, added, err := applyOps(s.roster, s.policy, me, ops, newEpoch)
 	if err != nil {
 		return nil, nil, fmt.Errorf("memberlog: %w", err)
 	}
@@ -400,13 +406,7 @@ func (s *State) NewChange(actor *identity.Identity, ops []Op, newEpoch bool, com
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := Parse(raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	next, err := s.apply(int64(c.Seq), r.Hash, me, r.Change)
-	if err != nil {
-		return nil, nil, err
-	}
-	return raw, next, nil
+	// SignChange encoded c canonically; the roster is the one just
+	// checked, so the state follows without applying c a second time.
+	return raw, s.next(c, Hash(raw), roster, added), nil
 }
