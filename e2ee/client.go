@@ -77,10 +77,12 @@ type Config struct {
 	Members func(ctx context.Context, channelCID string) ([]string, error)
 	// SessionID, if set, returns the session a channel names — for Stream,
 	// the channel's session_id custom field, the root of trust of a
-	// channel's membership. Nil means the key service's listing, which is
-	// only a hint: either way the session's signed genesis must name the
+	// channel's membership. The session's signed genesis must name the
 	// channel, and once the local state binds a channel to a session, a
-	// different one is [ErrSessionChanged].
+	// different one is [ErrSessionChanged]. Nil means only sessions bound
+	// here (created with [Client.CreateSession] or opened with
+	// [Client.OpenChannel]) are used: the key service's listing of a
+	// channel is never trusted.
 	SessionID func(ctx context.Context, channelCID string) (session.ID, error)
 	// Rand is the source of identity keys, epoch keys and grant randomness.
 	// Nil means crypto/rand. Message nonces always come from crypto/rand.
@@ -386,8 +388,8 @@ func (c *Client) OpenChannel(ctx context.Context, channelCID string, id session.
 
 // sessionFor returns the session to seal a message of channelCID under: the
 // one the local state binds the channel to, else the one [Config.SessionID]
-// names, else the key service's listing (a hint, verified like
-// [Client.OpenChannel]).
+// names (verified like [Client.OpenChannel]). The key service's listing is
+// never used: it is only a hint.
 func (c *Client) sessionFor(ctx context.Context, channelCID string) (session.ID, error) {
 	if id, ok := c.floors.sessionOf(channelCID); ok {
 		if c.cfg.SessionID != nil {
@@ -401,16 +403,16 @@ func (c *Client) sessionFor(ctx context.Context, channelCID string) (session.ID,
 		}
 		return id, nil
 	}
-	var id session.ID
-	var err error
-	if c.cfg.SessionID != nil {
-		if id, err = c.cfg.SessionID(ctx, channelCID); err != nil {
-			return session.ID{}, fmt.Errorf("e2ee: the channel's session ID: %w", err)
-		}
-	} else if id, err = c.cfg.Service.Lookup(ctx, channelCID); err != nil {
-		return session.ID{}, err
+	if c.cfg.SessionID == nil {
+		// The key service's listing of a channel is only a hint: a user
+		// could have created the session of a channel before its creator.
+		return session.ID{}, fmt.Errorf("%w: no session is bound to %s here; open the channel's session_id with OpenChannel, or set Config.SessionID", session.ErrUnknownSession, channelCID)
 	}
-	if _, err := c.Manager().OpenSession(ctx, id, channelCID); err != nil {
+	id, err := c.cfg.SessionID(ctx, channelCID)
+	if err != nil {
+		return session.ID{}, fmt.Errorf("e2ee: the channel's session ID: %w", err)
+	}
+	if _, err := c.OpenChannel(ctx, channelCID, id); err != nil {
 		return session.ID{}, err
 	}
 	return id, nil
@@ -420,8 +422,9 @@ func (c *Client) sessionFor(ctx context.Context, channelCID string) (session.ID,
 // msg.MessageID, and returns the text to send in Stream's text field.
 // msg.SenderID must be the client's user. The session is the one the local
 // state binds the channel to, else the one [Config.SessionID] names (verified
-// as [Client.OpenChannel] does). A channel without a session returns
-// [session.ErrUnknownSession] (start one with [Client.CreateSession]); a
+// as [Client.OpenChannel] does). A channel without one returns
+// [session.ErrUnknownSession] (start one with [Client.CreateSession], or open
+// the channel's with [Client.OpenChannel]); a
 // plaintext that would exceed Stream's 5,000 characters ([StreamTextLimit])
 // returns a [*session.TooLongError] before any cryptography.
 func (c *Client) Encrypt(ctx context.Context, msg session.Binding, plaintext []byte) (string, error) {

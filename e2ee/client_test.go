@@ -106,7 +106,13 @@ func TestRotateIdentityKeepsHistory(t *testing.T) {
 		return c
 	}
 	alice, bob := newC("alice"), newC("bob")
-	alice.CreateSession(ctx, "messaging:c", []string{"bob"})
+	s, err := alice.CreateSession(ctx, "messaging:c", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.OpenChannel(ctx, "messaging:c", s.ID()); err != nil {
+		t.Fatal(err)
+	}
 	m1 := session.Binding{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
 	old, _ := bob.Encrypt(ctx, m1, []byte("before rotation"))
 	if err := bob.RotateIdentity(ctx); err != nil {

@@ -174,7 +174,12 @@ func ExampleClient_RotateIdentity() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := alice.CreateSession(ctx, "messaging:team", []string{"bob"}); err != nil {
+	s, err := alice.CreateSession(ctx, "messaging:team", []string{"bob"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// bob opens the session the channel's session_id names.
+	if _, err := bob.OpenChannel(ctx, "messaging:team", s.ID()); err != nil {
 		log.Fatal(err)
 	}
 	old := session.Binding{ChannelCID: "messaging:team", MessageID: "m-1", SenderID: "bob"}

@@ -74,6 +74,9 @@ func TestFloorSurvivesRestart(t *testing.T) {
 	if err := alice.Manager().Revoke(ctx, s.ID(), []string{"carol"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := bob.OpenChannel(ctx, "messaging:c", s.ID()); err != nil {
+		t.Fatal(err)
+	}
 	msg := session.Binding{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "bob"}
 	if _, err := bob.Encrypt(ctx, msg, []byte("after carol left")); err != nil {
 		t.Fatal(err)
@@ -135,5 +138,31 @@ func TestChannelBinding(t *testing.T) {
 	// names another channel.
 	if _, err := carol.OpenChannel(ctx, "messaging:c", other.ID()); !errors.Is(err, session.ErrWrongChannel) {
 		t.Fatalf("a session of another channel opened for messaging:c: %v, want session.ErrWrongChannel", err)
+	}
+}
+
+// TestListingIsNoRootOfTrust: a channel's session as the key service lists
+// it — here a squatter's, created before the channel's real creator — is
+// never used to seal: without a session bound here or named by
+// Config.SessionID, Encrypt refuses.
+func TestListingIsNoRootOfTrust(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var dir session.MemoryDirectory
+	svc := session.MemoryService{Directory: &dir}
+	newClient := func(u string) *Client {
+		c, err := New(ctx, Config{UserID: u, Service: svc.As(u), Directory: &dir, Publisher: &dir, Kind: identity.KindX25519})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	bob, mallory := newClient("bob"), newClient("mallory")
+	if _, err := mallory.CreateSession(ctx, "messaging:next", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	msg := session.Binding{ChannelCID: "messaging:next", MessageID: "m1", SenderID: "bob"}
+	if _, err := bob.Encrypt(ctx, msg, []byte("secret")); !errors.Is(err, session.ErrUnknownSession) {
+		t.Fatalf("sealing through the key service's listing: %v, want session.ErrUnknownSession", err)
 	}
 }
