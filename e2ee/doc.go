@@ -2,7 +2,9 @@
 // one user. A [Client] holds the user's [identity.Identity], a
 // [session.Manager] over the key service, the user's trust pins, and a
 // local state store ([StateStore]) that keeps the identity, the pins and
-// the keys of the sessions the user was granted between runs, encrypted at
+// the keys of the sessions the user was granted and the newest membership-log
+// head it verified per session (its floor, never lowered) between runs,
+// encrypted at
 // rest under [Config.StateKey] (XChaCha20-Poly1305, bound to the user ID).
 // [FileStore] keeps the state in one file; [MemoryStore], the default, keeps
 // it for the life of the process only.
@@ -14,12 +16,18 @@
 // checks that the key service publishes no newer generation for the user
 // ([ErrStateRollback]).
 //
-// [Client.CreateSession] starts a channel's encryption session;
-// [Client.Encrypt] seals a message for the channel's session and returns the
-// text for Stream's text field; [Client.Decrypt] opens a received one. The
+// [Client.CreateSession] starts a channel's encryption session (write its ID
+// to the channel's session_id); [Client.OpenChannel] opens the session a
+// channel's session_id names, after verifying that its signed genesis names
+// the channel, and binds the channel to it ([ErrSessionChanged] if the
+// channel later names another); [Config.SessionID] lets the client read
+// session_id itself. The key service's listing of a channel is never
+// trusted. [Client.Encrypt] seals a message for the channel's session and
+// returns the text for Stream's text field; [Client.Decrypt] opens a received one. The
 // package does not talk to Stream itself: the application sends and reads
 // messages with its own Stream client and passes each message's
-// [session.Binding] (channel CID, message ID, sender, thread parent).
+// [session.Binding] (channel CID, message ID, sender, thread parent, quoted
+// message, edit revision).
 // [Client.RotateIdentity] moves the user to a new key generation.
 //
 // Losing the state (or its key) loses the identity: back it up with
