@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"testing"
 
 	"golang.org/x/time/rate"
@@ -18,20 +17,6 @@ import (
 // several pages, and does not rate-limit the suite's bursts.
 func TestServiceConformance(t *testing.T) {
 	t.Parallel()
-	backends := []struct {
-		name string
-		open func(t *testing.T) Store
-	}{
-		{"sqlite", func(t *testing.T) Store { return openTestStore(t) }},
-		{"postgres", func(t *testing.T) Store {
-			st, err := OpenStore(context.Background(), pgtest.DSN(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { st.Close() })
-			return st
-		}},
-	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
