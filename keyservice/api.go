@@ -17,6 +17,7 @@ const (
 	CodeTooManyMembers   = "too_many_members"          // 400: more members in one call than allowed
 	CodeUnauthenticated  = "unauthenticated"           // 401: missing or invalid token
 	CodeForbidden        = httpjson.CodeForbidden      // 403: not a member, not an admin, not that user
+	CodeStreamToken      = "stream_token_read_only"    // 403: a token signed with the Stream secret tried to write
 	CodeUnknownUser      = "unknown_user"              // 404: no card for the user
 	CodeUnknownSession   = httpjson.CodeUnknownSession // 404: no such session
 	CodeNotFound         = httpjson.CodeNotFound       // 404: no such route
@@ -80,7 +81,7 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrNotFound || target == session.ErrUnknownSession
 	case CodeNotFound:
 		return target == ErrNotFound
-	case CodeForbidden:
+	case CodeForbidden, CodeStreamToken:
 		return target == ErrForbidden || target == session.ErrForbidden
 	case CodeConflict:
 		return target == ErrConflict || target == session.ErrConflict

@@ -36,9 +36,11 @@ PostgreSQL by DSN for several replicas behind a load balancer.
 
 Key service authentication: JWTs issued by the app backend (HS256 secrets
 or Ed25519 public keys; several at once for rotation, selected by the
-token's "kid"), and optionally Stream user tokens verified with the Stream
-API secret. At least one of VEIL_JWT_SECRETS, VEIL_JWT_ED25519_KEYS and
-VEIL_STREAM_SECRET is required.
+token's "kid"; Ed25519 is recommended: the service then holds no secret
+that could sign a token), and optionally Stream user tokens verified with
+the Stream API secret, for reading only (Stream can sign one for any user,
+so they never write). At least one of VEIL_JWT_SECRETS,
+VEIL_JWT_ED25519_KEYS and VEIL_STREAM_SECRET is required.
 
 SSKS: the app backends' API keys (VEIL_SSKS_APP_KEYS), the key of the
 hashes of codes and factors (VEIL_SSKS_HASH_KEY), and one way to send codes:
@@ -67,7 +69,7 @@ func serveFlagList() []envFlag {
 		{name: "db", env: "VEIL_DB", def: "veil-keys.db", usage: "SQLite file path (or sqlite:///path), or a postgres:// DSN"},
 		{name: "jwt-secret", env: "VEIL_JWT_SECRETS", usage: "key service: HS256 secrets, comma-separated, each `[kid=]secret` (at least 32 bytes)"},
 		{name: "jwt-ed25519", env: "VEIL_JWT_ED25519_KEYS", usage: "key service: Ed25519 public keys for EdDSA tokens, comma-separated, each `[kid=]base64`"},
-		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "key service: Stream API secret, to also accept Stream user tokens"},
+		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "key service: Stream API secret, to also accept Stream user tokens for reading only"},
 		{name: "max-body", env: "VEIL_MAX_BODY", def: "8388608", usage: "key service: maximum request body in bytes"},
 		{name: "rate", env: "VEIL_RATE", def: "100", usage: "key service: requests per second per user (bursts of twice that)"},
 		{name: "log-format", env: "VEIL_LOG_FORMAT", def: "text", usage: "log format: text or json"},

@@ -75,6 +75,13 @@ func openAs(m *member, sender, cid, msgID, text string) (string, error) {
 	return string(b), err
 }
 
+// isStreamRefusal reports whether err is the key service refusing a write
+// made with a Stream-signed token.
+func isStreamRefusal(err error) bool {
+	var ae *keyservice.APIError
+	return errors.As(err, &ae) && ae.Code == keyservice.CodeStreamToken && errors.Is(err, session.ErrForbidden)
+}
+
 func header(t *testing.T, text string) session.Header {
 	t.Helper()
 	env, err := session.DecodeText(text)
@@ -133,7 +140,32 @@ func TestStreamActingAsAnyoneAddsNoReader(t *testing.T) {
 			}
 			return c
 		}
-		if err := asStream("agent").PublishCard(ctx, agent.Card()); err != nil {
+		// Every write with a Stream-signed token is refused, saying why.
+		if err := asStream("agent").PublishCard(ctx, agent.Card()); !isStreamRefusal(err) {
+			t.Fatalf("Stream publishes a card: %v, want %s", err, keyservice.CodeStreamToken)
+		}
+		for _, tc := range []struct {
+			name, method, path string
+			body               any
+		}{
+			{"publish a card", http.MethodPut, "/v1/users/alice/cards", map[string][]byte{"card": alice.id.Card().Marshal()}},
+			{"create a session", http.MethodPost, "/v1/sessions", map[string]any{"genesis": []byte{1}, "grants": []any{}}},
+			{"append a record", http.MethodPost, logPath(s.ID()), map[string]any{"record": []byte{1}, "grants": []any{}}},
+			{"delete the session", http.MethodDelete, "/v1/sessions/" + s.ID().String(), nil},
+		} {
+			r := request(t, srv, tc.method, tc.path, streamToken(t, "alice"), tc.body)
+			if r.status != http.StatusForbidden || r.err.Code != keyservice.CodeStreamToken || !strings.Contains(r.err.Message, "Stream") {
+				t.Errorf("%s with a Stream token as alice: %d %+v, want 403 %s saying why", tc.name, r.status, r.err, keyservice.CodeStreamToken)
+			}
+		}
+		// Reading with it is allowed: alice's own grants are sealed to her.
+		if _, err := asStream("alice").Head(ctx, s.ID()); err != nil {
+			t.Fatalf("a Stream token reads: %v", err)
+		}
+		// From here the agent is a user of the app with a backend token, as
+		// an insider or a compromised backend would be: still no reader.
+		agentClient := srv.client(t, "agent")
+		if err := agentClient.PublishCard(ctx, agent.Card()); err != nil {
 			t.Fatal(err)
 		}
 		recs, err := bob.c.Log(ctx, s.ID(), 0)
@@ -175,21 +207,22 @@ func TestStreamActingAsAnyoneAddsNoReader(t *testing.T) {
 		grants := []session.GrantRecord{grantTo(agent, alice.id.Card()), grantTo(agent, bob.id.Card()), grantTo(agent, agent.Card())}
 		for _, tc := range []struct {
 			name, reason string
-			as           string
+			c            *keyservice.Client
 			record       []byte
 			want         error
 		}{
-			{"as alice, forged signature", "a Stream token for alice cannot sign for alice", "alice", asAlice, session.ErrInvalidLog},
-			{"as the agent", "the agent is no member: its record has no authority", "agent", asAgent, session.ErrForbidden},
-			{"as alice, the agent's record", "the caller must be the record's signer", "alice", asAgent, session.ErrForbidden},
+			{"Stream as alice, forged signature", "a Stream token never writes", asStream("alice"), asAlice, session.ErrForbidden},
+			{"Stream as the agent", "a Stream token never writes", asStream("agent"), asAgent, session.ErrForbidden},
+			{"the agent, its record", "the agent is no member: its record has no authority", agentClient, asAgent, session.ErrForbidden},
+			{"alice's token, the agent's record", "the caller must be the record's signer", srv.client(t, "alice"), asAgent, session.ErrForbidden},
+			{"alice's token, the forged record", "only alice's key signs for alice", srv.client(t, "alice"), asAlice, session.ErrInvalidLog},
 		} {
-			err := asStream(tc.as).Append(ctx, s.ID(), tc.record, grants)
+			err := tc.c.Append(ctx, s.ID(), tc.record, grants)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("%s: Append = %v, want %v (%s)", tc.name, err, tc.want, tc.reason)
 			}
 		}
-		// A new genesis for the channel, as alice: the channel has one.
-		if _, err := asStream("agent").Grants(ctx, s.ID()); !errors.Is(err, session.ErrForbidden) {
+		if _, err := agentClient.Grants(ctx, s.ID()); !errors.Is(err, session.ErrForbidden) {
 			t.Errorf("the agent reads grants: %v, want ErrForbidden", err)
 		}
 		after, err := bob.c.Head(ctx, s.ID())

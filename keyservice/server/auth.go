@@ -30,9 +30,10 @@ type Auth struct {
 	// "user_id" (as Stream tokens do) or "sub"; a service token carries
 	// "role": "service" and may act for the app backend.
 	Keys []Key
-	// StreamSecret, if set, also accepts Stream user tokens: HS256 with the
-	// Stream API secret and a "user_id" claim, so one token serves Stream
-	// and Veil. Stream tokens never carry the service role.
+	// StreamSecret, if set, also accepts Stream user tokens (HS256 with the
+	// Stream API secret and a "user_id" claim) for reading only: Stream
+	// knows its secret and can sign a token for any user, so such a token
+	// never writes and never carries the service role.
 	StreamSecret Secret
 	// Issuer and Audience, if set, must match the "iss" and "aud" claims.
 	Issuer, Audience string
@@ -47,6 +48,10 @@ type Auth struct {
 type Principal struct {
 	UserID  string // empty for the service
 	Service bool
+	// ViaStream: the token was signed with the Stream secret. Stream knows
+	// that secret and can sign such a token for any user, so these tokens
+	// may only read.
+	ViaStream bool
 }
 
 type claims struct {
@@ -58,6 +63,7 @@ type claims struct {
 var (
 	errNoToken  = errors.New("missing token")
 	errBadToken = errors.New("invalid token")
+	errNoExpiry = errors.New("invalid token: it has no exp claim, and tokens must expire")
 )
 
 // authenticate verifies a raw Authorization header value.
@@ -96,9 +102,11 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 	// Veil keys first (one parse, whatever their number), then the Stream
 	// secret: a Stream-signed token must never carry the service role.
 	var c claims
-	if _, err := parser.ParseWithClaims(raw, &c, a.veilKeys); err == nil {
+	_, err := parser.ParseWithClaims(raw, &c, a.veilKeys)
+	if err == nil {
 		return principalOf(c, true)
 	}
+	noExpiry := errors.Is(err, jwt.ErrTokenRequiredClaimMissing)
 	if !a.StreamSecret.IsZero() {
 		var c claims
 		if _, err := parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
@@ -110,8 +118,18 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 			if c.UserID == "" {
 				return Principal{}, errBadToken
 			}
-			return principalOf(c, false)
+			p, err := principalOf(c, false)
+			if err != nil {
+				return Principal{}, err
+			}
+			p.ViaStream = true
+			return p, nil
+		} else if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
+			noExpiry = true
 		}
+	}
+	if noExpiry {
+		return Principal{}, errNoExpiry
 	}
 	return Principal{}, errBadToken
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"crypto/ed25519"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ func TestAuthTokens(t *testing.T) {
 		{"sub claim", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"sub": "carol", "exp": exp}), "sub names the user too", Principal{UserID: "carol"}, true},
 		{"eddsa", signed(jwt.SigningMethodEdDSA, edPriv, "ed", user("dave")), "Ed25519 tokens", Principal{UserID: "dave"}, true},
 		{"service", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"role": "service", "exp": exp}), "service role", Principal{Service: true}, true},
-		{"stream token", signed(jwt.SigningMethodHS256, streamSecret, "", user("erin")), "one token for Stream and Veil", Principal{UserID: "erin"}, true},
+		{"stream token", signed(jwt.SigningMethodHS256, streamSecret, "", user("erin")), "one token for Stream and Veil, to read only", Principal{UserID: "erin", ViaStream: true}, true},
 		{"stream service", signed(jwt.SigningMethodHS256, streamSecret, "", jwt.MapClaims{"role": "service", "user_id": "x", "exp": exp}), "Stream cannot mint service tokens", Principal{}, false},
 		{"no exp", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"user_id": "alice"}), "tokens must expire", Principal{}, false},
 		{"expired", signed(jwt.SigningMethodHS256, k1, "", jwt.MapClaims{"user_id": "alice", "exp": time.Now().Add(-time.Hour).Unix()}), "expiry is enforced", Principal{}, false},
@@ -59,5 +60,35 @@ func TestAuthTokens(t *testing.T) {
 	// Stream clients send the token without "Bearer ".
 	if p, err := auth.authenticate(signed(jwt.SigningMethodHS256, k1, "", user("alice")), now); err != nil || p.UserID != "alice" {
 		t.Errorf("bare Authorization header: %+v %v", p, err)
+	}
+}
+
+// TestTokenWithoutExpiry: a token without "exp" is refused with an error
+// that names the claim, whether it is signed with a Veil key or with the
+// Stream secret, over HTTP as well.
+func TestTokenWithoutExpiry(t *testing.T) {
+	t.Parallel()
+	secret := bytes.Repeat([]byte("1"), 32)
+	stream := bytes.Repeat([]byte("s"), 32)
+	auth := &Auth{Keys: []Key{{HS256: NewSecret(secret)}}, StreamSecret: NewSecret(stream)}
+	for _, tc := range []struct {
+		name, reason string
+		key          []byte
+	}{
+		{"veil key", "the backend forgot exp", secret},
+		{"stream secret", "Stream tokens must expire too", stream},
+	} {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"user_id": "alice"}).SignedString(tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := auth.authenticate(tok, time.Now); err == nil || !strings.Contains(err.Error(), "exp") {
+			t.Errorf("%s: %v, want an error naming the exp claim (%s)", tc.name, err, tc.reason)
+		}
+	}
+	srv := newTestServer(t, openTestStore(t))
+	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"user_id": "alice"}).SignedString(testSecret)
+	if r := request(t, srv, "GET", "/v1/users/alice/cards", tok, nil); r.status != 401 || !strings.Contains(r.err.Message, "exp") {
+		t.Fatalf("over HTTP: %d %+v, want 401 naming the exp claim", r.status, r.err)
 	}
 }

@@ -75,6 +75,10 @@
 // Requests carry a JWT ([Auth]): HS256 or Ed25519 tokens of the app backend
 // with the user ID in "user_id" or "sub", service tokens with "role":
 // "service", and optionally Stream user tokens verified with the Stream API
-// secret, so one token serves Stream and Veil. Several keys may be active at
-// once to rotate them.
+// secret — for reading only: Stream knows that secret and can sign a token
+// for any user, so a Stream-signed token never writes (cards, sessions,
+// records, deletes; code stream_token_read_only). The recommended setup is a
+// backend-issued Ed25519 (EdDSA) token: the key service then holds only the
+// public key, and a copy of its configuration lets nobody act as a user.
+// Tokens must carry "exp". Several keys may be active at once to rotate them.
 package server

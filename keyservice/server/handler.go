@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -167,10 +168,12 @@ type apiFunc func(r *http.Request, p Principal, body []byte) (int, any, error)
 // route. The body is read (bounded) before fn runs.
 func (h *Handler) handle(pattern string, fn apiFunc) {
 	route := pattern
+	// Every route that is not a GET writes, but the card lookup.
+	write := !strings.HasPrefix(pattern, "GET ") && pattern != "POST /v1/cards/lookup"
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := h.now()
 		rec := &httpjson.StatusRecorder{ResponseWriter: w}
-		p, err := h.serve(rec, r, fn)
+		p, err := h.serve(rec, r, fn, write)
 		code := rec.Status
 		h.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 		h.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
@@ -189,7 +192,7 @@ func (h *Handler) handle(pattern string, fn apiFunc) {
 	})
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc) (Principal, error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc, write bool) (Principal, error) {
 	p, err := h.cfg.Auth.authenticate(r.Header.Get("Authorization"), h.now)
 	if err != nil {
 		if !h.limiters.allow("ip:" + clientIP(r)) {
@@ -198,6 +201,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc) (Pri
 		}
 		writeError(w, errorf(http.StatusUnauthorized, keyservice.CodeUnauthenticated, "%s", err.Error()))
 		return Principal{}, nil
+	}
+	if write && p.ViaStream {
+		// Stream knows its own secret and can sign a token for any user:
+		// such a token never writes (cards, sessions, records, deletes).
+		writeError(w, errorf(http.StatusForbidden, keyservice.CodeStreamToken,
+			"a token signed with the Stream API secret may only read; writes need a token the app backend issues"))
+		return p, nil
 	}
 	key := "user:" + p.UserID
 	if p.Service {
