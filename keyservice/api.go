@@ -18,6 +18,7 @@ const (
 	CodeUnauthenticated  = "unauthenticated"           // 401: missing or invalid token
 	CodeForbidden        = httpjson.CodeForbidden      // 403: not a member, not an admin, not that user
 	CodeStreamToken      = "stream_token_read_only"    // 403: a token signed with the Stream secret tried to write
+	CodeQuotaExceeded    = "quota_exceeded"            // 403: the write would take the caller past its sessions or bytes quota
 	CodeUnknownUser      = "unknown_user"              // 404: no card for the user
 	CodeUnknownSession   = httpjson.CodeUnknownSession // 404: no such session
 	CodeNotFound         = httpjson.CodeNotFound       // 404: no such route
@@ -42,6 +43,9 @@ var (
 	// ErrForbidden: the caller is not a member, or not an admin where the
 	// operation needs one.
 	ErrForbidden = errors.New("keyservice: forbidden")
+	// ErrQuotaExceeded: the write would take its user past the sessions it
+	// may create or the bytes it may store; nothing was stored.
+	ErrQuotaExceeded = errors.New("keyservice: quota exceeded")
 )
 
 // Typed errors the [Client] returns; [errors.Is] matches both these and the
@@ -97,6 +101,8 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrUnauthenticated
 	case CodeRateLimited:
 		return target == ErrRateLimited
+	case CodeQuotaExceeded:
+		return target == ErrQuotaExceeded
 	case CodeUnavailable:
 		return target == ErrUnavailable
 	}

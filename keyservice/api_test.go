@@ -14,7 +14,7 @@ import (
 func TestAPIErrorIs(t *testing.T) {
 	t.Parallel()
 	sentinels := []error{
-		ErrNotFound, ErrConflict, ErrForbidden, ErrUnauthenticated, ErrInvalid, ErrRateLimited, ErrUnavailable,
+		ErrNotFound, ErrConflict, ErrForbidden, ErrUnauthenticated, ErrInvalid, ErrRateLimited, ErrUnavailable, ErrQuotaExceeded,
 		session.ErrUnknownSession, session.ErrUnknownUser, session.ErrForbidden, session.ErrConflict,
 		session.ErrSessionExists, session.ErrInvalidGrants, session.ErrInvalidLog,
 	}
@@ -36,6 +36,7 @@ func TestAPIErrorIs(t *testing.T) {
 		{CodeUnauthenticated, []error{ErrUnauthenticated}, "the token"},
 		{CodeRateLimited, []error{ErrRateLimited}, "the limiter"},
 		{CodeUnavailable, []error{ErrUnavailable}, "the store"},
+		{CodeQuotaExceeded, []error{ErrQuotaExceeded}, "a quota no retry frees: not forbidden by the roster, not a limiter to wait out"},
 		{CodeInternal, nil, "nothing to branch on"},
 	}
 	for _, tt := range tests {

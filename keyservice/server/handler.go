@@ -59,6 +59,17 @@ type Config struct {
 	// the sessions in use costs CPU, never correctness, since every write
 	// checks the stored head in its transaction.
 	StateCacheBytes int64
+	// MaxSessionsPerUser bounds the sessions one user may create (sign the
+	// genesis of). Zero means 10,000; negative, no limit. Deleting a session
+	// does not give it back: the count is of creations.
+	MaxSessionsPerUser int64
+	// MaxBytesPerUser bounds the bytes one user may make the service store:
+	// the records it signed (genesis and changes) plus the grants it
+	// uploaded with them; cards are not counted. Zero means 64 MiB;
+	// negative, no limit. Like sessions, bytes count what was stored, and
+	// deleting frees nothing. A write past either quota is refused with
+	// 403 quota_exceeded and stores nothing; see [Quota].
+	MaxBytesPerUser int64
 	// Metrics is where the Prometheus metrics are registered and what
 	// /metrics serves. Nil means a new registry of the handler's own.
 	Metrics *prometheus.Registry
@@ -115,6 +126,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if h.cfg.StateCacheBytes <= 0 {
 		h.cfg.StateCacheBytes = 64 << 20
+	}
+	if h.cfg.MaxSessionsPerUser == 0 {
+		h.cfg.MaxSessionsPerUser = 10_000
+	}
+	if h.cfg.MaxBytesPerUser == 0 {
+		h.cfg.MaxBytesPerUser = 64 << 20
 	}
 	if h.cfg.Metrics == nil {
 		h.cfg.Metrics = prometheus.NewRegistry()
@@ -266,6 +283,8 @@ func (h *Handler) apiError(err error) *answer {
 		a := errorf(http.StatusConflict, keyservice.CodeSessionExists, "the channel has another session")
 		a.detail.SessionID = se.ID.String()
 		return a
+	case errors.Is(err, keyservice.ErrQuotaExceeded):
+		return errorf(http.StatusForbidden, keyservice.CodeQuotaExceeded, "the write would exceed the caller's quota of sessions or bytes")
 	case errors.Is(err, keyservice.ErrForbidden):
 		return errorf(http.StatusForbidden, keyservice.CodeForbidden, "not allowed")
 	case errors.Is(err, keyservice.ErrConflict):
@@ -276,6 +295,11 @@ func (h *Handler) apiError(err error) *answer {
 		return errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "request cancelled")
 	}
 	return errorf(http.StatusInternalServerError, keyservice.CodeInternal, "internal error")
+}
+
+// quota is the quota a write by user counts against.
+func (h *Handler) quota(user string) Quota {
+	return Quota{User: user, MaxSessions: h.cfg.MaxSessionsPerUser, MaxBytes: h.cfg.MaxBytesPerUser}
 }
 
 func bad(code, format string, args ...any) *answer {
@@ -730,6 +754,7 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 	}
 	created, err := h.cfg.Store.CreateSession(ctx, NewSession{
 		ID: id, ChannelCID: st.ChannelCID(), Genesis: req.Genesis, Hash: st.Head(), Roster: rosterOf(st), Grants: grants,
+		Quota: h.quota(p.UserID),
 	})
 	if err != nil {
 		return 0, nil, err
@@ -789,7 +814,7 @@ func (h *Handler) appendRecord(r *http.Request, p Principal, body []byte) (int, 
 		return 0, nil, logError(err, st)
 	}
 	err = h.cfg.Store.Append(ctx, id, Append{Prev: headOf(st), Record: req.Record, Hash: after.Head(),
-		Roster: rosterOf(after), Readers: after.Readers(), Grants: grants})
+		Roster: rosterOf(after), Readers: after.Readers(), Grants: grants, Quota: h.quota(p.UserID)})
 	if errors.Is(err, keyservice.ErrConflict) {
 		// Another record came first: perhaps this one, sent twice at once.
 		now, err := h.cfg.Store.Session(ctx, id)

@@ -93,6 +93,21 @@ CREATE TABLE grants (
 	grant_data BYTEA  NOT NULL,
 	PRIMARY KEY (session_id, user_id, epoch)
 );`,
+}, {
+	Version: 2,
+	Name:    "per-user usage for quotas",
+	SQLite: `
+CREATE TABLE user_usage (
+	user_id  TEXT    NOT NULL PRIMARY KEY,
+	sessions INTEGER NOT NULL,
+	bytes    INTEGER NOT NULL
+);`,
+	Postgres: `
+CREATE TABLE user_usage (
+	user_id  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+	sessions BIGINT NOT NULL,
+	bytes    BIGINT NOT NULL
+);`,
 }}
 
 // Batch bounds: how many user IDs go in one IN list, and how many rows in
@@ -136,6 +151,15 @@ func OpenStore(ctx context.Context, dsn string) (Store, error) {
 // a roster check and the rows it guards are of one state. The other
 // writes are single conditional statements (INSERT … ON CONFLICT DO
 // NOTHING) whose outcome the database decides.
+//
+// Quotas: CreateSession and Append count a write against its user's row
+// of user_usage with one INSERT … ON CONFLICT DO UPDATE … RETURNING in the
+// transaction that stores it, and roll back if the totals it returns pass
+// the limits. On Postgres the upsert locks the user's row until commit, so
+// concurrent writes of one user, on any replica, add up one after the
+// other and each checks a total that includes all committed before it;
+// SQLite serializes the writes. Locks are taken session row first, usage
+// row second, in every transaction, so they cannot deadlock.
 type sqlStore struct {
 	db *sqlstore.DB
 	d  sqlstore.Dialect
@@ -151,6 +175,7 @@ type queries struct {
 	insertRecord, recordAt, recordsFrom, moveHead  string
 	rosterOf, roleOf, deleteMember, upsertMember   string
 	grantsOf, granteesOf, lockSession, deleteRow   string
+	chargeUsage                                    string
 }
 
 func rebindAll(d sqlstore.Dialect) queries {
@@ -173,6 +198,9 @@ func rebindAll(d sqlstore.Dialect) queries {
 		granteesOf:         d.Rebind("SELECT DISTINCT user_id FROM grants WHERE session_id = ?"),
 		lockSession:        d.Rebind("UPDATE sessions SET head_seq = head_seq WHERE id = ? RETURNING head_seq"),
 		deleteRow:          d.Rebind("DELETE FROM sessions WHERE id = ?"),
+		chargeUsage: d.Rebind(`INSERT INTO user_usage (user_id, sessions, bytes) VALUES (?, ?, ?)
+			ON CONFLICT (user_id) DO UPDATE SET sessions = user_usage.sessions + excluded.sessions, bytes = user_usage.bytes + excluded.bytes
+			RETURNING sessions, bytes`),
 	}
 }
 
@@ -288,6 +316,9 @@ func (s *sqlStore) CreateSession(ctx context.Context, ns NewSession) (bool, erro
 			// statements see its rows.
 			return s.taken(ctx, tx, ns)
 		}
+		if err := s.charge(ctx, tx, ns.Quota, 1, ns.Genesis, ns.Grants); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, s.q.insertRecord, ns.ID[:], int64(0), nonNil(ns.Genesis), ns.Hash[:]); err != nil {
 			return dbError("creating a session", err)
 		}
@@ -304,6 +335,27 @@ func (s *sqlStore) CreateSession(ctx context.Context, ns NewSession) (bool, erro
 		return false, err
 	}
 	return created, nil
+}
+
+// charge counts sessions and the bytes of record and grants against
+// q.User in tx, and returns keyservice.ErrQuotaExceeded if the totals pass
+// q's limits: the caller's transaction then rolls back, the count with it.
+func (s *sqlStore) charge(ctx context.Context, tx *sql.Tx, q Quota, sessions int64, record []byte, grants []session.GrantRecord) error {
+	if q.User == "" {
+		return nil
+	}
+	n := int64(len(record))
+	for _, g := range grants {
+		n += int64(len(g.Grant))
+	}
+	var totalSessions, totalBytes int64
+	if err := tx.QueryRowContext(ctx, s.q.chargeUsage, q.User, sessions, n).Scan(&totalSessions, &totalBytes); err != nil {
+		return dbError("counting usage", err)
+	}
+	if (q.MaxSessions > 0 && totalSessions > q.MaxSessions) || (q.MaxBytes > 0 && totalBytes > q.MaxBytes) {
+		return keyservice.ErrQuotaExceeded
+	}
+	return nil
 }
 
 // taken says why a new session's row was not inserted: nil if the same
@@ -427,6 +479,9 @@ func (s *sqlStore) Append(ctx context.Context, id session.ID, a Append) error {
 				return err
 			}
 			return keyservice.ErrConflict
+		}
+		if err := s.charge(ctx, tx, a.Quota, 0, a.Record, a.Grants); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.q.insertRecord, id[:], next, nonNil(a.Record), a.Hash[:]); err != nil {
 			return dbError("appending a record", err)

@@ -25,6 +25,23 @@ type NewSession struct {
 	Hash       [32]byte // the genesis's hash: the log's first head
 	Roster     []session.Member
 	Grants     []session.GrantRecord
+	Quota      Quota // counts the session and its bytes against its creator
+}
+
+// Quota is what a write counts against its signer, in the transaction that
+// stores it: one session for a [NewSession], and the bytes of the record
+// (genesis or change) plus the bytes of the grants it carries — what the
+// user signed and uploaded. Cards are not counted (each user's chain is
+// its own and short). Usage only grows: deleting a session, or a user's
+// grants being dropped, frees nothing, so the limits bound what a user can
+// ever make the service store, not what it stores now. A write that would
+// take User past MaxSessions or MaxBytes stores nothing and fails with
+// [keyservice.ErrQuotaExceeded]; a write refused for any other reason
+// counts nothing.
+type Quota struct {
+	User        string // whose usage the write counts against; "" counts nothing
+	MaxSessions int64  // sessions User may create; zero or less: no limit
+	MaxBytes    int64  // bytes User may store; zero or less: no limit
 }
 
 // Append is one record to add to a session's log: it must follow Prev, the
@@ -42,6 +59,7 @@ type Append struct {
 	Roster  []session.Member
 	Readers []string
 	Grants  []session.GrantRecord
+	Quota   Quota // counts the record's and grants' bytes against its signer
 }
 
 // Store is the key service's persistence. Every method is atomic: it either
@@ -58,8 +76,8 @@ type Append struct {
 // never refused.
 //
 // Errors: the keyservice package's [keyservice.ErrNotFound],
-// [keyservice.ErrConflict] and [keyservice.ErrForbidden] (possibly
-// wrapped), and [*session.SessionExistsError]; anything else is a failure
+// [keyservice.ErrConflict], [keyservice.ErrForbidden] and
+// [keyservice.ErrQuotaExceeded] (possibly wrapped), and [*session.SessionExistsError]; anything else is a failure
 // of the database.
 type Store interface {
 	// InsertCard stores card (opaque bytes, already verified by the
@@ -79,7 +97,8 @@ type Store interface {
 	// session's genesis is s.Genesis (sent again), else returns
 	// [keyservice.ErrConflict]. If the channel has another session it
 	// stores nothing and returns a [*session.SessionExistsError] naming
-	// it.
+	// it. A session over s.Quota stores nothing and returns
+	// [keyservice.ErrQuotaExceeded]; one sent again counts nothing.
 	CreateSession(ctx context.Context, s NewSession) (created bool, err error)
 	// SessionByChannel returns the session of a channel or
 	// [keyservice.ErrNotFound].
@@ -93,7 +112,9 @@ type Store interface {
 	// grants of users in neither a.Roster nor a.Readers and stores
 	// a.Grants.
 	// [keyservice.ErrNotFound] if no session; [keyservice.ErrConflict] if
-	// the head is not a.Prev (another record came first).
+	// the head is not a.Prev (another record came first);
+	// [keyservice.ErrQuotaExceeded], storing nothing, if the record and
+	// grants would take a.Quota's user past its bytes.
 	Append(ctx context.Context, id session.ID, a Append) error
 	// Log returns session id's records from sequence number from on, in
 	// order: at most limit of them, and no more once their sizes add up to

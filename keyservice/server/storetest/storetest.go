@@ -41,6 +41,8 @@ func Run(t *testing.T, open func(t *testing.T) server.Store) {
 		{"DeleteSession", testDeleteSession},
 		{"Ping", testPing},
 		{"NothingHalfway", testNothingHalfway},
+		{"Quota", testQuota},
+		{"RaceQuota", testRaceQuota},
 		{"RaceAppend", testRaceAppend},
 		{"RaceChain", testRaceChain},
 		{"RaceCreateSession", testRaceCreateSession},
@@ -825,6 +827,19 @@ func testNothingHalfway(t *testing.T, st server.Store) {
 				_, err := st.CreateSession(ctx, ns2)
 				return err
 			}, "no session without all its grants"},
+		{"Append past its signer's bytes",
+			func() error {
+				a := next(head, "", roster(admin("alice")), grants(1, "alice"))
+				a.Quota = server.Quota{User: "alice", MaxBytes: 1}
+				return st.Append(ctx, ns.ID, a)
+			}, "the quota is checked in the transaction that stores, and rolls it back"},
+		{"CreateSession past its creator's sessions",
+			func() error {
+				ns2 := genesis(2, "", admin("carol"), member("dave"))
+				ns2.Quota = server.Quota{User: "carol", MaxSessions: -1, MaxBytes: 1}
+				_, err := st.CreateSession(ctx, ns2)
+				return err
+			}, "no session the quota refuses"},
 	}
 	for _, tt := range tests {
 		if err := tt.call(); err == nil {
@@ -839,6 +854,109 @@ func testNothingHalfway(t *testing.T, st server.Store) {
 	}
 	// And the head did not move: the next record still follows it.
 	mustAppend(t, st, ns.ID, next(head, "", before.Roster, nil))
+}
+
+func testQuota(t *testing.T, st server.Store) {
+	// alice may create two sessions and store 100 bytes.
+	q := server.Quota{User: "alice", MaxSessions: 2, MaxBytes: 100}
+	create := func(n int) error {
+		ns := genesis(n, "", admin("alice"))
+		ns.Quota = q
+		_, err := st.CreateSession(ctx, ns)
+		return err
+	}
+	if err := create(1); err != nil {
+		t.Fatalf("first session: %v", err)
+	}
+	// Sent again: not a second session.
+	if err := create(1); err != nil {
+		t.Fatalf("first session sent again: %v", err)
+	}
+	if err := create(2); err != nil {
+		t.Fatalf("second session: %v", err)
+	}
+	if err := create(3); !errors.Is(err, keyservice.ErrQuotaExceeded) {
+		t.Fatalf("third session: %v, want ErrQuotaExceeded", err)
+	}
+	if _, err := st.SessionByChannel(ctx, "messaging:3"); !errors.Is(err, keyservice.ErrNotFound) {
+		t.Errorf("a refused session was stored: %v", err)
+	}
+	// Quotas are per user: bob's first session counts nothing of alice's.
+	bobs := genesis(4, "", admin("bob"))
+	bobs.Quota = server.Quota{User: "bob", MaxSessions: 1, MaxBytes: 100}
+	if _, err := st.CreateSession(ctx, bobs); err != nil {
+		t.Fatalf("bob's session: %v", err)
+	}
+	// Deleting frees nothing: creations count.
+	if err := st.DeleteSession(ctx, sid(2), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(5); !errors.Is(err, keyservice.ErrQuotaExceeded) {
+		t.Errorf("a session after a delete: %v, want ErrQuotaExceeded (creations count)", err)
+	}
+
+	// Bytes: sessions 1 and 2 each counted their genesis and grant (the
+	// deleted one too); fill up to the limit exactly with an append.
+	ns := genesis(1, "", admin("alice"))
+	used := int64(2 * (len(ns.Genesis) + len(ns.Grants[0].Grant)))
+	head := session.Head{Hash: ns.Hash}
+	a := next(head, "", roster(admin("alice")), nil)
+	pad := q.MaxBytes - used - int64(len(a.Record))
+	if pad < 0 {
+		t.Fatalf("test setup: %d bytes used of %d", used, q.MaxBytes)
+	}
+	// A refused append (not at the head) counts nothing.
+	stale := next(session.Head{Seq: 7}, "", roster(admin("alice")), nil)
+	stale.Quota = q
+	if err := st.Append(ctx, ns.ID, stale); !errors.Is(err, keyservice.ErrConflict) {
+		t.Fatalf("append not at the head: %v, want ErrConflict", err)
+	}
+	a.Grants = []session.GrantRecord{{Grantee: "alice", Epoch: 1, Grant: make([]byte, pad)}}
+	a.Quota = q
+	head = mustAppend(t, st, ns.ID, a)
+	before := snapshot(t, st, ns.ID)
+	over := next(head, "", roster(admin("alice")), nil)
+	over.Quota = q
+	if err := st.Append(ctx, ns.ID, over); !errors.Is(err, keyservice.ErrQuotaExceeded) {
+		t.Fatalf("append past the bytes: %v, want ErrQuotaExceeded", err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, st, ns.ID), cmpOpts...); diff != "" {
+		t.Errorf("a refused append changed the session (-want +got)\n%s", diff)
+	}
+	// Without a user, or for another user, the same record is stored.
+	over.Quota = server.Quota{User: "bob", MaxBytes: 1000}
+	mustAppend(t, st, ns.ID, over)
+}
+
+func testRaceQuota(t *testing.T, st server.Store) {
+	const limit = 5
+	errs := race(func(i int) error {
+		ns := genesis(i, "", admin("alice"))
+		ns.Quota = server.Quota{User: "alice", MaxSessions: limit}
+		_, err := st.CreateSession(ctx, ns)
+		return err
+	})
+	created := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			created++
+		case !errors.Is(err, keyservice.ErrQuotaExceeded):
+			t.Errorf("racer %d: %v, want nil or ErrQuotaExceeded", i, err)
+		}
+	}
+	if created != limit {
+		t.Errorf("%d sessions created at once under a quota of %d", created, limit)
+	}
+	stored := 0
+	for i := range racers {
+		if _, err := st.Session(ctx, sid(i)); err == nil {
+			stored++
+		}
+	}
+	if stored != limit {
+		t.Errorf("%d sessions stored under a quota of %d", stored, limit)
+	}
 }
 
 // race runs fn(i) for i in [0, racers) at once and returns the errors.
