@@ -156,6 +156,8 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{[]string{"--rate", "+Inf"}, "--rate", "an infinite rate is no limit"},
 		{[]string{"--rate", "100abc"}, "--rate", "trailing junk is not a number"},
 		{[]string{"--max-body", "8MB"}, "--max-body", "trailing junk is not a number"},
+		{[]string{"--max-sessions-per-user", "0"}, "--max-sessions-per-user", "zero would silently mean the default; no limit is -1"},
+		{[]string{"--max-bytes-per-user", "-2"}, "--max-bytes-per-user", "only -1 turns the quota off"},
 		{[]string{"--db", "host=db user=veil password=pw dbname=veil"}, "key=value", "a PostgreSQL key=value string must not become a SQLite file"},
 		{[]string{"--db", "postgresql:/db/veil"}, "scheme", "a mistyped URL must not become a SQLite file"},
 	} {

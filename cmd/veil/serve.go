@@ -72,6 +72,8 @@ func serveFlagList() []envFlag {
 		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "key service: Stream API secret, to also accept Stream user tokens for reading only"},
 		{name: "max-body", env: "VEIL_MAX_BODY", def: "8388608", usage: "key service: maximum request body in bytes"},
 		{name: "rate", env: "VEIL_RATE", def: "100", usage: "key service: requests per second per user (bursts of twice that)"},
+		{name: "max-sessions-per-user", env: "VEIL_MAX_SESSIONS_PER_USER", def: "10000", usage: "key service: sessions one user may ever create; -1 for no limit"},
+		{name: "max-bytes-per-user", env: "VEIL_MAX_BYTES_PER_USER", def: "67108864", usage: "key service: bytes of records and grants one user may ever store; -1 for no limit"},
 		{name: "log-format", env: "VEIL_LOG_FORMAT", def: "text", usage: "log format: text or json"},
 		{name: "ssks-app-keys", env: "VEIL_SSKS_APP_KEYS", usage: "--ssks: API keys of the app backends, comma-separated (each 32+ printable characters)"},
 		{name: "ssks-hash-key", env: "VEIL_SSKS_HASH_KEY", usage: "--ssks: 64 hex digits keying the hashes of codes and factors"},
@@ -93,6 +95,8 @@ type serveSettings struct {
 	flags       []envFlag
 	logger      *slog.Logger
 	maxBody     int64
+	maxSessions int64
+	maxBytes    int64
 	rps         float64
 }
 
@@ -180,6 +184,14 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 	if err != nil || s.maxBody <= 0 {
 		return nil, errors.New("--max-body must be a positive number of bytes")
 	}
+	s.maxSessions, err = strconv.ParseInt(s.get("max-sessions-per-user"), 10, 64)
+	if err != nil || s.maxSessions == 0 || s.maxSessions < -1 {
+		return nil, errors.New("--max-sessions-per-user must be a positive number, or -1 for no limit")
+	}
+	s.maxBytes, err = strconv.ParseInt(s.get("max-bytes-per-user"), 10, 64)
+	if err != nil || s.maxBytes == 0 || s.maxBytes < -1 {
+		return nil, errors.New("--max-bytes-per-user must be a positive number of bytes, or -1 for no limit")
+	}
 	s.rps, err = strconv.ParseFloat(s.get("rate"), 64)
 	if err != nil || math.IsNaN(s.rps) || math.IsInf(s.rps, 0) || s.rps <= 0 {
 		return nil, errors.New("--rate must be a positive number")
@@ -201,6 +213,7 @@ func keyServiceHandler(ctx context.Context, dsn string, s *serveSettings) (http.
 	h, err := server.NewHandler(server.Config{
 		Store: store, Auth: auth, Logger: s.logger, MaxBodyBytes: s.maxBody,
 		RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
+		MaxSessionsPerUser: s.maxSessions, MaxBytesPerUser: s.maxBytes,
 	})
 	if err != nil {
 		store.Close()

@@ -64,6 +64,19 @@
 // forbidden (403), a signer whose card generation the directory lacks
 // unknown_user (404).
 //
+// # Quotas
+//
+// Each user may create Config.MaxSessionsPerUser sessions (default 10,000)
+// and make the service store Config.MaxBytesPerUser bytes (default 64 MiB):
+// the records it signed, genesis and changes, plus the grants it uploaded
+// with them; cards are not counted. Both count what was ever stored —
+// deleting a session frees neither — so they bound what one account can
+// make the service keep. A write past either is refused with
+// quota_exceeded (403, [keyservice.ErrQuotaExceeded]) and stores nothing.
+// The store counts in a per-user row it updates in the transaction that
+// stores the write (see [Quota]), so concurrent writes on several replicas
+// over one PostgreSQL database cannot together pass a limit.
+//
 // User IDs (in paths, bodies and tokens) follow the rule of cards: 1 to 255
 // bytes of UTF-8 without control characters. Channel CIDs are 1 to 1,024
 // bytes of UTF-8 without NUL. Anything else is refused with 400 (401 in a
