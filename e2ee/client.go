@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.pins = &pins{m: map[string]*identity.Card{}, save: c.save}
-	c.floors = &floors{m: map[session.ID]session.Floor{}, save: c.save}
+	c.floors = &floors{m: map[session.ID]session.Floor{}, byChannel: map[string]session.ID{}, save: c.save}
 
 	blob, err := cfg.State.Load(ctx)
 	switch {
@@ -365,7 +365,14 @@ func (c *Client) Pins() session.ContextPins { return c.pins }
 // channel already has a session, it returns a [*session.SessionExistsError]:
 // open the channel's session_id with [Client.OpenChannel] instead.
 func (c *Client) CreateSession(ctx context.Context, channelCID string, members []string) (*session.Session, error) {
-	return c.Manager().Create(ctx, channelCID, members)
+	s, err := c.Manager().Create(ctx, channelCID, members)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.floors.bind(ctx, channelCID, s.ID()); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // ErrSessionChanged is returned when a channel names another session than
@@ -383,7 +390,14 @@ func (c *Client) OpenChannel(ctx context.Context, channelCID string, id session.
 	if bound, ok := c.floors.sessionOf(channelCID); ok && bound != id {
 		return nil, fmt.Errorf("%w: %s is bound to session %s, not %s", ErrSessionChanged, channelCID, bound, id)
 	}
-	return c.Manager().OpenSession(ctx, id, channelCID)
+	s, err := c.Manager().OpenSession(ctx, id, channelCID)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.floors.bind(ctx, channelCID, id); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // sessionFor returns the session to seal a message of channelCID under: the

@@ -158,6 +158,9 @@ type savedFloor struct {
 	ChannelCID string `json:"channel_cid"`
 	Seq        uint32 `json:"seq"`
 	Hash       []byte `json:"hash"`
+	// Bound: the channel is bound to this session (created or opened for
+	// it explicitly), not merely a session whose genesis names it.
+	Bound bool `json:"bound,omitempty"`
 }
 
 // savedSession is a session's keys as the local state keeps them.
@@ -290,11 +293,12 @@ func (p *pins) snapshot() [][]byte {
 
 // floors is a [session.Floors] kept in the client's state: it saves the state
 // before a new floor counts, so a floor survives restarts and is never
-// lowered, and it binds each channel to one session.
+// lowered. It also keeps which session each channel is bound to.
 type floors struct {
-	mu   sync.Mutex
-	m    map[session.ID]session.Floor
-	save func(context.Context) error
+	mu        sync.Mutex
+	m         map[session.ID]session.Floor
+	byChannel map[string]session.ID // bindings: set by bind only
+	save      func(context.Context) error
 }
 
 // Floor implements [session.Floors].
@@ -332,16 +336,36 @@ func (f *floors) SetFloor(ctx context.Context, id session.ID, fl session.Floor) 
 	return nil
 }
 
+// bind binds channelCID to session id and saves the state under ctx. A
+// fetch never binds: a session whose genesis names a channel (one a message
+// header pointed at, say) is not thereby the channel's session. A failed
+// save withdraws the binding.
+func (f *floors) bind(ctx context.Context, channelCID string, id session.ID) error {
+	f.mu.Lock()
+	if bound, ok := f.byChannel[channelCID]; ok {
+		f.mu.Unlock()
+		if bound != id {
+			return fmt.Errorf("%w: %s is bound to session %s, not %s", ErrSessionChanged, channelCID, bound, id)
+		}
+		return nil
+	}
+	f.byChannel[channelCID] = id
+	f.mu.Unlock()
+	if err := f.save(ctx); err != nil {
+		f.mu.Lock()
+		delete(f.byChannel, channelCID)
+		f.mu.Unlock()
+		return fmt.Errorf("e2ee: saving the session of %s: %w", channelCID, err)
+	}
+	return nil
+}
+
 // sessionOf returns the session a channel is bound to, if any.
 func (f *floors) sessionOf(channelCID string) (session.ID, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for id, fl := range f.m {
-		if fl.ChannelCID == channelCID {
-			return id, true
-		}
-	}
-	return session.ID{}, false
+	id, ok := f.byChannel[channelCID]
+	return id, ok
 }
 
 func (f *floors) snapshot() []savedFloor {
@@ -349,7 +373,8 @@ func (f *floors) snapshot() []savedFloor {
 	defer f.mu.Unlock()
 	out := make([]savedFloor, 0, len(f.m))
 	for id, fl := range f.m {
-		out = append(out, savedFloor{ID: id.String(), ChannelCID: fl.ChannelCID, Seq: fl.Seq, Hash: bytes.Clone(fl.Hash[:])})
+		out = append(out, savedFloor{ID: id.String(), ChannelCID: fl.ChannelCID, Seq: fl.Seq, Hash: bytes.Clone(fl.Hash[:]),
+			Bound: f.byChannel[fl.ChannelCID] == id})
 	}
 	return out
 }
@@ -363,6 +388,9 @@ func (f *floors) restore(saved []savedFloor) error {
 		fl := session.Floor{ChannelCID: s.ChannelCID, Head: session.Head{Seq: s.Seq}}
 		copy(fl.Hash[:], s.Hash)
 		f.m[id] = fl
+		if s.Bound {
+			f.byChannel[fl.ChannelCID] = id
+		}
 	}
 	return nil
 }

@@ -166,3 +166,47 @@ func TestListingIsNoRootOfTrust(t *testing.T) {
 		t.Fatalf("sealing through the key service's listing: %v, want session.ErrUnknownSession", err)
 	}
 }
+
+// TestFetchDoesNotRebind: reading a message of another session whose
+// genesis names the channel (after the channel's session was deleted, a
+// new creator made one) does not rebind the channel: the client keeps
+// sealing for the session it was bound to, or fails, never for the other.
+func TestFetchDoesNotRebind(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var dir session.MemoryDirectory
+	svc := session.MemoryService{Directory: &dir}
+	newClient := func(u string) *Client {
+		c, err := New(ctx, Config{UserID: u, Service: svc.As(u), Directory: &dir, Publisher: &dir, Kind: identity.KindX25519})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alice, bob, mallory := newClient("alice"), newClient("bob"), newClient("mallory")
+	s, err := alice.CreateSession(ctx, "messaging:c", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.OpenChannel(ctx, "messaging:c", s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.As("alice").Delete(ctx, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.CreateSession(ctx, "messaging:c", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	m1 := session.Binding{ChannelCID: "messaging:c", MessageID: "m1", SenderID: "mallory"}
+	text, err := mallory.Encrypt(ctx, m1, []byte("read me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Decrypt(ctx, m1, text); err != nil {
+		t.Fatal(err)
+	}
+	m2 := session.Binding{ChannelCID: "messaging:c", MessageID: "m2", SenderID: "bob"}
+	if out, err := bob.Encrypt(ctx, m2, []byte("secret")); err == nil {
+		t.Fatalf("bob sealed under another session than the one he bound the channel to: %.20s…", out)
+	}
+}

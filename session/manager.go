@@ -657,13 +657,9 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 		if err != nil {
 			return nil, err
 		}
-		stale := len(absent) > 0
-		for _, r := range st.Readers() {
-			if _, ok := st.Member(r); !ok {
-				stale = true // left or removed without a new epoch
-			}
-		}
-		if !stale {
+		// A reader outside the roster left without a new epoch: it holds
+		// the current key.
+		if len(absent) == 0 && st.ReadersAreMembers() {
 			if !e.s.HasEpoch(st.Epoch()) {
 				if e, err = m.fetch(ctx, id); err != nil {
 					return nil, err
@@ -693,9 +689,13 @@ func (m *Manager) absent(ctx context.Context, st *memberlog.State) ([]string, er
 	if err != nil {
 		return nil, err
 	}
+	listed := make(map[string]bool, len(list))
+	for _, u := range list {
+		listed[u] = true
+	}
 	var out []string
 	for _, mem := range st.Members() {
-		if !slices.Contains(list, mem.UserID) {
+		if !listed[mem.UserID] {
 			out = append(out, mem.UserID)
 		}
 	}

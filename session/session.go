@@ -168,13 +168,7 @@ func newEpoch(k EpochKey) *epoch {
 	if err != nil {
 		panic("session: " + err.Error())
 	}
-	commit, err := hkdf.Key(sha256.New, k.k.Get()[:], nil, labelEnvelopeCommit, 32)
-	if err != nil {
-		panic("session: hkdf: " + err.Error())
-	}
-	e := &epoch{key: k, aead: aead}
-	copy(e.commit[:], commit)
-	return e
+	return &epoch{key: k, aead: aead, commit: commitmentOf(k)}
 }
 
 // MaxChannelCIDLen bounds channel CIDs (Stream's "type:id").

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/testrand"
 )
@@ -318,58 +316,12 @@ func forge(tb testing.TB, parent *State, signerName string, ops []Op, newEpoch b
 	return sign(id, body)
 }
 
-// encodeChange encodes c as the wire layout says, with flags as given and
-// without any check, so that tests can sign records Parse must refuse.
-func encodeChange(c *Change, flags uint8) []byte {
-	var b cryptobyte.Builder
-	b.AddUint8(Version)
-	b.AddUint8(typeChange)
-	b.AddBytes(c.SessionID[:])
-	b.AddUint32(c.Seq)
-	b.AddBytes(c.Prev[:])
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Actor)) })
-	b.AddUint32(c.ActorGen)
-	b.AddUint64(c.Time)
-	b.AddUint8(flags)
-	b.AddUint32(c.Epoch)
-	if flags&flagNewEpoch != 0 {
-		b.AddBytes(c.Commitment[:])
-	}
-	b.AddUint16(uint16(len(c.Ops)))
-	for _, op := range c.Ops {
-		b.AddUint8(uint8(op.Kind))
-		switch op.Kind {
-		case OpAdd:
-			addMember(&b, op.Member)
-		case OpRole:
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
-			b.AddUint8(uint8(op.Member.Role))
-		default: // remove, and unknown kinds with a remove's layout
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
-		}
-	}
-	b.AddBytes(c.RosterDigest[:])
-	return b.BytesOrPanic()
-}
+// encodeChange encodes c with flags as given and without any check, so
+// that tests can sign records Parse must refuse.
+func encodeChange(c *Change, flags uint8) []byte { return c.encode(flags) }
 
-// encodeGenesis encodes g as the wire layout says, without any check.
-func encodeGenesis(g *Genesis) []byte {
-	var b cryptobyte.Builder
-	b.AddUint8(Version)
-	b.AddUint8(typeGenesis)
-	b.AddBytes(g.Nonce[:])
-	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(g.ChannelCID)) })
-	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(g.Creator)) })
-	b.AddUint32(g.CreatorGen)
-	b.AddUint64(g.Time)
-	b.AddUint8(uint8(g.Policy))
-	b.AddBytes(g.Commitment[:])
-	b.AddUint16(uint16(len(g.Members)))
-	for _, m := range g.Members {
-		addMember(&b, m)
-	}
-	return b.BytesOrPanic()
-}
+// encodeGenesis encodes g without any check.
+func encodeGenesis(g *Genesis) []byte { return g.encode() }
 
 // parsed returns the parsed form of a record the test made.
 func parsed(tb testing.TB, raw []byte) *Record {

@@ -83,17 +83,15 @@ func Accept(before *State, raw []byte, caller string, cards CardSource, grants [
 	if len(grants) != len(users) {
 		return nil, ErrGrantsMismatch
 	}
+	// As many grants as users, each for a user and none twice: exactly
+	// one per user.
+	seen := make([]bool, len(users))
 	for _, g := range grants {
-		if _, ok := slices.BinarySearch(users, g.Grantee); !ok || g.Epoch != epoch {
+		i, ok := slices.BinarySearch(users, g.Grantee)
+		if !ok || seen[i] || g.Epoch != epoch {
 			return nil, ErrGrantsMismatch
 		}
-	}
-	seen := make(map[string]bool, len(grants))
-	for _, g := range grants {
-		if seen[g.Grantee] {
-			return nil, ErrGrantsMismatch
-		}
-		seen[g.Grantee] = true
+		seen[i] = true
 	}
 	return after, nil
 }

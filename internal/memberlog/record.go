@@ -274,33 +274,51 @@ func ascending(n int, user func(int) string) bool {
 
 // marshal encodes g without its signature, checking it is canonical.
 func (g *Genesis) marshal() ([]byte, error) {
+	if err := g.check(); err != nil {
+		return nil, err
+	}
+	out := g.encode()
+	if len(out)+SignatureSize > MaxGenesisSize {
+		return nil, errors.New("the genesis is too large")
+	}
+	return out, nil
+}
+
+// check reports why g is not a canonical genesis, if it is not.
+func (g *Genesis) check() error {
 	if !checkCID(g.ChannelCID) {
-		return nil, errors.New("the channel CID is empty, too long or not UTF-8")
+		return errors.New("the channel CID is empty, too long or not UTF-8")
 	}
 	if identity.CheckUserID(g.Creator) != nil {
-		return nil, errors.New("the creator's user ID is not valid")
+		return errors.New("the creator's user ID is not valid")
 	}
 	if g.Policy&^policyMask != 0 {
-		return nil, fmt.Errorf("unknown policy bits %#x", uint8(g.Policy&^policyMask))
+		return fmt.Errorf("unknown policy bits %#x", uint8(g.Policy&^policyMask))
 	}
 	if len(g.Members) == 0 || len(g.Members) > MaxRoster {
-		return nil, fmt.Errorf("a genesis names 1 to %d members", MaxRoster)
+		return fmt.Errorf("a genesis names 1 to %d members", MaxRoster)
 	}
 	if !ascending(len(g.Members), func(i int) string { return g.Members[i].UserID }) {
-		return nil, errors.New("members are not sorted by user ID or repeat one")
+		return errors.New("members are not sorted by user ID or repeat one")
 	}
 	creatorOK := false
 	for _, m := range g.Members {
 		if err := checkMember(m); err != nil {
-			return nil, err
+			return err
 		}
 		if m.UserID == g.Creator {
 			creatorOK = m.Role == RoleAdmin && m.Anchor.Generation == g.CreatorGen
 		}
 	}
 	if !creatorOK {
-		return nil, errors.New("the creator is not an admin member with its own card generation")
+		return errors.New("the creator is not an admin member with its own card generation")
 	}
+	return nil
+}
+
+// encode writes g's layout without its signature and without any check:
+// marshal checks first, and tests encode records Parse must refuse.
+func (g *Genesis) encode() []byte {
 	var b cryptobyte.Builder
 	b.AddUint8(Version)
 	b.AddUint8(typeGenesis)
@@ -315,33 +333,70 @@ func (g *Genesis) marshal() ([]byte, error) {
 	for _, m := range g.Members {
 		addMember(&b, m)
 	}
-	out, err := b.Bytes()
-	if err == nil && len(out)+SignatureSize > MaxGenesisSize {
-		return nil, errors.New("the genesis is too large")
-	}
-	return out, err
+	return b.BytesOrPanic()
 }
 
 // marshal encodes c without its signature, checking it is canonical.
 func (c *Change) marshal() ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	var flags uint8
+	if c.NewEpoch {
+		flags = flagNewEpoch
+	}
+	out := c.encode(flags)
+	if len(out)+SignatureSize > MaxRecordSize {
+		return nil, errors.New("the record is too large")
+	}
+	return out, nil
+}
+
+// check reports why c is not a canonical change, if it is not.
+func (c *Change) check() error {
 	if c.Seq == 0 {
-		return nil, errors.New("a change has a sequence number of 1 or more")
+		return errors.New("a change has a sequence number of 1 or more")
 	}
 	if identity.CheckUserID(c.Actor) != nil {
-		return nil, errors.New("the actor's user ID is not valid")
+		return errors.New("the actor's user ID is not valid")
 	}
 	if c.Epoch >= MaxEpochs {
-		return nil, errors.New("the epoch is out of range")
+		return errors.New("the epoch is out of range")
 	}
 	if len(c.Ops) > MaxOps {
-		return nil, fmt.Errorf("more than %d operations", MaxOps)
+		return fmt.Errorf("more than %d operations", MaxOps)
 	}
 	if len(c.Ops) == 0 && !c.NewEpoch {
-		return nil, errors.New("a change without a new epoch needs an operation")
+		return errors.New("a change without a new epoch needs an operation")
 	}
 	if !ascending(len(c.Ops), func(i int) string { return c.Ops[i].Member.UserID }) {
-		return nil, errors.New("operations are not sorted by user ID or repeat one")
+		return errors.New("operations are not sorted by user ID or repeat one")
 	}
+	for _, op := range c.Ops {
+		switch op.Kind {
+		case OpAdd:
+			if err := checkMember(op.Member); err != nil {
+				return err
+			}
+		case OpRemove, OpRole:
+			if identity.CheckUserID(op.Member.UserID) != nil {
+				return errors.New("a user ID is not valid")
+			}
+			if op.Kind == OpRole && op.Member.Role != RoleMember && op.Member.Role != RoleAdmin {
+				return fmt.Errorf("unknown role %d", op.Member.Role)
+			}
+		default:
+			return fmt.Errorf("unknown operation %d", op.Kind)
+		}
+	}
+	return nil
+}
+
+// encode writes c's layout without its signature, with the flags byte as
+// given and without any check: marshal checks first, and tests encode
+// records Parse must refuse (an unknown operation takes a removal's
+// layout).
+func (c *Change) encode(flags uint8) []byte {
 	var b cryptobyte.Builder
 	b.AddUint8(Version)
 	b.AddUint8(typeChange)
@@ -351,13 +406,9 @@ func (c *Change) marshal() ([]byte, error) {
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Actor)) })
 	b.AddUint32(c.ActorGen)
 	b.AddUint64(c.Time)
-	var flags uint8
-	if c.NewEpoch {
-		flags = flagNewEpoch
-	}
 	b.AddUint8(flags)
 	b.AddUint32(c.Epoch)
-	if c.NewEpoch {
+	if flags&flagNewEpoch != 0 {
 		b.AddBytes(c.Commitment[:])
 	}
 	b.AddUint16(uint16(len(c.Ops)))
@@ -365,34 +416,16 @@ func (c *Change) marshal() ([]byte, error) {
 		b.AddUint8(uint8(op.Kind))
 		switch op.Kind {
 		case OpAdd:
-			if err := checkMember(op.Member); err != nil {
-				return nil, err
-			}
 			addMember(&b, op.Member)
-		case OpRemove:
-			if identity.CheckUserID(op.Member.UserID) != nil {
-				return nil, errors.New("a user ID is not valid")
-			}
-			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
 		case OpRole:
-			if identity.CheckUserID(op.Member.UserID) != nil {
-				return nil, errors.New("a user ID is not valid")
-			}
-			if op.Member.Role != RoleMember && op.Member.Role != RoleAdmin {
-				return nil, fmt.Errorf("unknown role %d", op.Member.Role)
-			}
 			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
 			b.AddUint8(uint8(op.Member.Role))
 		default:
-			return nil, fmt.Errorf("unknown operation %d", op.Kind)
+			b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(op.Member.UserID)) })
 		}
 	}
 	b.AddBytes(c.RosterDigest[:])
-	out, err := b.Bytes()
-	if err == nil && len(out)+SignatureSize > MaxRecordSize {
-		return nil, errors.New("the record is too large")
-	}
-	return out, err
+	return b.BytesOrPanic()
 }
 
 // sign appends s's signature of body under the protocol's purpose

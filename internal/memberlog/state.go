@@ -88,6 +88,17 @@ func (s *State) Member(userID string) (Member, bool) {
 // left without a rotation. Sorted.
 func (s *State) Readers() []string { return slices.Clone(s.readers) }
 
+// ReadersAreMembers reports whether every reader of the current epoch is
+// still in the roster: false after a member left, until the next epoch.
+func (s *State) ReadersAreMembers() bool {
+	for _, r := range s.readers {
+		if _, ok := s.Member(r); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Verify checks a genesis record and returns the State it starts. cards
 // resolves the creator's card (whose trust, e.g. by pinning, the caller
 // decides before or after). The genesis's session ID must be id.
