@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
@@ -313,7 +312,7 @@ func (c *Client) Append(ctx context.Context, id session.ID, record []byte, grant
 // ([CodeInvalidRequest]). So Lookup answers as [session.MemoryService]
 // does.
 func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, error) {
-	if !nameableChannel(channelCID) {
+	if !memberlog.ValidChannelCID(channelCID) {
 		return session.ID{}, errNoSuchChannel
 	}
 	var resp wire.LookupSessionResponse
@@ -325,12 +324,6 @@ func (c *Client) Lookup(ctx context.Context, channelCID string) (session.ID, err
 
 // errNoSuchChannel is Lookup's answer for a channel CID no genesis names.
 var errNoSuchChannel = fmt.Errorf("%w: %w: no genesis names such a channel CID", ErrNotFound, session.ErrUnknownSession)
-
-// nameableChannel reports whether a genesis can name channel CID cid (the
-// log's rule, docs/PROTOCOL.md §10.2), as the service checks it.
-func nameableChannel(cid string) bool {
-	return cid != "" && len(cid) <= session.MaxChannelCIDLen && utf8.ValidString(cid) && !strings.ContainsRune(cid, 0)
-}
 
 // Head implements [session.Service].
 func (c *Client) Head(ctx context.Context, id session.ID) (session.Head, error) {

@@ -226,7 +226,9 @@ func invalid(seq int64, format string, args ...any) error {
 	return &Error{Seq: seq, Reason: fmt.Sprintf(format, args...)}
 }
 
-func checkCID(cid string) bool {
+// ValidChannelCID reports whether a genesis can name channel CID cid: 1 to
+// MaxChannelCIDLen bytes of UTF-8 without NUL (PROTOCOL.md §10.2).
+func ValidChannelCID(cid string) bool {
 	return cid != "" && len(cid) <= MaxChannelCIDLen && utf8.ValidString(cid) && !strings.ContainsRune(cid, 0)
 }
 
@@ -286,7 +288,7 @@ func (g *Genesis) marshal() ([]byte, error) {
 
 // check reports why g is not a canonical genesis, if it is not.
 func (g *Genesis) check() error {
-	if !checkCID(g.ChannelCID) {
+	if !ValidChannelCID(g.ChannelCID) {
 		return errors.New("the channel CID is empty, too long or not UTF-8")
 	}
 	if identity.CheckUserID(g.Creator) != nil {

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -508,25 +507,6 @@ func parseSessionID(s string) (session.ID, error) {
 // without a control character U+0000–U+001F or U+007F.
 func validUserID(s string) bool { return identity.CheckUserID(s) == nil }
 
-// validChannelCID reports whether s is a channel CID the session package
-// accepts (1 to session.MaxChannelCIDLen bytes of UTF-8) that a store can
-// keep: without NUL.
-func validChannelCID(s string) bool { return validText(s, session.MaxChannelCIDLen) }
-
-// validText reports whether s is 1 to maxLen bytes of valid UTF-8 without
-// NUL.
-func validText(s string, maxLen int) bool {
-	if s == "" || len(s) > maxLen || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // all reports whether ok holds for every element of ss.
 func all(ss []string, ok func(string) bool) bool {
 	for _, s := range ss {
@@ -895,7 +875,7 @@ func reader(p Principal) string {
 
 func (h *Handler) lookupSession(r *http.Request, p Principal, body []byte) (int, any, error) {
 	cid := r.URL.Query().Get("channel_cid")
-	if !validChannelCID(cid) {
+	if !memberlog.ValidChannelCID(cid) {
 		return 0, nil, bad(keyservice.CodeInvalidRequest, "a valid channel_cid query parameter is required")
 	}
 	id, err := h.cfg.Store.SessionByChannel(r.Context(), cid)
