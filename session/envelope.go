@@ -198,14 +198,38 @@ func (s *Session) seal(sender *identity.Identity, msg Binding, plaintext []byte,
 // names; the caller is responsible for trusting it, see [identity.Check]).
 // Every failure returns [ErrDecrypt].
 func (s *Session) Open(envelope []byte, msg Binding, sender *identity.Card) ([]byte, error) {
+	o, err := s.decrypt(envelope, msg, sender)
+	if err != nil {
+		return nil, err
+	}
+	if !sender.Verify(purposeEnvelope, o.signed, o.sig) {
+		o.wipe()
+		return nil, ErrSignature
+	}
+	return o.unpad()
+}
+
+// opened is an envelope decrypted but not yet verified: the signed bytes
+// (associated data ‖ padded plaintext) and the signature, in one buffer
+// that wipe clears.
+type opened struct {
+	signed, sig []byte
+	padded      []byte // the tail of signed
+	buf         []byte
+}
+
+// decrypt checks an envelope's header against the session, msg and sender
+// and decrypts it, leaving the signature to be verified (one by one, or in a
+// batch) before unpad.
+func (s *Session) decrypt(envelope []byte, msg Binding, sender *identity.Card) (opened, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil || msg.check() != nil || sender == nil || h.SessionID != s.id || msg.ChannelCID != s.cid ||
 		sender.UserID() != msg.SenderID || sender.Generation() != h.SenderGeneration {
-		return nil, ErrDecrypt
+		return opened{}, ErrDecrypt
 	}
 	ep, ok := s.epochs[h.Epoch]
 	if !ok || subtle.ConstantTimeCompare(ep.commit[:], envelope[9+IDSize:9+IDSize+commitSize]) != 1 {
-		return nil, ErrDecrypt
+		return opened{}, ErrDecrypt
 	}
 	ad := msg.appendTo(append(make([]byte, 0, HeaderSize+msg.size()), envelope[:HeaderSize]...))
 	nonce := envelope[9+IDSize+commitSize : HeaderSize]
@@ -215,27 +239,31 @@ func (s *Session) Open(envelope []byte, msg Binding, sender *identity.Card) ([]b
 	copy(buf, ad)
 	body, err := ep.aead.Open(buf[len(ad):], nonce, envelope[HeaderSize:], ad)
 	if err != nil || len(body) < sigSize+minPadded {
-		return nil, ErrDecrypt
+		clear(body)
+		return opened{}, ErrDecrypt
 	}
 	padded, sig := body[:len(body)-sigSize], body[len(body)-sigSize:]
-	signed := buf[:len(ad)+len(padded)]
-	if !sender.Verify(purposeEnvelope, signed, sig) {
-		clear(body)
-		return nil, ErrDecrypt
-	}
-	// The padding was signed and authenticated; a malformed one is still
-	// refused so that exactly one plaintext corresponds to an envelope.
+	return opened{signed: buf[:len(ad)+len(padded)], sig: sig, padded: padded, buf: buf[:len(ad)+len(body)]}, nil
+}
+
+func (o opened) wipe() { clear(o.buf) }
+
+// unpad returns a copy of the plaintext once the signature verified, and
+// wipes the buffer. The padding was signed and authenticated; a malformed
+// one is still refused so that exactly one plaintext corresponds to an
+// envelope.
+func (o opened) unpad() ([]byte, error) {
+	defer o.wipe()
+	padded := o.padded
 	end := len(padded) - 1
 	for end >= 0 && padded[end] == 0 {
 		end--
 	}
 	if end < 0 || padded[end] != 0x80 || paddedLen(end) != len(padded) {
-		clear(body)
 		return nil, ErrDecrypt
 	}
 	out := make([]byte, end)
 	copy(out, padded[:end])
-	clear(body)
 	return out, nil
 }
 

@@ -974,29 +974,11 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	e := m.cached(h.SessionID)
-	if e == nil || (!e.s.HasEpoch(h.Epoch) && (e.log == nil || h.Epoch > e.log.Epoch())) {
-		if e, err = m.fresh(ctx, h.SessionID, true); err != nil {
-			return nil, err
-		}
-	}
-	if !e.s.HasEpoch(h.Epoch) && h.Epoch <= e.log.Epoch() {
-		// The log shows the epoch; a grant may have arrived since.
-		if e, err = m.fetch(ctx, h.SessionID); err != nil {
-			return nil, err
-		}
-	}
-	if !e.s.HasEpoch(h.Epoch) {
-		return nil, ErrUnknownEpoch
-	}
-	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)
+	s, sender, err := m.keysFor(ctx, h, msg)
 	if err != nil {
-		if errors.Is(err, ErrUnknownUser) {
-			return nil, ErrDecrypt
-		}
 		return nil, err
 	}
-	plain, err := e.s.Open(envelope, msg, sender)
+	plain, err := s.Open(envelope, msg, sender)
 	if err != nil {
 		return nil, err
 	}
@@ -1007,6 +989,35 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 	}
 	m.revs.record(h.SessionID, msg, envelope)
 	return plain, nil
+}
+
+// keysFor returns the session holding the key of the epoch h names, and
+// the sender's trusted card of the generation h names.
+func (m *Manager) keysFor(ctx context.Context, h Header, msg Binding) (*Session, *identity.Card, error) {
+	var err error
+	e := m.cached(h.SessionID)
+	if e == nil || (!e.s.HasEpoch(h.Epoch) && (e.log == nil || h.Epoch > e.log.Epoch())) {
+		if e, err = m.fresh(ctx, h.SessionID, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !e.s.HasEpoch(h.Epoch) && h.Epoch <= e.log.Epoch() {
+		// The log shows the epoch; a grant may have arrived since.
+		if e, err = m.fetch(ctx, h.SessionID); err != nil {
+			return nil, nil, err
+		}
+	}
+	if !e.s.HasEpoch(h.Epoch) {
+		return nil, nil, ErrUnknownEpoch
+	}
+	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)
+	if err != nil {
+		if errors.Is(err, ErrUnknownUser) {
+			return nil, nil, ErrDecrypt
+		}
+		return nil, nil, err
+	}
+	return e.s, sender, nil
 }
 
 // OpenText decodes the text form and opens it like Open.

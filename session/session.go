@@ -25,8 +25,15 @@ var (
 	// ErrDecrypt is the one opaque error for an envelope or grant that does
 	// not authenticate: tampered, truncated, moved to another binding,
 	// session or epoch, forged, or sealed with a key the caller lacks. It
-	// never says which check failed.
+	// never says which check failed, with one exception: ErrSignature.
 	ErrDecrypt = errors.New("session: message cannot be decrypted or authenticated")
+	// ErrSignature is returned (wrapping ErrDecrypt, so errors.Is matches
+	// both) for an envelope that decrypts under its epoch's key but whose
+	// signature does not verify under the sender's card: a forgery by
+	// someone who holds the epoch key — a member of the session, since
+	// nobody else can make the decryption succeed. Telling it from other
+	// failures reveals nothing to anyone without the key.
+	ErrSignature = fmt.Errorf("%w (the signature does not verify: forged by a holder of the epoch key)", ErrDecrypt)
 	// ErrUnknownSession is returned when a session ID or channel has no
 	// session (or the caller may not know of it).
 	ErrUnknownSession = errors.New("session: unknown session")
