@@ -186,4 +186,3 @@ func TestConversation(t *testing.T) {
 		}
 	}
 }
-

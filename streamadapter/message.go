@@ -418,4 +418,3 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 	}
 	return out
 }
-
