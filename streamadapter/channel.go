@@ -31,6 +31,9 @@ func (ch *Channel) CID() string { return ch.cid }
 // SessionID returns the ID of the channel's verified session.
 func (ch *Channel) SessionID() session.ID { return ch.sid }
 
+// Client returns the adapter the channel was opened with.
+func (ch *Channel) Client() *Client { return ch.c }
+
 // Stream returns the stream-chat-go channel. Messages sent through it
 // directly are not encrypted.
 func (ch *Channel) Stream() *stream.Channel { return ch.sc }
@@ -108,8 +111,8 @@ func (c *Client) awaitSession(ctx context.Context, sch *stream.Channel, cid stri
 // (its signed genesis names it and its creator is a member on Stream) and
 // that it is the session this client verified for the channel before, if
 // any. A channel without a session_id returns ErrNotEncrypted; one whose
-// session does not verify, ErrSessionMismatch (or the session layer's
-// error, such as session.ErrForbidden for a user who is not a member).
+// session does not verify, ErrSessionMismatch; one whose session the user
+// is not (or no longer) a member of, ErrRemoved.
 func (c *Client) Channel(ctx context.Context, chanType, chanID string) (*Channel, error) {
 	if chanType == "" || chanID == "" {
 		return nil, errors.New("streamadapter: Channel needs a channel type and ID")
@@ -131,6 +134,9 @@ func (c *Client) open(ctx context.Context, sch *stream.Channel, cid string, data
 	if _, err := c.veil.OpenChannel(ctx, cid, id); err != nil {
 		if errors.Is(err, e2ee.ErrSessionChanged) || errors.Is(err, session.ErrWrongChannel) || errors.Is(err, session.ErrInvalidLog) {
 			return nil, fmt.Errorf("%w: %w", ErrSessionMismatch, err)
+		}
+		if errors.Is(err, session.ErrForbidden) || errors.Is(err, session.ErrNotMember) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrRemoved, cid, err)
 		}
 		return nil, fmt.Errorf("streamadapter: opening the session of %s: %w", cid, err)
 	}

@@ -99,6 +99,11 @@ var (
 	ErrUnavailable = errors.New("streamadapter: a service needed to open the message did not answer")
 )
 
+// reasons are the sentinels a received message's Err matches, most
+// specific first.
+var reasons = []error{ErrPlaintext, ErrWrongSession, ErrBadSignature, ErrTampered, ErrNoKey, ErrRemoved,
+	ErrKeyChanged, ErrRolledBack, ErrMalformed, ErrUnknownSession, ErrUnavailable}
+
 // reason maps an error of session.Manager.OpenBatch onto the reason a
 // Message reports, wrapping the original.
 func reason(err error) error {

@@ -67,6 +67,18 @@ type Message struct {
 	Revision uint32
 }
 
+// Reason returns the sentinel error Err matches — ErrPlaintext, ErrNoKey,
+// ErrTampered and so on — without the detail it wraps, for a switch in a
+// UI; nil for a message that opened.
+func (m *Message) Reason() error {
+	for _, r := range reasons {
+		if errors.Is(m.Err, r) {
+			return r
+		}
+	}
+	return m.Err
+}
+
 // payload is what a message seals (docs/PROTOCOL.md §11).
 type payload struct {
 	Text        string           `json:"text"`
