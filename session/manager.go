@@ -965,7 +965,10 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 // and verifying new records and grants when the epoch is not known yet),
 // trusts the sender's card through the Directory and Pins, and opens it. It
 // returns ErrUnknownEpoch when the local user was never granted that epoch
-// (e.g. sealed after it was removed), an *identity.KeyChangeError when the
+// (sealed before it joined with hidden history, or after it was removed
+// while the service still lets it read the log), ErrForbidden when the
+// service no longer lets it read the session (it was removed, or never
+// was a member), an *identity.KeyChangeError when the
 // sender's card is not trusted, ErrStaleRevision for an edit older than one
 // it opened before (ErrEquivocation for a different envelope of the same
 // revision), and ErrDecrypt for everything else that does not authenticate.

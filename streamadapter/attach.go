@@ -22,7 +22,7 @@ import (
 
 // Attachment describes an encrypted file: where Stream keeps its
 // ciphertext, the key that decrypts it, and what the sender said it is. It
-// travels inside the sealed message (docs/PROTOCOL.md §11); Stream sees
+// travels inside the sealed message (docs/PROTOCOL.md §9.1); Stream sees
 // only the URL and the ciphertext. The key never prints.
 type Attachment struct {
 	// URL is where Stream serves the encrypted file.
@@ -75,14 +75,19 @@ func (w wireAttachment) attachment() (Attachment, error) {
 	return a, nil
 }
 
+// httpURL reports whether s is an absolute http(s) URL with a host.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
 // maxNameLen bounds an attachment's name and MIME type, in bytes.
 const maxNameLen = 255
 
 // check validates a descriptor.
 func (a Attachment) check(maxFile int64) error {
-	u, err := url.Parse(a.URL)
 	switch {
-	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+	case !httpURL(a.URL):
 		return errors.New("streamadapter: an attachment's URL must be an http(s) URL")
 	case a.key.Bytes() == nil:
 		return errors.New("streamadapter: an attachment has no key: make it with Channel.UploadFile")

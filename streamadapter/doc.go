@@ -42,7 +42,7 @@
 // Public, the uploaded ciphertexts and their URLs. See docs/STREAM.md for
 // the reference architecture and what end-to-end encryption costs on
 // Stream (search, moderation, push previews, URL previews), and
-// docs/PROTOCOL.md §11 for the sealed message format.
+// docs/PROTOCOL.md §9.1 for the sealed message format.
 //
 // Package streamtest is a local Stream server for tests and demos.
 package streamadapter

@@ -215,4 +215,26 @@ func TestTampering(t *testing.T) {
 	if !errors.Is(err, session.ErrAttachment) {
 		t.Fatalf("swapped file: %v, want ErrAttachment", err)
 	}
+
+	// Stream's attachment entry pointing at another file (Stream's CDN
+	// re-signs URLs, so readers download from the entry): refused too.
+	a3, err := ach.UploadFile(ctx, bytes.NewReader(bytes.Repeat([]byte("C"), 1000)), "c.txt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := mustSend(t, ach, &stream.Message{Text: "another file"}, streamadapter.Attach(a2))
+	tamper(other.ID, func(m map[string]any) {
+		m["attachments"] = []any{map[string]any{"type": "file", "asset_url": a3.URL, "veil_encrypted": true}}
+	})
+	m = read(t, bch, other.ID)
+	if len(m.Attachments) != 1 || m.Attachments[0].URL != a3.URL {
+		t.Fatalf("the reader does not download from Stream's entry: %+v", m.Attachments)
+	}
+	if r, err = bob.OpenAttachment(ctx, m.Attachments[0]); err == nil {
+		_, err = io.ReadAll(r)
+		r.Close()
+	}
+	if !errors.Is(err, session.ErrAttachment) {
+		t.Fatalf("redirected file: %v, want ErrAttachment", err)
+	}
 }

@@ -79,7 +79,7 @@ func (m *Message) Reason() error {
 	return m.Err
 }
 
-// payload is what a message seals (docs/PROTOCOL.md §11).
+// payload is what a message seals (docs/PROTOCOL.md §9.1).
 type payload struct {
 	Text        string           `json:"text"`
 	Custom      map[string]any   `json:"custom,omitempty"`
@@ -414,7 +414,7 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			SenderID: sender(sm), ParentID: sm.ParentID, QuotedID: sm.QuotedMessageID, Revision: rev}})
 		where = append(where, i)
 	}
-	for k, r := range c.veil.Manager().OpenBatch(ctx, batch) {
+	for k, r := range c.mgr.OpenBatch(ctx, batch) {
 		m := out[where[k]]
 		if r.Err != nil {
 			m.Status, m.Err = StatusFailed, reason(r.Err)
@@ -425,6 +425,16 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 		if err != nil {
 			m.Status, m.Err = StatusFailed, err
 			continue
+		}
+		// Stream's CDN re-signs the URLs it serves: download from the
+		// entry Stream returns, which the digest makes as safe as the
+		// sealed one.
+		for i := range atts {
+			if i < len(m.Message.Attachments) && m.Message.Attachments[i] != nil {
+				if u := m.Message.Attachments[i].AssetURL; httpURL(u) {
+					atts[i].URL = u
+				}
+			}
 		}
 		m.Status, m.Text, m.Custom, m.Attachments = StatusDecrypted, p.Text, p.Custom, atts
 	}
