@@ -81,6 +81,14 @@ func httpURL(s string) bool {
 	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
 }
 
+// sameOrigin reports whether u is an http(s) URL with the scheme and host
+// of sealed.
+func sameOrigin(u, sealed string) bool {
+	a, err1 := url.Parse(u)
+	b, err2 := url.Parse(sealed)
+	return err1 == nil && err2 == nil && httpURL(u) && a.Scheme == b.Scheme && a.Host == b.Host
+}
+
 // maxNameLen bounds an attachment's name and MIME type, in bytes.
 const maxNameLen = 255
 

@@ -428,10 +428,11 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 		}
 		// Stream's CDN re-signs the URLs it serves: download from the
 		// entry Stream returns, which the digest makes as safe as the
-		// sealed one.
+		// sealed one, if it is on the sealed URL's host (so that Stream
+		// cannot send a bot's requests elsewhere).
 		for i := range atts {
 			if i < len(m.Message.Attachments) && m.Message.Attachments[i] != nil {
-				if u := m.Message.Attachments[i].AssetURL; httpURL(u) {
+				if u := m.Message.Attachments[i].AssetURL; sameOrigin(u, atts[i].URL) {
 					atts[i].URL = u
 				}
 			}
