@@ -52,7 +52,8 @@ const createWait = 5 * time.Second
 // appear within a few seconds it returns ErrCreateConflict.
 //
 // An existing plaintext channel becomes encrypted from then on; its earlier
-// messages read as StatusPlaintext.
+// messages read as StatusPlaintext. The members must be Stream users
+// (UpsertUser) who have signed up with Veil (New publishes a user's card).
 func (c *Client) CreateChannel(ctx context.Context, chanType, chanID string, members []string) (*Channel, error) {
 	if chanType == "" || chanID == "" {
 		return nil, errors.New("streamadapter: CreateChannel needs a channel type and ID")
@@ -75,6 +76,8 @@ func (c *Client) CreateChannel(ctx context.Context, chanType, chanID string, mem
 	switch {
 	case errors.As(err, &exists):
 		return c.awaitSession(ctx, sch, cid)
+	case errors.Is(err, session.ErrUnknownUser):
+		return nil, fmt.Errorf("streamadapter: creating the session of %s: every member must have signed up with Veil first (streamadapter.New or e2ee.New publishes a user's card); the Stream channel exists without encryption: call CreateChannel again once they have: %w", cid, err)
 	case err != nil:
 		return nil, fmt.Errorf("streamadapter: creating the session of %s: %w", cid, err)
 	}
@@ -119,7 +122,7 @@ func (c *Client) Channel(ctx context.Context, chanType, chanID string) (*Channel
 	}
 	sch := c.sc.Channel(chanType, chanID)
 	if _, err := sch.Query(ctx, &stream.QueryRequest{Data: &stream.ChannelRequest{}}); err != nil {
-		return nil, fmt.Errorf("streamadapter: reading %s:%s: %w", chanType, chanID, err)
+		return nil, fmt.Errorf("streamadapter: reading channel %s:%s (it must exist on Stream: create it with CreateChannel): %w", chanType, chanID, err)
 	}
 	return c.open(ctx, sch, chanType+":"+chanID, sch)
 }

@@ -44,5 +44,6 @@
 // Stream (search, moderation, push previews, URL previews), and
 // docs/PROTOCOL.md §9.1 for the sealed message format.
 //
-// Package streamtest is a local Stream server for tests and demos.
+// Its subpackage streamtest is a local Stream server for tests and demos;
+// the package example runs the whole flow on it.
 package streamadapter

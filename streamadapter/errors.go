@@ -63,13 +63,17 @@ var (
 	// than the channel's: pasted from another channel.
 	ErrWrongSession = errors.New("streamadapter: the message was sealed in another session than the channel's")
 	// ErrNoKey is the reason for a message sealed under an epoch this user
-	// was never given: sent before it joined with hidden history, or after
-	// it was removed (session.ErrUnknownEpoch).
+	// was never given (session.ErrUnknownEpoch): sent before it joined with
+	// hidden history. A removed member usually gets ErrRemoved instead,
+	// since the key service no longer serves it the session; match both
+	// to tell "removed or not yet allowed" from other failures.
 	ErrNoKey = errors.New("streamadapter: no key for the message's epoch")
 	// ErrRemoved is the reason for a message of a session this user is not,
 	// or no longer, a member of: the key service refuses it the session's
-	// log (session.ErrForbidden, session.ErrNotMember).
-	ErrRemoved = errors.New("streamadapter: not a member of the message's session")
+	// log (session.ErrForbidden, session.ErrNotMember). Client.Channel
+	// returns it for such a channel. Messages it read before stay readable
+	// through a Channel it opened then.
+	ErrRemoved = errors.New("streamadapter: not (or no longer) a member of the session")
 	// ErrBadSignature is the reason for a message that decrypts but whose
 	// signature does not verify under its claimed sender's card: forged by
 	// another member of the session (session.ErrSignature).

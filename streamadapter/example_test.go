@@ -161,5 +161,5 @@ func Example() {
 	// bob: decrypted "Hello bob (edited)"
 	// bob: decrypted "Quoting you"
 	// bob: decrypted "The plans" + plans.pdf "%PDF- the plans"
-	// bob: failed "" (streamadapter: not a member of the message's session)
+	// bob: failed "" (streamadapter: not (or no longer) a member of the session)
 }

@@ -119,9 +119,10 @@ const (
 )
 
 // OpenStore opens the key service's [Store] on the database named by dsn
-// and brings its schema up to date (see [sqlstore.Open] for the DSN forms):
-// "sqlite:///path/keys.db" (or a plain path) for SQLite, "postgres://…"
-// for PostgreSQL. Several processes may open one Postgres database, and
+// and brings its schema up to date. DSNs: "sqlite:///abs/path/keys.db",
+// "sqlite://rel/path.db" or a plain path for SQLite (the file is created
+// 0600 if missing; its directory must exist); "postgres://…" or
+// "postgresql://…" for PostgreSQL. Several processes may open one Postgres database, and
 // may start at the same time. The Store is safe for concurrent use; Close
 // it when done. ctx bounds opening only.
 //

@@ -186,13 +186,17 @@ func (s *Server) GoString() string { return s.String() }
 // Format prints String under every verb, so the secret never shows.
 func (s *Server) Format(f fmt.State, verb rune) { redact.Format(f, verb, s.String()) }
 
-// Client returns a stream-chat-go client pointed at the server.
+// Client returns a stream-chat-go client pointed at the server, with a
+// one-minute HTTP timeout.
 func (s *Server) Client() *stream.Client {
 	c, err := stream.NewClient(s.cfg.APIKey, s.APISecret())
 	if err != nil {
 		panic("streamtest: " + err.Error()) // the credentials are never empty
 	}
 	c.BaseURL = s.URL
+	// stream-chat-go's default timeout (6 s) is short for a large upload
+	// to a server on a loaded test machine.
+	c.SetClient(&http.Client{Timeout: time.Minute})
 	return c
 }
 
