@@ -21,6 +21,11 @@ import (
 	"github.com/veilchat/veil/streamadapter/streamtest"
 )
 
+// tokenSecret signs the key service's user tokens: the app backend holds
+// it and issues each user a token (see docs/DEPLOY.md for EdDSA tokens,
+// the production choice).
+var tokenSecret = []byte("an HS256 secret of at least 32 bytes!")
+
 // services starts what a real deployment already runs: Stream (here its
 // emulator) and the key service (here on a temporary SQLite file). It
 // returns the stream-chat-go client the app backend holds, and a function
@@ -37,13 +42,13 @@ func services() (sc *stream.Client, keys func(user string) *keyservice.Client, s
 	if err != nil {
 		log.Fatal(err)
 	}
-	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(ksSecret)}}}})
+	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(tokenSecret)}}}})
 	if err != nil {
 		log.Fatal(err)
 	}
 	ks := httptest.NewServer(h)
 	keys = func(user string) *keyservice.Client {
-		tok, err := server.UserToken(ksSecret, "", user, time.Hour)
+		tok, err := server.UserToken(tokenSecret, "", user, time.Hour)
 		if err != nil {
 			log.Fatal(err)
 		}
