@@ -42,6 +42,10 @@ type State struct {
 	// started it included), 0..epoch: the generations that may no longer
 	// sign that epoch's envelopes and grants.
 	signedAt []map[string]uint32
+	// lastSigner and lastGen: who signed the last record, with which card
+	// generation.
+	lastSigner string
+	lastGen    uint32
 }
 
 // ID returns the session ID.
@@ -89,6 +93,10 @@ func (s *State) SignedGeneration(userID string) (uint32, bool) {
 	g, ok := s.signed[userID]
 	return g, ok
 }
+
+// LastSigner returns who signed the last record (the creator for a
+// genesis, the actor for a change) and with which card generation.
+func (s *State) LastSigner() (userID string, generation uint32) { return s.lastSigner, s.lastGen }
 
 // MinGeneration returns the oldest card generation of userID that may sign
 // envelopes and grants of epoch: the newest generation userID had signed a
@@ -169,7 +177,7 @@ func stateOf(r *Record) *State {
 	s := &State{
 		id: SessionIDOf(r.Raw), cid: g.ChannelCID, creator: g.Creator, policy: g.Policy,
 		head: r.Hash, commits: [][HashSize]byte{g.Commitment}, roster: slices.Clone(g.Members),
-		signed: signed, signedAt: []map[string]uint32{signed},
+		signed: signed, signedAt: []map[string]uint32{signed}, lastSigner: g.Creator, lastGen: g.CreatorGen,
 	}
 	for _, m := range s.roster {
 		s.readers = append(s.readers, m.UserID)
@@ -309,6 +317,7 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 func (s *State) next(c *Change, hash [HashSize]byte, roster []Member, added []string) *State {
 	n := *s
 	n.seq, n.head, n.epoch, n.roster = c.Seq, hash, c.Epoch, roster
+	n.lastSigner, n.lastGen = c.Actor, c.ActorGen
 	if g, ok := s.signed[c.Actor]; !ok || c.ActorGen > g {
 		n.signed = maps.Clone(s.signed)
 		n.signed[c.Actor] = c.ActorGen
