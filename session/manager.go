@@ -450,7 +450,7 @@ func (m *Manager) directoryCards(ctx context.Context) memberlog.CardSource {
 func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, records [][]byte) (*memberlog.State, error) {
 	st := held
 	floor, hasFloor := m.floors.Floor(id)
-	var fresh []signedBy // the records this client never verified before, in order
+	var fresh []memberlog.Signer // the records this client never verified before, in order
 	for i, raw := range records {
 		var err error
 		if st == nil {
@@ -471,15 +471,17 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 			return nil, fmt.Errorf("%w: session %s at record %d", ErrFork, id, floor.Seq)
 		}
 		if !hasFloor || st.Seq() > floor.Seq {
-			u, g := st.LastSigner()
-			fresh = append(fresh, signedBy{u, g})
+			fresh = append(fresh, st.LastSigner())
 		}
 	}
 	if st == nil {
 		return nil, fmt.Errorf("%w: session %s has no genesis", ErrInvalidLog, id)
 	}
 	if err := m.checkRetired(st, fresh); err != nil {
-		return nil, fmt.Errorf("%w: session %s: %w", ErrInvalidLog, id, err)
+		if errors.Is(err, memberlog.ErrInvalid) {
+			return nil, fmt.Errorf("%w: session %s: %w", ErrInvalidLog, id, err)
+		}
+		return nil, err
 	}
 	if hasFloor && st.Seq() < floor.Seq {
 		return nil, fmt.Errorf("%w: session %s ends at record %d, this client verified up to %d", ErrRollback, id, st.Seq(), floor.Seq)
@@ -490,42 +492,21 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 	return st, nil
 }
 
-// signedBy is who signed a record, with which card generation.
-type signedBy struct {
-	user string
-	gen  uint32
-}
-
 // checkRetired applies the reader's rule on retired generations
-// (docs/PROTOCOL.md §10.4) to the records it verifies for the first time
-// (fresh, in log order), st being the state after the last: a record
-// signed with a generation older than the one the Pins hold for its
-// signer counts only if a later record of that signer, signed with the
-// pinned generation or a newer one, vouches for it (its hash chain covers
-// every record before it) — or if the signer is no longer a member and
-// another member signed after it. Otherwise the record may have been
-// forged with a retired key that leaked: the log is refused. Records at or
-// below the floor were verified before the newer generation was pinned,
-// and stay.
-func (m *Manager) checkRetired(st *memberlog.State, fresh []signedBy) error {
-	last := make(map[string]int, 4) // signer → index of its last fresh record
-	for i, r := range fresh {
-		last[r.user] = i
-	}
-	for user, i := range last {
+// (docs/PROTOCOL.md §10.4 rule 5, memberlog.CheckPinned) with the Pins:
+// records this client verifies for the first time, signed with a
+// generation older than the one it trusts for their signer, need a later
+// record of that signer, signed with the trusted generation, vouching for
+// them. Records at or below the floor were verified before the newer
+// generation was pinned, and stay.
+func (m *Manager) checkRetired(st *memberlog.State, fresh []memberlog.Signer) error {
+	return memberlog.CheckPinned(st, fresh, func(user string) (uint32, bool, error) {
 		pin, err := m.pins.Pinned(user)
-		if err != nil {
-			return err
+		if err != nil || pin == nil || pin.UserID() != user {
+			return 0, false, err
 		}
-		if pin == nil || pin.UserID() != user || pin.Generation() <= fresh[i].gen {
-			continue
-		}
-		if _, member := st.Member(user); !member && slices.ContainsFunc(fresh[i+1:], func(r signedBy) bool { return r.user != user }) {
-			continue
-		}
-		return fmt.Errorf("%w: %q last signed with card generation %d, older than the trusted generation %d", memberlog.ErrInvalid, user, fresh[i].gen, pin.Generation())
-	}
-	return nil
+		return pin.Generation(), true, nil
+	})
 }
 
 // fetch brings session id up to the Service's log: it verifies the records

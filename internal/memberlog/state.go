@@ -94,9 +94,48 @@ func (s *State) SignedGeneration(userID string) (uint32, bool) {
 	return g, ok
 }
 
-// LastSigner returns who signed the last record (the creator for a
-// genesis, the actor for a change) and with which card generation.
-func (s *State) LastSigner() (userID string, generation uint32) { return s.lastSigner, s.lastGen }
+// Signer is who signed a record, with which card generation.
+type Signer struct {
+	UserID     string
+	Generation uint32
+}
+
+// LastSigner returns who signed the last record: the creator for a
+// genesis, the actor for a change.
+func (s *State) LastSigner() Signer { return Signer{s.lastSigner, s.lastGen} }
+
+// CheckPinned is a reader's rule on retired generations
+// (docs/PROTOCOL.md §10.4 rule 5). fresh are the signers of the records
+// the reader verifies for the first time — past its floor, all of them
+// on first contact — in log order, and st the state after the last of
+// them; pinned returns the newest card generation of a user the reader
+// trusts (false: none). A record signed with a generation older than the
+// pinned one counts only if a later record of the same user, signed with
+// the pinned generation or newer, vouches for it (its hash chain covers
+// every record before it), or if the user is no longer in st's roster
+// and another user signed a record after it. Otherwise the record may
+// have been forged with a retired key that leaked, and CheckPinned
+// returns an error matching ErrInvalid.
+func CheckPinned(st *State, fresh []Signer, pinned func(userID string) (uint32, bool, error)) error {
+	last := make(map[string]int, 4) // user → index of its last fresh record
+	for i, r := range fresh {
+		last[r.UserID] = i
+	}
+	for user, i := range last {
+		g, ok, err := pinned(user)
+		if err != nil {
+			return err
+		}
+		if !ok || g <= fresh[i].Generation {
+			continue
+		}
+		if _, member := st.Member(user); !member && slices.ContainsFunc(fresh[i+1:], func(r Signer) bool { return r.UserID != user }) {
+			continue
+		}
+		return invalid(-1, "%q last signed with card generation %d, older than the trusted generation %d", user, fresh[i].Generation, g)
+	}
+	return nil
+}
 
 // MinGeneration returns the oldest card generation of userID that may sign
 // envelopes and grants of epoch: the newest generation userID had signed a

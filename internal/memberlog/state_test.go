@@ -682,3 +682,46 @@ func TestRetiredGenerations(t *testing.T) {
 		t.Errorf("an earlier state changed: MinGeneration = %d", g)
 	}
 }
+
+// TestCheckPinned: a reader that trusts a newer generation of a user than
+// the one that signed the user's last record it verifies refuses the log,
+// unless the user is gone and someone else signed after.
+func TestCheckPinned(t *testing.T) {
+	f := newFixture(t)
+	signers := make([]Signer, len(f.states))
+	for i, s := range f.states {
+		signers[i] = s.LastSigner()
+	}
+	if want := (Signer{"bob", 2}); signers[4] != want {
+		t.Fatalf("LastSigner of record 4 = %v, want %v", signers[4], want)
+	}
+	for _, tc := range []struct {
+		name, reason string
+		upto         int // the fresh records are from..upto
+		from         int
+		pins         map[string]uint32
+		ok           bool
+	}{
+		{"no pins", "nothing is retired", 8, 0, nil, true},
+		{"bob at his signing generation", "bob's last record is signed by the trusted generation", 8, 0, map[string]uint32{"bob": 2}, true},
+		{"bob behind", "bob, a member, last signed with generation 2; the reader trusts 3", 8, 0, map[string]uint32{"bob": 3}, false},
+		{"alice removed after her records", "dave's removal of alice, signed after her last record, vouches for it", 8, 0, map[string]uint32{"alice": 1}, true},
+		{"alice still a member", "before dave removes her, nothing vouches for alice's generation-0 records", 7, 0, map[string]uint32{"alice": 1}, false},
+		{"erin left, others signed after", "alice and dave signed after erin's leave", 8, 0, map[string]uint32{"erin": 1}, true},
+		{"erin left, nothing after", "erin's leave, by her retired generation, is the last record", 6, 0, map[string]uint32{"erin": 1}, false},
+		{"records below the floor", "records verified before the pin are not checked again", 8, 5, map[string]uint32{"bob": 3}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckPinned(f.states[tc.upto], signers[tc.from:tc.upto+1], func(u string) (uint32, bool, error) {
+				g, ok := tc.pins[u]
+				return g, ok, nil
+			})
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok = %v: %s", err, tc.ok, tc.reason)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("err = %v, want one matching ErrInvalid", err)
+			}
+		})
+	}
+}
