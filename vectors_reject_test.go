@@ -249,6 +249,7 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	pqHRP, _ := bech32.Encode("AGE-SECRET-KEY-PQ-", ageKey0)
 	aliceSeed := base64.RawURLEncoding.EncodeToString(k.aliceSeed0)
 	bob1 := k.bobCards[1]
+	userLine := "# veil-user: " + base64.RawURLEncoding.EncodeToString([]byte("bob"))
 	unchained := buildCard(cardFields{version: 1, kind: 2, generation: 1, created: uint64(bob1.Created().Unix()), user: "bob",
 		seed: k.bobSeed, recipient: k.bobRecip, prevSeed: k.aliceSeed0})
 	cases := []struct{ comment, text string }{
@@ -276,6 +277,11 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§4.1, §4.5: age key in mixed case", strings.Replace(text, lines[g0+1], mixedCase(lines[g0+1]), 1)},
 		{"§4.5: generation 0's age key line holds generation 1's key, which does not derive the card's recipient", strings.Replace(text, lines[g0+1]+"\n", lines[g1+1]+"\n", 1)},
 		{"§4.5: generation 1's card is valid but its prev_sig is not by generation 0's key: the cards do not chain", strings.Replace(text, strings.Fields(lines[g1])[4], base64.RawURLEncoding.EncodeToString(unchained), 1)},
+		{"§4.5: a second user line", strings.Replace(text, userLine+"\n", userLine+"\n"+userLine+"\n", 1)},
+		{"§4.5: the user line's base64url with padding (=)", strings.Replace(text, userLine+"\n", userLine+"=\n", 1)},
+		{"§4.5: the generation-0 line carries generation 1's seed and card (and its key line generation 1's key)", join(lines[:g0], []string{"# veil-generation: 0 " + strings.SplitN(lines[g1], " ", 4)[3], lines[g1+1]}, lines[g1:])},
+		{"§2, §4.5: an age key with a bad Bech32 checksum", strings.Replace(text, lines[g0+1], badChecksum(lines[g0+1]), 1)},
+		{"§2, §4.5: an age key whose 4 padding bits are not zero (a valid checksum)", strings.Replace(text, lines[g0+1], paddingBitsSet(t, lines[g0+1]), 1)},
 	}
 	var out []rejectVector
 	for _, c := range cases {
@@ -310,6 +316,64 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		InputText: string(armorBytes(t, two)), Passphrase: "correct horse",
 	})
 	return out
+}
+
+// bech32Charset is Bech32's alphabet (BIP 173).
+const bech32Charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+// badChecksum changes the last character of a Bech32 string (its
+// checksum's) to another of the same case.
+func badChecksum(s string) string {
+	last := strings.IndexByte(bech32Charset, strings.ToLower(s[len(s)-1:])[0])
+	return s[:len(s)-1] + strings.ToUpper(string(bech32Charset[(last+1)%32]))
+}
+
+// paddingBitsSet returns the upper-case Bech32 string s (of 32 bytes of
+// data) with the low bit of its last data character set — a padding bit,
+// as 52 characters carry 260 bits — and the checksum computed again.
+func paddingBitsSet(t *testing.T, s string) string {
+	lower := strings.ToLower(s)
+	pos := strings.LastIndexByte(lower, '1')
+	hrp, data := lower[:pos], lower[pos+1:len(lower)-6]
+	values := make([]byte, len(data))
+	for i := range data {
+		values[i] = byte(strings.IndexByte(bech32Charset, data[i]))
+	}
+	if len(values) != 52 {
+		t.Fatalf("%d data characters, want 52", len(values))
+	}
+	values[51] |= 1
+	polymod := func(vs []byte) uint32 {
+		gen := []uint32{0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3}
+		chk := uint32(1)
+		for _, v := range vs {
+			top := chk >> 25
+			chk = (chk&0x1ffffff)<<5 ^ uint32(v)
+			for i := range 5 {
+				if (top>>i)&1 == 1 {
+					chk ^= gen[i]
+				}
+			}
+		}
+		return chk
+	}
+	var exp []byte
+	for _, c := range []byte(hrp) {
+		exp = append(exp, c>>5)
+	}
+	exp = append(exp, 0)
+	for _, c := range []byte(hrp) {
+		exp = append(exp, c&31)
+	}
+	mod := polymod(append(append(exp, values...), 0, 0, 0, 0, 0, 0)) ^ 1
+	out := []byte(hrp + "1")
+	for _, v := range values {
+		out = append(out, bech32Charset[v])
+	}
+	for i := range 6 {
+		out = append(out, bech32Charset[(mod>>(5*(5-i)))&31])
+	}
+	return strings.ToUpper(string(out))
 }
 
 // mixedCase lower-cases every other letter of s.
@@ -675,6 +739,7 @@ func grantRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§7: a grant for epoch 1 where epoch 0 was asked for", func(f *grantFields) { f.epoch = 1 }, nil},
 		{"§7: a grant for another channel than asked for", func(f *grantFields) { f.cid = "messaging:elsewhere" }, nil},
 		{"§7: empty grantee", func(f *grantFields) { f.grantee = "" }, nil},
+		{"§7: a grant for another session than asked for", func(f *grantFields) { f.sid = bytes.Repeat([]byte{0x5a}, 16) }, nil},
 		{"§7: a scrypt (passphrase) stanza instead of a recipient stanza", func(f *grantFields) { f.recipients = []age.Recipient{scryptRecipient(t)} }, nil},
 		{"§7, §10.4: signed by the granter's generation 0 for an epoch that began after the granter signed the log with generation 1",
 			func(f *grantFields) { f.granterGen, f.seed = 0, k.aliceSeed0 }, func(g *grantContext) { g.MinGranterGeneration = 1 }},
