@@ -1040,7 +1040,9 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 // (e.g. sealed after it was removed), an *identity.KeyChangeError when the
 // sender's card is not trusted, ErrStaleRevision for an edit older than one
 // it opened before (ErrEquivocation for a different envelope of the same
-// revision), and ErrDecrypt for everything else that does not authenticate.
+// revision), and ErrDecrypt for everything else that does not authenticate
+// — an envelope signed by a generation of its sender that the log retired
+// before its epoch began included.
 func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
