@@ -31,6 +31,18 @@ type logVectors struct {
 	Cards   map[string][]string `json:"cards"` // user → cards, generation 0 first
 	Chains  []logChain          `json:"chains"`
 	Invalid []logInvalid        `json:"invalid"`
+	Pinned  []logPinned         `json:"pinned"`
+}
+
+// logPinned is a log read by a reader that trusts, before it verifies any
+// of it, newer card generations of some users (§10.4 rule 5): the first
+// Prefix records of Chains[Chain], valid by every other rule.
+type logPinned struct {
+	Comment string            `json:"comment"`
+	Chain   int               `json:"chain"`
+	Prefix  int               `json:"prefix"`
+	Pins    map[string]uint32 `json:"pins"` // user → the newest generation the reader trusts
+	Valid   bool              `json:"valid"`
 }
 
 type logChain struct {
@@ -57,6 +69,13 @@ type logState struct {
 	Roster       []logMember `json:"roster"`
 	Readers      []string    `json:"readers"` // R(epoch)
 	RosterDigest string      `json:"roster_digest"`
+	// Signed is, per user who signed a record so far, the newest card
+	// generation it signed one with (older ones are retired, §10.4).
+	Signed map[string]uint32 `json:"signed"`
+	// MinGenerations is, per epoch 0..epoch, Signed as it was when the
+	// epoch began: the oldest generation of each user that may sign the
+	// epoch's envelopes and grants (users absent: 0).
+	MinGenerations []map[string]uint32 `json:"min_generations"`
 }
 
 type logMember struct {
@@ -224,8 +243,26 @@ func stateVector(s *memberlog.State) logState {
 	}
 	d := rosterDigestOf(uint8(s.Policy()), roster)
 	v.RosterDigest = hex.EncodeToString(d[:])
+	v.Signed = map[string]uint32{}
+	for _, u := range logUserNames {
+		if g, ok := s.SignedGeneration(u); ok {
+			v.Signed[u] = g
+		}
+	}
+	for e := uint32(0); e <= s.Epoch(); e++ {
+		m := map[string]uint32{}
+		for _, u := range logUserNames {
+			if g := s.MinGeneration(e, u); g > 0 {
+				m[u] = g
+			}
+		}
+		v.MinGenerations = append(v.MinGenerations, m)
+	}
 	return v
 }
+
+// logUserNames are the users of the log vectors.
+var logUserNames = []string{"alice", "bob", "carol", "dave", "erin", "frank"}
 
 // ---- an encoder of §10 that writes whatever it is given ----------------
 
@@ -524,6 +561,7 @@ func memberlogVectors(t *testing.T) *logVectors {
 	c.change("frank adds bob and carol with history", frank0, false, opAdd(bob0, M), opAdd(carol0, M))
 	c.change("bob, a member, rotates: epoch 1", bob0, true)
 	c.change("carol leaves", carol0, false, opRemove("carol"))
+	c.change("frank rotates: epoch 2", frank0, true)
 
 	builders := []*chainBuilder{a, b, c}
 
@@ -770,6 +808,8 @@ func memberlogVectors(t *testing.T) *logVectors {
 		bad("§10.3: carol, a member, removes bob, the last admin, and promotes no one", "no admin", 0, 8, nextChange(sa(8), carol0).newEpoch().with(opRemove("bob")).encode())
 		bad("§10.3: bob, a member, removes carol under policy 0", "policy does not allow", 2, 2, nextChange(c.states[1], bob0).newEpoch().with(opRemove("carol")).encode())
 	}
+	// §10.4 rule 2: retired generations.
+	bad("§10.4 rule 2: alice signs with generation 0 after her record 9, signed with generation 1, retired it", "retired", 0, 10, rotate(sa(10), alice0).encode())
 	// §10.4 rule 4: the floor.
 	{
 		fork, _, err := sa(3).NewChange(bob0, nil, true, strayCommitment, a.time(3))
@@ -790,6 +830,21 @@ func memberlogVectors(t *testing.T) *logVectors {
 	}
 	for _, cb := range builders {
 		lv.Chains = append(lv.Chains, cb.chain)
+	}
+	lv.Pinned = []logPinned{
+		{"§10.4 rule 5: the reader trusts alice's generation 1; her generation-0 records are followed by record 9, which generation 1 signed", 0, 11, map[string]uint32{"alice": 1}, true},
+		{"§10.4 rule 5: the reader trusts alice's generation 1; her last record (7) is signed by generation 0 and she is a member", 0, 9, map[string]uint32{"alice": 1}, false},
+		{"§10.4 rule 5: the reader trusts bob's generation 1; his only record (3) is signed by generation 0, and he is a member again", 0, 11, map[string]uint32{"bob": 1}, false},
+		{"§10.4 rule 5: the reader trusts bob's generation 1; his record 3 is signed by generation 0, but carol removed him after it (record 8)", 0, 10, map[string]uint32{"bob": 1}, true},
+		{"§10.4 rule 5: the reader trusts dave's generation 1, the generation of all his records", 1, 5, map[string]uint32{"dave": 1}, true},
+		{"§10.4 rule 5: the reader trusts carol's generation 1; her leave (record 3), signed by generation 0, is the last record", 2, 4, map[string]uint32{"carol": 1}, false},
+		{"§10.4 rule 5: the reader trusts carol's generation 1; frank signed after her leave", 2, 5, map[string]uint32{"carol": 1}, true},
+		{"§10.4 rule 5: the reader trusts frank's generation 1; every record of his is signed by generation 0 and he is a member", 2, 5, map[string]uint32{"frank": 1}, false},
+	}
+	for _, p := range lv.Pinned {
+		if err := replayPinned(lv, p); (err == nil) != p.Valid {
+			t.Errorf("%s: %v, want valid = %v", p.Comment, err, p.Valid)
+		}
 	}
 	for _, c := range cases {
 		v := logInvalid{Comment: c.comment, Chain: c.chain, Prefix: c.prefix}
@@ -937,6 +992,37 @@ func replayLog(lv *logVectors, v logInvalid) error {
 	return nil
 }
 
+// replayPinned reads a pinned log (§10.4 rule 5): every record is one the
+// reader verifies for the first time.
+func replayPinned(lv *logVectors, p logPinned) error {
+	cards, err := logDirectory(lv.Cards, nil)
+	if err != nil {
+		return err
+	}
+	ch := lv.Chains[p.Chain]
+	var s *memberlog.State
+	var fresh []memberlog.Signer
+	for i, r := range ch.Records[:p.Prefix] {
+		raw, err := hex.DecodeString(r.Record)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			s, err = readGenesis(raw, ch.SessionID, ch.ChannelCID, cards)
+		} else {
+			s, err = s.Apply(raw, cards)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: record %d: %v", errPrefix, i, err)
+		}
+		fresh = append(fresh, s.LastSigner())
+	}
+	return memberlog.CheckPinned(s, fresh, func(u string) (uint32, bool, error) {
+		g, ok := p.Pins[u]
+		return g, ok, nil
+	})
+}
+
 // checkFloor is §10.4 rule 4: a log must reach the floor and have the
 // floor's hash at its sequence number.
 func checkFloor(heads [][memberlog.HashSize]byte, f logFloor) error {
@@ -1022,5 +1108,18 @@ func TestVectorsMemberlog(t *testing.T) {
 		if err == nil || errors.Is(err, errPrefix) {
 			t.Errorf("invalid[%d] (%s): %v", i, v.Comment, err)
 		}
+	}
+	valid := 0
+	for i, p := range lv.Pinned {
+		err := replayPinned(&lv, p)
+		if errors.Is(err, errPrefix) || (err == nil) != p.Valid {
+			t.Errorf("pinned[%d] (%s): %v, want valid = %v", i, p.Comment, err, p.Valid)
+		}
+		if p.Valid {
+			valid++
+		}
+	}
+	if valid == 0 || valid == len(lv.Pinned) {
+		t.Errorf("pinned: %d of %d valid; want both kinds", valid, len(lv.Pinned))
 	}
 }

@@ -28,10 +28,12 @@ import (
 // AEAD tags — and break exactly one rule of docs/PROTOCOL.md, which the
 // comment names.
 type rejectVector struct {
-	Construction string           `json:"construction"` // card, export, passphrase_export, envelope, text, grant, attachment
+	Construction string           `json:"construction"` // card, chain, export, passphrase_export, envelope, text, grant, attachment
 	Comment      string           `json:"comment"`
 	Input        string           `json:"input,omitempty"`      // hex, for binary inputs
 	InputText    string           `json:"input_text,omitempty"` // for text inputs
+	Padding      int              `json:"padding,omitempty"`    // export: bytes of one comment line put before input_text
+	Cards        []string         `json:"cards,omitempty"`      // chain: a card history, hex, in order
 	Envelope     *envelopeContext `json:"envelope_context,omitempty"`
 	Grant        *grantContext    `json:"grant_context,omitempty"`
 	FileKey      string           `json:"file_key,omitempty"`
@@ -51,6 +53,14 @@ type envelopeContext struct {
 	ParentID   string `json:"parent_id"`
 	QuotedID   string `json:"quoted_id"`
 	Revision   uint32 `json:"revision"`
+	// SessionChannelCID is the channel the session's genesis names, when
+	// it is not ChannelCID (the message's).
+	SessionChannelCID string `json:"session_channel_cid,omitempty"`
+	// MinSenderGeneration is the oldest generation of the sender that may
+	// sign envelopes of the epoch, as the reader's verified log says
+	// (§10.4: the newest generation the sender had signed a record with
+	// when the epoch began).
+	MinSenderGeneration uint32 `json:"min_sender_generation,omitempty"`
 }
 
 // grantContext is what a grantee holds when it opens a grant: its identity,
@@ -61,6 +71,10 @@ type grantContext struct {
 	SessionID     string   `json:"session_id"`
 	Epoch         uint32   `json:"epoch"`
 	ChannelCID    string   `json:"channel_cid"`
+	// MinGranterGeneration is the oldest generation of the granter that
+	// may sign grants of the epoch, as the reader's verified log says
+	// (§10.4).
+	MinGranterGeneration uint32 `json:"min_granter_generation,omitempty"`
 }
 
 // vectorKeys are the key materials of the vector identities (alice is
@@ -234,6 +248,10 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 	_, ageKey0, _ := bech32.Decode(lines[g0+1])
 	pqHRP, _ := bech32.Encode("AGE-SECRET-KEY-PQ-", ageKey0)
 	aliceSeed := base64.RawURLEncoding.EncodeToString(k.aliceSeed0)
+	bob1 := k.bobCards[1]
+	userLine := "# veil-user: " + base64.RawURLEncoding.EncodeToString([]byte("bob"))
+	unchained := buildCard(cardFields{version: 1, kind: 2, generation: 1, created: uint64(bob1.Created().Unix()), user: "bob",
+		seed: k.bobSeed, recipient: k.bobRecip, prevSeed: k.aliceSeed0})
 	cases := []struct{ comment, text string }{
 		{"§4.5: no veil-identity line", join(lines[:g0-2], lines[g0-1:])},
 		{"§4.5: veil-identity v2", strings.Replace(text, "# veil-identity: v1", "# veil-identity: v2", 1)},
@@ -251,6 +269,19 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§4.5: age key with the HRP of the other kind", strings.Replace(text, lines[g0+1], pqHRP, 1)},
 		{"§4.5: seed that does not derive the card's signing key", strings.Replace(text, seed0, aliceSeed, 1)},
 		{"§4.5: user line naming another user", strings.Replace(text, "# veil-user: "+base64.RawURLEncoding.EncodeToString([]byte("bob")), "# veil-user: "+base64.RawURLEncoding.EncodeToString([]byte("bobby")), 1)},
+		{"§4.5: a trailing space after the header line", strings.Replace(text, "# veil-identity: v1\n", "# veil-identity: v1 \n", 1)},
+		{"§4.5: a trailing space after a generation line", strings.Replace(text, lines[g0]+"\n", lines[g0]+" \n", 1)},
+		{"§4.5: a trailing space after a key line", strings.Replace(text, lines[g0+1]+"\n", lines[g0+1]+" \n", 1)},
+		{"§4.5: CR CR LF ends a line (one CR stays in the line)", strings.Replace(text, "# veil-identity: v1\n", "# veil-identity: v1\r\r\n", 1)},
+		{"§4.5: a second header line", strings.Replace(text, "# veil-identity: v1\n", "# veil-identity: v1\n# veil-identity: v1\n", 1)},
+		{"§4.1, §4.5: age key in mixed case", strings.Replace(text, lines[g0+1], mixedCase(lines[g0+1]), 1)},
+		{"§4.5: generation 0's age key line holds generation 1's key, which does not derive the card's recipient", strings.Replace(text, lines[g0+1]+"\n", lines[g1+1]+"\n", 1)},
+		{"§4.5: generation 1's card is valid but its prev_sig is not by generation 0's key: the cards do not chain", strings.Replace(text, strings.Fields(lines[g1])[4], base64.RawURLEncoding.EncodeToString(unchained), 1)},
+		{"§4.5: a second user line", strings.Replace(text, userLine+"\n", userLine+"\n"+userLine+"\n", 1)},
+		{"§4.5: the user line's base64url with padding (=)", strings.Replace(text, userLine+"\n", userLine+"=\n", 1)},
+		{"§4.5: the generation-0 line carries generation 1's seed and card (and its key line generation 1's key)", join(lines[:g0], []string{"# veil-generation: 0 " + strings.SplitN(lines[g1], " ", 4)[3], lines[g1+1]}, lines[g1:])},
+		{"§2, §4.5: an age key with a bad Bech32 checksum", strings.Replace(text, lines[g0+1], badChecksum(lines[g0+1]), 1)},
+		{"§2, §4.5: an age key whose 4 padding bits are not zero (a valid checksum)", strings.Replace(text, lines[g0+1], paddingBitsSet(t, lines[g0+1]), 1)},
 	}
 	var out []rejectVector
 	for _, c := range cases {
@@ -259,6 +290,8 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		}
 		out = append(out, rejectVector{Construction: "export", Comment: c.comment, InputText: c.text})
 	}
+	out = append(out, rejectVector{Construction: "export", Comment: "§4.5: a valid export made 4 MiB + 1 byte long by a comment line before it (readers bound the input at 4,194,304 bytes)",
+		InputText: text, Padding: identity.MaxExportSize + 1 - len(text)})
 
 	// A passphrase export whose scrypt work factor (log2 N = 19) is above
 	// the reader's bound: refused before scrypt runs.
@@ -272,6 +305,126 @@ func exportRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		Construction: "passphrase_export", Comment: "§4.5: scrypt work factor 19, above the bound of 18",
 		InputText: string(armorBytes(t, raw)), Passphrase: "correct horse",
 	})
+	// The same file with an X25519 stanza beside the scrypt one: a
+	// passphrase file has exactly one stanza.
+	two := dearmor(t, enc)
+	x := []byte("-> X25519 " + base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32)) + "\n" + base64.RawStdEncoding.EncodeToString(make([]byte, 32)) + "\n")
+	at := bytes.Index(two, []byte("\n---")) + 1
+	two = append(append(append([]byte(nil), two[:at]...), x...), two[at:]...)
+	out = append(out, rejectVector{
+		Construction: "passphrase_export", Comment: "§4.5: an X25519 stanza beside the scrypt stanza",
+		InputText: string(armorBytes(t, two)), Passphrase: "correct horse",
+	})
+	return out
+}
+
+// bech32Charset is Bech32's alphabet (BIP 173).
+const bech32Charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+// badChecksum changes the last character of a Bech32 string (its
+// checksum's) to another of the same case.
+func badChecksum(s string) string {
+	last := strings.IndexByte(bech32Charset, strings.ToLower(s[len(s)-1:])[0])
+	return s[:len(s)-1] + strings.ToUpper(string(bech32Charset[(last+1)%32]))
+}
+
+// paddingBitsSet returns the upper-case Bech32 string s (of 32 bytes of
+// data) with the low bit of its last data character set — a padding bit,
+// as 52 characters carry 260 bits — and the checksum computed again.
+func paddingBitsSet(t *testing.T, s string) string {
+	lower := strings.ToLower(s)
+	pos := strings.LastIndexByte(lower, '1')
+	hrp, data := lower[:pos], lower[pos+1:len(lower)-6]
+	values := make([]byte, len(data))
+	for i := range data {
+		values[i] = byte(strings.IndexByte(bech32Charset, data[i]))
+	}
+	if len(values) != 52 {
+		t.Fatalf("%d data characters, want 52", len(values))
+	}
+	values[51] |= 1
+	polymod := func(vs []byte) uint32 {
+		gen := []uint32{0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3}
+		chk := uint32(1)
+		for _, v := range vs {
+			top := chk >> 25
+			chk = (chk&0x1ffffff)<<5 ^ uint32(v)
+			for i := range 5 {
+				if (top>>i)&1 == 1 {
+					chk ^= gen[i]
+				}
+			}
+		}
+		return chk
+	}
+	var exp []byte
+	for _, c := range []byte(hrp) {
+		exp = append(exp, c>>5)
+	}
+	exp = append(exp, 0)
+	for _, c := range []byte(hrp) {
+		exp = append(exp, c&31)
+	}
+	mod := polymod(append(append(exp, values...), 0, 0, 0, 0, 0, 0)) ^ 1
+	out := []byte(hrp + "1")
+	for _, v := range values {
+		out = append(out, bech32Charset[v])
+	}
+	for i := range 6 {
+		out = append(out, bech32Charset[(mod>>(5*(5-i)))&31])
+	}
+	return strings.ToUpper(string(out))
+}
+
+// mixedCase lower-cases every other letter of s.
+func mixedCase(s string) string {
+	b := []byte(s)
+	n := 0
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			if n%2 == 1 {
+				b[i] = c + 'a' - 'A'
+			}
+			n++
+		}
+	}
+	return string(b)
+}
+
+// chainRejections are card histories that break §4.2's chain rule: every
+// card valid alone.
+func chainRejections(t *testing.T, k *vectorKeys) []rejectVector {
+	bob0, bob1 := k.bobCards[0], k.bobCards[1]
+	base := cardFields{version: 1, kind: 2, generation: 1, created: uint64(bob1.Created().Unix()), user: "bob",
+		seed: k.bobSeed, recipient: k.bobRecip, prevSeed: k.bobSeed0}
+	if !bytes.Equal(buildCard(base), bob1.Marshal()) {
+		t.Fatal("buildCard does not reproduce bob's generation-1 card")
+	}
+	h0 := hex.EncodeToString(bob0.Marshal())
+	cases := []struct {
+		comment string
+		edit    func(f *cardFields)
+	}{
+		{"§4.2: generation 2 after generation 0", func(f *cardFields) { f.generation = 2 }},
+		{"§4.2: the successor was created one second before its predecessor", func(f *cardFields) { f.created = uint64(bob0.Created().Unix()) - 1 }},
+		{"§4.2: prev_sig by another key than the predecessor's", func(f *cardFields) { f.prevSeed = k.aliceSeed0 }},
+		{"§4.2: the successor names another user (bobby)", func(f *cardFields) { f.user = "bobby" }},
+	}
+	var out []rejectVector
+	for _, c := range cases {
+		f := base
+		c.edit(&f)
+		b := buildCard(f)
+		if _, err := identity.ParseCard(b); err != nil {
+			t.Fatalf("%s: the successor is not a valid card alone: %v", c.comment, err)
+		}
+		out = append(out, rejectVector{Construction: "chain", Comment: c.comment, Cards: []string{h0, hex.EncodeToString(b)}})
+	}
+	// A successor card signed under veil/v1/card-successor but over the
+	// predecessor's body, not its own.
+	b := buildCard(base)
+	copy(b[len(b)-64:], ed25519.Sign(ed25519.NewKeyFromSeed(k.bobSeed0), labeled("veil/v1/card-successor", bob0.Marshal()[:len(bob0.Marshal())-64])))
+	out = append(out, rejectVector{Construction: "chain", Comment: "§4.2: prev_sig covers the predecessor's body, not the successor's", Cards: []string{h0, hex.EncodeToString(b)}})
 	return out
 }
 
@@ -425,6 +578,34 @@ func envelopeRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		c.edit(&f)
 		out = append(out, rejectVector{Construction: "envelope", Comment: c.comment, Input: hex.EncodeToString(sealEnvelope(t, f)), Envelope: envCtx})
 	}
+	// Cases whose context is not the control's: the envelope is sealed,
+	// signed and opened under the same context, which breaks a rule on
+	// its own.
+	long := strings.Repeat("m", session.MaxBindingFieldLen+1)
+	ctxCases := []struct {
+		comment string
+		edit    func(f *envelopeFields, e *envelopeContext)
+	}{
+		{"§6.2: a message ID of 1,025 bytes", func(f *envelopeFields, e *envelopeContext) { f.ctx.MessageID, e.MessageID = long, long }},
+		{"§6.2: a quoted ID of 1,025 bytes", func(f *envelopeFields, e *envelopeContext) { f.ctx.QuotedID, e.QuotedID = long, long }},
+		{"§6.2: a parent ID of 1,025 bytes", func(f *envelopeFields, e *envelopeContext) { f.ctx.ParentID, e.ParentID = long, long }},
+		{"§6.2: an empty message ID", func(f *envelopeFields, e *envelopeContext) { f.ctx.MessageID, e.MessageID = "", "" }},
+		{"§6.5: the context's channel CID is not the session's (messaging:other)", func(f *envelopeFields, e *envelopeContext) {
+			f.ctx.ChannelCID, e.ChannelCID, e.SessionChannelCID = "messaging:other", "messaging:other", "messaging:vectors"
+		}},
+		{"§6.5: the context's sender is bob; the trusted card given is alice's", func(f *envelopeFields, e *envelopeContext) { f.ctx.SenderID, e.SenderID = "bob", "bob" }},
+		{"§6.5, §10.4: sealed by the sender's generation 0 under an epoch that began after the sender signed the log with generation 1", func(f *envelopeFields, e *envelopeContext) {
+			f.gen, f.seed = 0, k.aliceSeed0
+			e.SenderCard, e.MinSenderGeneration = hex.EncodeToString(k.aliceCards[0].Marshal()), 1
+		}},
+	}
+	for _, c := range ctxCases {
+		f := base
+		f.padded = bytes.Clone(base.padded)
+		e := *envCtx
+		c.edit(&f, &e)
+		out = append(out, rejectVector{Construction: "envelope", Comment: c.comment, Input: hex.EncodeToString(sealEnvelope(t, f)), Envelope: &e})
+	}
 	out = append(out, rejectVector{Construction: "envelope", Comment: "§6.5: shorter than 161 + 32 bytes", Input: hex.EncodeToString(sealed[:192]), Envelope: envCtx})
 
 	text := session.EncodeText(sealed)
@@ -467,6 +648,7 @@ type grantFields struct {
 	seed       []byte
 	label      string // "" means veil/v1/grant
 	trailing   []byte // appended after the signature
+	padTo      int    // > 0: zero bytes after the payload, to make the age file this long
 	recipients []age.Recipient
 }
 
@@ -489,16 +671,27 @@ func buildGrant(t *testing.T, f grantFields) []byte {
 	}
 	b = append(b, ed25519.Sign(ed25519.NewKeyFromSeed(f.seed), labeled(label, b))...)
 	b = append(b, f.trailing...)
-	var out bytes.Buffer
-	w, err := age.Encrypt(&out, f.recipients...)
-	if err != nil {
-		t.Fatal(err)
+	seal := func(payload []byte) []byte {
+		var out bytes.Buffer
+		w, err := age.Encrypt(&out, f.recipients...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(payload)
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
 	}
-	w.Write(b)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	out := seal(b)
+	if f.padTo > 0 {
+		// The file's size grows by the payload's, in one chunk.
+		out = seal(append(b, make([]byte, f.padTo-len(out))...))
+		if len(out) != f.padTo {
+			t.Fatalf("padded grant of %d bytes, want %d", len(out), f.padTo)
+		}
 	}
-	return out.Bytes()
+	return out
 }
 
 func grantRejections(t *testing.T, k *vectorKeys) []rejectVector {
@@ -545,6 +738,12 @@ func grantRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		{"§7: names granter generation 0 but signed by generation 1", func(f *grantFields) { f.granterGen = 0 }, nil},
 		{"§7: a grant for epoch 1 where epoch 0 was asked for", func(f *grantFields) { f.epoch = 1 }, nil},
 		{"§7: a grant for another channel than asked for", func(f *grantFields) { f.cid = "messaging:elsewhere" }, nil},
+		{"§7: empty grantee", func(f *grantFields) { f.grantee = "" }, nil},
+		{"§7: a grant for another session than asked for", func(f *grantFields) { f.sid = bytes.Repeat([]byte{0x5a}, 16) }, nil},
+		{"§7: a scrypt (passphrase) stanza instead of a recipient stanza", func(f *grantFields) { f.recipients = []age.Recipient{scryptRecipient(t)} }, nil},
+		{"§7, §10.4: signed by the granter's generation 0 for an epoch that began after the granter signed the log with generation 1",
+			func(f *grantFields) { f.granterGen, f.seed = 0, k.aliceSeed0 }, func(g *grantContext) { g.MinGranterGeneration = 1 }},
+		{"§7: an age file of 4,097 bytes, one more than the bound: a valid grant whose payload is followed by zero bytes", func(f *grantFields) { f.padTo = session.MaxGrantSize + 1 }, nil},
 	}
 	var out []rejectVector
 	for _, c := range cases {
@@ -558,7 +757,39 @@ func grantRejections(t *testing.T, k *vectorKeys) []rejectVector {
 		}
 		out = append(out, rejectVector{Construction: "grant", Comment: c.comment, Input: hex.EncodeToString(buildGrant(t, f)), Grant: ctx})
 	}
+	// A grant from bob to alice, whose hybrid key holds an X25519 key,
+	// wrapped with an X25519 stanza to that half: a hybrid key opens only
+	// mlkem768x25519 stanzas.
+	aliceRecip := k.aliceCards[1].Recipient()
+	half, err := bech32.Encode("age", k.aliceRecip[len(k.aliceRecip)-32:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := age.ParseX25519Recipient(half)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toAlice := grantFields{version: 1, sid: sid[:], epoch: 0, key: key.Bytes(), cid: "messaging:vectors",
+		grantee: "alice", granteeGen: 1, granter: "bob", granterGen: 1, seed: k.bobSeed, recipients: []age.Recipient{aliceRecip}}
+	aliceCtx := &grantContext{GranteeExport: k.aliceExport, GranterCards: []string{hex.EncodeToString(k.bobCards[0].Marshal()), hex.EncodeToString(k.bobCards[1].Marshal())},
+		SessionID: sid.String(), Epoch: 0, ChannelCID: "messaging:vectors"}
+	if _, err := openGrantVector(t, buildGrant(t, toAlice), aliceCtx); err != nil {
+		t.Fatalf("the control grant to alice does not open: %v", err)
+	}
+	toAlice.recipients = []age.Recipient{x}
+	out = append(out, rejectVector{Construction: "grant", Comment: "§7: an X25519 stanza wrapped to the X25519 half of a hybrid grantee's key",
+		Input: hex.EncodeToString(buildGrant(t, toAlice)), Grant: aliceCtx})
 	return out
+}
+
+// scryptRecipient is a passphrase recipient of the lowest work factor.
+func scryptRecipient(t *testing.T) age.Recipient {
+	r, err := age.NewScryptRecipient("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetWorkFactor(10)
+	return r
 }
 
 // openGrantVector opens a grant as the grant context's reader would,
@@ -590,7 +821,25 @@ func openGrantVector(t *testing.T, grant []byte, gc *grantContext) (*session.Gra
 	if g.SessionID.String() != gc.SessionID || g.Epoch != gc.Epoch || g.ChannelCID != gc.ChannelCID {
 		return nil, errors.New("not the grant asked for")
 	}
+	// What session.Manager checks after it opens (with the log's
+	// State.MinGeneration): a generation the log retired.
+	if g.GranterGeneration < gc.MinGranterGeneration {
+		return nil, errors.New("the granter's generation is retired for the epoch")
+	}
 	return g, nil
+}
+
+// paddedExport is an export vector's input: a comment line of padding
+// bytes ("#", then "x"s, then LF), then text.
+func paddedExport(text string, padding int) []byte {
+	if padding <= 0 {
+		return []byte(text)
+	}
+	b := make([]byte, 0, padding+len(text))
+	b = append(b, '#')
+	b = append(b, bytes.Repeat([]byte("x"), padding-2)...)
+	b = append(b, '\n')
+	return append(b, text...)
 }
 
 type chunk struct {
@@ -679,11 +928,16 @@ func init() {
 		k := loadVectorKeys(t)
 		var out []rejectVector
 		out = append(out, cardRejections(t, k)...)
+		out = append(out, chainRejections(t, k)...)
 		out = append(out, exportRejections(t, k)...)
 		out = append(out, envelopeRejections(t, k)...)
 		out = append(out, grantRejections(t, k)...)
 		out = append(out, attachmentRejections(t)...)
 		return "rejections.json", out
+	}, func(t *testing.T) (string, any) {
+		return "accepts.json", acceptVectors(t, loadVectorKeys(t))
+	}, func(t *testing.T) (string, any) {
+		return "stanzas.json", stanzaVectors(t)
 	})
 }
 
@@ -698,7 +952,7 @@ func TestVectorsReject(t *testing.T) {
 			t.Errorf("rejections[%d] (%s: %s) was accepted", i, v.Construction, v.Comment)
 		}
 	}
-	for _, c := range []string{"card", "export", "passphrase_export", "envelope", "text", "grant", "attachment"} {
+	for _, c := range []string{"card", "chain", "export", "passphrase_export", "envelope", "text", "grant", "attachment"} {
 		if seen[c] == 0 {
 			t.Errorf("no rejection vector for %s", c)
 		}
@@ -712,8 +966,18 @@ func rejectErr(t *testing.T, v rejectVector) error {
 	case "card":
 		_, err := identity.ParseCard(unhex(t, v.Input))
 		return err
+	case "chain":
+		var cards []*identity.Card
+		for _, h := range v.Cards {
+			c, err := identity.ParseCard(unhex(t, h))
+			if err != nil {
+				t.Fatalf("a card of a chain vector does not parse: %v", err)
+			}
+			cards = append(cards, c)
+		}
+		return identity.VerifyChain(cards)
 	case "export":
-		_, err := identity.Import([]byte(v.InputText))
+		_, err := identity.Import(paddedExport(v.InputText, v.Padding))
 		return err
 	case "passphrase_export":
 		_, err := identity.ImportWithPassphrase([]byte(v.InputText), v.Passphrase, 0)
@@ -722,7 +986,11 @@ func rejectErr(t *testing.T, v rejectVector) error {
 		e := v.Envelope
 		id, _ := session.ParseID(e.SessionID)
 		key, _ := session.ParseEpochKey(unhex(t, e.EpochKey))
-		s, err := session.FromKeys(nil, id, e.ChannelCID, map[uint32]session.EpochKey{e.Epoch: key})
+		scid := e.ChannelCID
+		if e.SessionChannelCID != "" {
+			scid = e.SessionChannelCID
+		}
+		s, err := session.FromKeys(nil, id, scid, map[uint32]session.EpochKey{e.Epoch: key})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -731,6 +999,13 @@ func rejectErr(t *testing.T, v rejectVector) error {
 			t.Fatal(err)
 		}
 		mc := session.Binding{ChannelCID: e.ChannelCID, MessageID: e.MessageID, SenderID: e.SenderID, ParentID: e.ParentID, QuotedID: e.QuotedID, Revision: e.Revision}
+		// What session.Manager checks before it opens (with the log's
+		// State.MinGeneration): a generation the log retired.
+		if v.Construction == "envelope" {
+			if h, err := session.ParseHeader(unhex(t, v.Input)); err == nil && h.SenderGeneration < e.MinSenderGeneration {
+				return errors.New("the sender's generation is retired for the epoch")
+			}
+		}
 		if v.Construction == "text" {
 			_, err = s.OpenText(v.InputText, mc, card)
 		} else {

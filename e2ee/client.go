@@ -1,12 +1,14 @@
 package e2ee
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -467,7 +469,14 @@ func (c *Client) Decrypt(ctx context.Context, msg session.Binding, text string) 
 
 // RotateIdentity moves the user to a new key generation signed by the
 // current one, saves it and publishes the new card. Old generations are
-// kept, so old grants still open.
+// kept, so old grants still open. Then, in every session the local state
+// keeps whose roster has the user, it appends a rotation signed with the
+// new generation ([session.Manager.RetireGenerations]): readers refuse
+// what the retired generations sign from then on, and readers that
+// already trust the new generation accept what the old ones signed
+// before. A session it could not reach is re-signed before the user next
+// seals in it; their errors are returned joined, after the new identity
+// is in place.
 func (c *Client) RotateIdentity(ctx context.Context) error {
 	c.mu.Lock()
 	next, err := c.id.Rotate(c.cfg.Rand, identity.Options{})
@@ -487,7 +496,32 @@ func (c *Client) RotateIdentity(ctx context.Context) error {
 	if err := c.cfg.Publisher.PublishHistory(ctx, next.Cards()); err != nil {
 		return err
 	}
-	return c.newManager()
+	if err := c.newManager(); err != nil {
+		return err
+	}
+	return c.retireGenerations(ctx)
+}
+
+// retireGenerations re-signs, with the current generation, every session
+// of the local state whose log has not seen it.
+func (c *Client) retireGenerations(ctx context.Context) error {
+	c.mu.Lock()
+	mgr := c.mgr
+	ids := make([]session.ID, 0, len(c.sessions))
+	for id := range c.sessions {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	slices.SortFunc(ids, func(a, b session.ID) int { return bytes.Compare(a[:], b[:]) })
+	var errs []error
+	for _, id := range ids {
+		err := mgr.RetireGenerations(ctx, id)
+		// A session the user left or was removed from: nothing to sign.
+		if err != nil && !errors.Is(err, session.ErrForbidden) && !errors.Is(err, session.ErrNotMember) {
+			errs = append(errs, fmt.Errorf("e2ee: re-signing session %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // String returns a redacted description of the configuration: the user

@@ -175,3 +175,46 @@ func TestMembersReachesTheManager(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRotateIdentityRetiresOldKeys: RotateIdentity re-signs the sessions
+// the state keeps with the new generation, so a reader that already
+// trusts it accepts the records the old one signed, and readers refuse
+// what the retired generation signs afterwards.
+func TestRotateIdentityRetiresOldKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var dir session.MemoryDirectory
+	svc := session.MemoryService{Directory: &dir}
+	newC := func(u string) *Client {
+		c, err := New(ctx, Config{UserID: u, Service: svc.As(u), Directory: &dir, Publisher: &dir, Kind: identity.KindX25519})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alice, bob, carol := newC("alice"), newC("bob"), newC("carol")
+	s, err := alice.CreateSession(ctx, "messaging:c", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.OpenChannel(ctx, "messaging:c", s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Manager().Rotate(ctx, s.ID()); err != nil { // a record bob's generation 0 signs
+		t.Fatal(err)
+	}
+	if err := bob.RotateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info, err := alice.Manager().Info(ctx, s.ID())
+	if err != nil || info.Seq != 2 || info.Epoch != 2 {
+		t.Fatalf("after RotateIdentity: %+v, %v; want bob's rotation signed with generation 1 (record 2, epoch 2)", info, err)
+	}
+	// carol trusts bob's generation 1 before she ever verified the log.
+	if _, err := carol.Manager().Card(ctx, "bob", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.OpenChannel(ctx, "messaging:c", s.ID()); err != nil {
+		t.Fatalf("a reader trusting bob's generation 1: %v", err)
+	}
+}

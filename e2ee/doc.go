@@ -28,7 +28,9 @@
 // messages with its own Stream client and passes each message's
 // [session.Binding] (channel CID, message ID, sender, thread parent, quoted
 // message, edit revision).
-// [Client.RotateIdentity] moves the user to a new key generation.
+// [Client.RotateIdentity] moves the user to a new key generation, and
+// re-signs every session the state keeps with it, so that readers refuse
+// what the retired generation signs from then on.
 //
 // Losing the state (or its key) loses the identity: back it up with
 // [identity.Identity.ExportWithPassphrase], or with the two-man-rule

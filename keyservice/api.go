@@ -34,7 +34,7 @@ const (
 // Errors that both the key service's stores and its client report;
 // [errors.Is] matches an [APIError] with the code of the same meaning.
 var (
-	// ErrNotFound: no such user card, session or idempotency record.
+	// ErrNotFound: no such user card or session.
 	ErrNotFound = errors.New("keyservice: not found")
 	// ErrConflict: a uniqueness rule or an expected state does not hold
 	// (card generation already published, a record that does not follow

@@ -19,6 +19,14 @@
 // before it seals, so that a removal takes effect when either the
 // application (Stream) or the log shows it.
 //
+// A card generation that signs a record of the log retires the signer's
+// older ones: the log then refuses their records, and readers their
+// envelopes and grants in the epochs that follow; a reader that trusts a
+// newer generation than the log shows refuses what the older one signed
+// until the newer one signs a record after it. A Manager whose identity
+// rotated re-signs a session ([Manager.RetireGenerations]) before it seals
+// there.
+//
 // Seal encrypts a message under the current epoch with XChaCha20-Poly1305,
 // binds the message's [Binding] (channel CID, message ID, sender, thread
 // parent, quoted message, edit revision) and the header as associated data, pads the plaintext (Padmé),

@@ -18,9 +18,13 @@ const (
 	grantVersion = 1
 	purposeGrant = "veil/v1/grant"
 	maxGrantBody = 1 + IDSize + 4 + KeySize + 2 + MaxChannelCIDLen + 1 + identity.MaxUserIDLen + 4 + 1 + identity.MaxUserIDLen + 4 + sigSize
-	// MaxGrantSize bounds an encoded grant (an age file with one hybrid
-	// stanza and the payload is about 1.7 KB).
-	MaxGrantSize = 16 << 10
+	// MaxGrantSize bounds an encoded grant, inclusive: readers refuse a
+	// larger one, and the key service does not store it. A grant is an
+	// age file whose size follows from its stanza type and payload: with
+	// a hybrid stanza about 1,810 bytes for short IDs, and 3,322 bytes at
+	// most (a 1,024-byte channel CID and 255-byte user IDs), so 4 KiB
+	// leaves 774 bytes to spare (TestGrantSizeBound).
+	MaxGrantSize = 4 << 10
 )
 
 // Grant is an opened grant: the key of one epoch of one session, given by

@@ -132,3 +132,42 @@ func impostor(t *testing.T, user string) *identity.Identity {
 	}
 	return id
 }
+
+// TestGrantSizeBound: the largest grant NewGrant can make — a hybrid
+// stanza, a channel CID of MaxChannelCIDLen bytes, user IDs of the longest
+// length — fits in MaxGrantSize, and opens; one byte more than
+// MaxGrantSize is refused before age reads anything.
+func TestGrantSizeBound(t *testing.T) {
+	t.Parallel()
+	long := func(c byte) string { return string(bytes.Repeat([]byte{c}, identity.MaxUserIDLen)) }
+	longCID := "messaging:" + string(bytes.Repeat([]byte("c"), MaxChannelCIDLen-len("messaging:")))
+	for _, tc := range []struct {
+		name     string
+		kind     identity.Kind
+		granter  string
+		grantee  string
+		cid      string
+		min, max int // the sizes the doc of MaxGrantSize states
+	}{
+		{"hybrid, short IDs", identity.KindHybrid, "alice", "bob", cid, 1700, 1900},
+		{"hybrid, longest IDs", identity.KindHybrid, long('a'), long('b'), longCID, 3322, 3322},
+		{"x25519, longest IDs", identity.KindX25519, long('a'), long('b'), longCID, 1, 3322},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			granter := newIdentity(t, tc.granter, tc.kind)
+			grantee := newIdentity(t, tc.grantee, tc.kind)
+			s := newSession(t, "size", tc.cid)
+			raw, err := NewGrant(granter, grantee.Card(), s, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raw) < tc.min || len(raw) > tc.max || len(raw) > MaxGrantSize {
+				t.Fatalf("%d bytes; want %d to %d, and at most MaxGrantSize (%d)", len(raw), tc.min, tc.max, MaxGrantSize)
+			}
+			t.Logf("%d bytes, %d below MaxGrantSize", len(raw), MaxGrantSize-len(raw))
+			if _, err := OpenGrant(raw, grantee, fixedLookup(granter.Card())); err != nil {
+				t.Fatalf("the largest grant does not open: %v", err)
+			}
+		})
+	}
+}

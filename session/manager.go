@@ -444,10 +444,13 @@ func (m *Manager) directoryCards(ctx context.Context) memberlog.CardSource {
 
 // verifyLog replays records from the held state (nil: from the genesis of
 // id) and checks the result against the floor: it must reach the floor's
-// sequence number with the floor's hash there.
+// sequence number with the floor's hash there. Records past the floor
+// must not be signed by a generation the Pins retired (see
+// checkRetired).
 func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, records [][]byte) (*memberlog.State, error) {
 	st := held
 	floor, hasFloor := m.floors.Floor(id)
+	var fresh []memberlog.Signer // the records this client never verified before, in order
 	for i, raw := range records {
 		var err error
 		if st == nil {
@@ -467,9 +470,18 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 		if hasFloor && st.Seq() == floor.Seq && st.Head() != floor.Hash {
 			return nil, fmt.Errorf("%w: session %s at record %d", ErrFork, id, floor.Seq)
 		}
+		if !hasFloor || st.Seq() > floor.Seq {
+			fresh = append(fresh, st.LastSigner())
+		}
 	}
 	if st == nil {
 		return nil, fmt.Errorf("%w: session %s has no genesis", ErrInvalidLog, id)
+	}
+	if err := m.checkRetired(st, fresh); err != nil {
+		if errors.Is(err, memberlog.ErrInvalid) {
+			return nil, fmt.Errorf("%w: session %s: %w", ErrInvalidLog, id, err)
+		}
+		return nil, err
 	}
 	if hasFloor && st.Seq() < floor.Seq {
 		return nil, fmt.Errorf("%w: session %s ends at record %d, this client verified up to %d", ErrRollback, id, st.Seq(), floor.Seq)
@@ -478,6 +490,23 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 		return nil, fmt.Errorf("%w: session %s", ErrWrongChannel, id)
 	}
 	return st, nil
+}
+
+// checkRetired applies the reader's rule on retired generations
+// (docs/PROTOCOL.md §10.4 rule 5, memberlog.CheckPinned) with the Pins:
+// records this client verifies for the first time, signed with a
+// generation older than the one it trusts for their signer, need a later
+// record of that signer, signed with the trusted generation, vouching for
+// them. Records at or below the floor were verified before the newer
+// generation was pinned, and stay.
+func (m *Manager) checkRetired(st *memberlog.State, fresh []memberlog.Signer) error {
+	return memberlog.CheckPinned(st, fresh, func(user string) (uint32, bool, error) {
+		pin, err := m.pins.Pinned(user)
+		if err != nil || pin == nil || pin.UserID() != user {
+			return 0, false, err
+		}
+		return pin.Generation(), true, nil
+	})
 }
 
 // fetch brings session id up to the Service's log: it verifies the records
@@ -570,6 +599,9 @@ func (m *Manager) openGrants(ctx context.Context, id ID, st *memberlog.State, he
 			if g.SessionID != id || g.Epoch != r.Epoch || g.ChannelCID != st.ChannelCID() {
 				return nil, ErrDecrypt
 			}
+			if g.GranterGeneration < st.MinGeneration(g.Epoch, g.Granter) {
+				return nil, fmt.Errorf("%w: the grant of epoch %d is signed by generation %d of %q, which the log retired before the epoch began", ErrDecrypt, g.Epoch, g.GranterGeneration, g.Granter)
+			}
 			if !st.CheckCommitment(g.Epoch, commitmentOf(g.Key)) {
 				return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
 			}
@@ -658,8 +690,9 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 			return nil, err
 		}
 		// A reader outside the roster left without a new epoch: it holds
-		// the current key.
-		if len(absent) == 0 && st.ReadersAreMembers() {
+		// the current key. A log that has not seen the local identity's
+		// generation lets the older ones sign: retire them first.
+		if len(absent) == 0 && st.ReadersAreMembers() && !m.behind(st) {
 			if !e.s.HasEpoch(st.Epoch()) {
 				if e, err = m.fetch(ctx, id); err != nil {
 					return nil, err
@@ -677,6 +710,45 @@ func (m *Manager) current(ctx context.Context, id ID) (*Session, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: session %s keeps changing", ErrConflict, id)
+}
+
+// behind reports whether the local user is a member of st whose newest
+// generation the log knows (the one it last signed a record with, or its
+// anchor's if newer) is older than the local identity's.
+func (m *Manager) behind(st *memberlog.State) bool {
+	me, ok := st.Member(m.me.UserID())
+	if !ok {
+		return false
+	}
+	known := me.Anchor.Generation
+	if g, ok := st.SignedGeneration(me.UserID); ok && g > known {
+		known = g
+	}
+	return known < m.me.Generation()
+}
+
+// RetireGenerations makes session id's log retire the local user's older
+// card generations: if the local user is a member whose newest generation
+// the log knows — the one it last signed a record with, or its anchor's —
+// is older than the Manager's identity, it appends a rotation (a new
+// epoch, granted to every member) signed with the identity's generation.
+// From then on every reader refuses records signed by the older
+// generations, and envelopes and grants they sign in later epochs
+// (docs/PROTOCOL.md §10.4), and a reader that already trusts the new
+// generation accepts the records the old ones signed before. It does
+// nothing for a session that knows the generation already or whose roster
+// lacks the local user. A Manager also does it before it next seals in
+// such a session; e2ee.Client.RotateIdentity does it for every session it
+// keeps.
+func (m *Manager) RetireGenerations(ctx context.Context, id ID) error {
+	e, err := m.fresh(ctx, id, true)
+	if err != nil {
+		return err
+	}
+	if !m.behind(e.log) {
+		return nil
+	}
+	return m.change(ctx, id, nil, nil, true)
 }
 
 // absent returns the members of st the application's list lacks.
@@ -971,7 +1043,9 @@ func (m *Manager) SealText(ctx context.Context, id ID, msg Binding, plaintext []
 // was a member), an *identity.KeyChangeError when the
 // sender's card is not trusted, ErrStaleRevision for an edit older than one
 // it opened before (ErrEquivocation for a different envelope of the same
-// revision), and ErrDecrypt for everything else that does not authenticate.
+// revision), and ErrDecrypt for everything else that does not authenticate
+// — an envelope signed by a generation of its sender that the log retired
+// before its epoch began included.
 func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byte, error) {
 	h, err := ParseHeader(envelope)
 	if err != nil {
@@ -1013,6 +1087,9 @@ func (m *Manager) keysFor(ctx context.Context, h Header, msg Binding) (*Session,
 	if !e.s.HasEpoch(h.Epoch) {
 		return nil, nil, ErrUnknownEpoch
 	}
+	if e, err = m.checkSenderGeneration(ctx, e, h, msg.SenderID); err != nil {
+		return nil, nil, err
+	}
 	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)
 	if err != nil {
 		if errors.Is(err, ErrUnknownUser) {
@@ -1021,6 +1098,32 @@ func (m *Manager) keysFor(ctx context.Context, h Header, msg Binding) (*Session,
 		return nil, nil, err
 	}
 	return e.s, sender, nil
+}
+
+// checkSenderGeneration refuses (ErrDecrypt) an envelope signed with a
+// generation of its sender that the log retired before the envelope's
+// epoch began (memberlog.State.MinGeneration): a retired key that leaked
+// must not sign messages of epochs created after its successor signed the
+// log. A session whose log is not fetched yet (preloaded) is fetched only
+// when the sender's generation is older than the one pinned for it: only
+// then can the log have retired it.
+func (m *Manager) checkSenderGeneration(ctx context.Context, e *cacheEntry, h Header, sender string) (*cacheEntry, error) {
+	if e.log == nil {
+		pin, err := m.pins.Pinned(sender)
+		if err != nil {
+			return nil, err
+		}
+		if pin == nil || pin.Generation() <= h.SenderGeneration {
+			return e, nil
+		}
+		if e, err = m.fetch(ctx, h.SessionID); err != nil {
+			return nil, err
+		}
+	}
+	if h.SenderGeneration < e.log.MinGeneration(h.Epoch, sender) {
+		return nil, ErrDecrypt
+	}
+	return e, nil
 }
 
 // OpenText decodes the text form and opens it like Open.

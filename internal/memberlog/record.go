@@ -593,6 +593,14 @@ func parseChange(s *cryptobyte.String) (*Change, error) {
 	return c, nil
 }
 
+// RosterDigest returns the roster digest (docs/PROTOCOL.md §10.1) of a
+// roster in any order under policy: what a change record signs.
+func RosterDigest(policy Policy, roster []Member) [HashSize]byte {
+	roster = slices.Clone(roster)
+	sortMembers(roster)
+	return rosterDigest(policy, roster)
+}
+
 // rosterDigest is SHA-256(label ‖ 0x00 ‖ u8 policy ‖ u32 n ‖ entries), the
 // entries sorted by user ID bytes.
 func rosterDigest(policy Policy, roster []Member) [HashSize]byte {

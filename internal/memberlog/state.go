@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -32,6 +33,19 @@ type State struct {
 	commits [][HashSize]byte // per epoch, 0..epoch
 	roster  []Member         // sorted by user ID
 	readers []string         // R(epoch): who may hold the current key, sorted
+	// signed is, per user who signed a record of the log, the newest card
+	// generation it signed one with: older generations are retired
+	// (docs/PROTOCOL.md §10.4). Never modified: a record that raises an
+	// entry gets a new map, so states and epochs share it.
+	signed map[string]uint32
+	// signedAt is signed as it was when each epoch began (the record that
+	// started it included), 0..epoch: the generations that may no longer
+	// sign that epoch's envelopes and grants.
+	signedAt []map[string]uint32
+	// lastSigner and lastGen: who signed the last record, with which card
+	// generation.
+	lastSigner string
+	lastGen    uint32
 }
 
 // ID returns the session ID.
@@ -69,6 +83,72 @@ func (s *State) Commitment(epoch uint32) ([HashSize]byte, bool) {
 func (s *State) CheckCommitment(epoch uint32, c [HashSize]byte) bool {
 	want, ok := s.Commitment(epoch)
 	return ok && subtle.ConstantTimeCompare(want[:], c[:]) == 1
+}
+
+// SignedGeneration returns the newest card generation of userID that
+// signed a record of the log, and false if userID signed none. A record
+// signed by an older generation of userID is invalid after it: signing
+// with a generation retires the generations before it.
+func (s *State) SignedGeneration(userID string) (uint32, bool) {
+	g, ok := s.signed[userID]
+	return g, ok
+}
+
+// Signer is who signed a record, with which card generation.
+type Signer struct {
+	UserID     string
+	Generation uint32
+}
+
+// LastSigner returns who signed the last record: the creator for a
+// genesis, the actor for a change.
+func (s *State) LastSigner() Signer { return Signer{s.lastSigner, s.lastGen} }
+
+// CheckPinned is a reader's rule on retired generations
+// (docs/PROTOCOL.md §10.4 rule 5). fresh are the signers of the records
+// the reader verifies for the first time — past its floor, all of them
+// on first contact — in log order, and st the state after the last of
+// them; pinned returns the newest card generation of a user the reader
+// trusts (false: none). A record signed with a generation older than the
+// pinned one counts only if a later record of the same user, signed with
+// the pinned generation or newer, vouches for it (its hash chain covers
+// every record before it), or if the user is no longer in st's roster
+// and another user signed a record after it. Otherwise the record may
+// have been forged with a retired key that leaked, and CheckPinned
+// returns an error matching ErrInvalid.
+func CheckPinned(st *State, fresh []Signer, pinned func(userID string) (uint32, bool, error)) error {
+	last := make(map[string]int, 4) // user → index of its last fresh record
+	for i, r := range fresh {
+		last[r.UserID] = i
+	}
+	for user, i := range last {
+		g, ok, err := pinned(user)
+		if err != nil {
+			return err
+		}
+		if !ok || g <= fresh[i].Generation {
+			continue
+		}
+		if _, member := st.Member(user); !member && slices.ContainsFunc(fresh[i+1:], func(r Signer) bool { return r.UserID != user }) {
+			continue
+		}
+		return invalid(-1, "%q last signed with card generation %d, older than the trusted generation %d", user, fresh[i].Generation, g)
+	}
+	return nil
+}
+
+// MinGeneration returns the oldest card generation of userID that may sign
+// envelopes and grants of epoch: the newest generation userID had signed a
+// record of the log with when the epoch began (by the record that began
+// it, or before), or 0. A reader refuses an envelope or grant of the
+// epoch signed by an older one (docs/PROTOCOL.md §6.5, §7): once the log
+// shows a user's new generation, a leaked retired key signs nothing that
+// counts in epochs created after. Epochs the log has not reached return 0.
+func (s *State) MinGeneration(epoch uint32, userID string) uint32 {
+	if int64(epoch) >= int64(len(s.signedAt)) {
+		return 0
+	}
+	return s.signedAt[epoch][userID]
 }
 
 // Members returns a copy of the roster, sorted by user ID.
@@ -132,9 +212,11 @@ func Verify(genesis []byte, id [IDSize]byte, cards CardSource) (*State, error) {
 
 func stateOf(r *Record) *State {
 	g := r.Genesis
+	signed := map[string]uint32{g.Creator: g.CreatorGen}
 	s := &State{
 		id: SessionIDOf(r.Raw), cid: g.ChannelCID, creator: g.Creator, policy: g.Policy,
 		head: r.Hash, commits: [][HashSize]byte{g.Commitment}, roster: slices.Clone(g.Members),
+		signed: signed, signedAt: []map[string]uint32{signed}, lastSigner: g.Creator, lastGen: g.CreatorGen,
 	}
 	for _, m := range s.roster {
 		s.readers = append(s.readers, m.UserID)
@@ -240,6 +322,9 @@ func (s *State) Apply(raw []byte, cards CardSource) (*State, error) {
 	if !ok {
 		return nil, invalid(next, "signed by %q, who is not a member", c.Actor)
 	}
+	if g, ok := s.signed[c.Actor]; ok && c.ActorGen < g {
+		return nil, invalid(next, "signed with card generation %d of %q, retired by a record it signed with generation %d", c.ActorGen, c.Actor, g)
+	}
 	if err := verifySig(next, r, c.Actor, actor.Anchor, c.ActorGen, cards); err != nil {
 		return nil, err
 	}
@@ -271,7 +356,13 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 func (s *State) next(c *Change, hash [HashSize]byte, roster []Member, added []string) *State {
 	n := *s
 	n.seq, n.head, n.epoch, n.roster = c.Seq, hash, c.Epoch, roster
+	n.lastSigner, n.lastGen = c.Actor, c.ActorGen
+	if g, ok := s.signed[c.Actor]; !ok || c.ActorGen > g {
+		n.signed = maps.Clone(s.signed)
+		n.signed[c.Actor] = c.ActorGen
+	}
 	if c.NewEpoch {
+		n.signedAt = append(slices.Clip(s.signedAt), n.signed)
 		n.commits = append(slices.Clip(s.commits), c.Commitment)
 		n.readers = make([]string, len(roster))
 		for i, m := range roster {
@@ -400,6 +491,9 @@ func (s *State) NewChange(actor *identity.Identity, ops []Op, newEpoch bool, com
 	me, ok := s.Member(actor.UserID())
 	if !ok {
 		return nil, nil, fmt.Errorf("memberlog: %q is not a member", actor.UserID())
+	}
+	if g, ok := s.signed[actor.UserID()]; ok && actor.Generation() < g {
+		return nil, nil, fmt.Errorf("memberlog: %q signed the log with card generation %d; generation %d is retired", actor.UserID(), g, actor.Generation())
 	}
 	ops = slices.Clone(ops)
 	slices.SortFunc(ops, func(a, b Op) int { return strings.Compare(a.Member.UserID, b.Member.UserID) })

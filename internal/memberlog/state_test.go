@@ -373,6 +373,8 @@ func TestRulesRefuse(t *testing.T) {
 		{"a second genesis", "a log has one genesis", s0, f.records[0], nil, "a second genesis"},
 		// The signer's cards.
 		{"card generation older than the anchor", "the anchor is the oldest card that counts", sBob1, forge(t, sBob1, "bob", nil, true, nil), nil, "older than the signer's anchor"},
+		{"generation retired by the signer's own record", "a record signed with a generation retires the older ones: a leaked old key signs nothing after", f.states[4], forge(t, f.states[4], "bob@1", nil, true, nil), nil, "retired by a record it signed with generation 2"},
+		{"generation 0 retired, though the anchor", "the anchor bounds from below, the signer's newest record too", f.states[4], forge(t, f.states[4], "bob", nil, true, nil), nil, "retired by a record it signed with generation 2"},
 		{"substituted card with the member's user ID", "a card counts only from the anchor the adder verified", s0, forge(t, s0, "impostor", nil, true, nil), dir.with("bob", signer(t, "impostor").Card()).cards, "do not start at its anchor"},
 		{"directory substitutes the signer's card", "the directory is untrusted", s0, forge(t, s0, "bob", nil, true, nil), dir.with("bob", signer(t, "impostor").Card()).cards, "do not start at its anchor"},
 		{"impostor's card spliced after the anchor", "later cards must chain from the anchor", s0, forge(t, s0, "impostor@1", nil, true, nil), dir.with("bob", bob, impostor1[1]).cards, "do not chain from its anchor"},
@@ -636,5 +638,90 @@ func TestErrorMessages(t *testing.T) {
 	}
 	if _, err := Parse(nil); err == nil || err.Error() != "memberlog: invalid record: truncated" {
 		t.Errorf("Parse(nil) = %v, want an error without position", err)
+	}
+}
+
+// TestRetiredGenerations: a member who signs a record with a generation
+// retires its older ones for the rest of the log — records (Apply,
+// NewChange) and, from the next epoch on, envelopes and grants
+// (MinGeneration).
+func TestRetiredGenerations(t *testing.T) {
+	f := newFixture(t)
+	if g, ok := f.states[3].SignedGeneration("bob"); ok {
+		t.Errorf("before bob signs: SignedGeneration = %d, true; want false", g)
+	}
+	if g, ok := f.states[4].SignedGeneration("bob"); !ok || g != 2 {
+		t.Errorf("after bob@2 signs: SignedGeneration = %d, %v; want 2, true", g, ok)
+	}
+	if g, ok := f.states[0].SignedGeneration("alice"); !ok || g != 0 {
+		t.Errorf("the genesis: SignedGeneration(creator) = %d, %v; want 0, true", g, ok)
+	}
+	last := f.states[len(f.states)-1]
+	for _, tc := range []struct {
+		epoch  uint32
+		user   string
+		want   uint32
+		reason string
+	}{
+		{0, "bob", 0, "epoch 0 began before bob signed"},
+		{1, "bob", 0, "epoch 1 began before bob signed"},
+		{2, "bob", 2, "bob's record with generation 2 began epoch 2"},
+		{5, "bob", 2, "a retired generation stays retired"},
+		{5, "carol", 0, "carol signed nothing"},
+		{6, "bob", 0, "no epoch 6 yet"},
+	} {
+		if got := last.MinGeneration(tc.epoch, tc.user); got != tc.want {
+			t.Errorf("MinGeneration(%d, %q) = %d, want %d: %s", tc.epoch, tc.user, got, tc.want, tc.reason)
+		}
+	}
+	if _, _, err := f.states[4].NewChange(signer(t, "bob@1"), nil, true, commitment(3), 1); err == nil {
+		t.Error("NewChange signed with a retired generation: an honest client must not sign what readers refuse")
+	}
+	// The older states are unchanged: records before bob's do not see it.
+	if g := f.states[3].MinGeneration(1, "bob"); g != 0 {
+		t.Errorf("an earlier state changed: MinGeneration = %d", g)
+	}
+}
+
+// TestCheckPinned: a reader that trusts a newer generation of a user than
+// the one that signed the user's last record it verifies refuses the log,
+// unless the user is gone and someone else signed after.
+func TestCheckPinned(t *testing.T) {
+	f := newFixture(t)
+	signers := make([]Signer, len(f.states))
+	for i, s := range f.states {
+		signers[i] = s.LastSigner()
+	}
+	if want := (Signer{"bob", 2}); signers[4] != want {
+		t.Fatalf("LastSigner of record 4 = %v, want %v", signers[4], want)
+	}
+	for _, tc := range []struct {
+		name, reason string
+		upto         int // the fresh records are from..upto
+		from         int
+		pins         map[string]uint32
+		ok           bool
+	}{
+		{"no pins", "nothing is retired", 8, 0, nil, true},
+		{"bob at his signing generation", "bob's last record is signed by the trusted generation", 8, 0, map[string]uint32{"bob": 2}, true},
+		{"bob behind", "bob, a member, last signed with generation 2; the reader trusts 3", 8, 0, map[string]uint32{"bob": 3}, false},
+		{"alice removed after her records", "dave's removal of alice, signed after her last record, vouches for it", 8, 0, map[string]uint32{"alice": 1}, true},
+		{"alice still a member", "before dave removes her, nothing vouches for alice's generation-0 records", 7, 0, map[string]uint32{"alice": 1}, false},
+		{"erin left, others signed after", "alice and dave signed after erin's leave", 8, 0, map[string]uint32{"erin": 1}, true},
+		{"erin left, nothing after", "erin's leave, by her retired generation, is the last record", 6, 0, map[string]uint32{"erin": 1}, false},
+		{"records below the floor", "records verified before the pin are not checked again", 8, 5, map[string]uint32{"bob": 3}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckPinned(f.states[tc.upto], signers[tc.from:tc.upto+1], func(u string) (uint32, bool, error) {
+				g, ok := tc.pins[u]
+				return g, ok, nil
+			})
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok = %v: %s", err, tc.ok, tc.reason)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("err = %v, want one matching ErrInvalid", err)
+			}
+		})
 	}
 }

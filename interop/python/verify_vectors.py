@@ -762,6 +762,14 @@ MAX_EXPORT = 4 << 20
 MAX_GENERATIONS = 1024
 
 
+def padded_export(text, padding):
+    """An export vector's input: a comment line of `padding` bytes ("#", then
+    "x"s, then LF) before text."""
+    if padding <= 0:
+        return text
+    return "#" + "x" * (padding - 2) + "\n" + text
+
+
 def parse_export(text):
     if len(text.encode("utf-8")) > MAX_EXPORT:
         raise Reject("export: too large")
@@ -872,11 +880,15 @@ def seal_envelope(session_id, epoch, k, sender_seed, sender_gen, ctx, pt, nonce)
     return header + xchacha20poly1305_seal(mk, nonce, padded + sig, ad)
 
 
-def open_envelope(env, ctx_fields, session, cards):
-    """session: dict(id, cid, keys={epoch: K}); cards: {(user_id, generation): card}."""
+def open_envelope(env, ctx_fields, session, cards, min_generation=0):
+    """session: dict(id, cid, keys={epoch: K}); cards: {(user_id, generation): card};
+    min_generation: the oldest generation of the sender the log lets sign the
+    epoch (section 10.4)."""
     if len(env) < 161 + 32 or env[0] != 1:
         raise Reject("envelope: version/size")
     sid, epoch, gen = env[1:17], u32(env[17:21]), u32(env[21:25])
+    if gen < min_generation:
+        raise Reject("envelope: the sender's generation is retired for this epoch")
     com, nonce = env[25:57], env[57:81]
     cid, mid, sender = ctx_fields[:3]
     if not ct_eq(sid, session["id"]) or cid != session["cid"]:
@@ -947,7 +959,7 @@ def max_plaintext(limit):
 
 # ---- grants (7) ------------------------------------------------------------
 
-MAX_GRANT = 16 * 1024
+MAX_GRANT = 4096  # bytes, inclusive (section 7)
 
 
 def encode_grant_unsigned(g):
@@ -1016,6 +1028,8 @@ def open_grant(data, export_text, granter_cards, want):
         raise Reject("grant: signature")
     if (g["session_id"], g["epoch"], g["channel_cid"]) != (want["session_id"], want["epoch"], want["channel_cid"]):
         raise Reject("grant: not the grant asked for")
+    if g["granter_generation"] < want.get("min_granter_generation", 0):
+        raise Reject("grant: the granter's generation is retired for this epoch")
     g["_stanza_type"] = stanzas[0][0][0]
     g["_identity_generation"] = gens[idx]["card"]["generation"]
     return g
@@ -1281,8 +1295,11 @@ def log_genesis(raw, session_id, channel_cid, directory):
     if not ed25519_verify(card["signing_key"], rec["signature"], signed(LABEL_LOG, rec["body"])):
         raise LogReject("10.4", "bad genesis signature")
     roster = {m["user"]: dict(gen=m["gen"], fp=m["fp"], role=m["role"]) for m in rec["members"]}
+    signed_gens = {rec["creator"]: rec["creator_gen"]}
     return dict(session_id=session_id, channel_cid=channel_cid, policy=rec["policy"], seq=0, head=rec["hash"],
-                epoch=0, commitments=[rec["commitment"]], roster=roster, readers=set(roster))
+                epoch=0, commitments=[rec["commitment"]], roster=roster, readers=set(roster),
+                signed=signed_gens, min_generations=[dict(signed_gens)],
+                last_signer=(rec["creator"], rec["creator_gen"]))
 
 
 def log_apply(state, raw, directory):
@@ -1299,14 +1316,21 @@ def log_apply(state, raw, directory):
     roster, actor = state["roster"], rec["actor"]
     if actor not in roster:
         raise LogReject("10.4", "the actor is not a member")
+    if rec["actor_gen"] < state["signed"].get(actor, 0):
+        raise LogReject("10.4", "signed with generation %d, retired by the actor's record signed with generation %d"
+                        % (rec["actor_gen"], state["signed"][actor]))
     card = _log_signer_cards(directory, actor, roster[actor], rec["actor_gen"])
     if not ed25519_verify(card["signing_key"], rec["signature"], signed(LABEL_LOG, rec["body"])):
         raise LogReject("10.4", "bad signature")
     after, added = log_rules(state, rec)
     new_epoch = bool(rec["flags"] & 1)
-    st = dict(state, seq=rec["seq"], head=rec["hash"], epoch=rec["epoch"], roster=after)
+    st = dict(state, seq=rec["seq"], head=rec["hash"], epoch=rec["epoch"], roster=after,
+              last_signer=(actor, rec["actor_gen"]))
+    st["signed"] = dict(state["signed"])
+    st["signed"][actor] = max(rec["actor_gen"], state["signed"].get(actor, 0))
     if new_epoch:
         st["commitments"] = state["commitments"] + [rec["commitment"]]
+        st["min_generations"] = state["min_generations"] + [dict(st["signed"])]
         st["readers"] = set(after)
     else:
         st["readers"] = state["readers"] | set(added)
@@ -1371,10 +1395,45 @@ def log_check_floor(heads, floor):
         raise LogReject("10.4", "another record at the floor's sequence number (a fork)")
 
 
+def log_check_pinned(state, fresh, pins):
+    """Section 10.4 rule 5. fresh: (user, generation) of each record the
+    reader verifies for the first time, in log order; state: after the last;
+    pins: user -> the newest generation the reader trusts."""
+    last = {}
+    for i, (user, _) in enumerate(fresh):
+        last[user] = i
+    for user, i in last.items():
+        if user not in pins or pins[user] <= fresh[i][1]:
+            continue
+        if user not in state["roster"] and any(u != user for u, _ in fresh[i + 1:]):
+            continue
+        raise LogReject("10.4", "%r last signed with generation %d, older than the trusted %d"
+                        % (user, fresh[i][1], pins[user]))
+
+
+def log_replay_pinned(lv, v):
+    """Read a `pinned` entry of memberlog.json: every record is new to the reader."""
+    directory = log_directory(lv["cards"])
+    chain = lv["chains"][v["chain"]]
+    sid, cid = bytes.fromhex(chain["session_id"]), chain["channel_cid"].encode("utf-8")
+    state, fresh = None, []
+    for i, r in enumerate(chain["records"][:v["prefix"]]):
+        raw = bytes.fromhex(r["record"])
+        try:
+            state = log_genesis(raw, sid, cid, directory) if i == 0 else log_apply(state, raw, directory)
+        except Reject as e:
+            raise PrefixRejected("record %d of the valid prefix: %s" % (i, e))
+        fresh.append(state["last_signer"])
+    log_check_pinned(state, fresh, {u.encode("utf-8"): g for u, g in v["pins"].items()})
+    return state
+
+
 def log_state_vector(st):
     """A state in the form memberlog.json records it."""
     users = sorted(st["roster"])
     return dict(
+        signed={u.decode("utf-8"): g for u, g in st["signed"].items()},
+        min_generations=[{u.decode("utf-8"): g for u, g in m.items() if g > 0} for m in st["min_generations"]],
         seq=st["seq"], head=st["head"].hex(), epoch=st["epoch"], commitments=[c.hex() for c in st["commitments"]],
         roster=[dict(user_id=u.decode("utf-8"), anchor_generation=st["roster"][u]["gen"],
                      anchor_fingerprint=st["roster"][u]["fp"].hex(),
@@ -1836,7 +1895,7 @@ def main():
         R.eq((gcard["user_id"], gcard["generation"]), (v["granter"].encode(), v["granter_generation"]),
              tag + ": granter card matches")
         data = bytes.fromhex(v["grant"])
-        R.check(len(data) <= MAX_GRANT, tag + ": at most 16 KiB")
+        R.check(len(data) <= MAX_GRANT, tag + ": at most 4,096 bytes")
         stanzas = R.ok(lambda: parse_age_file(data)[0], tag + ": age v1 header parses") or []
         R.eq(len(stanzas), 1, tag + ": exactly one stanza")
         stype = stanzas[0][0][0] if stanzas else "?"
@@ -2066,6 +2125,17 @@ def main():
     for s in ("10.1", "10.2", "10.3", "10.4"):
         R.check(s in log_sections, "memberlog.json has invalid logs for section %s" % s)
 
+    R.group("membership log: pinned readers")
+    kinds = set()
+    for i, v in enumerate(lv["pinned"]):
+        tag = "pinned[%d]: %s" % (i, v["comment"])
+        kinds.add(v["valid"])
+        if v["valid"]:
+            R.ok(lambda: log_replay_pinned(lv, v), tag + ": accepted")
+        else:
+            R.rejects(lambda: log_replay_pinned(lv, v), tag, section="10.4")
+    R.check(kinds == {True, False}, "memberlog.json has pinned logs to accept and to reject")
+
     # ---------------------------------------------------------- rejections
     R.group("rejections.json")
     constructions = set()
@@ -2073,8 +2143,38 @@ def main():
         constructions.add(v["construction"])
         tag = "rejections[%d] %s: %s" % (i, v["construction"], v["comment"])
         R.rejects(lambda: open_rejection(v), tag)
-    for c in ["card", "export", "passphrase_export", "envelope", "text", "grant", "attachment"]:
+    for c in ["card", "chain", "export", "passphrase_export", "envelope", "text", "grant", "attachment"]:
         R.check(c in constructions, "rejections.json has %s vectors" % c)
+
+    R.group("accepts.json")
+    constructions = set()
+    for i, v in enumerate(load("accepts.json")):
+        constructions.add(v["construction"])
+        tag = "accepts[%d] %s: %s" % (i, v["construction"], v["comment"])
+        R.eq(R.ok(lambda: open_accept(v), tag + ": accepted"), v["fingerprints"], tag + ": the cards it yields")
+    for c in ["card", "chain", "export"]:
+        R.check(c in constructions, "accepts.json has %s vectors" % c)
+
+    R.group("stanzas.json")
+    kinds = set()
+    for i, v in enumerate(load("stanzas.json")):
+        kinds.add(v["type"])
+        tag = "stanzas[%d] %s" % (i, v["type"])
+        if v["type"] == "mlkem768x25519" and mlkem is None:
+            continue
+        got = R.ok(lambda: open_stanza_steps(v), tag + ": opened step by step")
+        for k in sorted(got or {}):
+            R.eq(got[k], v[k], tag + ": " + k)
+        file_key = bytes.fromhex(v["file_key"])
+        stanzas, header, mac, payload = parse_age_file(bytes.fromhex(v["age_file"]))
+        R.check(len(stanzas) == 1, tag + ": the file has one stanza")
+        R.check(ct_eq(hmac.new(hkdf(file_key, b"", b"header"), header, hashlib.sha256).digest(), mac),
+                tag + ": the file key authenticates the header")
+        R.eq(stream_open(hkdf(file_key, payload[:16], b"payload"), payload[16:]).hex(), v["payload"], tag + ": payload")
+        kind, secret = parse_age_secret_key(v["secret_key"])
+        R.eq(age_decrypt(bytes.fromhex(v["age_file"]), [(kind, secret)])[0].hex(), v["payload"],
+             tag + ": the file opens through age_decrypt")
+    R.check(kinds == {"mlkem768x25519", "X25519"}, "stanzas.json has a hybrid and an X25519 stanza")
 
     R.group("coverage")
     if mlkem is not None:
@@ -2094,8 +2194,13 @@ def open_rejection(v):
     c = v["construction"]
     if c == "card":
         return parse_card(bytes.fromhex(v["input"]))
+    if c == "chain":
+        cards = [parse_card(bytes.fromhex(h)) for h in v["cards"]]
+        if not valid_history(cards):
+            raise Reject("chain: a card is not the successor of the one before it")
+        return cards
     if c == "export":
-        return parse_export(v["input_text"])
+        return parse_export(padded_export(v["input_text"], v.get("padding", 0)))
     if c == "passphrase_export":
         return check_passphrase_export_header(v["input_text"])
     if c in ("envelope", "text"):
@@ -2103,20 +2208,84 @@ def open_rejection(v):
         card = parse_card(bytes.fromhex(e["sender_card"]))
         fields = (e["channel_cid"].encode(), e["message_id"].encode(), e["sender_id"].encode(),
                   e["parent_id"].encode(), e["quoted_id"].encode(), e["revision"])
-        session = dict(id=bytes.fromhex(e["session_id"]), cid=fields[0],
+        session = dict(id=bytes.fromhex(e["session_id"]), cid=e.get("session_channel_cid", e["channel_cid"]).encode(),
                        keys={e["epoch"]: bytes.fromhex(e["epoch_key"])})
         env = parse_envelope_text(v["input_text"]) if c == "text" else bytes.fromhex(v["input"])
-        return open_envelope(env, fields, session, {(card["user_id"], card["generation"]): card})
+        return open_envelope(env, fields, session, {(card["user_id"], card["generation"]): card},
+                             min_generation=e.get("min_sender_generation", 0))
     if c == "grant":
         g = v["grant_context"]
         cards = [parse_card(bytes.fromhex(h)) for h in g["granter_cards"]]
         want = dict(session_id=bytes.fromhex(g["session_id"]), epoch=g["epoch"],
-                    channel_cid=g["channel_cid"].encode())
+                    channel_cid=g["channel_cid"].encode(), min_granter_generation=g.get("min_granter_generation", 0))
         return open_grant(bytes.fromhex(v["input"]), g["grantee_export"],
                           {(x["user_id"], x["generation"]): x for x in cards}, want)
     if c == "attachment":
         return attachment_open(bytes.fromhex(v["file_key"]), bytes.fromhex(v["input"]))
     raise ValueError("unknown construction %r" % c)
+
+
+def open_accept(v):
+    """Run an accepts.json vector through the reader of its construction;
+    returns the fingerprints of the cards it yields."""
+    c = v["construction"]
+    if c == "card":
+        return [fingerprint(parse_card(bytes.fromhex(v["input"])))]
+    if c == "chain":
+        cards = [parse_card(bytes.fromhex(h)) for h in v["cards"]]
+        if not valid_history(cards):
+            raise Reject("chain: a card is not the successor of the one before it")
+        return [fingerprint(x) for x in cards]
+    if c == "export":
+        _, gens = parse_export(padded_export(v["input_text"], v.get("padding", 0)))
+        return [fingerprint(g["card"]) for g in gens]
+    raise ValueError("unknown construction %r" % c)
+
+
+def _stanza_lines(text):
+    """A stanza's text: (type, arguments, body)."""
+    lines = text.split("\n")
+    if not lines[0].startswith("-> ") or lines[-1] != "":
+        raise Reject("stanza: malformed")
+    args = lines[0][3:].split(" ")
+    body = "".join(lines[1:-1])
+    return args[0], args[1:], b64std_decode(body)
+
+
+def open_stanza_steps(v):
+    """Section 2: open a stanza from the secret key, every intermediate value
+    computed here. Returns the values to compare with the vector."""
+    kind, secret = parse_age_secret_key(v["secret_key"])
+    typ, args, body = _stanza_lines(v["stanza"])
+    out = dict(type=typ, body=body.hex())
+    if kind == 1:
+        if typ != "mlkem768x25519" or len(args) != 1:
+            raise Reject("stanza: not mlkem768x25519")
+        enc = b64std_decode(args[0])
+        expanded = hashlib.shake_256(secret).digest(96)
+        ek_pq, ek_t, dk_pq, dk_t = xwing_expand(secret)
+        ss_m, ss_x = dk_pq.decapsulate(enc[:1088]), x25519_dh(dk_t, enc[1088:])
+        shared = hashlib.sha3_256(ss_m + ss_x + enc[1088:] + ek_t + XWING_LABEL).digest()
+        context = (b"\x00" + hpke_labeled_extract(b"", b"psk_id_hash", b"")
+                   + hpke_labeled_extract(b"", b"info_hash", AGE_PQ_INFO))
+        sec = hpke_labeled_extract(shared, b"secret", b"")
+        key = hpke_labeled_expand(sec, b"key", context, 32)
+        nonce = hpke_labeled_expand(sec, b"base_nonce", context, 12)
+        out.update(expanded=expanded.hex(), mlkem_public_key=ek_pq.hex(), x25519_public_key=ek_t.hex(),
+                   enc=enc.hex(), shared_mlkem=ss_m.hex(), shared_x25519=ss_x.hex(), shared_secret=shared.hex(),
+                   suite_id=HPKE_SUITE.hex(), key_schedule_context=context.hex(), secret=sec.hex(), key=key.hex(),
+                   base_nonce=nonce.hex(), recipient=bech32_encode("age1pq", ek_pq + ek_t),
+                   file_key=ChaCha20Poly1305(key).decrypt(nonce, body, b"").hex())
+    else:
+        if typ != "X25519" or len(args) != 1:
+            raise Reject("stanza: not X25519")
+        share = b64std_decode(args[0])
+        shared = x25519_dh(secret, share)
+        wrap = hkdf(shared, share + x25519_base(secret), b"age-encryption.org/v1/X25519")
+        out.update(share=share.hex(), shared=shared.hex(), wrap_key=wrap.hex(),
+                   recipient=bech32_encode("age", x25519_base(secret)),
+                   file_key=ChaCha20Poly1305(wrap).decrypt(b"\x00" * 12, body, b"").hex())
+    return out
 
 
 MAX_WORK_FACTOR = 18

@@ -69,10 +69,11 @@
 // Each user may create Config.MaxSessionsPerUser sessions (default 10,000)
 // and make the service store Config.MaxBytesPerUser bytes (default 64 MiB):
 // the records it signed, genesis and changes, plus the grants it uploaded
-// with them; cards are not counted. Both count what was ever stored —
-// deleting a session frees neither — so they bound what one account can
-// make the service keep. A write past either is refused with
-// quota_exceeded (403, [keyservice.ErrQuotaExceeded]) and stores nothing.
+// with them; cards are not counted. Sessions count creations (deleting
+// one gives none back); bytes count what is stored (deleting a session
+// frees, for each user, what its records and grants were charged). A
+// write past either is refused with quota_exceeded (403,
+// [keyservice.ErrQuotaExceeded]) and stores nothing.
 // The store counts in a per-user row it updates in the transaction that
 // stores the write (see [Quota]), so concurrent writes on several replicas
 // over one PostgreSQL database cannot together pass a limit.

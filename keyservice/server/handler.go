@@ -65,9 +65,10 @@ type Config struct {
 	// MaxBytesPerUser bounds the bytes one user may make the service store:
 	// the records it signed (genesis and changes) plus the grants it
 	// uploaded with them; cards are not counted. Zero means 64 MiB;
-	// negative, no limit. Like sessions, bytes count what was stored, and
-	// deleting frees nothing. A write past either quota is refused with
-	// 403 quota_exceeded and stores nothing; see [Quota].
+	// negative, no limit. Bytes count what is stored: deleting a session
+	// frees what its records and grants were charged. A write past either
+	// quota is refused with 403 quota_exceeded and stores nothing; see
+	// [Quota].
 	MaxBytesPerUser int64
 	// Metrics is where the Prometheus metrics are registered and what
 	// /metrics serves. Nil means a new registry of the handler's own.

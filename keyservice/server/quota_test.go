@@ -1,11 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 
 	"github.com/veilchat/veil/keyservice"
 	"github.com/veilchat/veil/keyservice/internal/wire"
+	"github.com/veilchat/veil/session"
 )
 
 // TestQuotas fills a user's quotas over HTTP, through two replicas sharing
@@ -46,12 +48,12 @@ func TestQuotas(t *testing.T) {
 				t.Errorf("a session after a delete: %d %s, want %s", r.status, r.err.Code, keyservice.CodeQuotaExceeded)
 			}
 
-			// Bytes: a server whose limit is what the second genesis
-			// counted, plus one byte — room for no record.
+			// Bytes: a server whose limit is what two geneses count, plus
+			// one byte — room for no record after them.
 			used := int64(len(second.records[0])) + grantBytes(second.create().Grants)
-			tight := newTestServer(t, st, func(c *Config) { c.MaxBytesPerUser = 3*used + 1 })
-			// alice's bytes so far: the first and second geneses (the same
-			// size, both counted though one is deleted); a third fills it.
+			tight := newTestServer(t, st, func(c *Config) { c.MaxBytesPerUser = 2*used + 1 })
+			// alice's bytes so far: the second genesis (the first was
+			// freed when it was deleted); a fourth fills her quota.
 			fourth := newChain(t, "messaging:quota-4", alice.id, bob.id)
 			if n := int64(len(fourth.records[0])) + grantBytes(fourth.create().Grants); n != used {
 				t.Fatalf("test setup: geneses of %d and %d bytes", n, used)
@@ -61,7 +63,7 @@ func TestQuotas(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec, _ := fourth.sign(alice.id, nil, true)
+			rec, recState := fourth.sign(alice.id, nil, true)
 			if r := request(t, tight, "POST", logPath(fourth.id), userToken(t, "alice"), rec); r.status != http.StatusForbidden || r.err.Code != keyservice.CodeQuotaExceeded {
 				t.Fatalf("an append past the bytes: %d %s, want 403 %s", r.status, r.err.Code, keyservice.CodeQuotaExceeded)
 			}
@@ -69,9 +71,62 @@ func TestQuotas(t *testing.T) {
 			if err != nil || after != before {
 				t.Errorf("head after a refused append: %+v, %v; want %+v", after, err, before)
 			}
+			// Deleting a session frees its bytes: the refused record now fits.
+			if r := request(t, two, "DELETE", "/v1/sessions/"+second.id.String(), userToken(t, "alice"), nil); r.status >= 300 {
+				t.Fatalf("delete: %d %s", r.status, r.err.Code)
+			}
+			tight.post(t, "alice", logPath(fourth.id), rec)
+			fourth.records, fourth.states = append(fourth.records, rec.Record), append(fourth.states, recState)
 			// bob signs the same kind of record within his own bytes.
 			bobRec := fourth.add(bob.id, nil, true)
 			tight.post(t, "bob", logPath(fourth.id), bobRec)
+		})
+	}
+}
+
+// TestGrantSizeOverHTTP: a grant of session.MaxGrantSize bytes is stored,
+// one byte more is refused with invalid_grants and stores nothing, in a
+// genesis and in an append, on SQLite and PostgreSQL.
+func TestGrantSizeOverHTTP(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			srv := newTestServer(t, b.open(t))
+			alice, bob := srv.member(t, "alice"), srv.member(t, "bob")
+			sized := func(g wire.Grant, n int) wire.Grant {
+				g.Grant = append(bytes.Clone(g.Grant), make([]byte, n-len(g.Grant))...)
+				return g
+			}
+			over := newChain(t, "messaging:grant-over", alice.id, bob.id)
+			req := over.create()
+			req.Grants[1] = sized(req.Grants[1], session.MaxGrantSize+1)
+			if r := request(t, srv, "POST", "/v1/sessions", userToken(t, "alice"), req); r.status != http.StatusBadRequest || r.err.Code != keyservice.CodeInvalidGrants {
+				t.Fatalf("a genesis with a grant of %d bytes: %d %s, want 400 %s", session.MaxGrantSize+1, r.status, r.err.Code, keyservice.CodeInvalidGrants)
+			}
+			if r := request(t, srv, "GET", "/v1/sessions?channel_cid=messaging:grant-over", userToken(t, "alice"), nil); r.status != http.StatusNotFound {
+				t.Errorf("the refused session's channel: %d, want 404 (nothing stored)", r.status)
+			}
+			at := newChain(t, "messaging:grant-at", alice.id, bob.id)
+			req = at.create()
+			req.Grants[1] = sized(req.Grants[1], session.MaxGrantSize)
+			srv.post(t, "alice", "/v1/sessions", req)
+
+			before, err := srv.client(t, "alice").Head(t.Context(), at.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, _ := at.sign(alice.id, nil, true)
+			orig := rec.Grants[0]
+			rec.Grants[0] = sized(orig, session.MaxGrantSize+1)
+			if r := request(t, srv, "POST", logPath(at.id), userToken(t, "alice"), rec); r.status != http.StatusBadRequest || r.err.Code != keyservice.CodeInvalidGrants {
+				t.Fatalf("an append with a grant of %d bytes: %d %s, want 400 %s", session.MaxGrantSize+1, r.status, r.err.Code, keyservice.CodeInvalidGrants)
+			}
+			if after, err := srv.client(t, "alice").Head(t.Context(), at.id); err != nil || after != before {
+				t.Errorf("head after a refused append: %+v, %v; want %+v", after, err, before)
+			}
+			rec.Grants[0] = sized(orig, session.MaxGrantSize)
+			srv.post(t, "alice", logPath(at.id), rec)
 		})
 	}
 }

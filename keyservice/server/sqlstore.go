@@ -108,6 +108,15 @@ CREATE TABLE user_usage (
 	sessions BIGINT NOT NULL,
 	bytes    BIGINT NOT NULL
 );`,
+}, {
+	Version: 3,
+	Name:    "each record's charge, freed when its session is deleted",
+	SQLite: `
+ALTER TABLE log_records ADD COLUMN charged_user  TEXT    NOT NULL DEFAULT '';
+ALTER TABLE log_records ADD COLUMN charged_bytes INTEGER NOT NULL DEFAULT 0;`,
+	Postgres: `
+ALTER TABLE log_records ADD COLUMN charged_user  TEXT COLLATE "C" NOT NULL DEFAULT '';
+ALTER TABLE log_records ADD COLUMN charged_bytes BIGINT NOT NULL DEFAULT 0;`,
 }}
 
 // Batch bounds: how many user IDs go in one IN list, and how many rows in
@@ -159,8 +168,11 @@ func OpenStore(ctx context.Context, dsn string) (Store, error) {
 // the limits. On Postgres the upsert locks the user's row until commit, so
 // concurrent writes of one user, on any replica, add up one after the
 // other and each checks a total that includes all committed before it;
-// SQLite serializes the writes. Locks are taken session row first, usage
-// row second, in every transaction, so they cannot deadlock.
+// SQLite serializes the writes. Each record row keeps whom it was charged
+// to and how many bytes (the record's and its grants'); DeleteSession
+// takes them off those users' rows. Locks are taken session row first,
+// usage rows second (DeleteSession's in user ID order), in every
+// transaction, so they cannot deadlock.
 type sqlStore struct {
 	db *sqlstore.DB
 	d  sqlstore.Dialect
@@ -176,7 +188,7 @@ type queries struct {
 	insertRecord, recordAt, recordsFrom, moveHead  string
 	rosterOf, roleOf, deleteMember, upsertMember   string
 	grantsOf, granteesOf, lockSession, deleteRow   string
-	chargeUsage                                    string
+	chargeUsage, chargesOf, refundUsage            string
 }
 
 func rebindAll(d sqlstore.Dialect) queries {
@@ -187,7 +199,7 @@ func rebindAll(d sqlstore.Dialect) queries {
 		insertSession:      d.Rebind("INSERT INTO sessions (id, channel_cid, head_seq, head_hash) VALUES (?, ?, 0, ?) ON CONFLICT DO NOTHING"),
 		sessionIDByChannel: d.Rebind("SELECT id FROM sessions WHERE channel_cid = ?"),
 		sessionByID:        d.Rebind("SELECT channel_cid, head_seq, head_hash FROM sessions WHERE id = ?"),
-		insertRecord:       d.Rebind("INSERT INTO log_records (session_id, seq, record, hash) VALUES (?, ?, ?, ?)"),
+		insertRecord:       d.Rebind("INSERT INTO log_records (session_id, seq, record, hash, charged_user, charged_bytes) VALUES (?, ?, ?, ?, ?, ?)"),
 		recordAt:           d.Rebind("SELECT record FROM log_records WHERE session_id = ? AND seq = ?"),
 		recordsFrom:        d.Rebind("SELECT record FROM log_records WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"),
 		moveHead:           d.Rebind("UPDATE sessions SET head_seq = ?, head_hash = ? WHERE id = ? AND head_seq = ? AND head_hash = ?"),
@@ -202,6 +214,9 @@ func rebindAll(d sqlstore.Dialect) queries {
 		chargeUsage: d.Rebind(`INSERT INTO user_usage (user_id, sessions, bytes) VALUES (?, ?, ?)
 			ON CONFLICT (user_id) DO UPDATE SET sessions = user_usage.sessions + excluded.sessions, bytes = user_usage.bytes + excluded.bytes
 			RETURNING sessions, bytes`),
+		chargesOf: d.Rebind(`SELECT charged_user, CAST(SUM(charged_bytes) AS BIGINT) FROM log_records
+			WHERE session_id = ? AND charged_user <> '' GROUP BY charged_user ORDER BY charged_user`),
+		refundUsage: d.Rebind("UPDATE user_usage SET bytes = CASE WHEN bytes > ? THEN bytes - ? ELSE 0 END WHERE user_id = ?"),
 	}
 }
 
@@ -317,10 +332,11 @@ func (s *sqlStore) CreateSession(ctx context.Context, ns NewSession) (bool, erro
 			// statements see its rows.
 			return s.taken(ctx, tx, ns)
 		}
-		if err := s.charge(ctx, tx, ns.Quota, 1, ns.Genesis, ns.Grants); err != nil {
+		charged, err := s.charge(ctx, tx, ns.Quota, 1, ns.Genesis, ns.Grants)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q.insertRecord, ns.ID[:], int64(0), nonNil(ns.Genesis), ns.Hash[:]); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.insertRecord, ns.ID[:], int64(0), nonNil(ns.Genesis), ns.Hash[:], ns.Quota.User, charged); err != nil {
 			return dbError("creating a session", err)
 		}
 		if err := s.replaceRoster(ctx, tx, ns.ID, ns.Roster); err != nil {
@@ -339,11 +355,12 @@ func (s *sqlStore) CreateSession(ctx context.Context, ns NewSession) (bool, erro
 }
 
 // charge counts sessions and the bytes of record and grants against
-// q.User in tx, and returns keyservice.ErrQuotaExceeded if the totals pass
-// q's limits: the caller's transaction then rolls back, the count with it.
-func (s *sqlStore) charge(ctx context.Context, tx *sql.Tx, q Quota, sessions int64, record []byte, grants []session.GrantRecord) error {
+// q.User in tx, and returns the bytes counted (0 without a user), or
+// keyservice.ErrQuotaExceeded if the totals pass q's limits: the caller's
+// transaction then rolls back, the count with it.
+func (s *sqlStore) charge(ctx context.Context, tx *sql.Tx, q Quota, sessions int64, record []byte, grants []session.GrantRecord) (int64, error) {
 	if q.User == "" {
-		return nil
+		return 0, nil
 	}
 	n := int64(len(record))
 	for _, g := range grants {
@@ -351,10 +368,41 @@ func (s *sqlStore) charge(ctx context.Context, tx *sql.Tx, q Quota, sessions int
 	}
 	var totalSessions, totalBytes int64
 	if err := tx.QueryRowContext(ctx, s.q.chargeUsage, q.User, sessions, n).Scan(&totalSessions, &totalBytes); err != nil {
-		return dbError("counting usage", err)
+		return 0, dbError("counting usage", err)
 	}
 	if (q.MaxSessions > 0 && totalSessions > q.MaxSessions) || (q.MaxBytes > 0 && totalBytes > q.MaxBytes) {
-		return keyservice.ErrQuotaExceeded
+		return 0, keyservice.ErrQuotaExceeded
+	}
+	return n, nil
+}
+
+// refund takes the bytes charged for session id's records (and their
+// grants) off the rows of the users they were charged to, in user ID
+// order. It runs in DeleteSession's transaction, with the session's row
+// locked.
+func (s *sqlStore) refund(ctx context.Context, tx *sql.Tx, id session.ID) error {
+	type charge struct {
+		user  string
+		bytes int64
+	}
+	rows, err := tx.QueryContext(ctx, s.q.chargesOf, id[:])
+	if err != nil {
+		return err
+	}
+	var charges []charge
+	err = scanRows(rows, func(r *sql.Rows) error {
+		var c charge
+		err := r.Scan(&c.user, &c.bytes)
+		charges = append(charges, c)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range charges {
+		if _, err := tx.ExecContext(ctx, s.q.refundUsage, c.bytes, c.bytes, c.user); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -481,10 +529,11 @@ func (s *sqlStore) Append(ctx context.Context, id session.ID, a Append) error {
 			}
 			return keyservice.ErrConflict
 		}
-		if err := s.charge(ctx, tx, a.Quota, 0, a.Record, a.Grants); err != nil {
+		charged, err := s.charge(ctx, tx, a.Quota, 0, a.Record, a.Grants)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q.insertRecord, id[:], next, nonNil(a.Record), a.Hash[:]); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.insertRecord, id[:], next, nonNil(a.Record), a.Hash[:], a.Quota.User, charged); err != nil {
 			return dbError("appending a record", err)
 		}
 		if err := s.replaceRoster(ctx, tx, id, a.Roster); err != nil {
@@ -709,6 +758,9 @@ func (s *sqlStore) DeleteSession(ctx context.Context, id session.ID, caller stri
 			} else if role != 1 {
 				return keyservice.ErrForbidden
 			}
+		}
+		if err := s.refund(ctx, tx, id); err != nil {
+			return dbError("freeing a session's bytes", err)
 		}
 		// The rows below would go with the session (ON DELETE CASCADE);
 		// deleting them explicitly keeps the deletion independent of it.

@@ -32,10 +32,12 @@ type NewSession struct {
 // stores it: one session for a [NewSession], and the bytes of the record
 // (genesis or change) plus the bytes of the grants it carries — what the
 // user signed and uploaded. Cards are not counted (each user's chain is
-// its own and short). Usage only grows: deleting a session, or a user's
-// grants being dropped, frees nothing, so the limits bound what a user can
-// ever make the service store, not what it stores now. A write that would
-// take User past MaxSessions or MaxBytes stores nothing and fails with
+// its own and short). Sessions count creations: deleting one gives none
+// back, so MaxSessions bounds how many a user can ever create. Bytes count
+// what is stored: deleting a session frees, for each user, the bytes its
+// records and their grants were charged (grants dropped when a member
+// leaves stay counted until then). A write that would take User past
+// MaxSessions or MaxBytes stores nothing and fails with
 // [keyservice.ErrQuotaExceeded]; a write refused for any other reason
 // counts nothing.
 type Quota struct {
@@ -133,7 +135,8 @@ type Store interface {
 	// Roster returns session id's roster, sorted by user ID, or
 	// [keyservice.ErrNotFound].
 	Roster(ctx context.Context, id session.ID) ([]session.Member, error)
-	// DeleteSession deletes session id with its log, roster and grants:
+	// DeleteSession deletes session id with its log, roster and grants,
+	// and frees the bytes they were charged ([Quota]):
 	// [keyservice.ErrNotFound] if no session, [keyservice.ErrForbidden]
 	// unless caller is an admin in its roster.
 	DeleteSession(ctx context.Context, id session.ID, caller string) error

@@ -887,7 +887,7 @@ func testQuota(t *testing.T, st server.Store) {
 	if _, err := st.CreateSession(ctx, bobs); err != nil {
 		t.Fatalf("bob's session: %v", err)
 	}
-	// Deleting frees nothing: creations count.
+	// Deleting gives no session back: creations count.
 	if err := st.DeleteSession(ctx, sid(2), "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -895,10 +895,10 @@ func testQuota(t *testing.T, st server.Store) {
 		t.Errorf("a session after a delete: %v, want ErrQuotaExceeded (creations count)", err)
 	}
 
-	// Bytes: sessions 1 and 2 each counted their genesis and grant (the
-	// deleted one too); fill up to the limit exactly with an append.
+	// Bytes: session 1 counted its genesis and grant, session 2's were
+	// freed with it; fill up to the limit exactly with an append.
 	ns := genesis(1, "", admin("alice"))
-	used := int64(2 * (len(ns.Genesis) + len(ns.Grants[0].Grant)))
+	used := int64(len(ns.Genesis) + len(ns.Grants[0].Grant))
 	head := session.Head{Hash: ns.Hash}
 	a := next(head, "", roster(admin("alice")), nil)
 	pad := q.MaxBytes - used - int64(len(a.Record))
@@ -926,6 +926,27 @@ func testQuota(t *testing.T, st server.Store) {
 	// Without a user, or for another user, the same record is stored.
 	over.Quota = server.Quota{User: "bob", MaxBytes: 1000}
 	mustAppend(t, st, ns.ID, over)
+
+	// Deleting a session frees the bytes each user was charged for it:
+	// alice, full, stores a whole quota's worth again (in bob's session:
+	// a Store leaves rights to the handler).
+	bobHead := session.Head{Hash: bobs.Hash}
+	full := next(bobHead, "", roster(admin("bob")), nil)
+	full.Grants = []session.GrantRecord{{Grantee: "bob", Epoch: 1, Grant: make([]byte, q.MaxBytes-int64(len(full.Record)))}}
+	full.Quota = q
+	if err := st.Append(ctx, bobs.ID, full); !errors.Is(err, keyservice.ErrQuotaExceeded) {
+		t.Fatalf("alice, full, stores more: %v, want ErrQuotaExceeded", err)
+	}
+	if err := st.DeleteSession(ctx, ns.ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, st, bobs.ID, full)
+	// Another user's bytes in the deleted session were freed too: bob's
+	// 1,000 bytes hold the whole quota again.
+	bobFull := next(headAfter(full), "", roster(admin("bob")), nil)
+	bobFull.Grants = []session.GrantRecord{{Grantee: "bob", Epoch: 2, Grant: make([]byte, 1000-int64(len(bobFull.Record))-int64(len(bobs.Genesis)+len(bobs.Grants[0].Grant)))}}
+	bobFull.Quota = server.Quota{User: "bob", MaxBytes: 1000}
+	mustAppend(t, st, bobs.ID, bobFull)
 }
 
 func testRaceQuota(t *testing.T, st server.Store) {
