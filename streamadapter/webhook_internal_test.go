@@ -239,6 +239,9 @@ func TestGuardHandler(t *testing.T) {
 					t.Fatalf("answer %q: %v", w.Body, err)
 				}
 			}
+			if w.Body.Len() > 0 && w.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("answer of type %q", w.Header().Get("Content-Type"))
+			}
 			rejected := answer.Message != nil && answer.Message.Type == "error" && strings.HasPrefix(answer.Message.Text, GuardText)
 			if rejected != tt.reject {
 				t.Fatalf("answer %q, rejected %v, want %v: %s", w.Body, rejected, tt.reject, tt.reason)
