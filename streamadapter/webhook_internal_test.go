@@ -483,3 +483,32 @@ func FuzzWebhook(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkGuard measures a before-message-send call answered by Guard:
+// Stream lets a message through when the hook does not answer in time.
+func BenchmarkGuard(b *testing.B) {
+	sid := testID(b, 0x11)
+	enc := map[string]any{"cid": "messaging:x", FieldSessionID: sid.String(), FieldEncrypted: true,
+		"members": []any{}, "created_by": map[string]any{"id": "alice"}}
+	env := make([]byte, session.Overhead+3000)
+	env[0] = session.Version
+	copy(env[1:], sid[:])
+	for _, bc := range []struct {
+		name string
+		msg  map[string]any
+	}{
+		{"sealed 3KB", map[string]any{"id": "m1", "type": "regular", "text": session.EncodeText(env), "html": "", FieldEncrypted: true, "attachments": []any{}}},
+		{"plaintext", map[string]any{"id": "m1", "type": "regular", "text": "hello", "html": "", "attachments": []any{}}},
+	} {
+		body := hookBody(b, bc.msg, enc)
+		h := Guard(testSecret)
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if w := post(h, "POST", body, nil); w.Code != 200 {
+					b.Fatal(w.Code)
+				}
+			}
+		})
+	}
+}

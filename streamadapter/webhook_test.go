@@ -249,6 +249,4 @@ func TestGuard(t *testing.T) {
 	if err != nil || len(q.Messages) != 1 || q.Messages[0].Text != "the vault code is 1234" {
 		t.Fatalf("bob reads %+v %v", q, err)
 	}
-
 }
-
