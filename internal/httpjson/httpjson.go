@@ -93,9 +93,13 @@ func Decode(body []byte, v any) error {
 // is reported with code CodeInvalidRequest. Its memory is linear in
 // len(data) and its recursion bounded by encoding/json's nesting limit.
 func CheckDuplicateKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
+	// Validity first: the walk below would find a repeat in a truncated
+	// object before the truncation.
+	if !json.Valid(data) {
+		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "malformed JSON")
+	}
 	var dup *Error
-	if err := walkKeys(dec, &dup); err != nil {
+	if err := walkKeys(json.NewDecoder(bytes.NewReader(data)), &dup); err != nil {
 		if dup != nil {
 			return dup
 		}

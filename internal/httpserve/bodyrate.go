@@ -34,8 +34,10 @@ type bodyWatch struct {
 }
 
 // watchBody wraps r.Body and starts the watch. The returned function stops
-// it; it must be called before the handler returns, since the connection
-// may then serve another request whose reads the watch must not touch.
+// it and reports whether it tripped; it must be called before the handler
+// returns, since the connection may then serve another request whose reads
+// the watch must not touch. (After a dropped upload, net/http closes the
+// connection itself: the rest of the body was never read.)
 func watchBody(w http.ResponseWriter, r *http.Request, rate int64, grace time.Duration, onTrip func()) (stop func() bool) {
 	bw := &bodyWatch{rate: float64(rate), grace: grace, start: time.Now(), rc: http.NewResponseController(w)}
 	r.Body = &countingBody{ReadCloser: r.Body, w: bw}
