@@ -241,7 +241,7 @@ func keyServiceHandler(ctx context.Context, dsn string, s *serveSettings) (http.
 		RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
 		MaxSessionsPerUser: s.maxSessions, MaxBytesPerUser: s.maxBytes,
 		Metrics: o.registry, OmitMetricsRoute: o.metricsAddr != "", TrustedProxies: o.trusted,
-		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow,
+		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow, MaxBodyMemory: o.maxBodyMemory,
 	})
 	if err != nil {
 		store.Close()
@@ -359,7 +359,7 @@ func ssksHandler(ctx context.Context, dsn string, s *serveSettings) (http.Handle
 	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: ssks.NewSecret(hashKey), Sender: sender, Logger: logger,
 		MaxBodyBytes: s.maxBody, RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
 		Metrics: o.registry, OmitMetricsRoute: o.metricsAddr != "", TrustedProxies: o.trusted,
-		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow,
+		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow, MaxBodyMemory: o.maxBodyMemory,
 	})
 	if err != nil {
 		store.Close()

@@ -41,6 +41,15 @@ type Config struct {
 	// began. Zero or negative: no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
+	// BodyMemory bounds the bytes of request bodies being received at
+	// once, counted by what each request may hold: its Content-Length, or
+	// MaxBodyBytes when it has none or more. A request whose body would go
+	// over is refused at once with 503 unavailable and Retry-After, before
+	// a byte of it is read. Zero or negative: no bound.
+	BodyMemory int64
+	// MaxBodyBytes is the service's cap of one body (the limit it passes
+	// to httpjson.ReadBody), which BodyMemory counts a body as at most.
+	MaxBodyBytes int64
 }
 
 // Frontend routes requests to a service's handlers (an [http.ServeMux] of
@@ -54,6 +63,8 @@ type Frontend struct {
 	routes   map[string]bool // registered pattern → is a probe
 	clientMu sync.Mutex
 	inFlight map[string]int // ClientKey → requests in flight; no zero entries
+	bodyMu   sync.Mutex
+	bodies   int64 // bytes reserved by bodies being received
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -66,8 +77,9 @@ const unmatchedRoute = "unmatched"
 
 // Reasons of the refused_total metric.
 const (
-	refusedInFlight = "client_in_flight"
-	refusedSlowBody = "slow_body"
+	refusedInFlight   = "client_in_flight"
+	refusedSlowBody   = "slow_body"
+	refusedBodyMemory = "body_memory"
 )
 
 // New returns a Frontend with no routes and registers its metrics.
@@ -92,7 +104,7 @@ func New(cfg Config) (*Frontend, error) {
 	})
 	f.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: ns + "_refused_total",
-		Help: "Requests cut short by a serving limit: client_in_flight (429: the client's cap of requests in flight), slow_body (408: the body came below the minimum rate).",
+		Help: "Requests cut short by a serving limit: client_in_flight (429: the client's cap of requests in flight), slow_body (408: the body came below the minimum rate), body_memory (503: the bodies being received would pass their memory bound).",
 	}, []string{"reason"})
 	for _, c := range []prometheus.Collector{f.requests, f.latency, f.active, f.refused} {
 		if err := cfg.Metrics.Register(c); err != nil {
@@ -103,6 +115,7 @@ func New(cfg Config) (*Frontend, error) {
 	// alerts see zeros rather than nothing.
 	f.refused.WithLabelValues(refusedInFlight)
 	f.refused.WithLabelValues(refusedSlowBody)
+	f.refused.WithLabelValues(refusedBodyMemory)
 	f.requests.WithLabelValues(unmatchedRoute, "404")
 	f.requests.WithLabelValues(unmatchedRoute, "405")
 	return f, nil
@@ -281,6 +294,16 @@ func (f *Frontend) serve(w *httpjson.StatusRecorder, r *http.Request, e *entry) 
 		httpjson.WriteError(w, he.Status, he.Code, he.Message)
 		return pattern, probe, ""
 	}
+	if f.cfg.BodyMemory > 0 && r.ContentLength != 0 {
+		release, ok := f.reserveBody(r.ContentLength)
+		if !ok {
+			f.refused.WithLabelValues(refusedBodyMemory).Inc()
+			w.Header().Set("Retry-After", "1")
+			httpjson.WriteError(w, http.StatusServiceUnavailable, httpjson.CodeUnavailable, "too many request bodies being received; retry")
+			return pattern, probe, refusedBodyMemory
+		}
+		defer release()
+	}
 	if f.cfg.MinBodyRate > 0 && r.ContentLength != 0 {
 		stop := watchBody(w, r, f.cfg.MinBodyRate, f.cfg.BodyRateGrace, func() {
 			f.refused.WithLabelValues(refusedSlowBody).Inc()
@@ -326,6 +349,29 @@ func (f *Frontend) acquire(key string) (release func(), ok bool) {
 		if f.inFlight[key]--; f.inFlight[key] <= 0 {
 			delete(f.inFlight, key)
 		}
+	}, true
+}
+
+// reserveBody counts a body of the given Content-Length against
+// BodyMemory; release gives it back.
+func (f *Frontend) reserveBody(contentLength int64) (release func(), ok bool) {
+	n := contentLength
+	if n < 0 || (f.cfg.MaxBodyBytes > 0 && n > f.cfg.MaxBodyBytes) {
+		n = f.cfg.MaxBodyBytes
+	}
+	if n <= 0 {
+		n = f.cfg.BodyMemory // no cap known: the body may take it all
+	}
+	f.bodyMu.Lock()
+	defer f.bodyMu.Unlock()
+	if f.bodies+n > f.cfg.BodyMemory {
+		return nil, false
+	}
+	f.bodies += n
+	return func() {
+		f.bodyMu.Lock()
+		f.bodies -= n
+		f.bodyMu.Unlock()
 	}, true
 }
 

@@ -480,3 +480,50 @@ func TestLimitListener(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestFrontendBodyMemory: bodies being received are counted by their
+// Content-Length (the body cap when they have none) against the bound;
+// one that would pass it is refused before a byte is read.
+func TestFrontendBodyMemory(t *testing.T) {
+	t.Parallel()
+	s := newTestFront(t, func(c *Config) { c.BodyMemory, c.MaxBodyBytes = 1000, 600 })
+	addr := strings.TrimPrefix(s.URL, "http://")
+	held := slowUpload(t, addr, "/echo", 500) // holds 500 of 1,000
+	defer held.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.metrics(t), "test_requests_in_flight 2") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := s.do(t, "POST", "/echo", "application/json", "["+strings.Repeat(" ", 498)+"]"); a.status != 200 {
+		t.Errorf("a body of 500 with 500 free: %d, want 200", a.status)
+	}
+	if a := s.do(t, "POST", "/echo", "application/json", "["+strings.Repeat(" ", 499)+"]"); a.status != 503 || a.code != httpjson.CodeUnavailable || a.header.Get("Retry-After") == "" {
+		t.Errorf("a body of 501 with 500 free: %d %q, want 503 unavailable with Retry-After", a.status, a.code)
+	}
+	// A chunked body, of unknown length, counts as the cap (600).
+	req, _ := http.NewRequest("POST", s.URL+"/echo", io.MultiReader(strings.NewReader("[]")))
+	req.Header.Set("Content-Type", "application/json")
+	req.ContentLength = -1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("a chunked body with 500 free: %d, want 503 (it may grow to the 600 cap)", resp.StatusCode)
+	}
+	if a := s.do(t, "GET", "/items/1", "", ""); a.status != 200 {
+		t.Errorf("a request without a body: %d, want 200", a.status)
+	}
+	// Finishing the held upload frees its share.
+	fmt.Fprint(held, strings.Repeat(" ", 498)+"]")
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the held upload: %v %v", resp, err)
+	}
+	if a := s.do(t, "POST", "/echo", "application/json", "["+strings.Repeat(" ", 900)+"]"); a.status != 200 {
+		t.Errorf("a body of 902 once the held one is done: %d, want 200", a.status)
+	}
+	if !strings.Contains(s.metrics(t), `test_refused_total{reason="body_memory"} 2`) {
+		t.Errorf("the refusals are not counted")
+	}
+}

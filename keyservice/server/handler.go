@@ -99,6 +99,14 @@ type Config struct {
 	// negative MinBodyRate, no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
+	// MaxBodyMemory bounds the bytes of request bodies being received at
+	// once, each counted by its Content-Length (MaxBodyBytes if it has
+	// none): a request that would pass it is refused at once with 503
+	// unavailable and Retry-After, before its body is read. It is what
+	// bounds the memory of many large uploads at once, whatever their
+	// number of connections or addresses. Zero means 256 MiB; negative,
+	// no bound. It must not be less than MaxBodyBytes.
+	MaxBodyMemory int64
 }
 
 // Handler serves the key service's /v1 API, /healthz and /metrics. It is an
@@ -172,11 +180,18 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if h.cfg.BodyRateGrace <= 0 {
 		h.cfg.BodyRateGrace = 10 * time.Second
 	}
+	if h.cfg.MaxBodyMemory == 0 {
+		h.cfg.MaxBodyMemory = 256 << 20
+	}
+	if h.cfg.MaxBodyMemory > 0 && h.cfg.MaxBodyMemory < h.cfg.MaxBodyBytes {
+		return nil, errors.New("keyservice: Config.MaxBodyMemory is less than MaxBodyBytes: no body of the maximum size could be received")
+	}
 	h.limiters = httpserve.NewLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
 	h.states = newStateCache(h.cfg.StateCacheBytes)
 	front, err := httpserve.New(httpserve.Config{
 		Namespace: "veil_keyservice", Metrics: h.cfg.Metrics, Logger: h.log, TrustedProxies: h.cfg.TrustedProxies,
 		MaxInFlightPerClient: h.cfg.MaxInFlightPerClient, MinBodyRate: h.cfg.MinBodyRate, BodyRateGrace: h.cfg.BodyRateGrace,
+		BodyMemory: h.cfg.MaxBodyMemory, MaxBodyBytes: h.cfg.MaxBodyBytes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("keyservice: %w", err)

@@ -106,6 +106,12 @@ type Config struct {
 	// seconds; negative MinBodyRate, no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
+	// MaxBodyMemory bounds the bytes of request bodies being received at
+	// once, each counted by its Content-Length (MaxBodyBytes if it has
+	// none): a request that would pass it is refused at once with 503
+	// unavailable and Retry-After, before its body is read. Zero means
+	// 256 MiB; negative, no bound. It must not be less than MaxBodyBytes.
+	MaxBodyMemory int64
 	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
 	Now  func() time.Time
@@ -188,6 +194,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.BodyRateGrace <= 0 {
 		cfg.BodyRateGrace = 10 * time.Second
 	}
+	if cfg.MaxBodyMemory == 0 {
+		cfg.MaxBodyMemory = 256 << 20
+	}
+	if cfg.MaxBodyMemory > 0 && cfg.MaxBodyMemory < cfg.MaxBodyBytes {
+		return nil, errors.New("twoman: Config.MaxBodyMemory is less than MaxBodyBytes: no body of the maximum size could be received")
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
 		if err := httpserve.RegisterRuntime(cfg.Metrics); err != nil {
@@ -212,6 +224,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if s.front, err = httpserve.New(httpserve.Config{
 		Namespace: "veil_ssks", Metrics: cfg.Metrics, Logger: s.log, TrustedProxies: cfg.TrustedProxies,
 		MaxInFlightPerClient: cfg.MaxInFlightPerClient, MinBodyRate: cfg.MinBodyRate, BodyRateGrace: cfg.BodyRateGrace,
+		BodyMemory: cfg.MaxBodyMemory, MaxBodyBytes: cfg.MaxBodyBytes,
 	}); err != nil {
 		return nil, fmt.Errorf("twoman: %w", err)
 	}
