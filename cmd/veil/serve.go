@@ -207,6 +207,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 			return nil, errors.New("--max-body must be a positive number of bytes")
 		}
 	}
+	if s.maxBody > 0 && s.ops.maxBodyMemory > 0 && s.ops.maxBodyMemory < s.maxBody {
+		return nil, errors.New("--max-body-memory must be at least --max-body")
+	}
 	s.maxSessions, err = strconv.ParseInt(s.get("max-sessions-per-user"), 10, 64)
 	if err != nil || s.maxSessions == 0 || s.maxSessions < -1 {
 		return nil, errors.New("--max-sessions-per-user must be a positive number, or -1 for no limit")

@@ -37,7 +37,7 @@ func opsFlagList() []envFlag {
 		{name: "max-inflight-per-client", env: "VEIL_MAX_INFLIGHT_PER_CLIENT", def: "64", usage: "maximum requests in flight per client address (IPv6: per /64); 0 for no cap"},
 		{name: "min-body-rate", env: "VEIL_MIN_BODY_RATE", def: "1024", usage: "bytes per second below which a request body is dropped once --body-rate-window has passed; 0 for no minimum"},
 		{name: "body-rate-window", env: "VEIL_BODY_RATE_WINDOW", def: "10s", usage: "grace period before --min-body-rate applies"},
-		{name: "max-body-memory", env: "VEIL_MAX_BODY_MEMORY", def: "268435456", usage: "maximum bytes of request bodies being received at once, each counted by its Content-Length; more are refused with 503; 0 for no bound"},
+		{name: "max-body-memory", env: "VEIL_MAX_BODY_MEMORY", def: "268435456", usage: "maximum bytes of request bodies held at once, counted as they arrive; a body past it is answered 503; 0 for no bound"},
 		{name: "metrics-addr", env: "VEIL_METRICS_ADDR", usage: "serve /metrics on this address instead of the main one (e.g. 127.0.0.1:9090)"},
 		{name: "shutdown-grace", env: "VEIL_SHUTDOWN_GRACE", def: "10s", usage: "on SIGTERM or SIGINT, time given to requests in flight before connections are cut"},
 	}

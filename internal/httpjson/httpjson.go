@@ -193,10 +193,17 @@ func problem(err error) string {
 	return msg
 }
 
+// ErrBodyMemory is what a request body's reader returns when the server
+// holds as many bytes of bodies as it may (internal/httpserve's
+// BodyMemory): ReadBody answers it with 503 unavailable.
+var ErrBodyMemory = errors.New("httpjson: the server holds as many request bodies as it may")
+
 // ReadBody reads at most limit bytes of r's body. Over the limit it returns
 // an *Error with status 413 and code CodeBodyTooLarge; a body cut short by
 // a read deadline (the server's ReadTimeout, or a minimum upload rate
-// enforced by the caller) is status 408 with code CodeRequestTimeout.
+// enforced by the caller) is status 408 with code CodeRequestTimeout; one
+// refused for want of memory ([ErrBodyMemory]) is status 503 with code
+// CodeUnavailable.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
@@ -205,6 +212,9 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		switch {
 		case errors.As(err, &mbe):
 			return nil, Errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body over %d bytes", limit)
+		case errors.Is(err, ErrBodyMemory):
+			w.Header().Set("Retry-After", "1")
+			return nil, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is receiving too many request bodies; retry")
 		case errors.As(err, &ne) && ne.Timeout():
 			return nil, Errorf(http.StatusRequestTimeout, CodeRequestTimeout, "the request body came too slowly")
 		}

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,15 +43,14 @@ type Config struct {
 	// began. Zero or negative: no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
-	// BodyMemory bounds the bytes of request bodies being received at
-	// once, counted by what each request may hold: its Content-Length, or
-	// MaxBodyBytes when it has none or more. A request whose body would go
-	// over is refused at once with 503 unavailable and Retry-After, before
-	// a byte of it is read. Zero or negative: no bound.
+	// BodyMemory bounds the bytes of request bodies received and held at
+	// once: the bytes each request has read of its body, until its
+	// handler returns. A read that would pass it fails with
+	// [httpjson.ErrBodyMemory], which httpjson.ReadBody answers with 503
+	// unavailable. Bytes are counted as they arrive, not as a
+	// Content-Length announces them, so that uploads trickled slowly hold
+	// what they sent, not what they promised. Zero or negative: no bound.
 	BodyMemory int64
-	// MaxBodyBytes is the service's cap of one body (the limit it passes
-	// to httpjson.ReadBody), which BodyMemory counts a body as at most.
-	MaxBodyBytes int64
 }
 
 // Frontend routes requests to a service's handlers (an [http.ServeMux] of
@@ -63,8 +64,7 @@ type Frontend struct {
 	routes   map[string]bool // registered pattern → is a probe
 	clientMu sync.Mutex
 	inFlight map[string]int // ClientKey → requests in flight; no zero entries
-	bodyMu   sync.Mutex
-	bodies   int64 // bytes reserved by bodies being received
+	bodies   atomic.Int64 // bytes of bodies held by requests in flight
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -104,7 +104,7 @@ func New(cfg Config) (*Frontend, error) {
 	})
 	f.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: ns + "_refused_total",
-		Help: "Requests cut short by a serving limit: client_in_flight (429: the client's cap of requests in flight), slow_body (408: the body came below the minimum rate), body_memory (503: the bodies being received would pass their memory bound).",
+		Help: "Requests cut short by a serving limit: client_in_flight (429: the client's cap of requests in flight), slow_body (408: the body came below the minimum rate), body_memory (503: the bodies held at once would pass their memory bound).",
 	}, []string{"reason"})
 	for _, c := range []prometheus.Collector{f.requests, f.latency, f.active, f.refused} {
 		if err := cfg.Metrics.Register(c); err != nil {
@@ -295,14 +295,15 @@ func (f *Frontend) serve(w *httpjson.StatusRecorder, r *http.Request, e *entry) 
 		return pattern, probe, ""
 	}
 	if f.cfg.BodyMemory > 0 && r.ContentLength != 0 {
-		release, ok := f.reserveBody(r.ContentLength)
-		if !ok {
-			f.refused.WithLabelValues(refusedBodyMemory).Inc()
-			w.Header().Set("Retry-After", "1")
-			httpjson.WriteError(w, http.StatusServiceUnavailable, httpjson.CodeUnavailable, "too many request bodies being received; retry")
-			return pattern, probe, refusedBodyMemory
-		}
-		defer release()
+		b := &budgetBody{ReadCloser: r.Body, f: f}
+		r.Body = b
+		defer func() {
+			f.bodies.Add(-b.held)
+			if b.refused {
+				f.refused.WithLabelValues(refusedBodyMemory).Inc()
+				refused = refusedBodyMemory
+			}
+		}()
 	}
 	if f.cfg.MinBodyRate > 0 && r.ContentLength != 0 {
 		stop := watchBody(w, r, f.cfg.MinBodyRate, f.cfg.BodyRateGrace, func() {
@@ -352,27 +353,26 @@ func (f *Frontend) acquire(key string) (release func(), ok bool) {
 	}, true
 }
 
-// reserveBody counts a body of the given Content-Length against
-// BodyMemory; release gives it back.
-func (f *Frontend) reserveBody(contentLength int64) (release func(), ok bool) {
-	n := contentLength
-	if n < 0 || (f.cfg.MaxBodyBytes > 0 && n > f.cfg.MaxBodyBytes) {
-		n = f.cfg.MaxBodyBytes
+// budgetBody counts the bytes read of a body against BodyMemory. It is
+// read by the handler's goroutine only.
+type budgetBody struct {
+	io.ReadCloser
+	f       *Frontend
+	held    int64
+	refused bool
+}
+
+func (b *budgetBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if b.f.bodies.Add(int64(n)) > b.f.cfg.BodyMemory {
+			b.f.bodies.Add(-int64(n))
+			b.refused = true
+			return 0, httpjson.ErrBodyMemory
+		}
+		b.held += int64(n)
 	}
-	if n <= 0 {
-		n = f.cfg.BodyMemory // no cap known: the body may take it all
-	}
-	f.bodyMu.Lock()
-	defer f.bodyMu.Unlock()
-	if f.bodies+n > f.cfg.BodyMemory {
-		return nil, false
-	}
-	f.bodies += n
-	return func() {
-		f.bodyMu.Lock()
-		f.bodies -= n
-		f.bodyMu.Unlock()
-	}, true
+	return n, err
 }
 
 // truncate returns s cut to at most n bytes.

@@ -99,13 +99,13 @@ type Config struct {
 	// negative MinBodyRate, no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
-	// MaxBodyMemory bounds the bytes of request bodies being received at
-	// once, each counted by its Content-Length (MaxBodyBytes if it has
-	// none): a request that would pass it is refused at once with 503
-	// unavailable and Retry-After, before its body is read. It is what
-	// bounds the memory of many large uploads at once, whatever their
-	// number of connections or addresses. Zero means 256 MiB; negative,
-	// no bound. It must not be less than MaxBodyBytes.
+	// MaxBodyMemory bounds the bytes of request bodies held at once, as
+	// they arrive (a body trickled in holds what it sent, not what its
+	// Content-Length promised), until their requests are answered: a
+	// request whose body would pass it is answered 503 unavailable with
+	// Retry-After. It is what bounds the memory of many large uploads at
+	// once, whatever their number of connections or addresses. Zero means
+	// 256 MiB; negative, no bound. It must not be less than MaxBodyBytes.
 	MaxBodyMemory int64
 }
 
@@ -191,7 +191,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	front, err := httpserve.New(httpserve.Config{
 		Namespace: "veil_keyservice", Metrics: h.cfg.Metrics, Logger: h.log, TrustedProxies: h.cfg.TrustedProxies,
 		MaxInFlightPerClient: h.cfg.MaxInFlightPerClient, MinBodyRate: h.cfg.MinBodyRate, BodyRateGrace: h.cfg.BodyRateGrace,
-		BodyMemory: h.cfg.MaxBodyMemory, MaxBodyBytes: h.cfg.MaxBodyBytes,
+		BodyMemory: h.cfg.MaxBodyMemory,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("keyservice: %w", err)

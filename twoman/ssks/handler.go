@@ -106,11 +106,11 @@ type Config struct {
 	// seconds; negative MinBodyRate, no minimum.
 	MinBodyRate   int64
 	BodyRateGrace time.Duration
-	// MaxBodyMemory bounds the bytes of request bodies being received at
-	// once, each counted by its Content-Length (MaxBodyBytes if it has
-	// none): a request that would pass it is refused at once with 503
-	// unavailable and Retry-After, before its body is read. Zero means
-	// 256 MiB; negative, no bound. It must not be less than MaxBodyBytes.
+	// MaxBodyMemory bounds the bytes of request bodies held at once, as
+	// they arrive, until their requests are answered: a request whose
+	// body would pass it is answered 503 unavailable with Retry-After.
+	// Zero means 256 MiB; negative, no bound. It must not be less than
+	// MaxBodyBytes.
 	MaxBodyMemory int64
 	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
@@ -224,7 +224,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if s.front, err = httpserve.New(httpserve.Config{
 		Namespace: "veil_ssks", Metrics: cfg.Metrics, Logger: s.log, TrustedProxies: cfg.TrustedProxies,
 		MaxInFlightPerClient: cfg.MaxInFlightPerClient, MinBodyRate: cfg.MinBodyRate, BodyRateGrace: cfg.BodyRateGrace,
-		BodyMemory: cfg.MaxBodyMemory, MaxBodyBytes: cfg.MaxBodyBytes,
+		BodyMemory: cfg.MaxBodyMemory,
 	}); err != nil {
 		return nil, fmt.Errorf("twoman: %w", err)
 	}
