@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -64,7 +64,7 @@ type Frontend struct {
 	routes   map[string]bool // registered pattern → is a probe
 	clientMu sync.Mutex
 	inFlight map[string]int // ClientKey → requests in flight; no zero entries
-	bodies   atomic.Int64 // bytes of bodies held by requests in flight
+	bodies   atomic.Int64   // bytes of bodies held by requests in flight
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
