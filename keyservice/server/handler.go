@@ -109,11 +109,12 @@ type Config struct {
 	MaxBodyMemory int64
 }
 
-// Handler serves the key service's /v1 API, /healthz and /metrics. It is an
-// [http.Handler] to mount in an existing server, safe for concurrent use.
-// Apart from its rate limiters it holds only a cache of verified log states
-// that it checks against the store's head on every write, so replicas scale
-// out over one PostgreSQL store.
+// Handler serves the key service's /v1 API, /healthz, /readyz and
+// /metrics. It is an [http.Handler] to mount in an existing server, safe
+// for concurrent use. Apart from its rate limiters and its counts of
+// requests and bodies in flight it holds only a cache of verified log
+// states that it checks against the store's head on every write, so
+// replicas scale out over one PostgreSQL store.
 type Handler struct {
 	cfg      Config
 	front    *httpserve.Frontend
