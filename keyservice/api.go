@@ -10,25 +10,28 @@ import (
 
 // Stable error codes of the API. Clients branch on Code, never on Message.
 const (
-	CodeInvalidRequest   = httpjson.CodeInvalidRequest // 400: malformed JSON, unknown fields, bad values
-	CodeInvalidCard      = "invalid_card"              // 400: card does not parse, is not the caller's, or does not chain
-	CodeInvalidGrants    = "invalid_grants"            // 400: grants are not exactly those the record needs, or are malformed
-	CodeInvalidLog       = "invalid_log"               // 400: a record does not parse, verify or follow the log's rules
-	CodeTooManyMembers   = "too_many_members"          // 400: more members in one call than allowed
-	CodeUnauthenticated  = "unauthenticated"           // 401: missing or invalid token
-	CodeForbidden        = httpjson.CodeForbidden      // 403: not a member, not an admin, not that user
-	CodeStreamToken      = "stream_token_read_only"    // 403: a token signed with the Stream secret tried to write
-	CodeQuotaExceeded    = "quota_exceeded"            // 403: the write would take the caller past its sessions or bytes quota
-	CodeUnknownUser      = "unknown_user"              // 404: no card for the user
-	CodeUnknownSession   = httpjson.CodeUnknownSession // 404: no such session
-	CodeNotFound         = httpjson.CodeNotFound       // 404: no such route
-	CodeMethodNotAllowed = "method_not_allowed"        // 405
-	CodeConflict         = "conflict"                  // 409: the record does not follow the log's head, generation taken
-	CodeSessionExists    = "session_exists"            // 409: the channel has another session (named in the answer)
-	CodeBodyTooLarge     = httpjson.CodeBodyTooLarge   // 413
-	CodeRateLimited      = httpjson.CodeRateLimited    // 429
-	CodeInternal         = httpjson.CodeInternal       // 500
-	CodeUnavailable      = httpjson.CodeUnavailable    // 503: store unreachable
+	CodeInvalidRequest       = httpjson.CodeInvalidRequest       // 400: malformed JSON, unknown fields, bad values
+	CodeDuplicateKey         = httpjson.CodeDuplicateKey         // 400: a JSON object of the body names a key twice
+	CodeInvalidCard          = "invalid_card"                    // 400: card does not parse, is not the caller's, or does not chain
+	CodeInvalidGrants        = "invalid_grants"                  // 400: grants are not exactly those the record needs, or are malformed
+	CodeInvalidLog           = "invalid_log"                     // 400: a record does not parse, verify or follow the log's rules
+	CodeTooManyMembers       = "too_many_members"                // 400: more members in one call than allowed
+	CodeUnauthenticated      = "unauthenticated"                 // 401: missing or invalid token
+	CodeForbidden            = httpjson.CodeForbidden            // 403: not a member, not an admin, not that user
+	CodeStreamToken          = "stream_token_read_only"          // 403: a token signed with the Stream secret tried to write
+	CodeQuotaExceeded        = "quota_exceeded"                  // 403: the write would take the caller past its sessions or bytes quota
+	CodeUnknownUser          = "unknown_user"                    // 404: no card for the user
+	CodeUnknownSession       = httpjson.CodeUnknownSession       // 404: no such session
+	CodeNotFound             = httpjson.CodeNotFound             // 404: no such route
+	CodeMethodNotAllowed     = httpjson.CodeMethodNotAllowed     // 405: the route takes other methods, listed in Allow
+	CodeRequestTimeout       = httpjson.CodeRequestTimeout       // 408: the body came too slowly
+	CodeConflict             = "conflict"                        // 409: the record does not follow the log's head, generation taken
+	CodeSessionExists        = "session_exists"                  // 409: the channel has another session (named in the answer)
+	CodeBodyTooLarge         = httpjson.CodeBodyTooLarge         // 413
+	CodeUnsupportedMediaType = httpjson.CodeUnsupportedMediaType // 415: a body that is not application/json
+	CodeRateLimited          = httpjson.CodeRateLimited          // 429
+	CodeInternal             = httpjson.CodeInternal             // 500
+	CodeUnavailable          = httpjson.CodeUnavailable          // 503: store unreachable
 )
 
 // Errors that both the key service's stores and its client report;
@@ -95,7 +98,7 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrInvalid || target == session.ErrInvalidGrants
 	case CodeInvalidLog:
 		return target == ErrInvalid || target == session.ErrInvalidLog
-	case CodeInvalidRequest, CodeInvalidCard, CodeTooManyMembers, CodeBodyTooLarge, CodeMethodNotAllowed:
+	case CodeInvalidRequest, CodeDuplicateKey, CodeInvalidCard, CodeTooManyMembers, CodeBodyTooLarge, CodeMethodNotAllowed, CodeUnsupportedMediaType:
 		return target == ErrInvalid
 	case CodeUnauthenticated:
 		return target == ErrUnauthenticated
@@ -103,7 +106,7 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrRateLimited
 	case CodeQuotaExceeded:
 		return target == ErrQuotaExceeded
-	case CodeUnavailable:
+	case CodeUnavailable, CodeRequestTimeout:
 		return target == ErrUnavailable
 	}
 	return false

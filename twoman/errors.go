@@ -29,7 +29,7 @@ func (e *APIError) Error() string {
 // holds a store or a client.
 func (e *APIError) Is(target error) bool {
 	switch e.Code {
-	case CodeInvalidRequest, CodeBodyTooLarge:
+	case CodeInvalidRequest, CodeDuplicateKey, CodeBodyTooLarge, CodeMethodNotAllowed, CodeUnsupportedMediaType:
 		return target == ErrInvalid
 	case CodeInvalidFactor:
 		return target == ErrInvalid || target == ErrInvalidFactor
@@ -49,7 +49,7 @@ func (e *APIError) Is(target error) bool {
 		return target == ErrSessionDead
 	case CodeRateLimited, CodeLocked:
 		return target == ErrRateLimited
-	case CodeUnavailable, CodeSendFailed:
+	case CodeUnavailable, CodeSendFailed, CodeRequestTimeout:
 		return target == ErrUnavailable
 	}
 	return false
@@ -58,24 +58,28 @@ func (e *APIError) Is(target error) bool {
 // Stable error codes of the SSKS API. Clients branch on Code (or on the
 // sentinel it matches, see APIError.Is), never on Message.
 const (
-	CodeInvalidRequest  = httpjson.CodeInvalidRequest // 400
-	CodeInvalidFactor   = "invalid_factor"            // 400: unknown type or implausible value
-	CodeUnauthorized    = "unauthorized"              // 401: missing or wrong app API key
-	CodeForbidden       = httpjson.CodeForbidden      // 403: the session is another user's, or no proof was given
-	CodeFactorMismatch  = "factor_mismatch"           // 403: not the factor registered for the user
-	CodeWrongCode       = "wrong_code"                // 403: the code does not match; attempts remain
-	CodeAuthRequired    = "code_required"             // 403: this session needs the code
-	CodeWrongPassphrase = "wrong_passphrase"          // 403: the passphrase does not open the password backup
-	CodeNotFound        = httpjson.CodeNotFound       // 404: no such route
-	CodeUnknownSession  = httpjson.CodeUnknownSession // 404: no such challenge session
-	CodeNoIdentity      = "no_identity"               // 404: nothing stored for the user
-	CodeSessionDead     = "session_dead"              // 410: used, expired, or too many wrong codes
-	CodeBodyTooLarge    = httpjson.CodeBodyTooLarge   // 413
-	CodeRateLimited     = httpjson.CodeRateLimited    // 429
-	CodeLocked          = "locked"                    // 429: too many wrong passphrases; retry later
-	CodeInternal        = httpjson.CodeInternal       // 500
-	CodeSendFailed      = "send_failed"               // 502: the code could not be sent to the user
-	CodeUnavailable     = httpjson.CodeUnavailable    // 503: the store does not answer
+	CodeInvalidRequest       = httpjson.CodeInvalidRequest       // 400
+	CodeDuplicateKey         = httpjson.CodeDuplicateKey         // 400: a JSON object of the body names a key twice
+	CodeInvalidFactor        = "invalid_factor"                  // 400: unknown type or implausible value
+	CodeUnauthorized         = "unauthorized"                    // 401: missing or wrong app API key
+	CodeForbidden            = httpjson.CodeForbidden            // 403: the session is another user's, or no proof was given
+	CodeFactorMismatch       = "factor_mismatch"                 // 403: not the factor registered for the user
+	CodeWrongCode            = "wrong_code"                      // 403: the code does not match; attempts remain
+	CodeAuthRequired         = "code_required"                   // 403: this session needs the code
+	CodeWrongPassphrase      = "wrong_passphrase"                // 403: the passphrase does not open the password backup
+	CodeNotFound             = httpjson.CodeNotFound             // 404: no such route
+	CodeUnknownSession       = httpjson.CodeUnknownSession       // 404: no such challenge session
+	CodeMethodNotAllowed     = httpjson.CodeMethodNotAllowed     // 405: the route takes other methods, listed in Allow
+	CodeRequestTimeout       = httpjson.CodeRequestTimeout       // 408: the body came too slowly
+	CodeNoIdentity           = "no_identity"                     // 404: nothing stored for the user
+	CodeSessionDead          = "session_dead"                    // 410: used, expired, or too many wrong codes
+	CodeBodyTooLarge         = httpjson.CodeBodyTooLarge         // 413
+	CodeUnsupportedMediaType = httpjson.CodeUnsupportedMediaType // 415: a body that is not application/json
+	CodeRateLimited          = httpjson.CodeRateLimited          // 429
+	CodeLocked               = "locked"                          // 429: too many wrong passphrases; retry later
+	CodeInternal             = httpjson.CodeInternal             // 500
+	CodeSendFailed           = "send_failed"                     // 502: the code could not be sent to the user
+	CodeUnavailable          = httpjson.CodeUnavailable          // 503: the store does not answer
 )
 
 // Errors the stores report and that API errors match (see APIError.Is).

@@ -56,6 +56,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		if _, ok := err.(*reportedError); ok {
+			return 1 // already in the log
+		}
 		fmt.Fprintf(stderr, "veil %s: %v\n", args[0], err)
 		return 1
 	}

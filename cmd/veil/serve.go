@@ -16,7 +16,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/time/rate"
 
@@ -50,9 +49,18 @@ SMTP (--smtp-addr, --smtp-from) or a signed webhook (--webhook-url,
 Pass secrets through the environment rather than flags: flags show in
 process lists.
 
+Operating: both services answer GET /healthz (the process is up), GET
+/readyz (the database answers and its schema is this release's) and GET
+/metrics (Prometheus; --metrics-addr moves it to a listener of its own).
+Every request gets one log line at info with its request ID (from
+X-Request-ID if sane, else new, and echoed in the answer), client address,
+route, status and latency. SIGTERM or SIGINT stops accepting connections
+and lets requests in flight finish for --shutdown-grace.
+
 Flags (each also read from the environment variable in brackets; a flag
 given on the command line wins; "key service:" flags apply without --ssks,
-"--ssks:" flags with it):
+"--ssks:" flags with it, and either given to the other service is an
+error):
 `
 
 // envFlag describes a flag that can also come from the environment.
@@ -70,8 +78,8 @@ func serveFlagList() []envFlag {
 		{name: "jwt-secret", env: "VEIL_JWT_SECRETS", usage: "key service: HS256 secrets, comma-separated, each `[kid=]secret` (at least 32 bytes)"},
 		{name: "jwt-ed25519", env: "VEIL_JWT_ED25519_KEYS", usage: "key service: Ed25519 public keys for EdDSA tokens, comma-separated, each `[kid=]base64`"},
 		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "key service: Stream API secret, to also accept Stream user tokens for reading only"},
-		{name: "max-body", env: "VEIL_MAX_BODY", def: "8388608", usage: "key service: maximum request body in bytes"},
-		{name: "rate", env: "VEIL_RATE", def: "100", usage: "key service: requests per second per user (bursts of twice that)"},
+		{name: "max-body", env: "VEIL_MAX_BODY", usage: "maximum request body in bytes (default 8388608 for the key service, 528384 for the SSKS)"},
+		{name: "rate", env: "VEIL_RATE", usage: "requests per second per user, bursts of twice that (default 100 for the key service; 10 for the SSKS, per client address and per user)"},
 		{name: "max-sessions-per-user", env: "VEIL_MAX_SESSIONS_PER_USER", def: "10000", usage: "key service: sessions one user may ever create; -1 for no limit"},
 		{name: "max-bytes-per-user", env: "VEIL_MAX_BYTES_PER_USER", def: "67108864", usage: "key service: bytes of records and grants one user may ever store; -1 for no limit"},
 		{name: "log-format", env: "VEIL_LOG_FORMAT", def: "text", usage: "log format: text or json"},
@@ -94,6 +102,7 @@ type serveSettings struct {
 	insecureLog bool // --insecure-log-codes
 	flags       []envFlag
 	logger      *slog.Logger
+	ops         opsSettings
 	maxBody     int64
 	maxSessions int64
 	maxBytes    int64
@@ -124,20 +133,31 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if s.ssks {
 		what, setup = "SSKS", ssksHandler
 	}
+	// From here on errors go to the log, in its format.
+	fail := func(err error) error {
+		s.logger.Error("veil serve: "+err.Error(), "service", what)
+		return &reportedError{err}
+	}
 	h, closeStore, err := setup(ctx, dsn, s)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	defer closeStore()
 
 	ln, err := net.Listen("tcp", s.get("addr"))
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
 	fmt.Fprintf(stdout, "veil %s listening on http://%s (store: %s)\n", what, ln.Addr(), storeKind(dsn))
-
-	return serveUntilSignal(ctx, srv, ln)
+	s.logger.Info("listening", "service", what, "addr", ln.Addr().String(), "store", storeKind(dsn))
+	namespace := "veil_keyservice"
+	if s.ssks {
+		namespace = "veil_ssks"
+	}
+	if err := serveHandler(ctx, h, ln, s.ops, s.logger, namespace); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 // parseServeFlags reads veil serve's flags, fills what the command line
@@ -146,7 +166,7 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	s := &serveSettings{flags: serveFlagList()}
+	s := &serveSettings{flags: append(serveFlagList(), opsFlagList()...)}
 	fs.BoolVar(&s.ssks, "ssks", false, "serve the SSKS instead of the key service")
 	fs.BoolVar(&s.insecureLog, "insecure-log-codes", false, "--ssks: DEVELOPMENT ONLY: write codes to the log instead of sending them")
 	// Defaults are the static ones only: a value from the environment is
@@ -171,18 +191,24 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 		}
 	}
 
-	switch s.get("log-format") {
-	case "json":
-		s.logger = slog.New(slog.NewJSONHandler(stderr, nil))
-	case "text":
-		s.logger = slog.New(slog.NewTextHandler(stderr, nil))
-	default:
-		return nil, errors.New("--log-format must be text or json")
+	if err := checkMode(fs, s.flags, s.ssks, given); err != nil {
+		return nil, err
 	}
 	var err error
-	s.maxBody, err = strconv.ParseInt(s.get("max-body"), 10, 64)
-	if err != nil || s.maxBody <= 0 {
-		return nil, errors.New("--max-body must be a positive number of bytes")
+	if s.ops, err = parseOps(s.get); err != nil {
+		return nil, err
+	}
+	if s.logger, err = newLogger(s.get("log-format"), s.ops.level, stderr); err != nil {
+		return nil, err
+	}
+	if v := s.get("max-body"); v != "" {
+		s.maxBody, err = strconv.ParseInt(v, 10, 64)
+		if err != nil || s.maxBody <= 0 {
+			return nil, errors.New("--max-body must be a positive number of bytes")
+		}
+	}
+	if s.maxBody > 0 && s.ops.maxBodyMemory > 0 && s.ops.maxBodyMemory < s.maxBody {
+		return nil, errors.New("--max-body-memory must be at least --max-body")
 	}
 	s.maxSessions, err = strconv.ParseInt(s.get("max-sessions-per-user"), 10, 64)
 	if err != nil || s.maxSessions == 0 || s.maxSessions < -1 {
@@ -192,9 +218,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 	if err != nil || s.maxBytes == 0 || s.maxBytes < -1 {
 		return nil, errors.New("--max-bytes-per-user must be a positive number of bytes, or -1 for no limit")
 	}
-	s.rps, err = strconv.ParseFloat(s.get("rate"), 64)
-	if err != nil || math.IsNaN(s.rps) || math.IsInf(s.rps, 0) || s.rps <= 0 {
-		return nil, errors.New("--rate must be a positive number")
+	if v := s.get("rate"); v != "" {
+		s.rps, err = strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(s.rps) || math.IsInf(s.rps, 0) || s.rps <= 0 {
+			return nil, errors.New("--rate must be a positive number")
+		}
 	}
 	return s, nil
 }
@@ -210,15 +238,19 @@ func keyServiceHandler(ctx context.Context, dsn string, s *serveSettings) (http.
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
+	o := &s.ops
 	h, err := server.NewHandler(server.Config{
 		Store: store, Auth: auth, Logger: s.logger, MaxBodyBytes: s.maxBody,
 		RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
 		MaxSessionsPerUser: s.maxSessions, MaxBytesPerUser: s.maxBytes,
+		Metrics: o.registry, OmitMetricsRoute: o.metricsAddr != "", TrustedProxies: o.trusted,
+		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow, MaxBodyMemory: o.maxBodyMemory,
 	})
 	if err != nil {
 		store.Close()
 		return nil, nil, err
 	}
+	o.metrics = h.MetricsHandler()
 	return h, store.Close, nil
 }
 
@@ -326,10 +358,16 @@ func ssksHandler(ctx context.Context, dsn string, s *serveSettings) (http.Handle
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
-	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: ssks.NewSecret(hashKey), Sender: sender, Logger: logger})
+	o := &s.ops
+	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: ssks.NewSecret(hashKey), Sender: sender, Logger: logger,
+		MaxBodyBytes: s.maxBody, RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
+		Metrics: o.registry, OmitMetricsRoute: o.metricsAddr != "", TrustedProxies: o.trusted,
+		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow, MaxBodyMemory: o.maxBodyMemory,
+	})
 	if err != nil {
 		store.Close()
 		return nil, nil, err
 	}
+	o.metrics = srv.MetricsHandler()
 	return srv, store.Close, nil
 }

@@ -1,10 +1,14 @@
 package httpjson
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 )
@@ -72,5 +76,124 @@ func TestWriteUnmarshalable(t *testing.T) {
 	Write(rec, http.StatusCreated, map[string]int{"n": 1})
 	if rec.Code != http.StatusCreated || rec.Body.String() != "{\"n\":1}\n" || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("Write: %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+}
+
+func TestDecodeDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	type inner struct {
+		K string `json:"k"`
+	}
+	var v struct {
+		Name  string  `json:"name"`
+		Items []inner `json:"items"`
+		Inner *inner  `json:"inner"`
+	}
+	tests := []struct {
+		name, body string
+		code       string // "" for accepted
+		reason     string
+	}{
+		{"plain", `{"name":"a","items":[{"k":"1"},{"k":"2"}]}`, "", "the same key in sibling objects is no repeat"},
+		{"top level", `{"name":"a","name":"b"}`, CodeDuplicateKey, "encoding/json keeps the last, another parser the first"},
+		{"nested", `{"inner":{"k":"1","k":"2"}}`, CodeDuplicateKey, "at any depth"},
+		{"in an array", `{"items":[{"k":"1"},{"k":"2","k":"3"}]}`, CodeDuplicateKey, "in objects inside arrays"},
+		{"escaped", `{"name":"a","n\u0061me":"b"}`, CodeDuplicateKey, "keys are compared unescaped"},
+		{"letter case", `{"name":"a","NAME":"b"}`, CodeDuplicateKey, "encoding/json fills one field from both"},
+		{"kelvin sign", `{"inner":{"k":"1","\u212a":"2"}}`, CodeDuplicateKey, "U+212A folds to k in encoding/json's matching"},
+		{"null value repeated", `{"inner":null,"inner":{"k":"1"}}`, CodeDuplicateKey, "whatever the values"},
+	}
+	for _, tc := range tests {
+		err := Decode([]byte(tc.body), &v)
+		var he *Error
+		switch {
+		case tc.code == "" && err != nil:
+			t.Errorf("%s: %v, want accepted (%s)", tc.name, err, tc.reason)
+		case tc.code != "" && (!errors.As(err, &he) || he.Status != 400 || he.Code != tc.code):
+			t.Errorf("%s: %v, want 400 %s (%s)", tc.name, err, tc.code, tc.reason)
+		}
+	}
+}
+
+// FuzzCheckDuplicateKeys: no input panics it; what is not JSON is refused
+// as invalid; and an object is refused exactly when its keys, unmarshaled
+// into a map, are fewer than its members (a test of the exact-match case
+// against encoding/json's own reading).
+func FuzzCheckDuplicateKeys(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"a":{"b":[{"c":1,"c":2}]}}`, `[{"x":1},{"x":1}]`, `{"a":1,"A":2}`, `"s"`, `{`, `{"a"}`, `[1,`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		err := CheckDuplicateKeys(data)
+		var he *Error
+		if err != nil && !errors.As(err, &he) {
+			t.Fatalf("error of another type: %v", err)
+		}
+		if !json.Valid(data) {
+			if err == nil || he.Code != CodeInvalidRequest {
+				t.Fatalf("invalid JSON %q: %v, want invalid_request", data, err)
+			}
+			return
+		}
+		var members []json.RawMessage
+		var asMap map[string]json.RawMessage
+		if json.Unmarshal(data, &asMap) != nil {
+			return // not an object
+		}
+		// Count the top-level members with a decoder.
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.Token()
+		for dec.More() {
+			var k string
+			var v json.RawMessage
+			tok, _ := dec.Token()
+			k, _ = tok.(string)
+			dec.Decode(&v)
+			members = append(members, v)
+			_ = k
+		}
+		if len(asMap) < len(members) && (err == nil || he.Code != CodeDuplicateKey) {
+			t.Fatalf("%q repeats a top-level key, but CheckDuplicateKeys = %v", data, err)
+		}
+	})
+}
+
+func TestRequireJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ctype  string
+		body   string
+		ok     bool
+		reason string
+	}{
+		{"application/json", "{}", true, "the type"},
+		{"application/json;charset=utf-8", "{}", true, "with its one charset"},
+		{"text/json", "{}", false, "not the registered type"},
+		{"", "{}", false, "a body with no type"},
+		{"", "", true, "no body, no type needed"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			r.Header.Set("Content-Type", tc.ctype)
+		}
+		err := RequireJSON(r)
+		var he *Error
+		if tc.ok != (err == nil) || (err != nil && (!errors.As(err, &he) || he.Status != 415 || he.Code != CodeUnsupportedMediaType)) {
+			t.Errorf("%q with %q: %v (%s)", tc.ctype, tc.body, err, tc.reason)
+		}
+	}
+}
+
+// timeoutReader fails as a connection past its read deadline does.
+type timeoutReader struct{}
+
+func (timeoutReader) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }
+
+func TestReadBodyTimeout(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest(http.MethodPost, "/", io.NopCloser(timeoutReader{}))
+	var he *Error
+	if _, err := ReadBody(httptest.NewRecorder(), r, 10); !errors.As(err, &he) || he.Status != 408 || he.Code != CodeRequestTimeout {
+		t.Fatalf("a body cut by a deadline: %v, want 408 %s", err, CodeRequestTimeout)
 	}
 }

@@ -181,3 +181,45 @@ func TestMigrateConcurrently(t *testing.T) {
 		})
 	}
 }
+
+// TestReady: a DB is ready while its schema is the program's, and not once
+// a newer release migrated it further or its migrations were undone under
+// it (a database restored or swapped while the process runs).
+func TestReady(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			dsn := b.fresh(t)
+			old, err := Open(ctx, dsn, "svc", history[:2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer old.Close()
+			if err := old.Ready(ctx); err != nil {
+				t.Fatalf("Ready right after Open: %v", err)
+			}
+			newer, err := Open(ctx, dsn, "svc", history)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer newer.Close()
+			var sv *SchemaVersionError
+			if err := old.Ready(ctx); !errors.As(err, &sv) || sv.Database != 3 || sv.Program != 2 {
+				t.Errorf("Ready of the older program after a newer one migrated: %v, want a SchemaVersionError 3 > 2", err)
+			}
+			if err := newer.Ready(ctx); err != nil {
+				t.Errorf("Ready of the newer program: %v", err)
+			}
+			mustExec(t, newer, "DELETE FROM schema_migrations WHERE namespace = ? AND version = 3", "svc")
+			if err := newer.Ready(ctx); err == nil || errors.As(err, &sv) {
+				t.Errorf("Ready with a migration gone: %v, want an error that is no SchemaVersionError", err)
+			}
+			newer.Close()
+			if err := newer.Ready(ctx); err == nil {
+				t.Error("Ready of a closed DB: nil")
+			}
+		})
+	}
+}

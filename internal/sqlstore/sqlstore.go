@@ -70,6 +70,10 @@ type DB struct {
 	// advisory-lock patterns rely on: after the lock, the next statement
 	// sees what the previous holder committed.
 	writeOpts *sql.TxOptions
+	// namespace and version are the schema Open brought the database to,
+	// which Ready checks is still there.
+	namespace string
+	version   int
 }
 
 // Open opens the database named by dsn and applies the pending migrations
@@ -114,6 +118,7 @@ func Open(ctx context.Context, dsn, namespace string, migrations []Migration) (*
 		db.Close()
 		return nil, err
 	}
+	db.namespace, db.version = namespace, len(migrations)
 	return db, nil
 }
 
@@ -255,6 +260,29 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	if db.read != db.write {
 		return db.read.PingContext(ctx)
+	}
+	return nil
+}
+
+// Ready checks, for a readiness probe, that the database answers and
+// that its schema is the one Open left: every migration of the program
+// applied, none newer. A database swapped under a running process (a
+// restored backup of an older release, an empty one) or migrated since by
+// a newer release fails, with a *SchemaVersionError in the second case.
+func (db *DB) Ready(ctx context.Context) error {
+	if err := db.Ping(ctx); err != nil {
+		return err
+	}
+	var v sql.NullInt64
+	err := db.read.QueryRowContext(ctx, db.dialect.Rebind("SELECT MAX(version) FROM schema_migrations WHERE namespace = ?"), db.namespace).Scan(&v)
+	if err != nil {
+		return fmt.Errorf("sqlstore: reading the schema version: %w", err)
+	}
+	switch {
+	case int(v.Int64) > db.version:
+		return &SchemaVersionError{Namespace: db.namespace, Database: int(v.Int64), Program: db.version}
+	case int(v.Int64) < db.version:
+		return fmt.Errorf("sqlstore: database schema %q is at version %d, behind this program's %d: restart to migrate it", db.namespace, v.Int64, db.version)
 	}
 	return nil
 }

@@ -2,12 +2,15 @@ package server
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/veilchat/veil/internal/httpjson"
 )
 
 // Key is one JWT verification key. Several keys may be configured at once so
@@ -60,11 +63,69 @@ type claims struct {
 	Role   string `json:"role,omitempty"`
 }
 
+// UnmarshalJSON refuses two things golang-jwt lets through: a time claim
+// (exp, nbf, iat) that is not a JSON number — RFC 7519 makes a
+// NumericDate a number, and golang-jwt also takes a string that holds one
+// — and a claim named twice, which encoding/json resolves to the last where
+// the issuer's parser may have read the first. Claim names are compared
+// without regard to letter case, as encoding/json matches them.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	if err := httpjson.CheckDuplicateKeys(b); err != nil {
+		return errors.New("a claim is named twice")
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return errors.New("the claims are not a JSON object")
+	}
+	for name, v := range raw {
+		for _, tc := range []string{"exp", "nbf", "iat"} {
+			if strings.EqualFold(name, tc) && (len(v) == 0 || !strings.ContainsRune("-0123456789", rune(v[0]))) {
+				return fmt.Errorf("the %s claim is not a number", tc)
+			}
+		}
+	}
+	type plain claims // without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
 var (
 	errNoToken  = errors.New("missing token")
 	errBadToken = errors.New("invalid token")
 	errNoExpiry = errors.New("invalid token: it has no exp claim, and tokens must expire")
 )
+
+// authError is a refused token: what the client is told (one of the
+// errors above, on purpose uninformative) and, for the log at debug, why.
+type authError struct {
+	pub error
+	why string
+}
+
+func (e *authError) Error() string { return e.pub.Error() }
+func (e *authError) Unwrap() error { return e.pub }
+
+// refused returns pub with the reason of cause, cut to a bounded length.
+// golang-jwt's errors name the check that failed (signature, expiry, a
+// claim), never the token.
+func refused(pub, cause error) error {
+	why := pub.Error()
+	if cause != nil {
+		why = cause.Error()
+	}
+	if len(why) > 200 {
+		why = why[:200]
+	}
+	return &authError{pub: pub, why: why}
+}
+
+// authReason is the reason of a refused token, for the log at debug.
+func authReason(err error) string {
+	var ae *authError
+	if errors.As(err, &ae) {
+		return ae.why
+	}
+	return err.Error()
+}
 
 // authenticate verifies a raw Authorization header value.
 func (a *Auth) authenticate(header string, now func() time.Time) (Principal, error) {
@@ -73,10 +134,10 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 		raw = strings.TrimSpace(after)
 	}
 	if raw == "" {
-		return Principal{}, errNoToken
+		return Principal{}, refused(errNoToken, nil)
 	}
 	if len(raw) > 8192 {
-		return Principal{}, errBadToken
+		return Principal{}, refused(errBadToken, errors.New("a token over 8,192 bytes"))
 	}
 	leeway := a.Leeway
 	if leeway == 0 {
@@ -106,6 +167,7 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 	if err == nil {
 		return principalOf(c, true)
 	}
+	cause := err
 	noExpiry := errors.Is(err, jwt.ErrTokenRequiredClaimMissing)
 	if !a.StreamSecret.IsZero() {
 		var c claims
@@ -116,7 +178,7 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 			return a.StreamSecret.Reveal(), nil
 		}); err == nil {
 			if c.UserID == "" {
-				return Principal{}, errBadToken
+				return Principal{}, refused(errBadToken, errors.New("a Stream token without user_id"))
 			}
 			p, err := principalOf(c, false)
 			if err != nil {
@@ -126,12 +188,16 @@ func (a *Auth) authenticate(header string, now func() time.Time) (Principal, err
 			return p, nil
 		} else if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
 			noExpiry = true
+		} else if errors.Is(cause, jwt.ErrTokenUnverifiable) {
+			// No Veil key could check it: the Stream secret's verdict
+			// is the telling one.
+			cause = fmt.Errorf("not a Veil token (%v), nor a Stream token: %w", cause, err)
 		}
 	}
 	if noExpiry {
-		return Principal{}, errNoExpiry
+		return Principal{}, refused(errNoExpiry, nil)
 	}
-	return Principal{}, errBadToken
+	return Principal{}, refused(errBadToken, cause)
 }
 
 // veilKeys is the jwt.Keyfunc of Veil tokens: the key the "kid" header
@@ -162,7 +228,7 @@ func (a *Auth) veilKeys(t *jwt.Token) (any, error) {
 func principalOf(c claims, mayBeService bool) (Principal, error) {
 	if c.Role == "service" {
 		if !mayBeService {
-			return Principal{}, errBadToken
+			return Principal{}, refused(errBadToken, errors.New("a Stream token with the service role"))
 		}
 		return Principal{Service: true}, nil
 	}
@@ -171,7 +237,7 @@ func principalOf(c claims, mayBeService bool) (Principal, error) {
 		user = c.Subject
 	}
 	if !validUserID(user) { // the ID reaches the store as the caller's
-		return Principal{}, errBadToken
+		return Principal{}, refused(errBadToken, errors.New("no valid user ID in user_id or sub"))
 	}
 	return Principal{UserID: user}, nil
 }

@@ -64,7 +64,7 @@ func TestBadInput(t *testing.T) {
 		{"zero session ID", "GET", "/v1/sessions/" + strings.Repeat("0", 32) + "/head", nil, 400, keyservice.CodeInvalidRequest, "no session has the zero ID"},
 		{"unknown session", "GET", "/v1/sessions/" + strings.Repeat("ab", 16) + "/head", nil, 404, keyservice.CodeUnknownSession, "clear not-found"},
 		{"unknown user history", "GET", "/v1/users/nobody/cards", nil, 404, keyservice.CodeUnknownUser, "clear not-found"},
-		{"removed route: session info", "GET", "/v1/sessions/" + sid, nil, 404, keyservice.CodeNotFound, "members come from the log"},
+		{"removed route: session info", "GET", "/v1/sessions/" + sid, nil, 405, keyservice.CodeMethodNotAllowed, "members come from the log; the path only deletes"},
 		{"removed route: members", "POST", "/v1/sessions/" + sid + "/members", `{}`, 404, keyservice.CodeNotFound, "members are added by records"},
 		{"removed route: rotate", "POST", "/v1/sessions/" + sid + "/rotate", `{}`, 404, keyservice.CodeNotFound, "epochs start with records"},
 		{"removed route: admins", "PUT", "/v1/sessions/" + sid + "/admins/bob", `{}`, 404, keyservice.CodeNotFound, "roles change with records"},

@@ -7,8 +7,9 @@
 // (signed cards, pinning, signed records, signed grants).
 //
 // [Handler] is an [http.Handler] serving a versioned JSON API under /v1, plus
-// /healthz and Prometheus /metrics; mount it in an existing Go server or run
-// it with `veil serve`. Its Go client and error codes are in package
+// /healthz (live), /readyz (the store answers and its schema is current)
+// and Prometheus /metrics; mount it in an existing Go server or run it with
+// `veil serve`. Its Go client and error codes are in package
 // [github.com/veilchat/veil/keyservice], which devices and bots import
 // without linking this package, its database drivers or its metrics.
 //
@@ -83,6 +84,19 @@
 // bytes of UTF-8 without NUL. Anything else is refused with 400 (401 in a
 // token) before it reaches the store; those inside records are the log's to
 // check.
+//
+// # Serving
+//
+// The Handler logs one line per request (request ID from X-Request-ID or
+// new, client address, route, status, latency, user) and the reason of a
+// 401 or 403 at debug, never a token. A route that exists for other
+// methods answers 405 with Allow; a body must be application/json (415)
+// and name each key once (400 duplicate_key). It caps each client
+// address's requests in flight (Config.MaxInFlightPerClient), drops bodies
+// uploaded below a minimum rate (Config.MinBodyRate) and bounds the bytes
+// of bodies held at once (Config.MaxBodyMemory). Timeouts, header bytes
+// and the number of connections belong to the http.Server it is mounted
+// in; docs/DEPLOY.md lists what `veil serve` sets.
 //
 // # Authentication
 //

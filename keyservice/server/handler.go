@@ -2,18 +2,16 @@ package server
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/internal/httpserve"
 	"github.com/veilchat/veil/internal/memberlog"
 	"github.com/veilchat/veil/keyservice"
 	"github.com/veilchat/veil/keyservice/internal/wire"
@@ -71,24 +70,59 @@ type Config struct {
 	// [Quota].
 	MaxBytesPerUser int64
 	// Metrics is where the Prometheus metrics are registered and what
-	// /metrics serves. Nil means a new registry of the handler's own.
+	// /metrics serves. Nil means a new registry of the handler's own,
+	// which also holds the Go runtime's and the process's collectors (a
+	// registry given here gets only the handler's metrics: it may hold
+	// those collectors already).
 	Metrics *prometheus.Registry
+	// OmitMetricsRoute leaves /metrics out of the handler's routes, for a
+	// server that serves [Handler.MetricsHandler] on another listener.
+	OmitMetricsRoute bool
+
+	// TrustedProxies are the networks of the reverse proxies (load
+	// balancers) in front of the service. A request from one of them is
+	// taken to come from the address its X-Forwarded-For names, the
+	// nearest one not itself trusted; every other request from its peer
+	// address. Nil trusts none: behind a proxy, every client then counts
+	// as the proxy's address for the per-address limits below and the
+	// rate limit of unauthenticated requests.
+	TrustedProxies []netip.Prefix
+	// MaxInFlightPerClient caps the requests one client address (an IPv4
+	// address, an IPv6 /64) may have in flight; more are refused with 429
+	// rate_limited. Zero means 64; negative, no cap. /healthz, /readyz and
+	// /metrics are exempt.
+	MaxInFlightPerClient int
+	// MinBodyRate is the rate, in bytes per second, below which a request
+	// body is dropped (408 request_timeout, and the connection closed)
+	// once BodyRateGrace has passed since the request began, so that
+	// uploads trickled a byte at a time cannot hold connections and their
+	// buffers. Zero means 1,024 bytes per second after 10 seconds;
+	// negative MinBodyRate, no minimum.
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
+	// MaxBodyMemory bounds the bytes of request bodies held at once, as
+	// they arrive (a body trickled in holds what it sent, not what its
+	// Content-Length promised), until their requests are answered: a
+	// request whose body would pass it is answered 503 unavailable with
+	// Retry-After. It is what bounds the memory of many large uploads at
+	// once, whatever their number of connections or addresses. Zero means
+	// 256 MiB; negative, no bound. It must not be less than MaxBodyBytes.
+	MaxBodyMemory int64
 }
 
-// Handler serves the key service's /v1 API, /healthz and /metrics. It is an
-// [http.Handler] to mount in an existing server, safe for concurrent use.
-// Apart from its rate limiters it holds only a cache of verified log states
-// that it checks against the store's head on every write, so replicas scale
-// out over one PostgreSQL store.
+// Handler serves the key service's /v1 API, /healthz, /readyz and
+// /metrics. It is an [http.Handler] to mount in an existing server, safe
+// for concurrent use. Apart from its rate limiters and its counts of
+// requests and bodies in flight it holds only a cache of verified log
+// states that it checks against the store's head on every write, so
+// replicas scale out over one PostgreSQL store.
 type Handler struct {
 	cfg      Config
-	mux      *http.ServeMux
+	front    *httpserve.Frontend
 	log      *slog.Logger
 	now      func() time.Time
-	limiters *limiters
+	limiters *httpserve.Limiters
 	states   *stateCache
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
 	replays  *prometheus.CounterVec
 }
 
@@ -105,7 +139,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
 		}
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Now}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -135,25 +169,45 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if h.cfg.Metrics == nil {
 		h.cfg.Metrics = prometheus.NewRegistry()
+		if err := httpserve.RegisterRuntime(h.cfg.Metrics); err != nil {
+			return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
+		}
 	}
-	h.limiters = newLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
+	if h.cfg.MaxInFlightPerClient == 0 {
+		h.cfg.MaxInFlightPerClient = 64
+	}
+	if h.cfg.MinBodyRate == 0 {
+		h.cfg.MinBodyRate = 1024
+	}
+	if h.cfg.BodyRateGrace <= 0 {
+		h.cfg.BodyRateGrace = 10 * time.Second
+	}
+	if h.cfg.MaxBodyMemory == 0 {
+		h.cfg.MaxBodyMemory = 256 << 20
+	}
+	if h.cfg.MaxBodyMemory > 0 && h.cfg.MaxBodyMemory < h.cfg.MaxBodyBytes {
+		return nil, errors.New("keyservice: Config.MaxBodyMemory is less than MaxBodyBytes: no body of the maximum size could be received")
+	}
+	h.limiters = httpserve.NewLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
 	h.states = newStateCache(h.cfg.StateCacheBytes)
-	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "veil_keyservice_requests_total", Help: "Requests by route and status code.",
-	}, []string{"route", "code"})
-	h.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "veil_keyservice_request_duration_seconds", Help: "Request latency by route.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14),
-	}, []string{"route"})
+	front, err := httpserve.New(httpserve.Config{
+		Namespace: "veil_keyservice", Metrics: h.cfg.Metrics, Logger: h.log, TrustedProxies: h.cfg.TrustedProxies,
+		MaxInFlightPerClient: h.cfg.MaxInFlightPerClient, MinBodyRate: h.cfg.MinBodyRate, BodyRateGrace: h.cfg.BodyRateGrace,
+		BodyMemory: h.cfg.MaxBodyMemory,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyservice: %w", err)
+	}
+	h.front = front
 	h.replays = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "veil_keyservice_log_replays_total",
 		Help: "Membership logs replayed for want of a cached state at their head: from the genesis (full) or from an older cached state (incremental).",
 	}, []string{"kind"})
-	for _, c := range []prometheus.Collector{h.requests, h.latency, h.replays} {
-		if err := h.cfg.Metrics.Register(c); err != nil {
-			return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
-		}
+	if err := h.cfg.Metrics.Register(h.replays); err != nil {
+		return nil, fmt.Errorf("keyservice: registering metrics: %w", err)
 	}
+	h.replays.WithLabelValues("full")
+	h.replays.WithLabelValues("incremental")
 
 	h.handle("PUT /v1/users/{user}/cards", h.publishCard)
 	h.handle("GET /v1/users/{user}/cards", h.cardHistory)
@@ -165,88 +219,93 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.handle("GET /v1/sessions/{id}/log", h.readLog)
 	h.handle("GET /v1/sessions/{id}/head", h.head)
 	h.handle("GET /v1/sessions/{id}/grants", h.myGrants)
-	h.mux.HandleFunc("GET /healthz", h.healthz)
-	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.cfg.Metrics, promhttp.HandlerOpts{}))
-	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &answer{status: http.StatusNotFound, detail: wire.ErrorDetail{Code: keyservice.CodeNotFound, Message: "no such route"}})
-	})
+	h.front.HandleProbe("GET /healthz", http.HandlerFunc(httpserve.Live))
+	h.front.HandleProbe("GET /readyz", httpserve.Ready(h.cfg.Store))
+	if !h.cfg.OmitMetricsRoute {
+		h.front.HandleProbe("GET /metrics", h.MetricsHandler())
+	}
 	return h, nil
 }
 
 // ServeHTTP implements [http.Handler].
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.front.ServeHTTP(w, r) }
+
+// MetricsHandler returns the handler of /metrics: the Prometheus text of
+// [Config.Metrics], to serve on a listener of its own with
+// [Config.OmitMetricsRoute].
+func (h *Handler) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(h.cfg.Metrics, promhttp.HandlerOpts{})
+}
 
 // apiFunc handles one authenticated API request. It returns the status and
 // the response value, or an error (an *answer, an [*keyservice.APIError],
 // or a store error that apiError maps).
 type apiFunc func(r *http.Request, p Principal, body []byte) (int, any, error)
 
-// handle registers an authenticated, rate-limited, logged and measured
-// route. The body is read (bounded) before fn runs.
+// handle registers an authenticated, rate-limited route. The body is
+// read (bounded) before fn runs; the Frontend logs and measures.
 func (h *Handler) handle(pattern string, fn apiFunc) {
-	route := pattern
 	// Every route that is not a GET writes, but the card lookup.
 	write := !strings.HasPrefix(pattern, "GET ") && pattern != "POST /v1/cards/lookup"
-	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		start := h.now()
-		rec := &httpjson.StatusRecorder{ResponseWriter: w}
-		p, err := h.serve(rec, r, fn, write)
-		code := rec.Status
-		h.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-		h.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		attrs := []any{"route", route, "status", code, "duration", time.Since(start)}
-		if p.UserID != "" {
-			attrs = append(attrs, "user", p.UserID)
-		} else if p.Service {
-			attrs = append(attrs, "user", "(service)")
-		}
-		if err != nil && code >= 500 {
-			attrs = append(attrs, "error", err.Error())
-			h.log.Error("request failed", attrs...)
-			return
-		}
-		h.log.Info("request", attrs...)
-	})
+	h.front.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.serve(w, r, fn, write)
+	}))
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc, write bool) (Principal, error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn apiFunc, write bool) {
+	ctx := r.Context()
 	p, err := h.cfg.Auth.authenticate(r.Header.Get("Authorization"), h.now)
 	if err != nil {
-		if !h.limiters.allow("ip:" + clientIP(r)) {
+		if !h.limiters.Allow("ip:" + httpserve.ClientKey(httpserve.Client(ctx))) {
 			writeError(w, errorf(http.StatusTooManyRequests, keyservice.CodeRateLimited, "too many requests"))
-			return Principal{}, nil
+			return
 		}
+		httpserve.SetRefusal(ctx, authReason(err))
 		writeError(w, errorf(http.StatusUnauthorized, keyservice.CodeUnauthenticated, "%s", err.Error()))
-		return Principal{}, nil
+		return
+	}
+	switch {
+	case p.Service:
+		httpserve.SetUser(ctx, "(service)")
+	default:
+		httpserve.SetUser(ctx, p.UserID)
 	}
 	if write && p.ViaStream {
 		// Stream knows its own secret and can sign a token for any user:
 		// such a token never writes (cards, sessions, records, deletes).
-		writeError(w, errorf(http.StatusForbidden, keyservice.CodeStreamToken,
-			"a token signed with the Stream API secret may only read; writes need a token the app backend issues"))
-		return p, nil
+		a := errorf(http.StatusForbidden, keyservice.CodeStreamToken,
+			"a token signed with the Stream API secret may only read; writes need a token the app backend issues")
+		httpserve.SetRefusal(ctx, a.detail.Message)
+		writeError(w, a)
+		return
 	}
 	key := "user:" + p.UserID
 	if p.Service {
 		key = "service"
 	}
-	if !h.limiters.allow(key) {
+	if !h.limiters.Allow(key) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, errorf(http.StatusTooManyRequests, keyservice.CodeRateLimited, "too many requests"))
-		return p, nil
+		return
 	}
 	body, err := httpjson.ReadBody(w, r, h.cfg.MaxBodyBytes)
 	if err != nil {
 		writeError(w, h.apiError(err))
-		return p, nil
+		return
 	}
 	status, out, err := fn(r, p, body)
 	if err != nil {
-		writeError(w, h.apiError(err))
-		return p, err
+		a := h.apiError(err)
+		switch {
+		case a.status >= 500:
+			httpserve.SetError(ctx, err)
+		case a.status == http.StatusForbidden:
+			httpserve.SetRefusal(ctx, a.detail.Message)
+		}
+		writeError(w, a)
+		return
 	}
 	writeJSON(w, status, out)
-	return p, nil
 }
 
 // answer is an error answer: its status and what its body says.
@@ -316,96 +375,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, sta
 
 func writeError(w http.ResponseWriter, a *answer) {
 	httpjson.Write(w, a.status, wire.ErrorBody{Error: a.detail})
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// limiters holds one token bucket per principal (a user, the service, or
-// the address of an unauthenticated client). It forgets buckets idle for
-// limiterIdle and never holds more than maxLimiters: when full, a new key
-// evicts the least recently used one. Every call does a bounded amount of
-// work under the one mutex, however many keys an attacker invents (new
-// client addresses cost nothing over IPv6). An evicted principal starts
-// again with a full bucket; that lets a flood of new addresses relax the
-// limit of others, but never stalls the service or grows its memory.
-type limiters struct {
-	mu    sync.Mutex
-	limit rate.Limit
-	burst int
-	now   func() time.Time
-	m     map[string]*list.Element // values are *limiterEntry
-	lru   list.List                // front: most recently used
-}
-
-type limiterEntry struct {
-	key  string
-	l    *rate.Limiter
-	seen time.Time
-}
-
-const (
-	// maxLimiters caps the buckets held at once.
-	maxLimiters = 100_000
-	// limiterIdle is how long an unused bucket is kept.
-	limiterIdle = time.Minute
-	// limiterSweep is how many idle buckets one call forgets at most: more
-	// than the one key a call may add, so idle buckets drain, and few
-	// enough that no call pays for a backlog.
-	limiterSweep = 8
-)
-
-// newLimiters returns limiters that refill by now's clock (the Handler's
-// Config.Now).
-func newLimiters(l rate.Limit, burst int, now func() time.Time) *limiters {
-	return &limiters{limit: l, burst: burst, now: now, m: map[string]*list.Element{}}
-}
-
-// allow reports whether key may make a request now, and takes a token if
-// so. It runs in constant time.
-func (ls *limiters) allow(key string) bool {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	now := ls.now()
-	for range limiterSweep {
-		oldest := ls.lru.Back()
-		if oldest == nil || now.Sub(oldest.Value.(*limiterEntry).seen) <= limiterIdle {
-			break
-		}
-		ls.forget(oldest)
-	}
-	el, ok := ls.m[key]
-	if ok {
-		ls.lru.MoveToFront(el)
-	} else {
-		if ls.lru.Len() >= maxLimiters {
-			ls.forget(ls.lru.Back())
-		}
-		el = ls.lru.PushFront(&limiterEntry{key: key, l: rate.NewLimiter(ls.limit, ls.burst)})
-		ls.m[key] = el
-	}
-	e := el.Value.(*limiterEntry)
-	e.seen = now
-	return e.l.AllowN(now, 1)
-}
-
-func (ls *limiters) forget(el *list.Element) {
-	delete(ls.m, ls.lru.Remove(el).(*limiterEntry).key)
-}
-
-func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := h.cfg.Store.Ping(ctx); err != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "store unreachable"))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // ---- directory ----

@@ -44,6 +44,7 @@ func FuzzHandlerRequests(f *testing.F) {
 		r := routes[int(route)%len(routes)]
 		req := httptest.NewRequest(r.method, r.path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		srv.Config.Handler.ServeHTTP(rec, req)
 		if rec.Code >= 500 {

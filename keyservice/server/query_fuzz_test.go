@@ -66,6 +66,7 @@ func fuzzHandlerQueries(f *testing.F, st Store) {
 			return
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
 		if hdr != "" {
 			req.Header["Idempotency-Key"] = []string{hdr} // a header the API ignores
 		}

@@ -827,6 +827,9 @@ func checkGrants(grants []session.GrantRecord) error {
 
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
+// Ready checks the database and its schema, for /readyz.
+func (s *sqlStore) Ready(ctx context.Context) error { return s.db.Ready(ctx) }
+
 func (s *sqlStore) Close() error { return s.db.Close() }
 
 // dbError wraps a database error with what the store was doing; nil and

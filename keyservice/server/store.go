@@ -141,7 +141,9 @@ type Store interface {
 	// unless caller is an admin in its roster.
 	DeleteSession(ctx context.Context, id session.ID, caller string) error
 
-	// Ping checks the database (for /healthz).
+	// Ping checks the database, for /readyz. A Store may also have a
+	// method Ready(ctx context.Context) error, which /readyz then calls
+	// instead, to check its schema too (the SQL store's does).
 	Ping(ctx context.Context) error
 	// Close releases the database.
 	Close() error

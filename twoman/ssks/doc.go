@@ -18,6 +18,13 @@
 // only, [InsecureLogSender]. Storage is a [Store] on SQLite or PostgreSQL
 // ([OpenStore]).
 //
+// The Handler serves the same way as the key service's (see
+// keyservice/server): an access line per request, 405 with Allow, JSON
+// bodies only, /healthz, /readyz and /metrics, a cap on each client
+// address's requests in flight, a minimum body rate and a bound on the
+// bodies held at once; its device endpoints are also rate-limited per
+// client address and per user (Config.RateLimit).
+//
 // The device's client is package [github.com/veilchat/veil/twoman] (which
 // also holds the API's error codes and [twoman.APIError]); the app backend's
 // half is package [github.com/veilchat/veil/twoman/backend].

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/veilchat/veil/twoman/backend"
 
 	"github.com/veilchat/veil/identity"
@@ -94,7 +96,10 @@ func newFixture(t testing.TB, mutate ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{store: openTestStore(t), sender: &capture{}, clock: &clock{now: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}, keys: &backend.MemoryKeyStore{}, logs: &bytes.Buffer{}}
 	cfg := Config{Store: f.store, AppKeys: []Secret{NewSecret(appKey)}, HashKey: NewSecret(bytes.Repeat([]byte("h"), 32)), Sender: f.sender,
-		Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs}, nil))}
+		Now: f.clock.Now, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs}, nil)),
+		// The clock stands still: a bucket would never refill. The rate
+		// limit's own tests set one.
+		RateLimit: rate.Inf}
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -435,6 +440,7 @@ func TestBadInput(t *testing.T) {
 	s, _ := f.backend.StartChallenge(ctx, "alice", aliceEmail, false)
 	post := func(path, body string, auth bool) (int, string) {
 		req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		if auth {
 			req.Header.Set("Authorization", "Bearer "+string(appKey))
 		}
@@ -730,6 +736,7 @@ func TestHostileUserIDs(t *testing.T) {
 					{"/v1/password/store", fmt.Sprintf(`{"user_id":%q,"old_lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","lookup":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","params":"e30=","salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","blob":"YQ=="}`, id), false},
 				} {
 					req, _ := http.NewRequest("POST", f.srv.URL+r.path, strings.NewReader(r.body))
+					req.Header.Set("Content-Type", "application/json")
 					if r.auth {
 						req.Header.Set("Authorization", "Bearer "+string(appKey))
 					}

@@ -8,14 +8,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
 	"github.com/veilchat/veil/identity"
 	"github.com/veilchat/veil/internal/httpjson"
+	"github.com/veilchat/veil/internal/httpserve"
 	"github.com/veilchat/veil/twoman"
 	"github.com/veilchat/veil/twoman/internal/wire"
 )
@@ -64,21 +71,64 @@ type Config struct {
 	// Logger receives one line per request, never a code, factor value or
 	// blob. Nil discards.
 	Logger *slog.Logger
+
+	// MaxBodyBytes caps request bodies. Zero means twice MaxBlobSize plus
+	// 4 KiB: a blob in base64 with the fields around it.
+	MaxBodyBytes int64
+	// RateLimit and RateBurst bound the request rate of each client
+	// address on the endpoints devices call (everything but
+	// /v1/challenges, which the app backend calls with its API key: there
+	// only requests with a missing or wrong key count against their
+	// address), and of each user those requests name: by user_id on the
+	// password endpoints, by challenge session (a user has at most
+	// MaxChallengesPerHour of them) on the identity endpoints. Zero means
+	// 10 per second, burst 20.
+	RateLimit rate.Limit
+	RateBurst int
+	// Metrics is where the Prometheus metrics are registered and what
+	// /metrics serves. Nil means a new registry of the handler's own,
+	// which also holds the Go runtime's and the process's collectors.
+	Metrics *prometheus.Registry
+	// OmitMetricsRoute leaves /metrics out of the handler's routes, for a
+	// server that serves [Handler.MetricsHandler] on another listener.
+	OmitMetricsRoute bool
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// the service, whose X-Forwarded-For names the client address; nil
+	// trusts none (see keyservice/server's Config.TrustedProxies).
+	TrustedProxies []netip.Prefix
+	// MaxInFlightPerClient caps the requests one client address (an IPv4
+	// address, an IPv6 /64) may have in flight; more are refused with 429
+	// rate_limited. Zero means 64; negative, no cap.
+	MaxInFlightPerClient int
+	// MinBodyRate is the rate, in bytes per second, below which a request
+	// body is dropped (408 request_timeout) once BodyRateGrace has passed
+	// since the request began. Zero means 1,024 bytes per second after 10
+	// seconds; negative MinBodyRate, no minimum.
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
+	// MaxBodyMemory bounds the bytes of request bodies held at once, as
+	// they arrive, until their requests are answered: a request whose
+	// body would pass it is answered 503 unavailable with Retry-After.
+	// Zero means 256 MiB; negative, no bound. It must not be less than
+	// MaxBodyBytes.
+	MaxBodyMemory int64
 	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
 }
 
-// Handler serves the Secure Key Storage Service's /v1 API and /healthz: it
+// Handler serves the Secure Key Storage Service's /v1 API, /healthz,
+// /readyz and /metrics: it
 // keeps users' encrypted identities and releases one only to whoever
 // answers a one-time code sent to the user's registered email or phone. It
 // is an [http.Handler] to mount in an existing server, safe for concurrent
 // use and stateless (replicas share a PostgreSQL store).
 type Handler struct {
-	cfg Config
-	mux *http.ServeMux
-	log *slog.Logger
+	cfg      Config
+	front    *httpserve.Frontend
+	log      *slog.Logger
+	limiters *httpserve.Limiters
 	// defaultParams is twoman.DefaultPasswordParams as a client sends
 	// them, served for users without a password backup.
 	defaultParams []byte
@@ -126,6 +176,36 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.PasswordMaxFailures <= 0 {
 		cfg.PasswordMaxFailures = 5
 	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = int64(cfg.MaxBlobSize)*2 + 4096
+	}
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit, cfg.RateBurst = 10, 20
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = max(1, int(cfg.RateLimit))
+	}
+	if cfg.MaxInFlightPerClient == 0 {
+		cfg.MaxInFlightPerClient = 64
+	}
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = 1024
+	}
+	if cfg.BodyRateGrace <= 0 {
+		cfg.BodyRateGrace = 10 * time.Second
+	}
+	if cfg.MaxBodyMemory == 0 {
+		cfg.MaxBodyMemory = 256 << 20
+	}
+	if cfg.MaxBodyMemory > 0 && cfg.MaxBodyMemory < cfg.MaxBodyBytes {
+		return nil, errors.New("twoman: Config.MaxBodyMemory is less than MaxBodyBytes: no body of the maximum size could be received")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+		if err := httpserve.RegisterRuntime(cfg.Metrics); err != nil {
+			return nil, fmt.Errorf("twoman: registering metrics: %w", err)
+		}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -136,47 +216,67 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, defaultParams: dp}
+	s := &Handler{cfg: cfg, log: cfg.Logger, defaultParams: dp}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.route("POST /v1/challenges", s.startChallenge)
-	s.route("POST /v1/identity/push", s.push)
-	s.route("POST /v1/identity/retrieve", s.retrieve)
-	s.route("POST /v1/identity/factor", s.changeFactor)
-	s.route("POST /v1/identity/delete", s.deleteIdentity)
-	s.route("POST /v1/password/params", s.passwordParams)
-	s.route("POST /v1/password/store", s.passwordStore)
-	s.route("POST /v1/password/retrieve", s.passwordRetrieve)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := cfg.Store.Ping(r.Context()); err != nil {
-			httpjson.WriteError(w, http.StatusServiceUnavailable, twoman.CodeUnavailable, "store unreachable")
-			return
-		}
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpjson.WriteError(w, http.StatusNotFound, twoman.CodeNotFound, "no such route")
-	})
+	s.limiters = httpserve.NewLimiters(cfg.RateLimit, cfg.RateBurst, cfg.Now)
+	if s.front, err = httpserve.New(httpserve.Config{
+		Namespace: "veil_ssks", Metrics: cfg.Metrics, Logger: s.log, TrustedProxies: cfg.TrustedProxies,
+		MaxInFlightPerClient: cfg.MaxInFlightPerClient, MinBodyRate: cfg.MinBodyRate, BodyRateGrace: cfg.BodyRateGrace,
+		BodyMemory: cfg.MaxBodyMemory,
+	}); err != nil {
+		return nil, fmt.Errorf("twoman: %w", err)
+	}
+	s.route("POST /v1/challenges", s.startChallenge, backendRoute)
+	s.route("POST /v1/identity/push", s.push, clientRoute)
+	s.route("POST /v1/identity/retrieve", s.retrieve, clientRoute)
+	s.route("POST /v1/identity/factor", s.changeFactor, clientRoute)
+	s.route("POST /v1/identity/delete", s.deleteIdentity, clientRoute)
+	s.route("POST /v1/password/params", s.passwordParams, clientRoute)
+	s.route("POST /v1/password/store", s.passwordStore, clientRoute)
+	s.route("POST /v1/password/retrieve", s.passwordRetrieve, clientRoute)
+	s.front.HandleProbe("GET /healthz", http.HandlerFunc(httpserve.Live))
+	s.front.HandleProbe("GET /readyz", httpserve.Ready(cfg.Store))
+	if !cfg.OmitMetricsRoute {
+		s.front.HandleProbe("GET /metrics", s.MetricsHandler())
+	}
 	return s, nil
 }
 
 // ServeHTTP implements [http.Handler].
-func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.front.ServeHTTP(w, r) }
 
-func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error)) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &httpjson.StatusRecorder{ResponseWriter: w}
+// MetricsHandler returns the handler of /metrics: the Prometheus text of
+// [Config.Metrics], to serve on a listener of its own with
+// [Config.OmitMetricsRoute].
+func (s *Handler) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{})
+}
+
+// Who calls a route: the app backend (with its API key) or devices.
+const (
+	backendRoute = false
+	clientRoute  = true
+)
+
+func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (int, any, error), client bool) {
+	s.front.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if client && !s.limiters.Allow("ip:"+httpserve.ClientKey(httpserve.Client(ctx))) {
+			w.Header().Set("Retry-After", "1")
+			httpjson.WriteError(w, http.StatusTooManyRequests, twoman.CodeRateLimited, "too many requests from this address")
+			return
+		}
 		status, out, err := 0, any(nil), error(nil)
-		body, err := httpjson.ReadBody(rec, r, int64(s.cfg.MaxBlobSize)*2+4096)
+		body, err := httpjson.ReadBody(w, r, s.cfg.MaxBodyBytes)
 		if err == nil {
 			status, out, err = fn(r, body)
 		}
 		if err != nil {
 			var he *httpjson.Error
 			if !errors.As(err, &he) {
-				s.log.Error("request failed", "route", pattern, "error", err.Error())
+				httpserve.SetError(ctx, err)
 				he = httpjson.Errorf(http.StatusInternalServerError, twoman.CodeInternal, "internal error")
 				// As the key service does: a store that did not answer in
 				// time is unavailable, and the client may retry.
@@ -184,12 +284,24 @@ func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (i
 					he = httpjson.Errorf(http.StatusServiceUnavailable, twoman.CodeUnavailable, "request cancelled")
 				}
 			}
-			httpjson.WriteError(rec, he.Status, he.Code, he.Message)
-		} else {
-			httpjson.Write(rec, status, out)
+			if he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden {
+				httpserve.SetRefusal(ctx, he.Message)
+			}
+			httpjson.WriteError(w, he.Status, he.Code, he.Message)
+			return
 		}
-		s.log.Info("request", "route", pattern, "status", rec.Status, "duration", time.Since(start))
-	})
+		httpjson.Write(w, status, out)
+	}))
+}
+
+// limitUser takes a token from the bucket of a user (or of a challenge
+// session: key is "user:…" or "session:…"), and returns the 429 to
+// answer if there is none.
+func (s *Handler) limitUser(key string) error {
+	if !s.limiters.Allow(key) {
+		return httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeRateLimited, "too many requests for this user; retry later")
+	}
+	return nil
 }
 
 func bad(code, format string, args ...any) error {
@@ -209,6 +321,10 @@ func (s *Handler) appAuthorized(r *http.Request) bool {
 
 func (s *Handler) startChallenge(r *http.Request, body []byte) (int, any, error) {
 	if !s.appAuthorized(r) {
+		// Guessing keys costs the guesser's address its tokens.
+		if !s.limiters.Allow("ip:" + httpserve.ClientKey(httpserve.Client(r.Context()))) {
+			return 0, nil, httpjson.Errorf(http.StatusTooManyRequests, twoman.CodeRateLimited, "too many requests from this address")
+		}
 		return 0, nil, httpjson.Errorf(http.StatusUnauthorized, twoman.CodeUnauthorized, "missing or wrong app API key")
 	}
 	var req wire.ChallengeRequest
@@ -323,6 +439,9 @@ func (s *Handler) redeem(ctx context.Context, sessionID, code string, allowWitho
 	}
 	if len(code) > 32 {
 		return ChallengeRecord{}, bad(twoman.CodeInvalidRequest, "code too long")
+	}
+	if err := s.limitUser("session:" + sessionID); err != nil {
+		return ChallengeRecord{}, err
 	}
 	rec, verdict, err := s.cfg.Store.Redeem(ctx, id, s.cfg.Now(), s.cfg.MaxAttempts, func(rec ChallengeRecord) bool {
 		if code == "" {
@@ -478,6 +597,9 @@ func (s *Handler) passwordParams(r *http.Request, body []byte) (int, any, error)
 	if err := checkUserID(req.UserID); err != nil {
 		return 0, nil, err
 	}
+	if err := s.limitUser("user:" + req.UserID); err != nil {
+		return 0, nil, err
+	}
 	rec, err := s.cfg.Store.Password(r.Context(), req.UserID)
 	if errors.Is(err, twoman.ErrNotFound) {
 		// The same answer as for a backup saved with the defaults, with a
@@ -521,6 +643,9 @@ func (s *Handler) attempt(ctx context.Context, userID string, lookup []byte) (Pa
 	}
 	if len(lookup) != 32 {
 		return PasswordRecord{}, bad(twoman.CodeInvalidRequest, "lookup must be 32 bytes")
+	}
+	if err := s.limitUser("user:" + userID); err != nil {
+		return PasswordRecord{}, err
 	}
 	now := s.cfg.Now()
 	want := s.lookupHash(userID, lookup)

@@ -27,6 +27,7 @@ func FuzzHandlerRequests(f *testing.F) {
 		path := routes[int(route)%len(routes)]
 		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+string(appKey))
+		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		fx.srv.Config.Handler.ServeHTTP(rec, req)
 		if rec.Code >= 500 && rec.Code != http.StatusBadGateway {

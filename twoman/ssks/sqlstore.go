@@ -356,6 +356,9 @@ func (s *sqlStore) PasswordAttempt(ctx context.Context, userID string, now time.
 
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
+// Ready checks the database and its schema, for /readyz.
+func (s *sqlStore) Ready(ctx context.Context) error { return s.db.Ready(ctx) }
+
 func (s *sqlStore) Close() error { return s.db.Close() }
 
 var _ Store = (*sqlStore)(nil)

@@ -112,7 +112,9 @@ type Store interface {
 	// record after the update. Attempts while locked change nothing.
 	PasswordAttempt(ctx context.Context, userID string, now time.Time, ok func(PasswordRecord) bool, maxFailures int, lock func(failures int) time.Duration) (PasswordRecord, bool, error)
 
-	// Ping checks the database.
+	// Ping checks the database, for /readyz. A Store may also have a
+	// method Ready(ctx context.Context) error, which /readyz then calls
+	// instead, to check its schema too (the SQL store's does).
 	Ping(ctx context.Context) error
 	// Close releases the database.
 	Close() error
