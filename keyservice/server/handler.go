@@ -173,7 +173,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 }
 
 // ServeHTTP implements [http.Handler].
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.slashUserRoute(w, r) {
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // apiFunc handles one authenticated API request. It returns the status and
 // the response value, or an error (an *answer, an [*keyservice.APIError],

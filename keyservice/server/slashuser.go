@@ -1,0 +1,34 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// slashUserRoute serves a request for the cards of the user ID "/" (an
+// escaped path /v1/users/%2F/cards), which http.ServeMux cannot route: it
+// reads a path segment that decodes to "/" alone as the end of the path,
+// so the {user} wildcard never matches it. The request goes to the
+// handler the mux has for any other user's cards, with the path value set
+// by hand. It reports whether it served the request.
+func (h *Handler) slashUserRoute(w http.ResponseWriter, r *http.Request) bool {
+	const prefix, suffix = "/v1/users/", "/cards"
+	p := r.URL.EscapedPath()
+	if !strings.HasPrefix(p, prefix) || !strings.HasSuffix(p, suffix) || len(p) <= len(prefix)+len(suffix) {
+		return false
+	}
+	seg := p[len(prefix) : len(p)-len(suffix)]
+	if user, err := url.PathUnescape(seg); err != nil || user != "/" {
+		return false
+	}
+	probe := r.Clone(r.Context())
+	probe.URL = &url.URL{Path: prefix + "_" + suffix}
+	handler, pattern := h.mux.Handler(probe)
+	if !strings.HasSuffix(pattern, prefix+"{user}"+suffix) {
+		return false // not a route of cards (a method without one): the mux answers
+	}
+	r.SetPathValue("user", "/")
+	handler.ServeHTTP(w, r)
+	return true
+}
