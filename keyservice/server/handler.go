@@ -104,6 +104,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
 		}
 	}
+	cfg.Store = judgedStore{cfg.Store} // a failing database answers 503
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -297,6 +298,8 @@ func (h *Handler) apiError(err error) *answer {
 		return errorf(http.StatusNotFound, keyservice.CodeUnknownSession, "no such session")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "request cancelled")
+	case errors.Is(err, keyservice.ErrUnavailable):
+		return errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "the store is unavailable; retry later")
 	}
 	return errorf(http.StatusInternalServerError, keyservice.CodeInternal, "internal error")
 }

@@ -136,6 +136,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Store = judgedStore{cfg.Store} // a failing database answers 503
 	s := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, defaultParams: dp}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -182,6 +183,9 @@ func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (i
 				// time is unavailable, and the client may retry.
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 					he = httpjson.Errorf(http.StatusServiceUnavailable, twoman.CodeUnavailable, "request cancelled")
+				}
+				if errors.Is(err, twoman.ErrUnavailable) {
+					he = httpjson.Errorf(http.StatusServiceUnavailable, twoman.CodeUnavailable, "the store is unavailable; retry later")
 				}
 			}
 			httpjson.WriteError(rec, he.Status, he.Code, he.Message)
