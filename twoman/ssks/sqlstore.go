@@ -107,9 +107,30 @@ type sqlStore struct {
 
 // OpenStore opens the SSKS store: a SQLite file ("sqlite:///path/ssks.db" or
 // a plain path), the embedded default, or PostgreSQL ("postgres://…"). It
-// creates or migrates the schema.
+// creates or migrates the schema. The SSKS's data belongs to another party
+// than the app backend's and the key service's: a database that holds
+// their tables (or any other service's) is refused with an error naming
+// them, and nothing is added to it.
 func OpenStore(ctx context.Context, dsn string) (Store, error) {
-	db, err := sqlstore.Open(ctx, dsn, "ssks", ssksMigrations)
+	return openStore(ctx, dsn, false)
+}
+
+// OpenExistingStore is [OpenStore] for a database the SSKS has already set
+// up: a SQLite file that does not exist, or a database without the SSKS's
+// tables, is refused with an error matching [ErrNoDatabase] and nothing
+// is created — so that a mistyped path or DSN fails at start instead of
+// serving an empty store, in which every user's recovery would fail.
+// `veil serve --ssks` opens its database so unless --create is given.
+func OpenExistingStore(ctx context.Context, dsn string) (Store, error) {
+	return openStore(ctx, dsn, true)
+}
+
+// ErrNoDatabase is matched by [OpenExistingStore]'s error when the
+// database is not set up.
+var ErrNoDatabase = sqlstore.ErrNoDatabase
+
+func openStore(ctx context.Context, dsn string, mustExist bool) (Store, error) {
+	db, err := sqlstore.OpenWith(ctx, dsn, "ssks", ssksMigrations, sqlstore.Options{MustExist: mustExist, Exclusive: true})
 	if err != nil {
 		return nil, err
 	}
