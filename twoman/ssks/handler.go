@@ -33,7 +33,8 @@ type Config struct {
 	// cannot test codes or passphrases or recover addresses, and derives
 	// the salt served for users without a password backup. Keep it outside
 	// the database; a new key orphans every stored factor and password
-	// backup.
+	// backup, and cannot be rotated in ([CheckHashKey] says why, and
+	// checks at start-up that the key is the database's).
 	HashKey Secret
 	// Sender delivers the codes. If it has a method Check() error
 	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a

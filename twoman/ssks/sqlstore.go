@@ -2,6 +2,7 @@ package ssks
 
 import (
 	"context"
+	"crypto/hmac"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -97,6 +98,12 @@ ALTER TABLE ssks_passwords ADD COLUMN salt BLOB NOT NULL DEFAULT X''`,
 	Postgres: `
 DELETE FROM ssks_passwords;
 ALTER TABLE ssks_passwords ADD COLUMN salt BYTEA NOT NULL DEFAULT '\x'::bytea`,
+}, {
+	// The keyed check value of the HashKey (CheckHashKey).
+	Version:  4,
+	Name:     "settings: the hash key's check value",
+	SQLite:   `CREATE TABLE ssks_settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)`,
+	Postgres: `CREATE TABLE ssks_settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL)`,
 }}
 
 // sqlStore is the SQL [Store] (SQLite or PostgreSQL).
@@ -373,6 +380,24 @@ func (s *sqlStore) PasswordAttempt(ctx context.Context, userID string, now time.
 		return PasswordRecord{}, false, err
 	}
 	return rec, good, nil
+}
+
+// CheckKey implements [KeyChecker].
+func (s *sqlStore) CheckKey(ctx context.Context, check []byte) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var stored []byte
+		err := tx.QueryRowContext(ctx, s.q("SELECT value FROM ssks_settings WHERE name = ?"), "hash_key_check").Scan(&stored)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, s.q("INSERT INTO ssks_settings (name, value) VALUES (?, ?)"), "hash_key_check", check)
+			return err
+		case err != nil:
+			return err
+		case !hmac.Equal(stored, check):
+			return ErrHashKeyMismatch
+		}
+		return nil
+	})
 }
 
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
