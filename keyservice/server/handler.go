@@ -99,10 +99,8 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if len(cfg.Auth.Keys) == 0 && cfg.Auth.StreamSecret.IsZero() {
 		return nil, errors.New("keyservice: Config.Auth needs Keys or StreamSecret")
 	}
-	for _, k := range cfg.Auth.Keys {
-		if !k.HS256.IsZero() && k.HS256.Len() < 32 {
-			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
-		}
+	if err := checkKeys(cfg.Auth.Keys); err != nil {
+		return nil, err
 	}
 	cfg.Store = judgedStore{cfg.Store} // a failing database answers 503
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Now}
