@@ -67,7 +67,7 @@ func TestServeDatabases(t *testing.T) {
 		t.Fatalf("refused starts created %v", entries)
 	}
 	// Defaults: distinct files, named in the refusal.
-	if _, stderr := serveFor(5*time.Second); !strings.Contains(stderr, defaultKeysDB) {
+	if _, stderr := serveFor(5 * time.Second); !strings.Contains(stderr, defaultKeysDB) {
 		t.Errorf("the key service's default database: %q, want %s", stderr, defaultKeysDB)
 	}
 	if _, stderr := serveFor(5*time.Second, append([]string{"--ssks"}, ssksArgs...)...); !strings.Contains(stderr, defaultSSKSDB) {
