@@ -28,7 +28,10 @@ The two belong to different parties: run them as separate processes, with
 separate databases.
 
 Storage: SQLite at a file path by default (one process owns the file), or
-PostgreSQL by DSN for several replicas behind a load balancer.
+PostgreSQL by DSN for several replicas behind a load balancer. The first
+start needs --create to set up the database; later starts refuse a --db
+that names none. The two services default to different files and ports,
+and each refuses the other's database.
 
 Key service authentication: JWTs issued by the app backend (HS256 secrets
 or Ed25519 public keys; several at once for rotation, selected by the
