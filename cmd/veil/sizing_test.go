@@ -113,8 +113,7 @@ func TestSizing(t *testing.T) {
 	}
 	stop()
 	withCards := fileSize(db)
-	proc, url, stop = start()
-	_ = url
+	_, _, stop = start()
 	sessions := make([]session.ID, clients)
 	for i, m := range users {
 		var others []string
