@@ -75,7 +75,8 @@
 // that does not verify is invalid_log (400), grants that are not exactly
 // the ones it needs invalid_grants (400), a caller who is not a member
 // forbidden (403), a signer whose card generation the directory lacks
-// unknown_user (404).
+// unknown_user (404). A failing database (any Store error that is none of
+// its sentinels) is unavailable (503), which clients retry, never 500.
 //
 // # Quotas
 //
