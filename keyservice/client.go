@@ -87,9 +87,22 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
+// pathSegment escapes s as one segment of a URL path: every byte that
+// could end or change the segment is percent-encoded ('/', '?', '#', '%'
+// and so on), and so are the segments "." and "..", which a server or
+// proxy would otherwise resolve as relative path elements. The key
+// service decodes the segment back to s.
+func pathSegment(s string) string {
+	if s == "." || s == ".." {
+		return strings.Repeat("%2E", len(s))
+	}
+	return url.PathEscape(s)
+}
+
 // do sends a request and decodes a 2xx JSON response into out (if not
-// nil). It retries on network errors, 429 and 5xx: every request of the API
-// is idempotent.
+// nil). path is the escaped path under the base URL (each user-supplied
+// segment through pathSegment). It retries on network errors, 429 and
+// 5xx: every request of the API is idempotent.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) (int, error) {
 	var body []byte
 	if in != nil {
@@ -98,8 +111,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return 0, err
 		}
 	}
+	// The path is kept escaped: the URL's Path is its decoded form, and
+	// RawPath the form sent, so that an escaped '/' stays inside its
+	// segment instead of being escaped a second time or splitting it.
+	decoded, err := url.PathUnescape(path)
+	if err != nil {
+		return 0, fmt.Errorf("keyservice: invalid request path: %w", err)
+	}
 	u := *c.base
-	u.Path += path
+	u.Path, u.RawPath = c.base.Path+decoded, c.base.EscapedPath()+path
 	u.RawQuery = query.Encode()
 	delay := c.cfg.Backoff
 	for attempt := 0; ; attempt++ {
@@ -181,7 +201,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 // PublishCard publishes the authenticated user's card: generation 0 first,
 // then each successor. Publishing the latest card again is a no-op.
 func (c *Client) PublishCard(ctx context.Context, card *identity.Card) error {
-	_, err := c.do(ctx, http.MethodPut, "/v1/users/"+url.PathEscape(card.UserID())+"/cards", nil,
+	_, err := c.do(ctx, http.MethodPut, "/v1/users/"+pathSegment(card.UserID())+"/cards", nil,
 		wire.PublishCardRequest{Card: card.Marshal()}, nil)
 	return err
 }
@@ -247,7 +267,7 @@ func (c *Client) Latest(ctx context.Context, userIDs []string) (map[string]*iden
 // checked to form a chain.
 func (c *Client) History(ctx context.Context, userID string) ([]*identity.Card, error) {
 	var resp wire.CardsResponse
-	if _, err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(userID)+"/cards", nil, nil, &resp); err != nil {
+	if _, err := c.do(ctx, http.MethodGet, "/v1/users/"+pathSegment(userID)+"/cards", nil, nil, &resp); err != nil {
 		return nil, err
 	}
 	cards := make([]*identity.Card, 0, len(resp.Cards))

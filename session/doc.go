@@ -13,7 +13,10 @@
 // then changes, each signed by a member the log's [Policy] allows to make
 // it. A [Manager] verifies every record, accepts an epoch key only if it
 // matches the commitment the log signed, keeps the newest head it verified
-// as a [Floor] (never lowered: [ErrRollback], [ErrFork]), never adopts a
+// as a [Floor] (never lowered: [ErrRollback], [ErrFork]) with the records
+// that lead to it ([Records]) — which it publishes again when the Service
+// serves an older head of the same log, so that a key service restored
+// from a backup heals —, never adopts a
 // channel's session silently ([SessionExistsError]), and, with
 // [Config.Members], rotates out members the application no longer lists
 // before it seals, so that a removal takes effect when either the

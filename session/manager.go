@@ -38,6 +38,17 @@ type Config struct {
 	// a removed member still holds the current key). Nil means in memory,
 	// for the life of the Manager; e2ee keeps them in its encrypted state.
 	Floors Floors
+	// Records keeps the membership-log records this Manager verifies, so
+	// that it can publish them again to a Service that lost them: when a
+	// key service restored from an older backup serves an older head of a
+	// log this client verified further (ErrRollback), the Manager sends
+	// the records after that head back, each with its grants wrapped anew
+	// from the epoch keys it holds, and carries on once the Service
+	// reaches its floor — the session heals itself, and members removed
+	// since the backup are removed again. Nil means a new [MemoryRecords],
+	// for the life of the Manager: a client restarted since it verified
+	// the records cannot send them, and waits for a member who can.
+	Records Records
 	// Rand is the source of epoch keys and genesis nonces. Nil means
 	// crypto/rand. It must be safe for concurrent use. Message nonces never
 	// come from it but always from crypto/rand: a deterministic reader
@@ -180,16 +191,17 @@ var (
 // (bounded, least recently used first out) and trusted cards; floors
 // (Config.Floors) are never evicted. A Manager is safe for concurrent use.
 type Manager struct {
-	cfg    Config
-	me     *identity.Identity
-	pins   identity.Pins
-	floors Floors
-	rand   io.Reader
-	now    func() time.Time
-	mu     sync.Mutex
-	lru    *list.List // of *cacheEntry, most recent first
-	byID   map[ID]*list.Element
-	cards  map[cardKey]trustedCard
+	cfg     Config
+	me      *identity.Identity
+	pins    identity.Pins
+	floors  Floors
+	records Records
+	rand    io.Reader
+	now     func() time.Time
+	mu      sync.Mutex
+	lru     *list.List // of *cacheEntry, most recent first
+	byID    map[ID]*list.Element
+	cards   map[cardKey]trustedCard
 	// trust serializes trust decisions per user (striped by user ID), so
 	// that two concurrent first uses cannot pin and accept two cards.
 	trust [64]sync.Mutex
@@ -235,13 +247,16 @@ func NewManager(cfg Config) (*Manager, error) {
 	if cfg.Policy&^(PolicyMembersAdd|PolicyMembersRemove|PolicyAdminsOnly) != 0 {
 		return nil, errors.New("session: unknown Config.Policy bits")
 	}
-	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, floors: cfg.Floors, rand: cfg.Rand, now: cfg.Now,
+	m := &Manager{cfg: cfg, me: cfg.Identity, pins: cfg.Pins, floors: cfg.Floors, records: cfg.Records, rand: cfg.Rand, now: cfg.Now,
 		lru: list.New(), byID: map[ID]*list.Element{}, cards: map[cardKey]trustedCard{}, seed: maphash.MakeSeed()}
 	if m.pins == nil {
 		m.pins = new(identity.MemoryPins)
 	}
 	if m.floors == nil {
 		m.floors = new(MemoryFloors)
+	}
+	if m.records == nil {
+		m.records = new(MemoryRecords)
 	}
 	if m.rand == nil {
 		m.rand = rand.Reader
@@ -328,6 +343,7 @@ func (m *Manager) Create(ctx context.Context, channelCID string, members []strin
 	if err := m.cfg.Service.Create(ctx, genesis, grants); err != nil {
 		return nil, err
 	}
+	m.keep(ctx, s.ID(), 0, genesis)
 	if err := m.accept(ctx, s, st); err != nil {
 		return nil, err
 	}
@@ -516,7 +532,11 @@ func (m *Manager) checkRetired(st *memberlog.State, fresh []memberlog.Signer) er
 func (m *Manager) fetch(ctx context.Context, id ID) (*cacheEntry, error) {
 	unlock := m.lockSession(id)
 	defer unlock()
-	return m.fetchLocked(ctx, id)
+	e, err := m.fetchLocked(ctx, id)
+	if errors.Is(err, ErrRollback) {
+		return m.healLocked(ctx, id, err)
+	}
+	return e, err
 }
 
 func (m *Manager) fetchLocked(ctx context.Context, id ID) (*cacheEntry, error) {
@@ -534,6 +554,7 @@ func (m *Manager) fetchLocked(ctx context.Context, id ID) (*cacheEntry, error) {
 		if st, err = m.verifyLog(ctx, id, st, records); err != nil {
 			return nil, err
 		}
+		m.keep(ctx, id, from, records...)
 	}
 	if held == nil || held.log == nil {
 		if err := m.checkCreator(ctx, st); err != nil {
@@ -655,7 +676,7 @@ func (m *Manager) fresh(ctx context.Context, id ID, force bool) (*cacheEntry, er
 	}
 	switch {
 	case head.Seq < e.log.Seq():
-		return nil, fmt.Errorf("%w: the service's head of session %s is record %d, this client verified up to %d", ErrRollback, id, head.Seq, e.log.Seq())
+		return m.heal(ctx, id, fmt.Errorf("%w: the service's head of session %s is record %d, this client verified up to %d", ErrRollback, id, head.Seq, e.log.Seq()))
 	case head.Seq == e.log.Seq() && head.Hash != e.log.Head():
 		return nil, fmt.Errorf("%w: session %s at record %d", ErrFork, id, head.Seq)
 	case head.Seq == e.log.Seq():
@@ -949,6 +970,7 @@ func (m *Manager) changeOnce(ctx context.Context, id ID, addCards []*identity.Ca
 	if err := m.cfg.Service.Append(ctx, id, raw, grants); err != nil {
 		return err
 	}
+	m.keep(ctx, id, next.Seq(), raw)
 	return m.accept(ctx, s, next)
 }
 
@@ -1015,6 +1037,7 @@ func (m *Manager) appendOps(ctx context.Context, e *cacheEntry, ops []memberlog.
 	if err := m.cfg.Service.Append(ctx, e.s.ID(), raw, nil); err != nil {
 		return err
 	}
+	m.keep(ctx, e.s.ID(), next.Seq(), raw)
 	return m.accept(ctx, e.s, next)
 }
 

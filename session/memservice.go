@@ -15,8 +15,10 @@ import (
 // MemoryService is an in-memory Service with the key service's rules: it
 // verifies every record against the membership log (with the cards of
 // Directory) and stores a record only with exactly the grants it needs.
-// Rights come first: only a record's signer may send it, and only a member
-// may append. A record sent again by its signer succeeds, even when it
+// Rights come first: a genesis only its creator may store, and a change a
+// member may append — its signer, or another member publishing it again
+// (after a restore, see [Manager]) — or a user the change makes a member.
+// A record sent again by its signer or by a member succeeds, even when it
 // took the signer out of the session. A user keeps its grants while it is
 // a member or holds the current epoch's key, and loses them once it is
 // neither. Package session/servicetest holds it and the key service to the
@@ -160,26 +162,44 @@ func (v memView) Append(ctx context.Context, id ID, record []byte, grants []Gran
 		return ErrUnknownSession
 	}
 	r, perr := memberlog.Parse(record)
-	if perr == nil && r.Change != nil && r.Change.Actor == v.caller && r.Change.Seq >= 1 &&
+	_, isMember := s.state.Member(v.caller)
+	if perr == nil && r.Change != nil && (r.Change.Actor == v.caller || isMember) && r.Change.Seq >= 1 &&
 		int64(r.Change.Seq) < int64(len(s.records)) && bytes.Equal(s.records[r.Change.Seq], record) {
 		// Sent again: answered as the first time, even when the record
 		// took the caller out of the session (a retried leave).
 		return nil
 	}
-	if _, err := v.member(id, false); err != nil {
-		return err
+	// A record signed by another member is being published again (after
+	// a restore): the log's rules decide, and the caller must be a member
+	// before or after it.
+	republished := perr == nil && r.Change != nil && r.Change.Actor != v.caller
+	if !isMember && !republished {
+		return ErrForbidden
 	}
 	if perr != nil {
 		return logError(perr)
 	}
-	if r.Change != nil && r.Change.Actor != v.caller {
-		return fmt.Errorf("%w: the record is not the caller's", ErrForbidden)
+	signer := v.caller
+	if republished {
+		signer = r.Change.Actor
 	}
-	ts, err := targets(grants)
-	if err != nil {
-		return err
+	ts, terr := targets(grants)
+	var st *memberlog.State
+	var err error
+	if terr == nil {
+		st, err = memberlog.Accept(s.state, record, signer, cardSource(ctx, v.m.Directory), ts)
 	}
-	st, err := memberlog.Accept(s.state, record, v.caller, cardSource(ctx, v.m.Directory), ts)
+	if !isMember {
+		if terr != nil || err != nil {
+			return ErrForbidden
+		}
+		if _, ok := st.Member(v.caller); !ok {
+			return ErrForbidden
+		}
+	}
+	if terr != nil {
+		return terr
+	}
 	if err != nil {
 		return logError(err)
 	}

@@ -68,11 +68,14 @@ type Service interface {
 	// matches ErrSessionExists) naming it. The creator sending the same
 	// genesis again succeeds.
 	Create(ctx context.Context, genesis []byte, grants []GrantRecord) error
-	// Append adds the next record of session id's log, signed by the
-	// caller, with the grants it needs (one per member for a new epoch, one
-	// per added user otherwise). A record that does not follow the head
-	// returns ErrConflict (someone appended first); the signer sending the
-	// same record again succeeds.
+	// Append adds the next record of session id's log, with the grants it
+	// needs (one per member for a new epoch, one per added user
+	// otherwise). The record is signed by the caller, or by another member
+	// when the caller publishes it again after the service lost it (a
+	// restore: see Manager): the caller must then be a member before or
+	// after the record. A record that does not follow the head returns
+	// ErrConflict (someone appended first); its signer, or a member,
+	// sending a stored record again succeeds.
 	Append(ctx context.Context, id ID, record []byte, grants []GrantRecord) error
 	// Log returns the records of session id's log from sequence number from
 	// on, in order; only members may read it.

@@ -80,7 +80,7 @@ func startVeil(t *testing.T, bin string, env []string, args ...string) (*exec.Cm
 
 // startServe starts the key service on db with the test's secret.
 func startServe(t *testing.T, bin, db string) (*exec.Cmd, string) {
-	cmd, url, _ := startVeil(t, bin, []string{"VEIL_JWT_SECRETS=" + crashSecret}, "serve", "--addr", "127.0.0.1:0", "--db", db, "--rate", "100000")
+	cmd, url, _ := startVeil(t, bin, []string{"VEIL_JWT_SECRETS=" + crashSecret}, "serve", "--create", "--addr", "127.0.0.1:0", "--db", db, "--rate", "100000")
 	return cmd, url
 }
 

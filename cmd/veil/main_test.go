@@ -58,7 +58,7 @@ func TestServeSSKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd, url, stderr := startVeil(t, bin, []string{"VEIL_SSKS_APP_KEYS=" + strings.Repeat("k", 32), "VEIL_SSKS_HASH_KEY=" + strings.Repeat("ab", 32)},
-		"serve", "--ssks", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "ssks.db"), "--insecure-log-codes")
+		"serve", "--ssks", "--create", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "ssks.db"), "--insecure-log-codes")
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	resp, err := http.Get(url + "/healthz")
 	if err != nil || resp.StatusCode != 200 {

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +17,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/veilchat/veil/keyservice/server"
-	"github.com/veilchat/veil/twoman/ssks"
 )
 
 const serveUsage = `Usage: veil serve [--ssks] [flags]
@@ -31,7 +27,10 @@ The two belong to different parties: run them as separate processes, with
 separate databases.
 
 Storage: SQLite at a file path by default (one process owns the file), or
-PostgreSQL by DSN for several replicas behind a load balancer.
+PostgreSQL by DSN for several replicas behind a load balancer. The first
+start needs --create to set up the database; later starts refuse a --db
+that names none. The two services default to different files and ports,
+and each refuses the other's database.
 
 Key service authentication: JWTs issued by the app backend (HS256 secrets
 or Ed25519 public keys; several at once for rotation, selected by the
@@ -73,8 +72,8 @@ type envFlag struct {
 // service only say so in their usage.
 func serveFlagList() []envFlag {
 	return []envFlag{
-		{name: "addr", env: "VEIL_ADDR", def: "127.0.0.1:8080", usage: "listen address"},
-		{name: "db", env: "VEIL_DB", def: "veil-keys.db", usage: "SQLite file path (or sqlite:///path), or a postgres:// DSN"},
+		{name: "addr", env: "VEIL_ADDR", usage: "listen address (default " + defaultKeysAddr + "; " + defaultSSKSAddr + " with --ssks)"},
+		{name: "db", env: "VEIL_DB", usage: "SQLite file path (or sqlite:///path), or a postgres:// DSN (default " + defaultKeysDB + "; " + defaultSSKSDB + " with --ssks)"},
 		{name: "jwt-secret", env: "VEIL_JWT_SECRETS", usage: "key service: HS256 secrets, comma-separated, each `[kid=]secret` (at least 32 bytes)"},
 		{name: "jwt-ed25519", env: "VEIL_JWT_ED25519_KEYS", usage: "key service: Ed25519 public keys for EdDSA tokens, comma-separated, each `[kid=]base64`"},
 		{name: "stream-secret", env: "VEIL_STREAM_SECRET", usage: "key service: Stream API secret, to also accept Stream user tokens for reading only"},
@@ -92,6 +91,9 @@ func serveFlagList() []envFlag {
 		{name: "app-name", env: "VEIL_APP_NAME", def: "Veil", usage: "--ssks: application name in code messages"},
 		{name: "webhook-url", env: "VEIL_SSKS_WEBHOOK_URL", usage: "--ssks: URL receiving codes as signed JSON (SMS gateway), instead of SMTP"},
 		{name: "webhook-secret", env: "VEIL_SSKS_WEBHOOK_SECRET", usage: "--ssks: HMAC secret of the webhook (32+ bytes)"},
+		{name: "smtp-ca-file", env: "VEIL_SMTP_CA_FILE", usage: "--ssks: PEM file of the CA certificates trusted for the SMTP server's STARTTLS, instead of the system's"},
+		{name: "code-digits", env: "VEIL_SSKS_CODE_DIGITS", def: "8", usage: "--ssks: digits of one-time codes, 8 to 12"},
+		{name: "max-challenges-per-hour", env: "VEIL_SSKS_MAX_CHALLENGES", def: "5", usage: "--ssks: challenges started per user and per factor in any hour"},
 	}
 }
 
@@ -100,6 +102,7 @@ func serveFlagList() []envFlag {
 type serveSettings struct {
 	ssks        bool // serve the SSKS instead of the key service
 	insecureLog bool // --insecure-log-codes
+	create      bool // --create: set up a new database if there is none
 	flags       []envFlag
 	logger      *slog.Logger
 	ops         opsSettings
@@ -169,6 +172,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 	s := &serveSettings{flags: append(serveFlagList(), opsFlagList()...)}
 	fs.BoolVar(&s.ssks, "ssks", false, "serve the SSKS instead of the key service")
 	fs.BoolVar(&s.insecureLog, "insecure-log-codes", false, "--ssks: DEVELOPMENT ONLY: write codes to the log instead of sending them")
+	fs.BoolVar(&s.create, "create", false, "set up a new database when --db names none (first start); without it a database that does not exist or holds no data of this service is refused")
 	// Defaults are the static ones only: a value from the environment is
 	// applied after parsing, so that usage text (printed for --help and for
 	// any bad flag) never shows a secret.
@@ -190,6 +194,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 			*f.val = e
 		}
 	}
+	s.applyServiceDefaults()
 
 	if err := checkMode(fs, s.flags, s.ssks, given); err != nil {
 		return nil, err
@@ -234,9 +239,10 @@ func keyServiceHandler(ctx context.Context, dsn string, s *serveSettings) (http.
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := server.OpenStore(ctx, dsn)
+	logAuth(s.logger, auth)
+	store, err := openKeyStore(ctx, dsn, s.create)
 	if err != nil {
-		return nil, nil, fmt.Errorf("opening the store: %w", err)
+		return nil, nil, err
 	}
 	o := &s.ops
 	h, err := server.NewHandler(server.Config{
@@ -261,37 +267,6 @@ func storeKind(dsn string) string {
 	return "sqlite"
 }
 
-// parseAuth builds the Auth from the flag values; no secret is echoed in
-// its errors.
-func parseAuth(secrets, edKeys, streamSecret string) (server.Auth, error) {
-	var a server.Auth
-	for i, item := range splitList(secrets) {
-		kid, secret := splitKID(item)
-		if len(secret) < 32 {
-			return a, fmt.Errorf("--jwt-secret entry %d: secrets must be at least 32 bytes", i+1)
-		}
-		a.Keys = append(a.Keys, server.Key{ID: kid, HS256: server.NewSecret([]byte(secret))})
-	}
-	for i, item := range splitList(edKeys) {
-		kid, b64 := "", item
-		if pub, err := base64.StdEncoding.DecodeString(item); err != nil || len(pub) != ed25519.PublicKeySize {
-			kid, b64 = splitKID(item)
-		}
-		pub, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(pub) != ed25519.PublicKeySize {
-			return a, fmt.Errorf("--jwt-ed25519 entry %d: not a base64 Ed25519 public key", i+1)
-		}
-		a.Keys = append(a.Keys, server.Key{ID: kid, Ed25519: pub})
-	}
-	if streamSecret != "" {
-		a.StreamSecret = server.NewSecret([]byte(streamSecret))
-	}
-	if len(a.Keys) == 0 && a.StreamSecret.IsZero() {
-		return a, errors.New("no authentication configured: set VEIL_JWT_SECRETS, VEIL_JWT_ED25519_KEYS or VEIL_STREAM_SECRET (see --help)")
-	}
-	return a, nil
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -302,72 +277,4 @@ func splitList(s string) []string {
 	return out
 }
 
-// splitKID splits "kid=value", where kid is 1 to 64 letters, digits, '.',
-// '_' or '-' and value is not empty; anything else is a value without a key
-// ID. (A secret that contains '=' after such a prefix needs a key ID.)
-func splitKID(s string) (kid, value string) {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || k == "" || len(k) > 64 || v == "" {
-		return "", s
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return "", s
-		}
-	}
-	return k, v
-}
-
 func rateLimit(rps float64) rate.Limit { return rate.Limit(rps) }
-
-// ssksHandler builds the SSKS from the settings. The returned function
-// closes its store.
-func ssksHandler(ctx context.Context, dsn string, s *serveSettings) (http.Handler, func() error, error) {
-	get, logger := s.get, s.logger
-	var appKeys []ssks.Secret
-	for _, k := range splitList(get("ssks-app-keys")) {
-		appKeys = append(appKeys, ssks.NewSecret([]byte(k)))
-	}
-	if len(appKeys) == 0 {
-		return nil, nil, errors.New("--ssks needs VEIL_SSKS_APP_KEYS (see --help)")
-	}
-	hashKey, err := hex.DecodeString(get("ssks-hash-key"))
-	if err != nil || len(hashKey) != 32 {
-		return nil, nil, errors.New("--ssks needs VEIL_SSKS_HASH_KEY: 64 hex digits (e.g. openssl rand -hex 32)")
-	}
-	var sender ssks.Sender
-	switch {
-	case s.insecureLog:
-		logger.Warn("INSECURE: one-time codes are written to this log; never use --insecure-log-codes in production")
-		sender = ssks.InsecureLogSender{Logger: logger}
-	case get("webhook-url") != "":
-		if len(get("webhook-secret")) < 32 {
-			return nil, nil, errors.New("--webhook-url needs --webhook-secret (VEIL_SSKS_WEBHOOK_SECRET) of 32 bytes or more")
-		}
-		sender = &ssks.WebhookSender{URL: get("webhook-url"), Secret: ssks.NewSecret([]byte(get("webhook-secret")))}
-	case get("smtp-addr") != "":
-		if get("smtp-from") == "" {
-			return nil, nil, errors.New("--smtp-from is required with --smtp-addr")
-		}
-		sender = &ssks.SMTPSender{Addr: get("smtp-addr"), From: get("smtp-from"), AppName: get("app-name"),
-			Username: get("smtp-user"), Password: ssks.NewSecret([]byte(get("smtp-password")))}
-	default:
-		return nil, nil, errors.New("--ssks needs a way to send codes: --smtp-addr, --webhook-url (or --insecure-log-codes in development)")
-	}
-	store, err := ssks.OpenStore(ctx, dsn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening the store: %w", err)
-	}
-	o := &s.ops
-	srv, err := ssks.NewHandler(ssks.Config{Store: store, AppKeys: appKeys, HashKey: ssks.NewSecret(hashKey), Sender: sender, Logger: logger,
-		MaxBodyBytes: s.maxBody, RateLimit: rateLimit(s.rps), RateBurst: int(2 * s.rps),
-		Metrics: o.registry, OmitMetricsRoute: o.metricsAddr != "", TrustedProxies: o.trusted,
-		MaxInFlightPerClient: o.maxInFlight, MinBodyRate: o.minBodyRate, BodyRateGrace: o.bodyRateWindow, MaxBodyMemory: o.maxBodyMemory,
-	})
-	if err != nil {
-		store.Close()
-		return nil, nil, err
-	}
-	o.metrics = srv.MetricsHandler()
-	return srv, store.Close, nil
-}

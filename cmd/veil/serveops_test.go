@@ -174,7 +174,7 @@ func TestSlowUploads(t *testing.T) {
 		perConnBound = 64 << 10
 	)
 	secret := strings.Repeat("s", 32)
-	url, _, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--jwt-secret", secret,
+	url, _, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--create", "--jwt-secret", secret,
 		"--rate", "1000000", "--max-inflight-per-client", "0", "--body-rate-window", window.String(), "--log-level", "error")
 	defer stop()
 	tok, _ := server.UserToken([]byte(secret), "", "alice", time.Hour)
@@ -316,7 +316,7 @@ func TestConnectionMemory(t *testing.T) {
 	}
 	const n = 500
 	secret := strings.Repeat("s", 32)
-	url, _, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--jwt-secret", secret,
+	url, _, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--create", "--jwt-secret", secret,
 		"--rate", "1000000", "--max-inflight-per-client", "0", "--log-level", "error")
 	defer stop()
 	tok, _ := server.UserToken([]byte(secret), "", "alice", time.Hour)
@@ -384,7 +384,7 @@ func TestServeLogsJSON(t *testing.T) {
 	}
 	secret := strings.Repeat("s", 32)
 	cmd, url, stderr := startVeil(t, bin, []string{"VEIL_JWT_SECRETS=" + secret},
-		"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--log-format", "json", "--log-level", "debug")
+		"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--create", "--log-format", "json", "--log-level", "debug")
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	tok, _ := server.UserToken([]byte(secret), "", "alice", time.Hour)
 	for _, r := range []struct{ method, path, auth string }{
@@ -494,7 +494,7 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	body := `{"user_ids":["bob"]}`
 	for _, finish := range []bool{true, false} {
 		cmd, url, stderr := startVeil(t, bin, []string{"VEIL_JWT_SECRETS=" + secret},
-			"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--shutdown-grace", "3s")
+			"serve", "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--create", "--shutdown-grace", "3s")
 		addr := strings.TrimPrefix(url, "http://")
 		// A request in flight: its headers and half its body sent.
 		c, err := net.Dial("tcp", addr)
@@ -555,10 +555,13 @@ func TestMetricsListener(t *testing.T) {
 	if testing.Short() {
 		t.Skip("serves")
 	}
-	url, stderr, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"),
+	url, stderr, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--create",
 		"--jwt-secret", strings.Repeat("s", 32), "--metrics-addr", "127.0.0.1:0")
 	defer stop()
-	m := regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(stderr.String())
+	var m []string
+	for deadline := time.Now().Add(10 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		m = regexp.MustCompile(`msg="metrics listening" addr=(\S+)`).FindStringSubmatch(stderr.String())
+	}
 	if m == nil {
 		t.Fatalf("no metrics address logged:\n%s", stderr.String())
 	}

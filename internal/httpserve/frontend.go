@@ -22,6 +22,12 @@ import (
 // every other zero field turns its protection off (the services apply
 // their defaults before building a Frontend).
 type Config struct {
+	// Route, if set, may route a request the mux cannot (a path whose
+	// wildcard segment decodes to "/" alone, which http.ServeMux reads as
+	// the end of the path): given the request and the mux's lookup, it
+	// returns the handler and the pattern to count it under, or false to
+	// let the mux route it. The handler must set the path values it needs.
+	Route func(r *http.Request, lookup func(*http.Request) (http.Handler, string)) (http.Handler, string, bool)
 	// Namespace prefixes the metric names: "veil_keyservice" gives
 	// veil_keyservice_requests_total and so on.
 	Namespace string
@@ -263,6 +269,12 @@ func clientString(a netip.Addr) string {
 // which serving limit (if any) cut it short.
 func (f *Frontend) serve(w *httpjson.StatusRecorder, r *http.Request, e *entry) (route string, probe bool, refused string) {
 	h, pattern := f.mux.Handler(r)
+	serve := f.mux.ServeHTTP
+	if f.cfg.Route != nil {
+		if rh, rp, ok := f.cfg.Route(r, f.mux.Handler); ok {
+			h, pattern, serve = rh, rp, rh.ServeHTTP
+		}
+	}
 	probe, known := f.routes[pattern]
 	if !known {
 		// No route: the mux's own answer says whether the path exists for
@@ -309,13 +321,13 @@ func (f *Frontend) serve(w *httpjson.StatusRecorder, r *http.Request, e *entry) 
 		stop := watchBody(w, r, f.cfg.MinBodyRate, f.cfg.BodyRateGrace, func() {
 			f.refused.WithLabelValues(refusedSlowBody).Inc()
 		})
-		f.mux.ServeHTTP(w, r)
+		serve(w, r)
 		if stop() {
 			refused = refusedSlowBody
 		}
 		return pattern, probe, refused
 	}
-	f.mux.ServeHTTP(w, r)
+	serve(w, r)
 	return pattern, probe, ""
 }
 

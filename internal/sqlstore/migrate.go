@@ -77,7 +77,7 @@ func (e *SchemaVersionError) Error() string {
 // first takes an advisory lock, so that processes starting together on
 // one database wait for each other instead of racing to create the same
 // tables; on SQLite BEGIN IMMEDIATE does the same.
-func (db *DB) migrate(ctx context.Context, namespace string, ms []Migration) error {
+func (db *DB) migrate(ctx context.Context, namespace string, ms []Migration, opts Options) error {
 	d := db.dialect
 	return db.Tx(ctx, func(tx *sql.Tx) error {
 		if d == Postgres {
@@ -106,6 +106,9 @@ func (db *DB) migrate(ctx context.Context, namespace string, ms []Migration) err
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("sqlstore: reading schema_migrations: %w", err)
+		}
+		if err := checkNamespaces(ctx, tx, namespace, len(applied) > 0, opts); err != nil {
+			return err
 		}
 		if highest > len(ms) {
 			return &SchemaVersionError{Namespace: namespace, Database: highest, Program: len(ms)}

@@ -94,6 +94,10 @@ type DB struct {
 // and the fix (chmod 600). In-memory SQLite databases are refused. ctx bounds opening and
 // migrating, not the DB's life. On error nothing is left open.
 func Open(ctx context.Context, dsn, namespace string, migrations []Migration) (*DB, error) {
+	return open(ctx, dsn, namespace, migrations, Options{})
+}
+
+func open(ctx context.Context, dsn, namespace string, migrations []Migration, opts Options) (*DB, error) {
 	if namespace == "" {
 		return nil, errors.New("sqlstore: empty migration namespace")
 	}
@@ -107,14 +111,14 @@ func Open(ctx context.Context, dsn, namespace string, migrations []Migration) (*
 	var db *DB
 	switch t.dialect {
 	case SQLite:
-		db, err = openSQLite(ctx, t)
+		db, err = openSQLite(ctx, t, opts.MustExist)
 	case Postgres:
 		db, err = openPostgres(ctx, t)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := db.migrate(ctx, namespace, migrations); err != nil {
+	if err := db.migrate(ctx, namespace, migrations, opts); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -122,10 +126,15 @@ func Open(ctx context.Context, dsn, namespace string, migrations []Migration) (*
 	return db, nil
 }
 
-func openSQLite(ctx context.Context, t target) (*DB, error) {
+func openSQLite(ctx context.Context, t target, mustExist bool) (*DB, error) {
 	path, err := t.filePath()
 	if err != nil {
 		return nil, err
+	}
+	if mustExist {
+		if err := mustExistFile(path); err != nil {
+			return nil, err
+		}
 	}
 	if err := createPrivate(path, t.query.Get("mode") != "rw"); err != nil {
 		return nil, err

@@ -23,16 +23,29 @@
 //
 // The handler runs the log's own rules before it stores a record
 // (memberlog.Accept, the check session.MemoryService runs), rights before
-// the request's content: the caller must be the record's signer and, for
-// a change, a member; then the record must follow the log's head, its
+// the request's content: a genesis is stored for its creator, and a
+// change for a member — its signer, or another member publishing it again
+// — or for a user the change makes a member; then the record must follow
+// the log's head, its
 // signer's cards (from this directory) must verify it, the change must be
 // one the log allows its signer, and it must come with exactly the grants
 // it needs — one per member for a new epoch, one per added user
 // otherwise. The store then compares the head in the transaction that
 // stores the record, its roster and its grants, so of two records sent at
 // one head exactly one is stored. A genesis or record sent again by its
-// signer is answered as the first time, even a record that took its
-// signer out of the session (a retried leave). Reads (log, head, grants)
+// signer (a record also by a member) is answered as the first time, even
+// a record that took its signer out of the session (a retried leave).
+//
+// Publishing again is how a log heals after the service is restored from
+// an older backup: members whose clients verified records the backup
+// lacks send them back (session.Manager does so on its own), each with
+// the grants it needs wrapped again, and the service takes each as it
+// took it the first time — the signature and the chain decide, not the
+// sender. A record counts against its signer's quota whoever sends it.
+// Every stored genesis and change is logged at info ("session created",
+// "membership change": the session ID, sequence number, epoch, signer,
+// sender if another, users added and removed), and every deletion
+// ("session deleted"), for operators to audit. Reads (log, head, grants)
 // are for the log's current roster. A user keeps its grants while it is a
 // member or holds the current epoch's key (a member who left without a new
 // epoch, who needs no new grant if added back before the next one); they
@@ -49,7 +62,7 @@
 //	POST   /v1/cards/lookup                newest cards of up to 1,000 users
 //	POST   /v1/sessions                    {genesis, grants}: create a session (its signer); 201 {id}, 200 if sent again
 //	GET    /v1/sessions?channel_cid=…      the session of a channel (a hint; the channel's session_id decides); 400 for a channel no genesis can name
-//	POST   /v1/sessions/{id}/log           {record, grants}: append the next record (its signer, a member)
+//	POST   /v1/sessions/{id}/log           {record, grants}: append the next record (a member: its signer or one publishing it again)
 //	GET    /v1/sessions/{id}/log           records from ?from= (default 0), in pages: ?limit=, next (members, service)
 //	GET    /v1/sessions/{id}/head          {seq, hash} of the last record (members, service)
 //	GET    /v1/sessions/{id}/grants        the caller's grants, every epoch (members); pages: ?limit=&after_epoch=
@@ -61,9 +74,10 @@
 // session_exists (409) adds "session_id", the channel's session; conflict
 // (409) on an append adds "head", {seq, hash}, to reload from. A record
 // that does not verify is invalid_log (400), grants that are not exactly
-// the ones it needs invalid_grants (400), a record not signed by the caller
+// the ones it needs invalid_grants (400), a caller who is not a member
 // forbidden (403), a signer whose card generation the directory lacks
-// unknown_user (404).
+// unknown_user (404). A failing database (any Store error that is none of
+// its sentinels) is unavailable (503), which clients retry, never 500.
 //
 // # Quotas
 //

@@ -134,11 +134,10 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if len(cfg.Auth.Keys) == 0 && cfg.Auth.StreamSecret.IsZero() {
 		return nil, errors.New("keyservice: Config.Auth needs Keys or StreamSecret")
 	}
-	for _, k := range cfg.Auth.Keys {
-		if !k.HS256.IsZero() && k.HS256.Len() < 32 {
-			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
-		}
+	if err := checkKeys(cfg.Auth.Keys); err != nil {
+		return nil, err
 	}
+	cfg.Store = judgedStore{cfg.Store} // a failing database answers 503
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -191,6 +190,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	h.limiters = httpserve.NewLimiters(h.cfg.RateLimit, h.cfg.RateBurst, h.now)
 	h.states = newStateCache(h.cfg.StateCacheBytes)
 	front, err := httpserve.New(httpserve.Config{
+		Route:     h.slashUserRoute,
 		Namespace: "veil_keyservice", Metrics: h.cfg.Metrics, Logger: h.log, TrustedProxies: h.cfg.TrustedProxies,
 		MaxInFlightPerClient: h.cfg.MaxInFlightPerClient, MinBodyRate: h.cfg.MinBodyRate, BodyRateGrace: h.cfg.BodyRateGrace,
 		BodyMemory: h.cfg.MaxBodyMemory,
@@ -352,6 +352,8 @@ func (h *Handler) apiError(err error) *answer {
 		return errorf(http.StatusNotFound, keyservice.CodeUnknownSession, "no such session")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "request cancelled")
+	case errors.Is(err, keyservice.ErrUnavailable):
+		return errorf(http.StatusServiceUnavailable, keyservice.CodeUnavailable, "the store is unavailable; retry later")
 	}
 	return errorf(http.StatusInternalServerError, keyservice.CodeInternal, "internal error")
 }
@@ -644,11 +646,12 @@ func (h *Handler) replay(ctx context.Context, id session.ID, held *memberlog.Sta
 }
 
 // sentAgain reports whether r (nil if it did not parse) is a change
-// record signed by caller that the stored log of session id has at its
-// sequence number, at most headSeq: only a record's signer may send it
-// again.
-func (h *Handler) sentAgain(ctx context.Context, id session.ID, headSeq uint32, caller string, r *memberlog.Record) (bool, error) {
-	if r == nil || r.Change == nil || r.Change.Actor != caller || r.Change.Seq == 0 || r.Change.Seq > headSeq {
+// record that the stored log of session id has at its sequence number, at
+// most headSeq, sent again by its signer or, when member is set, by a
+// member of the log at its head (one re-publishing it after a restore,
+// with another member who re-published it first).
+func (h *Handler) sentAgain(ctx context.Context, id session.ID, headSeq uint32, caller string, member bool, r *memberlog.Record) (bool, error) {
+	if r == nil || r.Change == nil || (r.Change.Actor != caller && !member) || r.Change.Seq == 0 || r.Change.Seq > headSeq {
 		return false, nil
 	}
 	stored, _, err := h.cfg.Store.Log(ctx, id, "", r.Change.Seq, 1, 1)
@@ -713,6 +716,7 @@ func (h *Handler) createSession(r *http.Request, p Principal, body []byte) (int,
 	if !created {
 		return http.StatusOK, resp, nil
 	}
+	h.auditChange(r, id, nil, st, p.UserID, p.UserID)
 	return http.StatusCreated, resp, nil
 }
 
@@ -734,44 +738,69 @@ func (h *Handler) appendRecord(r *http.Request, p Principal, body []byte) (int, 
 		return 0, nil, err
 	}
 	// Rights first, in session.MemoryService's order. A stored record sent
-	// again by its signer is answered as the first time, even when it took
-	// the signer out of the session (a retried leave); anything else needs
-	// a member of the state the record is checked against (whose head the
-	// store checks again when it stores the record), sending its own
-	// record. The request's content (the record's validity, the grants)
-	// is judged after.
+	// again by its signer (or by a member) is answered as the first time,
+	// even when it took the signer out of the session (a retried leave).
+	// Anything else needs a member of the state the record is checked
+	// against (whose head the store checks again when it stores the
+	// record) — or, for a record signed by someone else, a user the record
+	// makes a member. The request's content (the record's validity, the
+	// grants) is judged after, and only for a caller with those rights.
 	rec, perr := memberlog.Parse(req.Record)
-	if again, err := h.sentAgain(ctx, id, st.Seq(), p.UserID, rec); err != nil {
+	_, isMember := st.Member(p.UserID)
+	if again, err := h.sentAgain(ctx, id, st.Seq(), p.UserID, isMember, rec); err != nil {
 		return 0, nil, err
 	} else if again {
 		return http.StatusOK, struct{}{}, nil
 	}
-	if _, ok := st.Member(p.UserID); !ok {
+	// A record signed by another member is one being published again:
+	// after the service was restored from an older backup, members who
+	// verified records it lost send them back, and it takes them as it
+	// took them the first time — the signature, the chain and the log's
+	// rules decide, not who delivers the record — with the grants the
+	// sender wraps again. The record's signer stays the one it counts
+	// against.
+	republished := perr == nil && rec.Change != nil && rec.Change.Actor != p.UserID
+	if !isMember && !republished {
 		return 0, nil, forbidden("not a member of this session")
 	}
 	if perr != nil {
 		return 0, nil, logError(perr, st)
 	}
-	if rec.Change != nil && rec.Change.Actor != p.UserID {
-		return 0, nil, forbidden("the record is not signed by the caller")
+	signer := p.UserID
+	if republished {
+		signer = rec.Change.Actor
 	}
-	grants, targets, err := h.grantRecords(req.Grants)
-	if err != nil {
-		return 0, nil, err
+	grants, targets, gerr := h.grantRecords(req.Grants)
+	var after *memberlog.State
+	if gerr == nil {
+		after, err = memberlog.Accept(st, req.Record, signer, h.cardSource(ctx), targets)
 	}
-	after, err := memberlog.Accept(st, req.Record, p.UserID, h.cardSource(ctx), targets)
+	if !isMember {
+		// Publishing a record again needs a caller the record makes a
+		// member; anything else is an outsider's, answered as one
+		// without a word on its content.
+		if gerr != nil || err != nil {
+			return 0, nil, forbidden("not a member of this session")
+		}
+		if _, ok := after.Member(p.UserID); !ok {
+			return 0, nil, forbidden("not a member of this session")
+		}
+	}
+	if gerr != nil {
+		return 0, nil, gerr
+	}
 	if err != nil {
 		return 0, nil, logError(err, st)
 	}
 	err = h.cfg.Store.Append(ctx, id, Append{Prev: headOf(st), Record: req.Record, Hash: after.Head(),
-		Roster: rosterOf(after), Readers: after.Readers(), Grants: grants, Quota: h.quota(p.UserID)})
+		Roster: rosterOf(after), Readers: after.Readers(), Grants: grants, Quota: h.quota(signer)})
 	if errors.Is(err, keyservice.ErrConflict) {
 		// Another record came first: perhaps this one, sent twice at once.
 		now, err := h.cfg.Store.Session(ctx, id)
 		if err != nil {
 			return 0, nil, err
 		}
-		if again, err := h.sentAgain(ctx, id, now.Head.Seq, p.UserID, rec); err != nil {
+		if again, err := h.sentAgain(ctx, id, now.Head.Seq, p.UserID, isMember, rec); err != nil {
 			return 0, nil, err
 		} else if again {
 			return http.StatusOK, struct{}{}, nil
@@ -782,6 +811,7 @@ func (h *Handler) appendRecord(r *http.Request, p Principal, body []byte) (int, 
 		return 0, nil, err
 	}
 	h.states.put(id, after)
+	h.auditChange(r, id, st, after, signer, p.UserID)
 	return http.StatusOK, struct{}{}, nil
 }
 
@@ -919,5 +949,6 @@ func (h *Handler) deleteSession(r *http.Request, p Principal, body []byte) (int,
 	if err := h.cfg.Store.DeleteSession(r.Context(), id, reader(p)); err != nil {
 		return 0, nil, err
 	}
+	h.log.InfoContext(r.Context(), "session deleted", "session", id.String(), "by", principalName(p))
 	return http.StatusOK, struct{}{}, nil
 }

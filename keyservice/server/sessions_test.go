@@ -134,9 +134,10 @@ func toGrants(ws []wire.Grant) []session.GrantRecord {
 }
 
 // TestAppend sends records to POST /v1/sessions/{id}/log: each is stored
-// if it follows the head, its signer sends it, the log's rules allow it
-// and its grants are exactly those it needs; a record sent again by its
-// signer is answered as the first time, even once it took the signer out;
+// if it follows the head, a member (its signer, or one publishing it
+// again) sends it, the log's rules allow it and its grants are exactly
+// those it needs; a record sent again by its signer or by a member is
+// answered as the first time, even once it took the signer out;
 // everything else is refused with the code session.MemoryService's error
 // maps to, rights before content.
 func TestAppend(t *testing.T) {
@@ -183,11 +184,11 @@ func TestAppend(t *testing.T) {
 		{"unknown session", "alice", unknown, next, http.StatusNotFound, keyservice.CodeUnknownSession, "no session, no log"},
 		{"not a member", "mallory", c.id, next, http.StatusForbidden, keyservice.CodeForbidden, "the roster appends"},
 		{"removed member", "rita", c.id, ritaNext, http.StatusForbidden, keyservice.CodeForbidden, "the current roster, not the genesis's"},
-		{"another member's record", "bob", c.id, next, http.StatusForbidden, keyservice.CodeForbidden, "the caller signs what it sends"},
+		{"another member's record, a grant missing", "bob", c.id, edit(next, func(r *wire.AppendRequest) { r.Grants = nil }), http.StatusBadRequest, keyservice.CodeInvalidGrants, "a member may publish another's record again (a restore), with exactly its grants"},
 		{"not a member, an oversize grant", "mallory", c.id, edit(next, func(r *wire.AppendRequest) { r.Grants[0].Grant = make([]byte, session.MaxGrantSize+1) }), http.StatusForbidden, keyservice.CodeForbidden, "rights come before the request's content"},
-		{"another member's record, an oversize grant", "bob", c.id, edit(next, func(r *wire.AppendRequest) { r.Grants[0].Grant = make([]byte, session.MaxGrantSize+1) }), http.StatusForbidden, keyservice.CodeForbidden, "rights come before the request's content"},
-		{"another member's older record", "bob", c.id, first, http.StatusForbidden, keyservice.CodeForbidden, "only a record's signer may send it again"},
-		{"another member's last record", "alice", c.id, second, http.StatusForbidden, keyservice.CodeForbidden, "only a record's signer may send it again, wherever it is in the log"},
+		{"another member's record, an oversize grant", "bob", c.id, edit(next, func(r *wire.AppendRequest) { r.Grants[0].Grant = make([]byte, session.MaxGrantSize+1) }), http.StatusBadRequest, keyservice.CodeInvalidGrants, "a member's request is judged on its content"},
+		{"another member's record, not the next", "bob", c.id, staleReq, http.StatusConflict, keyservice.CodeConflict, "a record published again follows the head like any other"},
+		{"not a member, another's older record", "mallory", c.id, first, http.StatusForbidden, keyservice.CodeForbidden, "only a signer or a member hears that a record is stored"},
 		{"not next", "alice", c.id, staleReq, http.StatusConflict, keyservice.CodeConflict, "another record came first"},
 		{"not a record", "alice", c.id, wire.AppendRequest{Record: []byte("record")}, http.StatusBadRequest, keyservice.CodeInvalidLog, "records are parsed"},
 		{"no record", "alice", c.id, wire.AppendRequest{}, http.StatusBadRequest, keyservice.CodeInvalidLog, "a record is required"},
@@ -239,6 +240,8 @@ func TestAppend(t *testing.T) {
 		{"the last record", "bob", second},
 		{"an older record", "alice", first},
 		{"with other grants", "bob", wire.AppendRequest{Record: second.Record}},
+		{"another member's older record", "bob", first},
+		{"another member's last record", "alice", second},
 	}
 	for _, a := range again {
 		if r := request(t, srv, "POST", logPath(c.id), userToken(t, a.as), a.body); r.status != http.StatusOK {
@@ -248,8 +251,10 @@ func TestAppend(t *testing.T) {
 	if h := head(); h.Seq != 2 {
 		t.Fatalf("records sent again moved the head to %d", h.Seq)
 	}
-	// The next record is stored; carol, added with history, reads the log.
-	srv.post(t, "alice", logPath(c.id), c.add(alice.id, []memberlog.Op{addOp(carol.id)}, false))
+	// The next record, alice's, is stored when bob sends it (as a member
+	// publishes a record again after a restore); carol, added with
+	// history, reads the log.
+	srv.post(t, "bob", logPath(c.id), c.add(alice.id, []memberlog.Op{addOp(carol.id)}, false))
 	log, err := carol.c.Log(ctx, c.id, 0)
 	if err != nil {
 		t.Fatal(err)

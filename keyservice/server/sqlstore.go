@@ -139,8 +139,40 @@ const (
 // settles it so: grant lists that no correct caller sends (two grants for
 // one grantee and epoch) fail with an error that is no sentinel, and store
 // nothing.
+//
+// It creates the database (the SQLite file; the tables) when it is not
+// set up yet; [OpenExistingStore] refuses to. Either refuses a database
+// that holds another service's tables but the two-man-rule backend's
+// (twoman/backend.OpenKeyStore, of the same party) — the SSKS's above
+// all, whose data the key service's operator must not hold — with an
+// error naming them, and changes nothing in it.
 func OpenStore(ctx context.Context, dsn string) (Store, error) {
-	db, err := sqlstore.Open(ctx, dsn, "keyservice", migrations)
+	return openStore(ctx, dsn, false)
+}
+
+// OpenExistingStore is [OpenStore] for a database the key service has
+// already set up: a SQLite file that does not exist, or a database without
+// the key service's tables, is refused with an error matching
+// [ErrNoDatabase] and nothing is created — so that a mistyped path or DSN
+// fails at start instead of serving an empty directory. `veil serve`
+// opens its database so unless --create is given.
+func OpenExistingStore(ctx context.Context, dsn string) (Store, error) {
+	return openStore(ctx, dsn, true)
+}
+
+// ErrNoDatabase is matched by [OpenExistingStore]'s error when the
+// database is not set up.
+var ErrNoDatabase = sqlstore.ErrNoDatabase
+
+// storeNamespace is the key service's migration namespace; companions are
+// the namespaces of the same party that may share its database.
+const storeNamespace = "keyservice"
+
+var storeCompanions = []string{"twoman-backend"}
+
+func openStore(ctx context.Context, dsn string, mustExist bool) (Store, error) {
+	db, err := sqlstore.OpenWith(ctx, dsn, storeNamespace, migrations,
+		sqlstore.Options{MustExist: mustExist, Exclusive: true, Companions: storeCompanions})
 	if err != nil {
 		return nil, err
 	}

@@ -27,9 +27,12 @@ var _ KeyStore = (*SQLKeyStore)(nil)
 
 // OpenKeyStore opens (and migrates) the backend's key store: a SQLite file
 // or a "postgres://" DSN, as for OpenStore. It must not be the SSKS's
-// database: the two halves belong to different parties.
+// database: the two halves belong to different parties. A database that
+// holds another service's tables but the key service's (of the same
+// party) is refused with an error naming them, and nothing is added.
 func OpenKeyStore(ctx context.Context, dsn string) (*SQLKeyStore, error) {
-	db, err := sqlstore.Open(ctx, dsn, "twoman-backend", keyStoreMigrations)
+	db, err := sqlstore.OpenWith(ctx, dsn, "twoman-backend", keyStoreMigrations,
+		sqlstore.Options{Exclusive: true, Companions: []string{"keyservice"}})
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,8 @@ type Config struct {
 	// cannot test codes or passphrases or recover addresses, and derives
 	// the salt served for users without a password backup. Keep it outside
 	// the database; a new key orphans every stored factor and password
-	// backup.
+	// backup, and cannot be rotated in ([CheckHashKey] says why, and
+	// checks at start-up that the key is the database's).
 	HashKey Secret
 	// Sender delivers the codes. If it has a method Check() error
 	// (SMTPSender and WebhookSender do), NewHandler calls it and refuses a
@@ -216,6 +217,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Store = judgedStore{cfg.Store} // a failing database answers 503
 	s := &Handler{cfg: cfg, log: cfg.Logger, defaultParams: dp}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -282,6 +284,9 @@ func (s *Handler) route(pattern string, fn func(r *http.Request, body []byte) (i
 				// time is unavailable, and the client may retry.
 				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 					he = httpjson.Errorf(http.StatusServiceUnavailable, twoman.CodeUnavailable, "request cancelled")
+				}
+				if errors.Is(err, twoman.ErrUnavailable) {
+					he = httpjson.Errorf(http.StatusServiceUnavailable, twoman.CodeUnavailable, "the store is unavailable; retry later")
 				}
 			}
 			if he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden {

@@ -248,6 +248,42 @@ func (s *SMTPSender) compose(c Challenge, now time.Time, rnd io.Reader) (outgoin
 // deliver sends a composed mail through the SMTP server at Addr, with
 // STARTTLS unless InsecurePlaintext and the server offers none.
 func (s *SMTPSender) deliver(ctx context.Context, m outgoing) error {
+	return s.exchange(ctx, func(cl *smtp.Client) error {
+		if err := cl.Mail(m.from); err != nil {
+			return smtpError("MAIL", err)
+		}
+		if err := cl.Rcpt(m.to); err != nil {
+			return smtpError("RCPT", err)
+		}
+		w, err := cl.Data()
+		if err != nil {
+			return smtpError("DATA", err)
+		}
+		if _, err := w.Write(m.data); err != nil {
+			return smtpError("DATA", err)
+		}
+		if err := w.Close(); err != nil {
+			return smtpError("DATA", err)
+		}
+		return nil
+	})
+}
+
+// Probe connects to the SMTP server as Send would — the greeting,
+// STARTTLS with the server's certificate verified (TLSConfig, else the
+// system roots), and AUTH when Username is set — and quits without
+// sending anything. `veil serve --ssks` calls it at start-up, so that a
+// server without STARTTLS, a certificate the SSKS does not trust or wrong
+// credentials stop the service before a user waits for a code that never
+// comes. Its errors quote no reply text (see Send).
+func (s *SMTPSender) Probe(ctx context.Context) error {
+	return s.exchange(ctx, func(*smtp.Client) error { return nil })
+}
+
+// exchange runs fn on a connection to the SMTP server at Addr after the
+// greeting, STARTTLS (unless InsecurePlaintext and the server offers
+// none) and AUTH, then quits.
+func (s *SMTPSender) exchange(ctx context.Context, fn func(*smtp.Client) error) error {
 	host, _, err := net.SplitHostPort(s.Addr)
 	if err != nil {
 		return fmt.Errorf("twoman: SMTPSender.Addr: %w", err)
@@ -304,21 +340,8 @@ func (s *SMTPSender) deliver(ctx context.Context, m outgoing) error {
 			return smtpError("AUTH", err)
 		}
 	}
-	if err := cl.Mail(m.from); err != nil {
-		return smtpError("MAIL", err)
-	}
-	if err := cl.Rcpt(m.to); err != nil {
-		return smtpError("RCPT", err)
-	}
-	w, err := cl.Data()
-	if err != nil {
-		return smtpError("DATA", err)
-	}
-	if _, err := w.Write(m.data); err != nil {
-		return smtpError("DATA", err)
-	}
-	if err := w.Close(); err != nil {
-		return smtpError("DATA", err)
+	if err := fn(cl); err != nil {
+		return err
 	}
 	if err := cl.Quit(); err != nil {
 		return smtpError("QUIT", err)
@@ -339,10 +362,20 @@ func smtpError(step string, err error) error {
 
 // WebhookSender POSTs each challenge as JSON to an HTTP endpoint (an SMS
 // gateway adapter, the app's notification service), signed so the receiver
-// can check it came from the SSKS: header X-Veil-Signature is the hex
-// HMAC-SHA256 of "<X-Veil-Timestamp>.<body>" under Secret. URL may carry
-// the gateway's credentials in its path, query or user information: errors
-// quote only its scheme and host, so they never reach a log.
+// can check it came from the SSKS: header X-Veil-Timestamp is the Unix time
+// of sending in decimal seconds, and X-Veil-Signature the lower-case hex
+// HMAC-SHA256, under Secret, of the timestamp, a '.', and the body's bytes
+// as sent ([WebhookSignature]). The body is
+//
+//	{"user_id": "…", "factor": {"type": "email"|"sms", "value": "…"},
+//	 "code": "12345678", "expires_at": "2026-01-02T15:04:05Z"}
+//
+// A receiver recomputes the signature over the raw body, compares it with
+// hmac.Equal, and refuses a timestamp more than a few minutes off its
+// clock (a replay). URL must be https, or http to this machine (a
+// loopback address or localhost). It may carry the gateway's credentials
+// in its path, query or user information: errors quote only its scheme and
+// host, so they never reach a log.
 type WebhookSender struct {
 	URL    string
 	Secret Secret
@@ -396,7 +429,7 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 }
 
 // Check reports a configuration Send would refuse: a Secret under 32
-// bytes, or a URL that is not absolute http or https. NewHandler calls it,
+// bytes, or a URL that is not absolute https (or http to this machine). NewHandler calls it,
 // so a bad configuration fails at start-up. Its errors quote at most the
 // URL's scheme and host.
 func (s *WebhookSender) Check() error {
@@ -409,6 +442,60 @@ func (s *WebhookSender) Check() error {
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("twoman: WebhookSender.URL %q is not an absolute http or https URL", httpjson.StripURL(u))
+	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return fmt.Errorf("twoman: WebhookSender.URL %q is plain http to another machine: codes would cross the network in clear text; use https (http is for a gateway on this machine only)", httpjson.StripURL(u))
+	}
+	return nil
+}
+
+// loopback reports whether host names this machine: "localhost" or a
+// loopback IP address.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// FactorRouter is a Sender that sends each code through the Sender of its
+// factor's type: email codes through Email (an SMTPSender), SMS codes
+// through SMS (a WebhookSender to an SMS gateway). A factor type without a
+// Sender fails to send. `veil serve --ssks` uses one when both SMTP and a
+// webhook are configured.
+type FactorRouter struct {
+	Email Sender
+	SMS   Sender
+}
+
+// Send implements Sender.
+func (r FactorRouter) Send(ctx context.Context, c Challenge) error {
+	var s Sender
+	switch c.Factor.Type {
+	case twoman.Email:
+		s = r.Email
+	case twoman.SMS:
+		s = r.SMS
+	}
+	if s == nil {
+		return fmt.Errorf("twoman: no sender is configured for %s factors", c.Factor.Type)
+	}
+	return s.Send(ctx, c)
+}
+
+// Check checks the Senders that have a Check method, and that there is at
+// least one.
+func (r FactorRouter) Check() error {
+	if r.Email == nil && r.SMS == nil {
+		return errors.New("twoman: FactorRouter has no Sender")
+	}
+	for _, s := range []Sender{r.Email, r.SMS} {
+		if c, ok := s.(interface{ Check() error }); ok {
+			if err := c.Check(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package ssks
 
 import (
 	"context"
+	"crypto/hmac"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -97,6 +98,12 @@ ALTER TABLE ssks_passwords ADD COLUMN salt BLOB NOT NULL DEFAULT X''`,
 	Postgres: `
 DELETE FROM ssks_passwords;
 ALTER TABLE ssks_passwords ADD COLUMN salt BYTEA NOT NULL DEFAULT '\x'::bytea`,
+}, {
+	// The keyed check value of the HashKey (CheckHashKey).
+	Version:  4,
+	Name:     "settings: the hash key's check value",
+	SQLite:   `CREATE TABLE ssks_settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)`,
+	Postgres: `CREATE TABLE ssks_settings (name TEXT PRIMARY KEY, value BYTEA NOT NULL)`,
 }}
 
 // sqlStore is the SQL [Store] (SQLite or PostgreSQL).
@@ -107,9 +114,30 @@ type sqlStore struct {
 
 // OpenStore opens the SSKS store: a SQLite file ("sqlite:///path/ssks.db" or
 // a plain path), the embedded default, or PostgreSQL ("postgres://…"). It
-// creates or migrates the schema.
+// creates or migrates the schema. The SSKS's data belongs to another party
+// than the app backend's and the key service's: a database that holds
+// their tables (or any other service's) is refused with an error naming
+// them, and nothing is added to it.
 func OpenStore(ctx context.Context, dsn string) (Store, error) {
-	db, err := sqlstore.Open(ctx, dsn, "ssks", ssksMigrations)
+	return openStore(ctx, dsn, false)
+}
+
+// OpenExistingStore is [OpenStore] for a database the SSKS has already set
+// up: a SQLite file that does not exist, or a database without the SSKS's
+// tables, is refused with an error matching [ErrNoDatabase] and nothing
+// is created — so that a mistyped path or DSN fails at start instead of
+// serving an empty store, in which every user's recovery would fail.
+// `veil serve --ssks` opens its database so unless --create is given.
+func OpenExistingStore(ctx context.Context, dsn string) (Store, error) {
+	return openStore(ctx, dsn, true)
+}
+
+// ErrNoDatabase is matched by [OpenExistingStore]'s error when the
+// database is not set up.
+var ErrNoDatabase = sqlstore.ErrNoDatabase
+
+func openStore(ctx context.Context, dsn string, mustExist bool) (Store, error) {
+	db, err := sqlstore.OpenWith(ctx, dsn, "ssks", ssksMigrations, sqlstore.Options{MustExist: mustExist, Exclusive: true})
 	if err != nil {
 		return nil, err
 	}
@@ -352,6 +380,24 @@ func (s *sqlStore) PasswordAttempt(ctx context.Context, userID string, now time.
 		return PasswordRecord{}, false, err
 	}
 	return rec, good, nil
+}
+
+// CheckKey implements [KeyChecker].
+func (s *sqlStore) CheckKey(ctx context.Context, check []byte) error {
+	return s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var stored []byte
+		err := tx.QueryRowContext(ctx, s.q("SELECT value FROM ssks_settings WHERE name = ?"), "hash_key_check").Scan(&stored)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, s.q("INSERT INTO ssks_settings (name, value) VALUES (?, ?)"), "hash_key_check", check)
+			return err
+		case err != nil:
+			return err
+		case !hmac.Equal(stored, check):
+			return ErrHashKeyMismatch
+		}
+		return nil
+	})
 }
 
 func (s *sqlStore) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
