@@ -499,11 +499,26 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 // record of that signer, signed with the trusted generation, vouching for
 // them. Records at or below the floor were verified before the newer
 // generation was pinned, and stay.
+//
+// The local user trusts its own identity's generation whatever its pin
+// says: a record its retired key signed that this client never saw (a
+// leaked key, replayed by the service) must not be vouched for by the
+// rotation RetireGenerations appends after it.
 func (m *Manager) checkRetired(st *memberlog.State, fresh []memberlog.Signer) error {
 	return memberlog.CheckPinned(st, fresh, func(user string) (uint32, bool, error) {
 		pin, err := m.pins.Pinned(user)
-		if err != nil || pin == nil || pin.UserID() != user {
+		if err != nil {
 			return 0, false, err
+		}
+		if user == m.me.UserID() {
+			g := m.me.Generation()
+			if pin != nil && pin.UserID() == user {
+				g = max(g, pin.Generation())
+			}
+			return g, true, nil
+		}
+		if pin == nil || pin.UserID() != user {
+			return 0, false, nil
 		}
 		return pin.Generation(), true, nil
 	})

@@ -266,3 +266,51 @@ func TestRetiredGenerationOfFormerMember(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnRetiredGenerationNotVouched: a record forged with the local
+// user's own retired key (leaked, replayed by the key service before the
+// user re-signs the log) is refused by the user's own client, which would
+// otherwise vouch for it with the new generation — making every reader
+// that trusts the new generation accept it, and granting the rotation's
+// key to whoever the forged record added.
+func TestOwnRetiredGenerationNotVouched(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	w.user(t, "mallory")
+	s, err := alice.Create(ctx, cid, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice1, retired := rotateIdentity(t, &w, alice)
+	// The holder of alice's retired key, with the key service's help,
+	// adds mallory in a new epoch before alice re-signs the log.
+	leaked, err := NewManager(Config{Identity: retired, Service: w.svc.As("alice"), Directory: &w.dir, Rand: testrand.New("leaked")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaked.Extend(ctx, s.ID(), []string{"mallory"}, true); err != nil {
+		t.Fatal(err)
+	}
+	before, err := w.svc.As("bob").Head(ctx, s.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice1.RetireGenerations(ctx, s.ID()); !errors.Is(err, ErrInvalidLog) {
+		t.Errorf("alice's client re-signed a log her retired key extended: %v, want ErrInvalidLog", err)
+	}
+	if _, err := alice1.SealText(ctx, s.ID(), ctxFor("alice", "m1"), []byte("hi"), 5000); !errors.Is(err, ErrInvalidLog) {
+		t.Errorf("alice's client sealed in a log her retired key extended: %v, want ErrInvalidLog", err)
+	}
+	if after, _ := w.svc.As("bob").Head(ctx, s.ID()); after.Seq != before.Seq {
+		t.Fatalf("alice's new generation signed record %d after the forged one", after.Seq)
+	}
+	// A reader that trusts generation 1 keeps refusing the forged record.
+	if _, err := bob.Card(ctx, "alice", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := freshReader(t, &w, bob, w.svc.As("bob")).OpenSession(ctx, s.ID(), cid); !errors.Is(err, ErrInvalidLog) {
+		t.Errorf("a reader trusting generation 1: %v, want ErrInvalidLog", err)
+	}
+}
