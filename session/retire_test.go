@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/veilchat/veil/identity"
@@ -146,7 +147,9 @@ func TestRotationRetiresGenerations(t *testing.T) {
 		t.Errorf("an envelope of epoch 1 by generation 1: %q, %v", got, err)
 	}
 
-	// A grant of epoch 1 signed by generation 0: refused.
+	// A grant of epoch 1 signed by generation 0, in place of the honest
+	// one: refused, so the reader holds no key of epoch 1; alone, it is
+	// the error.
 	bobCard, err := alice1.Card(ctx, "bob", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +158,17 @@ func TestRotationRetiresGenerations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	forgedGrant := GrantRecord{Grantee: "bob", Epoch: 1, Grant: g}
 	withGrant := &lyingService{Service: w.svc.As("bob"), grants: func(gs []GrantRecord) []GrantRecord {
-		return append(gs, GrantRecord{Grantee: "bob", Epoch: 1, Grant: g})
+		gs = slices.DeleteFunc(gs, func(g GrantRecord) bool { return g.Epoch == 1 })
+		return append(gs, forgedGrant)
 	}}
-	if _, err := freshReader(t, &w, bob, withGrant).Retrieve(ctx, s.ID()); !errors.Is(err, ErrDecrypt) {
-		t.Errorf("a grant of epoch 1 signed by retired generation 0: %v, want ErrDecrypt", err)
+	if got, err := freshReader(t, &w, bob, withGrant).Retrieve(ctx, s.ID()); err != nil || got.HasEpoch(1) {
+		t.Errorf("a grant of epoch 1 signed by retired generation 0 beside epoch 0's: %v; want epoch 0's key only", err)
+	}
+	onlyForged := &lyingService{Service: w.svc.As("bob"), grants: func([]GrantRecord) []GrantRecord { return []GrantRecord{forgedGrant} }}
+	if _, err := freshReader(t, &w, bob, onlyForged).Retrieve(ctx, s.ID()); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("a grant of epoch 1 signed by retired generation 0, alone: %v, want ErrDecrypt", err)
 	}
 }
 
