@@ -323,3 +323,50 @@ func TestOwnRetiredGenerationNotVouched(t *testing.T) {
 		t.Errorf("a reader trusting generation 1: %v, want ErrInvalidLog", err)
 	}
 }
+
+// TestRetiredGenerationCannotVouchThroughItsOwnAdd: the holder of an
+// admin's retired key adds a member of its own, who then removes the
+// admin. The removal is signed after the admin's last record by another
+// user, but by one only the unvouched record made a member: a reader that
+// trusts the admin's new generation refuses the log instead of taking the
+// attacker's member as a reader.
+func TestRetiredGenerationCannotVouchThroughItsOwnAdd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, carol, mallory := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol"), w.user(t, "mallory")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.OpenSession(ctx, s.ID(), cid); err != nil {
+		t.Fatal(err)
+	}
+	_, retired := rotateIdentity(t, &w, alice)
+	if _, err := carol.Card(ctx, "alice", 1); err != nil { // carol trusts generation 1
+		t.Fatal(err)
+	}
+	leaked, err := NewManager(Config{Identity: retired, Service: w.svc.As("alice"), Directory: &w.dir, Rand: testrand.New("leaked")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaked.Extend(ctx, s.ID(), []string{"mallory"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.Revoke(ctx, s.ID(), []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*Manager{"carol": carol, "carol on a new device": freshReader(t, &w, carol, w.svc.As("carol"))} {
+		if info, err := m.Info(ctx, s.ID()); !errors.Is(err, ErrInvalidLog) {
+			t.Errorf("%s: a removal by a member only the retired key added vouches for it: %+v, %v; want ErrInvalidLog", name, info.Members, err)
+		}
+	}
+	// A member whose membership does not come from the retired key vouches
+	// as before (bob cannot tell the records from honest ones).
+	if err := bob.Rotate(ctx, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Info(ctx, s.ID()); err != nil {
+		t.Errorf("carol after bob signed: %v", err)
+	}
+}
