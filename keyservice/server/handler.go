@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,6 +104,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	for _, k := range cfg.Auth.Keys {
 		if !k.HS256.IsZero() && k.HS256.Len() < 32 {
 			return nil, errors.New("keyservice: HS256 keys must be at least 32 bytes")
+		}
+		// Stream would sign backend tokens, writes and the service role
+		// included: its secret would be read-only in name only.
+		if !k.HS256.IsZero() && !cfg.Auth.StreamSecret.IsZero() && subtle.ConstantTimeCompare(k.HS256.Reveal(), cfg.Auth.StreamSecret.Reveal()) == 1 {
+			return nil, errors.New("keyservice: an HS256 key is the Stream secret; tokens Stream signs would write: issue backend tokens with another key")
 		}
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Now}
