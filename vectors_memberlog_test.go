@@ -562,6 +562,8 @@ func memberlogVectors(t *testing.T) *logVectors {
 	c.change("bob, a member, rotates: epoch 1", bob0, true)
 	c.change("carol leaves", carol0, false, opRemove("carol"))
 	c.change("frank rotates: epoch 2", frank0, true)
+	c.change("frank promotes bob: both are admins", frank0, false, opRole("bob", A))
+	c.change("bob, an admin, removes frank: epoch 3", bob0, true, opRemove("frank"))
 
 	builders := []*chainBuilder{a, b, c}
 
@@ -840,6 +842,8 @@ func memberlogVectors(t *testing.T) *logVectors {
 		{"§10.4 rule 5: the reader trusts carol's generation 1; her leave (record 3), signed by generation 0, is the last record", 2, 4, map[string]uint32{"carol": 1}, false},
 		{"§10.4 rule 5: the reader trusts carol's generation 1; frank signed after her leave", 2, 5, map[string]uint32{"carol": 1}, true},
 		{"§10.4 rule 5: the reader trusts frank's generation 1; every record of his is signed by generation 0 and he is a member", 2, 5, map[string]uint32{"frank": 1}, false},
+		{"§10.4 rule 5: the reader trusts frank's generation 1; bob removed him after his last record (5), but bob is a member only through frank's record 1, which nothing vouches for", 2, 7, map[string]uint32{"frank": 1}, false},
+		{"§10.4 rule 5: the reader trusts bob's generation 2; dave removed him after his genesis (signed by generation 1), and carol, whom the genesis made a member, added dave", 1, 5, map[string]uint32{"bob": 2}, true},
 	}
 	for _, p := range lv.Pinned {
 		if err := replayPinned(lv, p); (err == nil) != p.Valid {

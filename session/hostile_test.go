@@ -489,3 +489,92 @@ func TestEditReplayRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPoisonedGrantLocksNoOneOut: a malicious member who rotates and
+// stores, for another member, a grant that does not open to the epoch's
+// key (or names a granter with no card) costs that member the epoch it
+// created, no more: the member still opens the epochs before it and the
+// ones honest members create after, and still seals.
+func TestPoisonedGrantLocksNoOneOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	wrongKey := mustKey(t, "0123456789abcdef0123456789abcdef")
+	for _, tc := range []struct {
+		name, reason string
+		poison       func(t *testing.T, carol *identity.Identity, bob *identity.Card, id ID) []byte
+	}{
+		{"another key", "a grant whose key is not the epoch's is refused, not fatal",
+			func(t *testing.T, carol *identity.Identity, bob *identity.Card, id ID) []byte {
+				evil, _ := FromKeys(nil, id, cid, map[uint32]EpochKey{1: wrongKey})
+				g, err := NewGrant(carol, bob, evil, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return g
+			}},
+		{"unknown granter", "a grant naming a granter the directory does not know is refused, not fatal",
+			func(t *testing.T, _ *identity.Identity, bob *identity.Card, id ID) []byte {
+				ghost := newIdentity(t, "ghost", identity.KindX25519) // never published
+				evil, _ := FromKeys(nil, id, cid, map[uint32]EpochKey{1: wrongKey})
+				g, err := NewGrant(ghost, bob, evil, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return g
+			}},
+		{"garbage", "bytes that are no age file are refused, not fatal",
+			func(*testing.T, *identity.Identity, *identity.Card, ID) []byte { return []byte("not a grant") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var w world
+			alice, bob, carol := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol")
+			s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m0 := seal(t, alice, s.ID(), "m0", "epoch 0")
+
+			// carol rotates to epoch 1 and poisons bob's grant.
+			e, err := carol.fresh(ctx, s.ID(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := mustKey(t, "fedcba9876543210fedcba9876543210")
+			raw, _, err := e.log.NewChange(carol.Identity(), nil, true, commitmentOf(key), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s1, _ := FromKeys(nil, s.ID(), cid, map[uint32]EpochKey{1: key})
+			var grants []GrantRecord
+			for _, m := range []*Manager{alice, bob, carol} {
+				g := tc.poison(t, carol.Identity(), bob.Identity().Card(), s.ID())
+				if m != bob {
+					if g, err = NewGrant(carol.Identity(), m.Identity().Card(), s1, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				grants = append(grants, GrantRecord{Grantee: m.Identity().UserID(), Epoch: 1, Grant: g})
+			}
+			if err := w.svc.As("carol").Append(ctx, s.ID(), raw, grants); err != nil {
+				t.Fatal(err)
+			}
+			// An honest rotation after it.
+			if err := alice.Rotate(ctx, s.ID()); err != nil {
+				t.Fatal(err)
+			}
+			m2 := seal(t, alice, s.ID(), "m2", "epoch 2")
+			for _, reader := range []*Manager{bob, freshReader(t, &w, bob, w.svc.As("bob"))} {
+				if got, err := open(reader, "alice", "m2", m2); err != nil || got != "epoch 2" {
+					t.Errorf("bob opens epoch 2: %q, %v (%s)", got, err, tc.reason)
+				}
+				if got, err := open(reader, "alice", "m0", m0); err != nil || got != "epoch 0" {
+					t.Errorf("bob opens epoch 0: %q, %v (%s)", got, err, tc.reason)
+				}
+			}
+			if _, err := bob.SealText(ctx, s.ID(), ctxFor("bob", "m3"), []byte("still here"), 5000); err != nil {
+				t.Errorf("bob seals: %v (%s)", err, tc.reason)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/rand"
@@ -515,11 +516,26 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 // record of that signer, signed with the trusted generation, vouching for
 // them. Records at or below the floor were verified before the newer
 // generation was pinned, and stay.
+//
+// The local user trusts its own identity's generation whatever its pin
+// says: a record its retired key signed that this client never saw (a
+// leaked key, replayed by the service) must not be vouched for by the
+// rotation RetireGenerations appends after it.
 func (m *Manager) checkRetired(st *memberlog.State, fresh []memberlog.Signer) error {
 	return memberlog.CheckPinned(st, fresh, func(user string) (uint32, bool, error) {
 		pin, err := m.pins.Pinned(user)
-		if err != nil || pin == nil || pin.UserID() != user {
+		if err != nil {
 			return 0, false, err
+		}
+		if user == m.me.UserID() {
+			g := m.me.Generation()
+			if pin != nil && pin.UserID() == user {
+				g = max(g, pin.Generation())
+			}
+			return g, true, nil
+		}
+		if pin == nil || pin.UserID() != user {
+			return 0, false, nil
 		}
 		return pin.Generation(), true, nil
 	})
@@ -595,6 +611,13 @@ func (m *Manager) checkCreator(ctx context.Context, st *memberlog.State) error {
 // openGrants opens the local user's grants of session id and merges their
 // keys with the held ones. A key must match the commitment its epoch has
 // in st; grants for epochs st does not show yet are left for later.
+//
+// A grant that does not open, verify or match its epoch's commitment is
+// skipped, not fatal: the service returns every grant the user was given,
+// so one bad grant — stored by a malicious member with the rotation it
+// signed — would otherwise fail every later fetch and lock the user out
+// of the whole session, for good. It costs the user that grant's epoch;
+// its error is returned only when no key at all is left.
 func (m *Manager) openGrants(ctx context.Context, id ID, st *memberlog.State, held *cacheEntry) (*Session, error) {
 	keys := map[uint32]EpochKey{}
 	if held != nil {
@@ -602,6 +625,7 @@ func (m *Manager) openGrants(ctx context.Context, id ID, st *memberlog.State, he
 			keys[n], _ = held.s.Key(n)
 		}
 	}
+	var refused error // the first grant skipped
 	if _, member := st.Member(m.me.UserID()); member || held == nil {
 		records, err := m.cfg.Service.Grants(ctx, id)
 		if err != nil && !(errors.Is(err, ErrForbidden) && held != nil) {
@@ -611,31 +635,50 @@ func (m *Manager) openGrants(ctx context.Context, id ID, st *memberlog.State, he
 			if r.Epoch > st.Epoch() {
 				continue // the log does not show that epoch yet
 			}
-			g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
-				return m.Card(ctx, user, gen)
-			})
+			g, err := m.openGrant(ctx, id, st, r)
+			if errors.Is(err, ErrDecrypt) || errors.Is(err, ErrKeyConflict) || errors.Is(err, ErrUnknownUser) {
+				refused = cmp.Or(refused, err)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
-			if g.SessionID != id || g.Epoch != r.Epoch || g.ChannelCID != st.ChannelCID() {
-				return nil, ErrDecrypt
-			}
-			if g.GranterGeneration < st.MinGeneration(g.Epoch, g.Granter) {
-				return nil, fmt.Errorf("%w: the grant of epoch %d is signed by generation %d of %q, which the log retired before the epoch began", ErrDecrypt, g.Epoch, g.GranterGeneration, g.Granter)
-			}
-			if !st.CheckCommitment(g.Epoch, commitmentOf(g.Key)) {
-				return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
-			}
 			if k, ok := keys[g.Epoch]; ok && !k.Equal(g.Key) {
-				return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
+				refused = cmp.Or(refused, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch))
+				continue
 			}
 			keys[g.Epoch] = g.Key
 		}
 	}
 	if len(keys) == 0 {
-		return nil, ErrUnknownSession
+		return nil, cmp.Or(refused, ErrUnknownSession)
 	}
 	return FromKeys(m.rand, id, st.ChannelCID(), keys)
+}
+
+// openGrant opens one grant of session id, checked against st: its
+// session, epoch and channel, its granter's generation, and its key
+// against the epoch's commitment. Errors that the grant's content causes
+// match ErrDecrypt, ErrKeyConflict or ErrUnknownUser (a granter with no
+// such card); others (a key change, the directory's) are returned as they
+// are.
+func (m *Manager) openGrant(ctx context.Context, id ID, st *memberlog.State, r GrantRecord) (*Grant, error) {
+	g, err := OpenGrant(r.Grant, m.me, func(user string, gen uint32) (*identity.Card, error) {
+		return m.Card(ctx, user, gen)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if g.SessionID != id || g.Epoch != r.Epoch || g.ChannelCID != st.ChannelCID() {
+		return nil, ErrDecrypt
+	}
+	if g.GranterGeneration < st.MinGeneration(g.Epoch, g.Granter) {
+		return nil, fmt.Errorf("%w: the grant of epoch %d is signed by generation %d of %q, which the log retired before the epoch began", ErrDecrypt, g.Epoch, g.GranterGeneration, g.Granter)
+	}
+	if !st.CheckCommitment(g.Epoch, commitmentOf(g.Key)) {
+		return nil, fmt.Errorf("%w (epoch %d)", ErrKeyConflict, g.Epoch)
+	}
+	return g, nil
 }
 
 func (m *Manager) setFloor(ctx context.Context, id ID, st *memberlog.State) error {

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/veilchat/veil/identity"
@@ -146,7 +147,9 @@ func TestRotationRetiresGenerations(t *testing.T) {
 		t.Errorf("an envelope of epoch 1 by generation 1: %q, %v", got, err)
 	}
 
-	// A grant of epoch 1 signed by generation 0: refused.
+	// A grant of epoch 1 signed by generation 0, in place of the honest
+	// one: refused, so the reader holds no key of epoch 1; alone, it is
+	// the error.
 	bobCard, err := alice1.Card(ctx, "bob", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +158,17 @@ func TestRotationRetiresGenerations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	forgedGrant := GrantRecord{Grantee: "bob", Epoch: 1, Grant: g}
 	withGrant := &lyingService{Service: w.svc.As("bob"), grants: func(gs []GrantRecord) []GrantRecord {
-		return append(gs, GrantRecord{Grantee: "bob", Epoch: 1, Grant: g})
+		gs = slices.DeleteFunc(gs, func(g GrantRecord) bool { return g.Epoch == 1 })
+		return append(gs, forgedGrant)
 	}}
-	if _, err := freshReader(t, &w, bob, withGrant).Retrieve(ctx, s.ID()); !errors.Is(err, ErrDecrypt) {
-		t.Errorf("a grant of epoch 1 signed by retired generation 0: %v, want ErrDecrypt", err)
+	if got, err := freshReader(t, &w, bob, withGrant).Retrieve(ctx, s.ID()); err != nil || got.HasEpoch(1) {
+		t.Errorf("a grant of epoch 1 signed by retired generation 0 beside epoch 0's: %v; want epoch 0's key only", err)
+	}
+	onlyForged := &lyingService{Service: w.svc.As("bob"), grants: func([]GrantRecord) []GrantRecord { return []GrantRecord{forgedGrant} }}
+	if _, err := freshReader(t, &w, bob, onlyForged).Retrieve(ctx, s.ID()); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("a grant of epoch 1 signed by retired generation 0, alone: %v, want ErrDecrypt", err)
 	}
 }
 
@@ -264,5 +273,100 @@ func TestRetiredGenerationOfFormerMember(t *testing.T) {
 				t.Fatalf("%v (%s)", err, tc.reason)
 			}
 		})
+	}
+}
+
+// TestOwnRetiredGenerationNotVouched: a record forged with the local
+// user's own retired key (leaked, replayed by the key service before the
+// user re-signs the log) is refused by the user's own client, which would
+// otherwise vouch for it with the new generation — making every reader
+// that trusts the new generation accept it, and granting the rotation's
+// key to whoever the forged record added.
+func TestOwnRetiredGenerationNotVouched(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob := w.user(t, "alice"), w.user(t, "bob")
+	w.user(t, "mallory")
+	s, err := alice.Create(ctx, cid, []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice1, retired := rotateIdentity(t, &w, alice)
+	// The holder of alice's retired key, with the key service's help,
+	// adds mallory in a new epoch before alice re-signs the log.
+	leaked, err := NewManager(Config{Identity: retired, Service: w.svc.As("alice"), Directory: &w.dir, Rand: testrand.New("leaked")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaked.Extend(ctx, s.ID(), []string{"mallory"}, true); err != nil {
+		t.Fatal(err)
+	}
+	before, err := w.svc.As("bob").Head(ctx, s.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice1.RetireGenerations(ctx, s.ID()); !errors.Is(err, ErrInvalidLog) {
+		t.Errorf("alice's client re-signed a log her retired key extended: %v, want ErrInvalidLog", err)
+	}
+	if _, err := alice1.SealText(ctx, s.ID(), ctxFor("alice", "m1"), []byte("hi"), 5000); !errors.Is(err, ErrInvalidLog) {
+		t.Errorf("alice's client sealed in a log her retired key extended: %v, want ErrInvalidLog", err)
+	}
+	if after, _ := w.svc.As("bob").Head(ctx, s.ID()); after.Seq != before.Seq {
+		t.Fatalf("alice's new generation signed record %d after the forged one", after.Seq)
+	}
+	// A reader that trusts generation 1 keeps refusing the forged record.
+	if _, err := bob.Card(ctx, "alice", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := freshReader(t, &w, bob, w.svc.As("bob")).OpenSession(ctx, s.ID(), cid); !errors.Is(err, ErrInvalidLog) {
+		t.Errorf("a reader trusting generation 1: %v, want ErrInvalidLog", err)
+	}
+}
+
+// TestRetiredGenerationCannotVouchThroughItsOwnAdd: the holder of an
+// admin's retired key adds a member of its own, who then removes the
+// admin. The removal is signed after the admin's last record by another
+// user, but by one only the unvouched record made a member: a reader that
+// trusts the admin's new generation refuses the log instead of taking the
+// attacker's member as a reader.
+func TestRetiredGenerationCannotVouchThroughItsOwnAdd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var w world
+	alice, bob, carol, mallory := w.user(t, "alice"), w.user(t, "bob"), w.user(t, "carol"), w.user(t, "mallory")
+	s, err := alice.Create(ctx, cid, []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.OpenSession(ctx, s.ID(), cid); err != nil {
+		t.Fatal(err)
+	}
+	_, retired := rotateIdentity(t, &w, alice)
+	if _, err := carol.Card(ctx, "alice", 1); err != nil { // carol trusts generation 1
+		t.Fatal(err)
+	}
+	leaked, err := NewManager(Config{Identity: retired, Service: w.svc.As("alice"), Directory: &w.dir, Rand: testrand.New("leaked")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaked.Extend(ctx, s.ID(), []string{"mallory"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := mallory.Revoke(ctx, s.ID(), []string{"alice"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]*Manager{"carol": carol, "carol on a new device": freshReader(t, &w, carol, w.svc.As("carol"))} {
+		if info, err := m.Info(ctx, s.ID()); !errors.Is(err, ErrInvalidLog) {
+			t.Errorf("%s: a removal by a member only the retired key added vouches for it: %+v, %v; want ErrInvalidLog", name, info.Members, err)
+		}
+	}
+	// A member whose membership does not come from the retired key vouches
+	// as before (bob cannot tell the records from honest ones).
+	if err := bob.Rotate(ctx, s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Info(ctx, s.ID()); err != nil {
+		t.Errorf("carol after bob signed: %v", err)
 	}
 }

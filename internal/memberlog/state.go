@@ -43,9 +43,10 @@ type State struct {
 	// sign that epoch's envelopes and grants.
 	signedAt []map[string]uint32
 	// lastSigner and lastGen: who signed the last record, with which card
-	// generation.
+	// generation; lastAdded: the users it added (never modified).
 	lastSigner string
 	lastGen    uint32
+	lastAdded  []string
 }
 
 // ID returns the session ID.
@@ -94,15 +95,21 @@ func (s *State) SignedGeneration(userID string) (uint32, bool) {
 	return g, ok
 }
 
-// Signer is who signed a record, with which card generation.
+// Signer is who signed a record, with which card generation, and whom
+// the record added.
 type Signer struct {
 	UserID     string
 	Generation uint32
+	// Added are the users a change added; none for a genesis, whose
+	// members the session ID (the channel's session_id) commits to.
+	Added []string
 }
 
 // LastSigner returns who signed the last record: the creator for a
 // genesis, the actor for a change.
-func (s *State) LastSigner() Signer { return Signer{s.lastSigner, s.lastGen} }
+func (s *State) LastSigner() Signer {
+	return Signer{UserID: s.lastSigner, Generation: s.lastGen, Added: slices.Clone(s.lastAdded)}
+}
 
 // CheckPinned is a reader's rule on retired generations
 // (docs/PROTOCOL.md §10.4 rule 5). fresh are the signers of the records
@@ -113,26 +120,48 @@ func (s *State) LastSigner() Signer { return Signer{s.lastSigner, s.lastGen} }
 // pinned one counts only if a later record of the same user, signed with
 // the pinned generation or newer, vouches for it (its hash chain covers
 // every record before it), or if the user is no longer in st's roster
-// and another user signed a record after it. Otherwise the record may
-// have been forged with a retired key that leaked, and CheckPinned
-// returns an error matching ErrInvalid.
+// and another user signed a record after it whose membership does not
+// come from such records: a member that a record nothing vouches for
+// added (or that one it added added, and so on) vouches for nothing, or
+// the holder of a retired admin key could add a member of its own to
+// vouch for it. Otherwise the record may have been forged with a retired
+// key that leaked, and CheckPinned returns an error matching ErrInvalid.
 func CheckPinned(st *State, fresh []Signer, pinned func(userID string) (uint32, bool, error)) error {
 	last := make(map[string]int, 4) // user → index of its last fresh record
 	for i, r := range fresh {
 		last[r.UserID] = i
 	}
+	stale := map[string]uint32{} // user → the trusted generation its last fresh record is older than
 	for user, i := range last {
 		g, ok, err := pinned(user)
 		if err != nil {
 			return err
 		}
-		if !ok || g <= fresh[i].Generation {
+		if ok && g > fresh[i].Generation {
+			stale[user] = g
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	// vouches[i]: fresh[i] is signed by a user who is not stale and whose
+	// membership, when it signed, came from no unvouched record.
+	vouches := make([]bool, len(fresh))
+	tainted := map[string]bool{}
+	for i, r := range fresh {
+		_, s := stale[r.UserID]
+		bad := s || tainted[r.UserID]
+		vouches[i] = !bad
+		for _, u := range r.Added {
+			tainted[u] = bad
+		}
+	}
+	for user, g := range stale {
+		i := last[user]
+		if _, member := st.Member(user); !member && slices.ContainsFunc(vouches[i+1:], func(v bool) bool { return v }) {
 			continue
 		}
-		if _, member := st.Member(user); !member && slices.ContainsFunc(fresh[i+1:], func(r Signer) bool { return r.UserID != user }) {
-			continue
-		}
-		return invalid(-1, "%q last signed with card generation %d, older than the trusted generation %d", user, fresh[i].Generation, g)
+		return invalid(-1, "%q last signed with card generation %d, older than the trusted generation %d, and no other member vouches for it", user, fresh[i].Generation, g)
 	}
 	return nil
 }
@@ -356,7 +385,7 @@ func (s *State) apply(seq int64, hash [HashSize]byte, actor Member, c *Change) (
 func (s *State) next(c *Change, hash [HashSize]byte, roster []Member, added []string) *State {
 	n := *s
 	n.seq, n.head, n.epoch, n.roster = c.Seq, hash, c.Epoch, roster
-	n.lastSigner, n.lastGen = c.Actor, c.ActorGen
+	n.lastSigner, n.lastGen, n.lastAdded = c.Actor, c.ActorGen, added
 	if g, ok := s.signed[c.Actor]; !ok || c.ActorGen > g {
 		n.signed = maps.Clone(s.signed)
 		n.signed[c.Actor] = c.ActorGen

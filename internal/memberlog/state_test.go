@@ -692,8 +692,11 @@ func TestCheckPinned(t *testing.T) {
 	for i, s := range f.states {
 		signers[i] = s.LastSigner()
 	}
-	if want := (Signer{"bob", 2}); signers[4] != want {
+	if want := (Signer{UserID: "bob", Generation: 2}); !cmp.Equal(signers[4], want) {
 		t.Fatalf("LastSigner of record 4 = %v, want %v", signers[4], want)
+	}
+	if want := (Signer{UserID: "alice", Added: []string{"frank"}}); !cmp.Equal(signers[7], want) {
+		t.Fatalf("LastSigner of record 7 = %v, want %v", signers[7], want)
 	}
 	for _, tc := range []struct {
 		name, reason string
@@ -705,7 +708,8 @@ func TestCheckPinned(t *testing.T) {
 		{"no pins", "nothing is retired", 8, 0, nil, true},
 		{"bob at his signing generation", "bob's last record is signed by the trusted generation", 8, 0, map[string]uint32{"bob": 2}, true},
 		{"bob behind", "bob, a member, last signed with generation 2; the reader trusts 3", 8, 0, map[string]uint32{"bob": 3}, false},
-		{"alice removed after her records", "dave's removal of alice, signed after her last record, vouches for it", 8, 0, map[string]uint32{"alice": 1}, true},
+		{"alice removed by a member she added", "dave removed alice after her last record, but only alice's generation-0 record 1, which nothing vouches for, made him a member: the holder of her retired key could have added him", 8, 0, map[string]uint32{"alice": 1}, false},
+		{"alice removed by a member added before the floor", "dave's add was verified before the pin: his removal of alice vouches for her records", 8, 2, map[string]uint32{"alice": 1}, true},
 		{"alice still a member", "before dave removes her, nothing vouches for alice's generation-0 records", 7, 0, map[string]uint32{"alice": 1}, false},
 		{"erin left, others signed after", "alice and dave signed after erin's leave", 8, 0, map[string]uint32{"erin": 1}, true},
 		{"erin left, nothing after", "erin's leave, by her retired generation, is the last record", 6, 0, map[string]uint32{"erin": 1}, false},

@@ -1299,7 +1299,7 @@ def log_genesis(raw, session_id, channel_cid, directory):
     return dict(session_id=session_id, channel_cid=channel_cid, policy=rec["policy"], seq=0, head=rec["hash"],
                 epoch=0, commitments=[rec["commitment"]], roster=roster, readers=set(roster),
                 signed=signed_gens, min_generations=[dict(signed_gens)],
-                last_signer=(rec["creator"], rec["creator_gen"]))
+                last_signer=(rec["creator"], rec["creator_gen"], []))
 
 
 def log_apply(state, raw, directory):
@@ -1325,7 +1325,7 @@ def log_apply(state, raw, directory):
     after, added = log_rules(state, rec)
     new_epoch = bool(rec["flags"] & 1)
     st = dict(state, seq=rec["seq"], head=rec["hash"], epoch=rec["epoch"], roster=after,
-              last_signer=(actor, rec["actor_gen"]))
+              last_signer=(actor, rec["actor_gen"], added))
     st["signed"] = dict(state["signed"])
     st["signed"][actor] = max(rec["actor_gen"], state["signed"].get(actor, 0))
     if new_epoch:
@@ -1396,18 +1396,27 @@ def log_check_floor(heads, floor):
 
 
 def log_check_pinned(state, fresh, pins):
-    """Section 10.4 rule 5. fresh: (user, generation) of each record the
-    reader verifies for the first time, in log order; state: after the last;
-    pins: user -> the newest generation the reader trusts."""
+    """Section 10.4 rule 5. fresh: (user, generation, users added; none for
+    a genesis) of each record the reader verifies for the first time, in
+    log order; state: after the last; pins: user -> the newest generation
+    the reader trusts."""
     last = {}
-    for i, (user, _) in enumerate(fresh):
+    for i, (user, _, _) in enumerate(fresh):
         last[user] = i
-    for user, i in last.items():
-        if user not in pins or pins[user] <= fresh[i][1]:
+    stale = {u for u, i in last.items() if u in pins and pins[u] > fresh[i][1]}
+    # A record vouches if its signer is not stale and was not made a member,
+    # when it signed, by a record of a stale or tainted signer.
+    tainted, vouches = {}, []
+    for user, _, added in fresh:
+        bad = user in stale or tainted.get(user, False)
+        vouches.append(not bad)
+        for a in added:
+            tainted[a] = bad
+    for user in stale:
+        i = last[user]
+        if user not in state["roster"] and any(vouches[i + 1:]):
             continue
-        if user not in state["roster"] and any(u != user for u, _ in fresh[i + 1:]):
-            continue
-        raise LogReject("10.4", "%r last signed with generation %d, older than the trusted %d"
+        raise LogReject("10.4", "%r last signed with generation %d, older than the trusted %d, and no other member vouches"
                         % (user, fresh[i][1], pins[user]))
 
 

@@ -92,3 +92,30 @@ func TestTokenWithoutExpiry(t *testing.T) {
 		t.Fatalf("over HTTP: %d %+v, want 401 naming the exp claim", r.status, r.err)
 	}
 }
+
+// TestStreamSecretIsNoVeilKey: a Veil HS256 key equal to the Stream
+// secret would make every token Stream signs a backend token — writes
+// and the service role included — and the Stream secret read-only in name
+// only: NewHandler refuses the configuration.
+func TestStreamSecretIsNoVeilKey(t *testing.T) {
+	t.Parallel()
+	stream := bytes.Repeat([]byte("s"), 32)
+	other := bytes.Repeat([]byte("o"), 32)
+	for _, tc := range []struct {
+		name, reason string
+		keys         []Key
+		ok           bool
+	}{
+		{"distinct", "a backend key and the Stream secret", []Key{{HS256: NewSecret(other)}}, true},
+		{"equal", "the Stream secret as a backend key", []Key{{HS256: NewSecret(stream)}}, false},
+		{"equal among others", "the Stream secret as one of the backend keys", []Key{{ID: "a", HS256: NewSecret(other)}, {ID: "b", HS256: NewSecret(stream)}}, false},
+	} {
+		_, err := NewHandler(Config{Store: openTestStore(t), Auth: Auth{Keys: tc.keys, StreamSecret: NewSecret(stream)}})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok = %v (%s)", tc.name, err, tc.ok, tc.reason)
+		}
+		if err != nil && strings.Contains(err.Error(), string(stream)) {
+			t.Errorf("%s: the error quotes the secret", tc.name)
+		}
+	}
+}

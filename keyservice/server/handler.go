@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -136,6 +137,13 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if err := checkKeys(cfg.Auth.Keys); err != nil {
 		return nil, err
+	}
+	for _, k := range cfg.Auth.Keys {
+		// Stream would sign backend tokens, writes and the service role
+		// included: its secret would be read-only in name only.
+		if !k.HS256.IsZero() && !cfg.Auth.StreamSecret.IsZero() && subtle.ConstantTimeCompare(k.HS256.Reveal(), cfg.Auth.StreamSecret.Reveal()) == 1 {
+			return nil, errors.New("keyservice: an HS256 key is the Stream secret; tokens Stream signs would write: issue backend tokens with another key")
+		}
 	}
 	cfg.Store = judgedStore{cfg.Store} // a failing database answers 503
 	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
