@@ -28,7 +28,7 @@
 // The package is a module of its own so that the peers never enter the
 // SDK's dependencies. Run it from this directory:
 //
-//	go test -run '^$' -bench . -benchtime 500x -count 6
+//	go test -run '^$' -bench . -benchtime 3s -count 6
 //
 // The tests check that every peer round-trips and refuses a modified
 // message (for OpenPGP and Megolm, by their signatures), so the benchmarks
