@@ -6,6 +6,7 @@ require (
 	filippo.io/age v1.3.2
 	github.com/ProtonMail/gopenpgp/v3 v3.5.2
 	github.com/veilchat/veil v0.0.0
+	maunium.net/go/mautrix v0.32.0
 )
 
 require (
@@ -14,6 +15,7 @@ require (
 	github.com/ProtonMail/go-crypto v1.5.2 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/hdevalence/ed25519consensus v0.2.0 // indirect
+	go.mau.fi/util v0.11.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
