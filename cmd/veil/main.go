@@ -25,6 +25,11 @@ type command struct {
 var commands = map[string]command{
 	"serve":      {"serve the key service, or the SSKS with --ssks", serveCommand},
 	"streamtest": {"serve a local emulation of Stream Chat's API", streamtestCommand},
+	"dev":        {"run a local stack: key service, SSKS and Stream emulator", devCommand},
+	"keygen":     {"generate an identity into a file", keygenCommand},
+	"inspect":    {"show the public fields of an envelope, grant, card, log record or export", inspectCommand},
+	"verify":     {"show the safety number of two cards, or of a user's directory card", verifyCommand},
+	"version":    {"print the version of veil, Go and the protocol", versionCommand},
 }
 
 func main() {
@@ -32,6 +37,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
@@ -56,6 +64,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		var usageErr *usageError
+		if errors.As(err, &usageErr) {
+			fmt.Fprintf(stderr, "veil %s: %v\n", args[0], err)
+			return 2
+		}
 		fmt.Fprintf(stderr, "veil %s: %v\n", args[0], err)
 		return 1
 	}
@@ -63,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: veil <command> [flags]\n\nCommands:")
+	fmt.Fprintln(w, "Usage: veil <command> [flags]\n       veil --version\n\nCommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)

@@ -126,12 +126,21 @@ func TestUsageNeverPrintsSecrets(t *testing.T) {
 	for k, v := range secrets {
 		t.Setenv(k, v)
 	}
-	for _, args := range [][]string{{"serve", "--help"}, {"help", "serve"}, {"serve", "--adr", "127.0.0.1:0"}} {
+	for _, tc := range []struct {
+		args []string
+		want string // proves something was printed
+	}{
+		{[]string{"serve", "--help"}, "VEIL_JWT_SECRETS"},
+		{[]string{"help", "serve"}, "VEIL_JWT_SECRETS"},
+		{[]string{"serve", "--adr", "127.0.0.1:0"}, "--addr"},
+		{[]string{"serve", "--rate=" + secrets["VEIL_STREAM_SECRET"]}, "--rate"},
+	} {
+		args := tc.args
 		var out, errOut bytes.Buffer
 		run(context.Background(), args, &out, &errOut)
 		all := out.String() + errOut.String()
-		if !strings.Contains(all, "VEIL_JWT_SECRETS") {
-			t.Fatalf("veil %v printed no usage (the check would prove nothing):\n%s", args, all)
+		if !strings.Contains(all, tc.want) {
+			t.Fatalf("veil %v printed no %s (the check would prove nothing):\n%s", args, tc.want, all)
 		}
 		for k, v := range secrets {
 			if strings.Contains(all, v) {
