@@ -182,12 +182,11 @@ type devStack struct {
 
 // startDev opens the stores and starts the three servers on addrs (key
 // service, SSKS, Stream emulator). On error, what was started is stopped.
-func startDev(ctx context.Context, dir string, sec *devSecrets, logger *slog.Logger, verbose bool, addrs [3]string) (st *devStack, err error) {
-	st = &devStack{errc: make(chan error, 3)}
+func startDev(ctx context.Context, dir string, sec *devSecrets, logger *slog.Logger, verbose bool, addrs [3]string) (_ *devStack, err error) {
+	st := &devStack{errc: make(chan error, 3)}
 	defer func() {
 		if err != nil {
 			st.close()
-			st = nil
 		}
 	}()
 

@@ -21,9 +21,9 @@ const keygenUsage = `Usage: veil keygen --user ID --out FILE [--kind hybrid|x255
 Generates a new identity (generation 0) for user ID and writes it to FILE
 with mode 0600, and its public card to FILE.card (or --card). FILE is a
 secret: it holds the private keys, as text that is also an age identity
-file (age --decrypt -i FILE grant). With --passphrase-file or
+file (age -d -i FILE grant). With --passphrase-file or
 --passphrase-env, FILE is that text encrypted to the passphrase (age
-scrypt, ASCII-armored; age --decrypt opens it too).
+scrypt, ASCII-armored; age -d opens it too).
 
 The passphrase is the first line of --passphrase-file ("-" reads standard
 input), or the value of the environment variable --passphrase-env names:
