@@ -46,6 +46,10 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"version", "--short"}, []string{"--short"}, "version has no flags"},
 		{[]string{"version", "extra"}, []string{"no arguments"}, "version takes no argument"},
 	}
+	// A flag before any command.
+	if code, out, errOut := runVeil("--addr", "x"); code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "unknown flag --addr") {
+		t.Errorf("veil --addr: exit %d, %q, %q", code, out, errOut)
+	}
 	t.Setenv("VEIL_KEYSERVICE_TOKEN", "")
 	t.Setenv("VEIL_KEYSERVICE_URL", "")
 	for _, tc := range tests {

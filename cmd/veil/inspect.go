@@ -264,7 +264,11 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintln(w, r.title)
 	for _, row := range r.rows {
-		fmt.Fprintf(w, "  %-*s  %s\n", width+1, row[0]+":", row[1])
+		name := row[0] + ":"
+		if row[0] == "" { // a continuation of the rows above
+			name = ""
+		}
+		fmt.Fprintf(w, "  %-*s  %s\n", width+1, name, row[1])
 	}
 	for _, n := range r.notes {
 		fmt.Fprintln(w, "  note: "+n)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -55,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	c, ok := commands[args[0]]
+	if !ok && strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "veil: unknown flag %s: veil takes --help and --version; other flags follow a command (see 'veil help')\n", args[0])
+		return 2
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "veil: unknown command %q\n\n", args[0])
 		usage(stderr)
