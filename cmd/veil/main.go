@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -25,6 +26,11 @@ type command struct {
 var commands = map[string]command{
 	"serve":      {"serve the key service, or the SSKS with --ssks", serveCommand},
 	"streamtest": {"serve a local emulation of Stream Chat's API", streamtestCommand},
+	"dev":        {"run a local stack: key service, SSKS and Stream emulator", devCommand},
+	"keygen":     {"generate an identity into a file", keygenCommand},
+	"inspect":    {"show the public fields of an envelope, grant, card, log record or export", inspectCommand},
+	"verify":     {"show the safety number of two cards, or of a user's directory card", verifyCommand},
+	"version":    {"print the version of veil, Go and the protocol", versionCommand},
 }
 
 func main() {
@@ -32,6 +38,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
@@ -47,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	c, ok := commands[args[0]]
+	if !ok && strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "veil: unknown flag %s: veil takes --help and --version; other flags follow a command (see 'veil help')\n", args[0])
+		return 2
+	}
 	if !ok {
 		fmt.Fprintf(stderr, "veil: unknown command %q\n\n", args[0])
 		usage(stderr)
@@ -59,6 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if _, ok := err.(*reportedError); ok {
 			return 1 // already in the log
 		}
+		var usageErr *usageError
+		if errors.As(err, &usageErr) {
+			fmt.Fprintf(stderr, "veil %s: %v\n", args[0], err)
+			return 2
+		}
 		fmt.Fprintf(stderr, "veil %s: %v\n", args[0], err)
 		return 1
 	}
@@ -66,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: veil <command> [flags]\n\nCommands:")
+	fmt.Fprintln(w, "Usage: veil <command> [flags]\n       veil --version\n\nCommands:")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)

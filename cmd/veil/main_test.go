@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -126,12 +127,28 @@ func TestUsageNeverPrintsSecrets(t *testing.T) {
 	for k, v := range secrets {
 		t.Setenv(k, v)
 	}
-	for _, args := range [][]string{{"serve", "--help"}, {"help", "serve"}, {"serve", "--adr", "127.0.0.1:0"}} {
+	for _, tc := range []struct {
+		args []string
+		want string // proves something was printed
+	}{
+		{[]string{"serve", "--help"}, "VEIL_JWT_SECRETS"},
+		{[]string{"help", "serve"}, "VEIL_JWT_SECRETS"},
+		{[]string{"serve", "--adr", "127.0.0.1:0"}, "--addr"},
+		{[]string{"serve", "--rate=" + secrets["VEIL_STREAM_SECRET"]}, "--rate"},
+	} {
+		args := tc.args
+		if tc.want == "--rate" {
+			// The SSKS's variables would be refused first, as not applying
+			// to the key service, before --rate is read.
+			for _, k := range []string{"VEIL_SMTP_PASSWORD", "VEIL_SSKS_HASH_KEY", "VEIL_SSKS_APP_KEYS", "VEIL_SSKS_WEBHOOK_SECRET"} {
+				os.Unsetenv(k)
+			}
+		}
 		var out, errOut bytes.Buffer
 		run(context.Background(), args, &out, &errOut)
 		all := out.String() + errOut.String()
-		if !strings.Contains(all, "VEIL_JWT_SECRETS") {
-			t.Fatalf("veil %v printed no usage (the check would prove nothing):\n%s", args, all)
+		if !strings.Contains(all, tc.want) {
+			t.Fatalf("veil %v printed no %s (the check would prove nothing):\n%s", args, tc.want, all)
 		}
 		for k, v := range secrets {
 			if strings.Contains(all, v) {

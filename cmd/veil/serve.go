@@ -184,8 +184,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveSettings, error) {
 		fmt.Fprint(stderr, serveUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if rest, err := parseFlags(fs, args); err != nil {
 		return nil, err
+	} else if len(rest) > 0 {
+		return nil, usagef("serve", "serve takes flags only, and %d argument(s) are not flags", len(rest))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })

@@ -32,8 +32,10 @@ func streamtestCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprint(stderr, streamtestUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if rest, err := parseFlags(fs, args); err != nil {
 		return err
+	} else if len(rest) > 0 {
+		return usagef("streamtest", "streamtest takes flags only, and %d argument(s) are not flags", len(rest))
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
