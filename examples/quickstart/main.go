@@ -197,7 +197,6 @@ func run(ctx context.Context, out io.Writer, cfg config) error {
 	if err != nil {
 		return err
 	}
-	ids = append(ids, m5.ID)
 	p.say("")
 	p.row("what Stream stores", "what the members read")
 	p.row(strings.Repeat("─", leftWidth), strings.Repeat("─", 36))
@@ -334,7 +333,7 @@ func noPlaintext(ctx context.Context, p *printer, s *stack, ch *streamadapter.Ch
 			return err
 		}
 		if len(found) > 0 {
-			return fmt.Errorf("Stream holds the plaintext %q at %v", pt, found)
+			return fmt.Errorf("the plaintext %q is on Stream, at %v", pt, found)
 		}
 	}
 	where := "Stream's whole store (every version of every message, files, webhooks)"

@@ -275,7 +275,7 @@ func (s *stack) stored(ctx context.Context, msgID string) (storedMessage, error)
 			}
 			return sm, nil
 		}
-		return storedMessage{}, fmt.Errorf("Stream stores no message %s", msgID)
+		return storedMessage{}, fmt.Errorf("no message %s on Stream", msgID)
 	}
 	resp, err := s.stream.GetMessage(ctx, msgID)
 	if err != nil {
