@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +67,48 @@ func TestRunOnStreamAPI(t *testing.T) {
 	snap := srv.Snapshot()
 	if len(snap.Channels) != 0 || len(snap.Messages) != 0 {
 		t.Errorf("the run left %d channels and %d messages on Stream, want none", len(snap.Channels), len(snap.Messages))
+	}
+}
+
+// TestReadmeTranscript checks that the transcript README.md shows (its
+// first text block) is what the quickstart prints, but for the parts that
+// change with every run: ciphertexts, their lengths and the files' sizes.
+func TestReadmeTranscript(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "```text\n")
+	if !ok {
+		t.Fatal("README.md has no text block")
+	}
+	block, _, ok := strings.Cut(after, "```")
+	if !ok {
+		t.Fatal("README.md: the text block is not closed")
+	}
+	variable := regexp.MustCompile(`veil1:[A-Za-z0-9_-]{8}…[A-Za-z0-9_-]{4} \(\d+ chars\)|\d+ opaque bytes| +`)
+	var pattern strings.Builder
+	pattern.WriteString(`(?m)`)
+	for l := range strings.SplitSeq(strings.TrimSuffix(block, "\n"), "\n") {
+		pattern.WriteString("^")
+		last := 0
+		for _, m := range variable.FindAllStringIndex(l, -1) {
+			pattern.WriteString(regexp.QuoteMeta(l[last:m[0]]))
+			switch v := l[m[0]:m[1]]; {
+			case strings.HasPrefix(v, "veil1:"):
+				pattern.WriteString(`veil1:[A-Za-z0-9_-]{8}…[A-Za-z0-9_-]{4} \(\d+ chars\)`)
+			case strings.HasSuffix(v, "opaque bytes"):
+				pattern.WriteString(`\d+ opaque bytes`)
+			default:
+				pattern.WriteString(` +`)
+			}
+			last = m[1]
+		}
+		pattern.WriteString(regexp.QuoteMeta(l[last:]) + "\n")
+	}
+	out := runStory(t, config{})
+	if !regexp.MustCompile(pattern.String()).MatchString(out) {
+		t.Errorf("README.md's transcript:\n%s\nis not in the quickstart's output:\n%s", block, out)
 	}
 }
 
