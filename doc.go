@@ -26,6 +26,9 @@
 //     its error codes; it plugs into the session manager over HTTP.
 //   - [github.com/veilchat/veil/twoman]: the device's client of two-man-rule
 //     recovery and password backups.
+//   - [github.com/veilchat/veil/streamadapter]: encrypted Stream channels
+//     through stream-chat-go/v6, for bots, backends and Go clients: sending
+//     seals, reading opens, members follow both Stream and the session.
 //
 // The services, each run by its own party:
 //
@@ -48,7 +51,9 @@
 //     key service or the SSKS (veil serve) and the Stream emulation (veil
 //     streamtest).
 //
-// examples/quickstart runs the whole story in one program.
+// examples/quickstart runs the whole story on Stream in one program, with
+// nothing to configure; examples/recovery shows the two-man rule and
+// password backups. README.md's code tour is this package's Example_stream.
 //
 // # Threat model in brief
 //
