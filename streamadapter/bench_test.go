@@ -189,7 +189,7 @@ func BenchmarkPage(b *testing.B) {
 				b.Fatal(err)
 			}
 			c := *e.bob
-			c.mgr = m
+			c.mgr = func() *session.Manager { return m }
 			check(b, c.openPage(ctx, e.bchan.cid, &e.bchan.sid, msgs))
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/rawNs, "raw-ratio")

@@ -52,7 +52,7 @@ type Config struct {
 type Client struct {
 	sc       *stream.Client
 	veil     *e2ee.Client
-	mgr      *session.Manager // veil's
+	mgr      func() *session.Manager // veil.Manager: RotateIdentity replaces it
 	user     string
 	http     *http.Client
 	limit    int
@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.veil, c.mgr = veil, veil.Manager()
+	c.veil, c.mgr = veil, veil.Manager
 	return c, nil
 }
 

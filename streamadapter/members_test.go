@@ -238,3 +238,37 @@ func TestTampering(t *testing.T) {
 		t.Fatalf("redirected file: %v, want ErrAttachment", err)
 	}
 }
+
+// TestRotatedIdentityReads: after RotateIdentity (which gives the e2ee
+// client a new session manager), the adapter reads new epochs with the
+// new one.
+func TestRotatedIdentityReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob, carol := e.user("alice"), e.user("bob"), e.user("carol")
+	ach, err := alice.CreateChannel(ctx, "messaging", "rotate", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := mustSend(t, ach, &stream.Message{Text: "generation 0"})
+	if err := alice.Veil().RotateIdentity(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ach.AddMembers(ctx, []string{"carol"}, streamadapter.HideHistory()); err != nil {
+		t.Fatal(err)
+	}
+	after := mustSend(t, ach, &stream.Message{Text: "generation 1, new epoch"})
+	wantText(t, "alice", read(t, ach, before.ID), "generation 0")
+	wantText(t, "alice", read(t, ach, after.ID), "generation 1, new epoch")
+	cch, err := carol.Channel(ctx, "messaging", "rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "carol", read(t, cch, after.ID), "generation 1, new epoch")
+	bch, err := bob.Channel(ctx, "messaging", "rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "bob", read(t, bch, after.ID), "generation 1, new epoch")
+}

@@ -414,7 +414,7 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			SenderID: sender(sm), ParentID: sm.ParentID, QuotedID: sm.QuotedMessageID, Revision: rev}})
 		where = append(where, i)
 	}
-	for k, r := range c.mgr.OpenBatch(ctx, batch) {
+	for k, r := range c.mgr().OpenBatch(ctx, batch) {
 		m := out[where[k]]
 		if r.Err != nil {
 			m.Status, m.Err = StatusFailed, reason(r.Err)
