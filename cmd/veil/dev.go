@@ -44,8 +44,8 @@ then serves until interrupted (Ctrl-C, SIGTERM), and shuts down cleanly.
   VEIL_KEYSERVICE_URL         the key service
   VEIL_JWT_SECRET             the HS256 secret of key-service user tokens: a
                               JWT with "user_id" and "exp" signed with it, the
-                              value used as given ('veil token --user ID'
-                              prints one; in Go, package keyservice/server's
+                              value used as given ('veil token' prints one;
+                              in Go, package keyservice/server's
                               UserToken(secret, "", userID, ttl)); Stream
                               user tokens are accepted for reading
   VEIL_SSKS_URL               the SSKS
