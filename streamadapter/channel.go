@@ -146,6 +146,24 @@ func (c *Client) open(ctx context.Context, sch *stream.Channel, cid string, data
 	return &Channel{c: c, sc: sch, cid: cid, sid: id}, nil
 }
 
+// verifiedSession returns the session of channel cid this client verified:
+// the one its state binds the channel to, else the one the channel's
+// session_id names, verified and bound as Client.Channel does.
+func (c *Client) verifiedSession(ctx context.Context, cid string) (session.ID, error) {
+	if id, ok := c.veil.ChannelSession(cid); ok {
+		return id, nil
+	}
+	typ, id, err := splitCID(cid)
+	if err != nil {
+		return session.ID{}, err
+	}
+	ch, err := c.Channel(ctx, typ, id)
+	if err != nil {
+		return session.ID{}, err
+	}
+	return ch.sid, nil
+}
+
 // AddMembersOption is an option of Channel.AddMembers.
 type AddMembersOption func(*addOptions)
 

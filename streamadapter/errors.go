@@ -108,6 +108,18 @@ var (
 var reasons = []error{ErrPlaintext, ErrWrongSession, ErrBadSignature, ErrTampered, ErrNoKey, ErrRemoved,
 	ErrKeyChanged, ErrRolledBack, ErrMalformed, ErrUnknownSession, ErrUnavailable}
 
+// channelReason maps the error of verifying a message's channel (see
+// Client.verifiedSession) onto the reason the message reports.
+func channelReason(err error) error {
+	switch {
+	case errors.Is(err, ErrRemoved):
+		return err
+	case errors.Is(err, ErrNotEncrypted), errors.Is(err, ErrSessionMismatch):
+		return fmt.Errorf("%w: the message's channel: %w", ErrUnknownSession, err)
+	}
+	return reason(err)
+}
+
 // reason maps an error of session.Manager.OpenBatch onto the reason a
 // Message reports, wrapping the original.
 func reason(err error) error {

@@ -359,12 +359,20 @@ func revision(m *stream.Message) (uint32, bool) {
 	return uint32(f), true
 }
 
-// openPage opens a page of Stream messages of channel cid; sid, if not nil, is
-// the channel's session: an envelope of another session is ErrWrongSession.
+// openPage opens a page of Stream messages of channel cid (cid empty: each
+// message's own). sid is the channel's session, or nil for the one this
+// client verified for each message's channel (see verifiedSession): an
+// envelope of another session is ErrWrongSession, since anyone can sign a
+// genesis naming a channel.
 func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs []*stream.Message) []*Message {
 	out := make([]*Message, len(msgs))
 	var batch []session.Sealed
 	var where []int
+	type verified struct {
+		id  session.ID
+		err error
+	}
+	channels := map[string]verified{} // when sid is nil
 	for i, sm := range msgs {
 		m := &Message{Message: sm}
 		out[i] = m
@@ -396,8 +404,25 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			fail(reason(err))
 			continue
 		}
-		if sid != nil && h.SessionID != *sid {
-			fail(fmt.Errorf("%w: session %s in a channel of session %s", ErrWrongSession, h.SessionID, *sid))
+		mcid := cid
+		if mcid == "" {
+			mcid = sm.CID
+		}
+		want := sid
+		if want == nil {
+			v, ok := channels[mcid]
+			if !ok {
+				v.id, v.err = c.verifiedSession(ctx, mcid)
+				channels[mcid] = v
+			}
+			if v.err != nil {
+				fail(channelReason(v.err))
+				continue
+			}
+			want = &v.id
+		}
+		if h.SessionID != *want {
+			fail(fmt.Errorf("%w: session %s in a channel of session %s", ErrWrongSession, h.SessionID, *want))
 			continue
 		}
 		rev, ok := revision(sm)
@@ -406,10 +431,6 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			continue
 		}
 		m.Revision = rev
-		mcid := cid
-		if mcid == "" {
-			mcid = sm.CID
-		}
 		batch = append(batch, session.Sealed{Envelope: env, Binding: session.Binding{ChannelCID: mcid, MessageID: sm.ID,
 			SenderID: sender(sm), ParentID: sm.ParentID, QuotedID: sm.QuotedMessageID, Revision: rev}})
 		where = append(where, i)

@@ -64,7 +64,9 @@ func (ch *Channel) GetReplies(ctx context.Context, parentID string, options map[
 
 // GetMessage returns one message by ID, opened. Without a channel to check
 // it against, the message is bound to the channel Stream says it is in:
-// it opens only if its session belongs to that channel.
+// it opens only if its session is the one this client verified for that
+// channel (verifying the channel's session_id first, as Client.Channel
+// does, if it has none).
 func (c *Client) GetMessage(ctx context.Context, msgID string) (*Message, error) {
 	resp, err := c.sc.GetMessage(ctx, msgID)
 	if err != nil {

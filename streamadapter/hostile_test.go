@@ -1,0 +1,213 @@
+package streamadapter_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	stream "github.com/GetStream/stream-chat-go/v6"
+
+	"github.com/veilchat/veil/e2ee"
+	"github.com/veilchat/veil/keyservice"
+	"github.com/veilchat/veil/keyservice/server"
+	"github.com/veilchat/veil/session"
+	"github.com/veilchat/veil/streamadapter"
+	"github.com/veilchat/veil/streamadapter/streamtest"
+)
+
+// Tests of a hostile Stream, key service or member, beyond the tampering
+// of members_test.go.
+
+// newKeyService starts another key service (its own SQLite store) and
+// returns its URL.
+func newKeyService(t *testing.T) string {
+	t.Helper()
+	store, err := server.OpenStore(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(ksSecret)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := httptest.NewServer(h)
+	t.Cleanup(ks.Close)
+	return ks.URL
+}
+
+// ksClient returns a key service client acting as user.
+func ksClient(t *testing.T, url, user string) *keyservice.Client {
+	t.Helper()
+	tok, err := server.UserToken(ksSecret, "", user, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keyservice.NewClient(keyservice.ClientConfig{BaseURL: url, Token: keyservice.StaticToken(tok)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+// userWith is e.user with a Config edit and a stream-chat-go client whose
+// transport edit may replace (to play a lying Stream for this user only).
+func (e *env) userWith(name string, edit func(*streamadapter.Config), rt func(http.RoundTripper) http.RoundTripper) *streamadapter.Client {
+	e.t.Helper()
+	ctx := context.Background()
+	sc := e.stream.Client()
+	if _, err := sc.UpsertUser(ctx, &stream.User{ID: name, Name: name}); err != nil {
+		e.t.Fatal(err)
+	}
+	if rt != nil {
+		sc.SetClient(&http.Client{Timeout: time.Minute, Transport: rt(http.DefaultTransport)})
+	}
+	cfg := streamadapter.Config{Stream: sc, Veil: e2ee.Config{UserID: name, KeyService: ksClient(e.t, e.ksURL, name)}}
+	if edit != nil {
+		edit(&cfg)
+	}
+	c, err := streamadapter.New(ctx, cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// roundTrip is an http.RoundTripper made of a function.
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// splitService is a key service that serves some sessions from another
+// store: a key service that lies about which sessions a channel has.
+type splitService struct {
+	session.Service
+	other session.Service
+	mu    sync.Mutex
+	ids   map[session.ID]bool
+}
+
+func (s *splitService) route(id session.ID) session.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids[id] {
+		return s.other
+	}
+	return s.Service
+}
+
+func (s *splitService) add(id session.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ids == nil {
+		s.ids = map[session.ID]bool{}
+	}
+	s.ids[id] = true
+}
+
+func (s *splitService) Log(ctx context.Context, id session.ID, from uint32) ([][]byte, error) {
+	return s.route(id).Log(ctx, id, from)
+}
+
+func (s *splitService) Head(ctx context.Context, id session.ID) (session.Head, error) {
+	return s.route(id).Head(ctx, id)
+}
+
+func (s *splitService) Grants(ctx context.Context, id session.ID) ([]session.GrantRecord, error) {
+	return s.route(id).Grants(ctx, id)
+}
+
+// TestRogueSessionOfTheChannel: anyone with a Veil identity can sign a
+// genesis naming a channel, with the channel's members in it. With a key
+// service that stores it beside the channel's real session, and Stream
+// serving its messages in the channel, a reader must not open them as the
+// channel's: only the session the reader verified for the channel (its
+// session_id, bound on first contact) speaks for it, whichever call reads
+// the message.
+func TestRogueSessionOfTheChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	rogueURL := newKeyService(t)
+	split := &splitService{other: ksClient(t, rogueURL, "alice")}
+	alice := e.userWith("alice", func(c *streamadapter.Config) {
+		ks := ksClient(t, e.ksURL, "alice")
+		c.Veil.KeyService, c.Veil.Service, c.Veil.Directory, c.Veil.Publisher = nil, split, ks, ks
+		split.Service = ks
+	}, nil)
+	e.user("bob")
+	ach, err := alice.CreateChannel(ctx, "messaging", "general", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := mustSend(t, ach, &stream.Message{Text: "the channel's own"})
+
+	// mallory: a Veil user, not a member of general, whose session naming
+	// general lives on the lying store, with alice in it.
+	if err := ksClient(t, rogueURL, "alice").PublishHistory(ctx, alice.Veil().Identity().Cards()); err != nil {
+		t.Fatal(err)
+	}
+	mallory, err := e2ee.New(ctx, e2ee.Config{UserID: "mallory", KeyService: ksClient(t, rogueURL, "mallory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ksClient(t, e.ksURL, "mallory").PublishHistory(ctx, mallory.Identity().Cards()); err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := mallory.CreateSession(ctx, "messaging:general", []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split.add(rogue.ID())
+	// Stream plays along: it lists mallory and stores her message.
+	sc := e.stream.Client()
+	if _, err := sc.UpsertUser(ctx, &stream.User{ID: "mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Channel("messaging", "general").AddMembers(ctx, []string{"mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	id := streamadapter.NewMessageID()
+	text, err := mallory.Encrypt(ctx, session.Binding{ChannelCID: "messaging:general", MessageID: id, SenderID: "mallory"}, []byte(`{"text":"alice says: wire the money"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Channel("messaging", "general").SendMessage(ctx, &stream.Message{ID: id, Text: text,
+		ExtraData: map[string]any{"id": id, streamadapter.FieldEncrypted: true}}, "mallory"); err != nil {
+		t.Fatal(err)
+	}
+
+	wantFailed(t, "alice's channel", read(t, ach, id), streamadapter.ErrWrongSession)
+	m, err := alice.GetMessage(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFailed(t, "alice's GetMessage", m, streamadapter.ErrWrongSession)
+	m, err = alice.GetMessage(ctx, real.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "alice's GetMessage", m, "the channel's own")
+
+	// Stream then names the rogue session in the channel's session_id:
+	// QueryChannels refuses the channel, and opens none of its messages
+	// with the rogue session.
+	if _, err := sc.Channel("messaging", "general").PartialUpdate(ctx, stream.PartialUpdate{Set: map[string]any{streamadapter.FieldSessionID: rogue.ID().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	states, err := alice.QueryChannels(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != 1 || !errors.Is(states[0].Err, streamadapter.ErrSessionMismatch) {
+		t.Fatalf("QueryChannels: %+v", states)
+	}
+	got := byID(states[0].Messages)
+	wantFailed(t, "alice's QueryChannels", got[id], streamadapter.ErrWrongSession)
+	wantText(t, "alice's QueryChannels", got[real.ID], "the channel's own")
+}
