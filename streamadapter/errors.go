@@ -28,6 +28,13 @@ var (
 	// client created the channel's session at the same time and did not
 	// write its session_id in time: open the channel a moment later.
 	ErrCreateConflict = errors.New("streamadapter: another client is creating this channel's session")
+	// ErrChannelExists is returned by Client.CreateChannel when the
+	// channel already has a session, created by another user, with members
+	// CreateChannel was not asked for (the error names them): someone
+	// made the channel first, with itself or others in it. Check its
+	// members before opening it with Client.Channel, or choose another
+	// channel ID.
+	ErrChannelExists = errors.New("streamadapter: the channel already has a session with members CreateChannel was not asked for")
 	// ErrTooLong is returned, before anything is sent, for a message whose
 	// sealed form would not fit in Stream's message length; the error says
 	// how long the message is and what fits.

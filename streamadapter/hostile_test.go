@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -210,4 +211,40 @@ func TestRogueSessionOfTheChannel(t *testing.T) {
 	got := byID(states[0].Messages)
 	wantFailed(t, "alice's QueryChannels", got[id], streamadapter.ErrWrongSession)
 	wantText(t, "alice's QueryChannels", got[real.ID], "the channel's own")
+}
+
+// TestCreateChannelAdoptsNoStranger: a user who creates a channel (its
+// Stream channel and session) before the intended creator, with itself in
+// the session, must not be adopted silently: CreateChannel promises a
+// channel of the members it is given.
+func TestCreateChannelAdoptsNoStranger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob, mallory := e.user("alice"), e.user("bob"), e.user("mallory")
+	if _, err := mallory.CreateChannel(ctx, "messaging", "alice-bob", []string{"alice", "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := alice.CreateChannel(ctx, "messaging", "alice-bob", []string{"bob"})
+	if !errors.Is(err, streamadapter.ErrChannelExists) || ch != nil {
+		t.Fatalf("alice creates a channel mallory made with herself in it: %v, want ErrChannelExists", err)
+	}
+	if !strings.Contains(err.Error(), "mallory") {
+		t.Fatalf("the error does not name the member alice did not ask for: %v", err)
+	}
+	// Asked for, the same members are adopted (concurrent creators).
+	if _, err := bob.CreateChannel(ctx, "messaging", "alice-bob", []string{"alice", "mallory"}); err != nil {
+		t.Fatalf("bob asks for the members the session has: %v", err)
+	}
+	// And one's own session is adopted whatever its members now.
+	own, err := alice.CreateChannel(ctx, "messaging", "mine", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.AddMembers(ctx, []string{"mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CreateChannel(ctx, "messaging", "mine", []string{"bob"}); err != nil {
+		t.Fatalf("alice creates her own channel again: %v", err)
+	}
 }
