@@ -34,8 +34,9 @@ func (ch *Channel) SessionID() session.ID { return ch.sid }
 // Client returns the adapter the channel was opened with.
 func (ch *Channel) Client() *Client { return ch.c }
 
-// Stream returns the stream-chat-go channel. Messages sent through it
-// directly are not encrypted.
+// Stream returns the stream-chat-go channel, its data as read when the
+// channel was opened (Query does not update it, so that concurrent calls
+// share nothing). Messages sent through it directly are not encrypted.
 func (ch *Channel) Stream() *stream.Channel { return ch.sc }
 
 // createWait bounds how long CreateChannel waits for a concurrent creator

@@ -248,3 +248,33 @@ func TestCreateChannelAdoptsNoStranger(t *testing.T) {
 		t.Fatalf("alice creates her own channel again: %v", err)
 	}
 }
+
+// TestConcurrentQueries: a Channel is safe for concurrent use, Query
+// included (stream-chat-go's Channel.Query rewrites the handle it is
+// called on).
+func TestConcurrentQueries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice := e.user("alice")
+	e.user("bob")
+	ch, err := alice.CreateChannel(ctx, "messaging", "busy", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustSend(t, ch, &stream.Message{Text: "hello"})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			q, err := ch.Query(ctx, nil)
+			if err != nil || len(q.Messages) != 1 {
+				t.Errorf("query: %v", err)
+				return
+			}
+			if _, err := ch.GetMessages(ctx, []string{m.ID}); err != nil {
+				t.Errorf("get: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}

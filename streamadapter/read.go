@@ -28,11 +28,18 @@ func (ch *Channel) Query(ctx context.Context, q *stream.QueryRequest) (*QueryRes
 	if q.Data == nil {
 		q.Data = &stream.ChannelRequest{}
 	}
-	resp, err := ch.sc.Query(ctx, q)
+	// stream-chat-go's Query rewrites the handle it is called on: query a
+	// handle of this call's own, so that concurrent calls share nothing.
+	typ, chanID, err := splitCID(ch.cid)
+	if err != nil {
+		return nil, err
+	}
+	sc := ch.c.sc.Channel(typ, chanID)
+	resp, err := sc.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: querying %s: %w", ch.cid, err)
 	}
-	if id, err := channelSession(ch.sc); err == nil && id != ch.sid {
+	if id, err := channelSession(sc); err == nil && id != ch.sid {
 		return nil, fmt.Errorf("%w: %s now names session %s, verified %s", ErrSessionMismatch, ch.cid, id, ch.sid)
 	}
 	all := append(append([]*stream.Message{}, resp.Messages...), resp.PinnedMessages...)
