@@ -278,3 +278,30 @@ func TestConcurrentQueries(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSenderNamedTwice: Stream names a message's sender in user.id and in
+// user_id; a message whose two disagree does not open, so that no caller
+// reading either shows a sender other than the one verified.
+func TestSenderNamedTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob := e.user("alice"), e.user("bob")
+	ach, err := alice.CreateChannel(ctx, "messaging", "two-names", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch, err := bob.Channel(ctx, "messaging", "two-names")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustSend(t, ach, &stream.Message{Text: "from alice"})
+	if err := e.stream.Tamper(m.ID, func(f map[string]any) { f["user_id"] = "bob" }); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, bch, m.ID)
+	if got.UserID != "bob" {
+		t.Fatalf("the emulator did not keep the tampered user_id: %q", got.UserID)
+	}
+	wantFailed(t, "bob", got, streamadapter.ErrTampered)
+}

@@ -431,6 +431,11 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			continue
 		}
 		m.Revision = rev
+		if sm.User != nil && sm.User.ID != "" && sm.UserID != "" && sm.User.ID != sm.UserID {
+			// A caller may read either: both must name the sender verified.
+			fail(fmt.Errorf("%w: Stream names two senders, %q and %q", ErrTampered, sm.User.ID, sm.UserID))
+			continue
+		}
 		batch = append(batch, session.Sealed{Envelope: env, Binding: session.Binding{ChannelCID: mcid, MessageID: sm.ID,
 			SenderID: sender(sm), ParentID: sm.ParentID, QuotedID: sm.QuotedMessageID, Revision: rev}})
 		where = append(where, i)
