@@ -305,3 +305,77 @@ func TestSenderNamedTwice(t *testing.T) {
 	}
 	wantFailed(t, "bob", got, streamadapter.ErrTampered)
 }
+
+// sendSealed sends plaintext as the sealed payload of a message of c's
+// user in channel typ:id, as a member whose client is its own would.
+func (e *env) sendSealed(c *streamadapter.Client, typ, id string, plaintext []byte) string {
+	e.t.Helper()
+	ctx := context.Background()
+	msgID := streamadapter.NewMessageID()
+	text, err := c.Veil().Encrypt(ctx, session.Binding{ChannelCID: typ + ":" + id, MessageID: msgID, SenderID: c.UserID()}, plaintext)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.stream.Client().Channel(typ, id).SendMessage(ctx, &stream.Message{Text: text,
+		ExtraData: map[string]any{"id": msgID, streamadapter.FieldEncrypted: true}}, c.UserID()); err != nil {
+		e.t.Fatal(err)
+	}
+	return msgID
+}
+
+// TestPayloadOneMeaning: a sealed payload has one meaning, so that no two
+// readers (this package, a JavaScript client, a moderation bot) show one
+// message differently. encoding/json alone matches names case
+// insensitively, takes the last of repeated names, replaces invalid UTF-8,
+// accepts null and ignores a stray closing bracket; a member can seal any
+// of those.
+func TestPayloadOneMeaning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob := e.user("alice"), e.user("bob")
+	if _, err := alice.CreateChannel(ctx, "messaging", "json", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	bch, err := bob.Channel(ctx, "messaging", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = `"key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"`
+	const sum = `"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"`
+	desc := func(extra string) string {
+		return `{"url":"https://cdn.example/f",` + key + `,"name":"a.txt","mime_type":"text/plain","size":0,` + sum + extra + `}`
+	}
+	for _, tc := range []struct {
+		name, payload, text, reason string // text empty: ErrMalformed
+	}{
+		{"plain", `{"text":"hello"}`, "hello", "the ordinary payload"},
+		{"unknown member", `{"text":"hello","later":{"a":[1,2]}}`, "hello", "readers ignore members they do not know"},
+		{"nested custom", `{"text":"hello","custom":{"a":{"b":[{"c":null}]}}}`, "hello", "custom fields hold any JSON value"},
+		{"descriptor", `{"text":"hello","attachments":[` + desc("") + `]}`, "hello", "a valid descriptor"},
+		{"name in another case", `{"text":"hello","Text":"goodbye"}`, "", "encoding/json reads Text as text, a JavaScript reader does not"},
+		{"name with a Kelvin sign", `{"text":"hello","attachments":[` + desc(`,"\u212aey":"x"`) + `]}`, "", "encoding/json folds U+212A to k"},
+		{"repeated name", `{"text":"hello","text":"goodbye"}`, "", "readers disagree on which one counts"},
+		{"repeated custom name", `{"text":"hello","custom":{"a":1,"a":2}}`, "", "readers disagree on which one counts"},
+		{"repeated descriptor name", `{"text":"hello","attachments":[` + desc(`,"url":"https://other.example/f"`) + `]}`, "", "readers disagree on which file"},
+		{"invalid UTF-8", "{\"text\":\"hel\xfflo\"}", "", "encoding/json replaces it, other readers refuse it"},
+		{"null", `null`, "", "not a JSON object"},
+		{"array", `[]`, "", "not a JSON object"},
+		{"text missing", `{"custom":{"a":1}}`, "", "text is required"},
+		{"text not a string", `{"text":null}`, "", "text is a string"},
+		{"stray bracket", `{"text":"hello"}}`, "", "one JSON object and nothing else"},
+		{"two objects", `{"text":"hello"} {"text":"goodbye"}`, "", "one JSON object and nothing else"},
+	} {
+		id := e.sendSealed(alice, "messaging", "json", []byte(tc.payload))
+		m := read(t, bch, id)
+		if tc.text != "" {
+			if m.Status != streamadapter.StatusDecrypted || m.Text != tc.text {
+				t.Errorf("%s: %s %q (%v), want %q (%s)", tc.name, m.Status, m.Text, m.Err, tc.text, tc.reason)
+			}
+			continue
+		}
+		if m.Status != streamadapter.StatusFailed || !errors.Is(m.Err, streamadapter.ErrMalformed) || m.Text != "" {
+			t.Errorf("%s: %s %q (%v), want ErrMalformed (%s)", tc.name, m.Status, m.Text, m.Err, tc.reason)
+		}
+	}
+}

@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"strings"
+	"unicode/utf8"
 
 	stream "github.com/GetStream/stream-chat-go/v6"
 
@@ -326,6 +329,9 @@ func marshalPayload(p payload) ([]byte, error) {
 
 // parsePayload decodes a sealed payload.
 func parsePayload(b []byte, maxFile int64) (payload, []Attachment, error) {
+	if !utf8.Valid(b) || oneMeaning(b) != nil {
+		return payload{}, nil, ErrMalformed
+	}
 	var p payload
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -344,6 +350,111 @@ func parsePayload(b []byte, maxFile int64) (payload, []Attachment, error) {
 		atts = append(atts, a)
 	}
 	return p, atts, nil
+}
+
+// Where a JSON value is in a payload, for oneMeaning.
+const (
+	inValue       = iota // anywhere else
+	inPayload            // the payload object
+	inText               // its text
+	inAttachments        // its attachments
+	inDescriptor         // one of those
+)
+
+// names are the member names encoding/json matches in the payload and in a
+// descriptor.
+var names = map[int][]string{
+	inPayload:    {"text", "custom", "attachments"},
+	inDescriptor: {"url", "key", "name", "mime_type", "size", "sha256"},
+}
+
+// maxDepth bounds the nesting of a payload, as encoding/json does.
+const maxDepth = 10000
+
+// oneMeaning reports an error unless b is one JSON object with a string
+// text in which no object repeats a name and the payload's and the
+// descriptors' names are spelled exactly: encoding/json matches names case
+// insensitively (K matching the Kelvin sign) and takes the last of
+// repeated ones, where another reader of the same message (a JavaScript
+// client) would read another text or another file. The UTF-8 check is the
+// caller's.
+func oneMeaning(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := checkValue(dec, inPayload, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
+
+// checkValue reads the next value of dec, found where 'where' says.
+func checkValue(dec *json.Decoder, where, depth int) error {
+	if depth > maxDepth {
+		return errors.New("too deep")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, isDelim := tok.(json.Delim)
+	switch {
+	case where == inText:
+		if _, ok := tok.(string); !ok {
+			return errors.New("text is not a string")
+		}
+		return nil
+	case (where == inPayload || where == inDescriptor) && d != '{',
+		where == inAttachments && d != '[':
+		return errors.New("not an object or array where one is due")
+	case !isDelim:
+		return nil
+	case d == '[':
+		in := inValue
+		if where == inAttachments {
+			in = inDescriptor
+		}
+		for dec.More() {
+			if err := checkValue(dec, in, depth+1); err != nil {
+				return err
+			}
+		}
+	case d == '{':
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := tok.(string)
+			if seen[name] {
+				return fmt.Errorf("the name %q repeats", name)
+			}
+			seen[name] = true
+			for _, known := range names[where] {
+				if name != known && strings.EqualFold(name, known) {
+					return fmt.Errorf("%q is spelled %q", known, name)
+				}
+			}
+			in := inValue
+			switch {
+			case where == inPayload && name == "text":
+				in = inText
+			case where == inPayload && name == "attachments":
+				in = inAttachments
+			}
+			if err := checkValue(dec, in, depth+1); err != nil {
+				return err
+			}
+		}
+		if where == inPayload && !seen["text"] {
+			return errors.New("no text")
+		}
+	}
+	_, err = dec.Token() // the closing delimiter
+	return err
 }
 
 // revision reads a message's FieldRevision.
