@@ -182,6 +182,9 @@ func (c *Client) OpenAttachment(ctx context.Context, a Attachment) (io.ReadClose
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: attachment URL: %w", err)
 	}
+	if c.allowURL != nil && !c.allowURL(req.URL) {
+		return nil, fmt.Errorf("%w: %s", ErrAttachmentURL, req.URL.Redacted())
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: downloading an attachment: %w", err)
@@ -199,6 +202,26 @@ func (c *Client) OpenAttachment(ctx context.Context, a Attachment) (io.ReadClose
 		return nil, err
 	}
 	return &attachmentReader{r: plain, src: src, body: resp.Body, size: a.Size}, nil
+}
+
+// stayPut returns the CheckRedirect of attachment downloads: a redirect is
+// followed only to the scheme and host of the URL first requested, and, if
+// allow is set, to a URL it allows; then next (nil: net/http's default)
+// decides.
+func stayPut(allow func(*url.URL) bool, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		first := via[0].URL
+		if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host || (allow != nil && !allow(req.URL)) {
+			return fmt.Errorf("%w: a redirect from %s to %s", ErrAttachmentURL, first.Host, req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("streamadapter: stopped after 10 redirects")
+		}
+		return nil
+	}
 }
 
 // digestReader hashes what it reads and, at EOF, fails unless the hash and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	stream "github.com/GetStream/stream-chat-go/v6"
@@ -37,8 +38,20 @@ type Config struct {
 	// adapter sets them from the Stream channel (its member list and its
 	// session_id).
 	Veil e2ee.Config
-	// HTTPClient downloads attachments. Nil means http.DefaultClient.
+	// HTTPClient downloads attachments. Nil means http.DefaultClient. A
+	// redirect is followed only to the scheme and host of the URL
+	// requested (whatever its CheckRedirect), so that neither Stream's CDN
+	// nor any other host sends a download elsewhere.
 	HTTPClient *http.Client
+	// AllowAttachmentURL, if set, is asked before every attachment
+	// download and redirect: a URL it refuses is never requested
+	// (ErrAttachmentURL). Nil allows every http(s) URL. A member of a
+	// channel chooses the URLs its attachments name, so a reader that can
+	// reach hosts the member cannot — a bot inside a private network —
+	// should allow only its Stream CDN's hosts, or the member can make it
+	// send GET requests to internal services (their answers never reach
+	// the member, and fail the digest).
+	AllowAttachmentURL func(*url.URL) bool
 	// TextLimit is the longest message text Stream accepts, in
 	// characters. Zero means Stream's default of 5,000.
 	TextLimit int
@@ -55,6 +68,7 @@ type Client struct {
 	mgr      *session.Manager // veil's
 	user     string
 	http     *http.Client
+	allowURL func(*url.URL) bool
 	limit    int
 	maxFile  int64
 	maxPlain int
@@ -86,10 +100,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = stayPut(cfg.AllowAttachmentURL, cfg.HTTPClient.CheckRedirect)
 	if cfg.MaxAttachmentSize <= 0 {
 		cfg.MaxAttachmentSize = 2 << 30
 	}
-	c := &Client{sc: cfg.Stream, user: cfg.Veil.UserID, http: cfg.HTTPClient, limit: cfg.TextLimit,
+	c := &Client{sc: cfg.Stream, user: cfg.Veil.UserID, http: &hc, allowURL: cfg.AllowAttachmentURL, limit: cfg.TextLimit,
 		maxFile: cfg.MaxAttachmentSize, maxPlain: maxPlain}
 	vc := cfg.Veil
 	vc.Members = c.members

@@ -50,6 +50,11 @@ var (
 	// ErrNotSender is returned when editing a message the adapter's user
 	// did not send.
 	ErrNotSender = errors.New("streamadapter: only the sender of a message can edit it")
+	// ErrAttachmentURL is returned by Client.OpenAttachment, before any
+	// request, for a URL Config.AllowAttachmentURL refuses, and for a
+	// redirect to another host (or one it refuses), which is not
+	// followed.
+	ErrAttachmentURL = errors.New("streamadapter: the attachment's URL, or a redirect, is not allowed")
 )
 
 // Reasons a received message did not decrypt: the Err of a [Message] whose

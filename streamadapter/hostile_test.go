@@ -3,9 +3,12 @@ package streamadapter_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -377,5 +380,100 @@ func TestPayloadOneMeaning(t *testing.T) {
 		if m.Status != streamadapter.StatusFailed || !errors.Is(m.Err, streamadapter.ErrMalformed) || m.Text != "" {
 			t.Errorf("%s: %s %q (%v), want ErrMalformed (%s)", tc.name, m.Status, m.Text, m.Err, tc.reason)
 		}
+	}
+}
+
+// TestAttachmentRequestsStayPut: a reader downloads an attachment only from
+// the host its URL names. Stream's CDN (the sealed URL's host) answering
+// with a redirect elsewhere is not followed, and a member sealing a URL of
+// an internal host makes a reader with Config.AllowAttachmentURL send no
+// request there (a server-side bot's blind request forgery).
+func TestAttachmentRequestsStayPut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	var mu sync.Mutex
+	var internalHits []string
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		internalHits = append(internalHits, r.URL.Path)
+		mu.Unlock()
+	}))
+	t.Cleanup(internal.Close)
+	hits := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(internalHits)
+	}
+	streamHost := strings.TrimPrefix(e.stream.URL, "http://")
+
+	alice := e.user("alice")
+	// Stream's file host answers bob with a redirect to the internal host.
+	redirecting := &http.Client{Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host == streamHost && strings.HasPrefix(r.URL.Path, "/files/") {
+			return &http.Response{StatusCode: http.StatusFound, Header: http.Header{"Location": {internal.URL + "/latest/meta-data"}},
+				Body: http.NoBody, Request: r}, nil
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	bob := e.userWith("bob", func(c *streamadapter.Config) { c.HTTPClient = redirecting }, nil)
+	carol := e.userWith("carol", func(c *streamadapter.Config) {
+		c.AllowAttachmentURL = func(u *url.URL) bool { return u.Scheme == "http" && u.Host == streamHost }
+	}, nil)
+	ach, err := alice.CreateChannel(ctx, "messaging", "files", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch, err := bob.Channel(ctx, "messaging", "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cch, err := carol.Channel(ctx, "messaging", "files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ach.UploadFile(ctx, strings.NewReader("a file"), "f.txt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := mustSend(t, ach, &stream.Message{Text: "a file"}, streamadapter.Attach(a))
+
+	got := read(t, bch, good.ID)
+	if _, err := bob.OpenAttachment(ctx, got.Attachments[0]); !errors.Is(err, streamadapter.ErrAttachmentURL) {
+		t.Fatalf("a redirect off the file's host: %v, want ErrAttachmentURL", err)
+	}
+	if h := hits(); len(h) != 0 {
+		t.Fatalf("a redirect from Stream's file host reached %v", h)
+	}
+
+	// alice seals the URL of an internal host.
+	a.URL = internal.URL + "/admin/purge"
+	bad := mustSend(t, ach, &stream.Message{Text: "look"}, streamadapter.Attach(a))
+	got = read(t, cch, bad.ID)
+	if _, err := carol.OpenAttachment(ctx, got.Attachments[0]); !errors.Is(err, streamadapter.ErrAttachmentURL) {
+		t.Fatalf("a URL AllowAttachmentURL refuses: %v, want ErrAttachmentURL", err)
+	}
+	if h := hits(); len(h) != 0 {
+		t.Fatalf("a URL AllowAttachmentURL refuses was requested: %v", h)
+	}
+	// ... while a file on the host it allows downloads.
+	r, err := carol.OpenAttachment(ctx, read(t, cch, good.ID).Attachments[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || string(b) != "a file" {
+		t.Fatalf("an allowed file: %q, %v", b, err)
+	}
+	// Without AllowAttachmentURL any http(s) URL is requested: the download
+	// fails (the digest), but the request was made.
+	r, err = alice.OpenAttachment(ctx, a)
+	if err == nil {
+		_, err = io.ReadAll(r)
+		r.Close()
+	}
+	if !errors.Is(err, session.ErrAttachment) || len(hits()) != 1 {
+		t.Fatalf("by default: %v, requests %v", err, hits())
 	}
 }
