@@ -140,6 +140,11 @@ func splitCID(cid string) (typ, id string, err error) {
 // memberPage is the page size of member queries.
 const memberPage = 100
 
+// maxMembers bounds the member list read from Stream: a session has at most
+// 10,000 members (docs/PROTOCOL.md §10.2), and a Stream that answers every
+// page in full would otherwise keep the client paging forever.
+const maxMembers = 10000
+
 // members lists a channel's members on Stream (invited ones included):
 // the application's member list of session.Config.Members.
 func (c *Client) members(ctx context.Context, cid string) ([]string, error) {
@@ -163,6 +168,9 @@ func (c *Client) members(ctx context.Context, cid string) ([]string, error) {
 		}
 		if len(resp.Members) < memberPage {
 			return out, nil
+		}
+		if len(out) > maxMembers {
+			return nil, fmt.Errorf("streamadapter: %s lists more than %d members on Stream, more than a session can have", cid, maxMembers)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package streamadapter_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -475,5 +476,56 @@ func TestAttachmentRequestsStayPut(t *testing.T) {
 	}
 	if !errors.Is(err, session.ErrAttachment) || len(hits()) != 1 {
 		t.Fatalf("by default: %v, requests %v", err, hits())
+	}
+}
+
+// TestEndlessMemberList: a Stream that answers every page of a channel's
+// member list in full would keep a client paging (and holding the list)
+// forever; a session has at most 10,000 members, and the client stops
+// there.
+func TestEndlessMemberList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	var mu sync.Mutex
+	lying, pages := false, 0
+	alice := e.userWith("alice", nil, func(next http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			lie := lying && r.URL.Path == "/members"
+			if lie {
+				pages++
+			}
+			mu.Unlock()
+			if !lie {
+				return next.RoundTrip(r)
+			}
+			var b strings.Builder
+			b.WriteString(`{"members":[{"user_id":"alice"},{"user_id":"bob"}`)
+			for i := range 98 {
+				fmt.Fprintf(&b, `,{"user_id":"u%d"}`, i)
+			}
+			b.WriteString(`]}`)
+			return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(b.String())), Request: r}, nil
+		})
+	})
+	e.user("bob")
+	ch, err := alice.CreateChannel(ctx, "messaging", "crowd", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	lying = true
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := ch.SendMessage(ctx, &stream.Message{Text: "hello"}); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("send with an endless member list: %v, want an error before the deadline", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if pages > 101 {
+		t.Fatalf("%d pages of members read", pages)
 	}
 }
