@@ -529,3 +529,38 @@ func TestEndlessMemberList(t *testing.T) {
 		t.Fatalf("%d pages of members read", pages)
 	}
 }
+
+// TestUnboundFields pins what the envelope does not bind, as SendMessage's
+// documentation says: Stream can change a message's mentions, silent and
+// show_in_channel flags and public custom fields and it still opens, with
+// the sealed content intact (a UI must not take those for the sender's).
+func TestUnboundFields(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob := e.user("alice"), e.user("bob")
+	e.user("carol")
+	ach, err := alice.CreateChannel(ctx, "messaging", "unbound", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch, err := bob.Channel(ctx, "messaging", "unbound")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustSend(t, ach, &stream.Message{Text: "hi bob", MentionedUsers: []*stream.User{{ID: "bob"}},
+		ExtraData: map[string]any{"tag": "public", "secret": "sealed"}}, streamadapter.Public("tag"))
+	if err := e.stream.Tamper(m.ID, func(f map[string]any) {
+		f["mentioned_users"] = []any{map[string]any{"id": "carol"}}
+		f["silent"] = true
+		f["tag"] = "changed"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, bch, m.ID)
+	wantText(t, "bob", got, "hi bob")
+	if got.Custom["secret"] != "sealed" || got.ExtraData["tag"] != "changed" || !got.Silent ||
+		len(got.MentionedUsers) != 1 || got.MentionedUsers[0].ID != "carol" {
+		t.Fatalf("custom %v, Stream's %v, silent %v, mentions %v", got.Custom, got.ExtraData, got.Silent, got.MentionedUsers)
+	}
+}

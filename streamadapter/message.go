@@ -55,7 +55,10 @@ func (s Status) String() string {
 // it: Stream's message (whose Text is the sealed envelope) and what opening
 // it gave.
 type Message struct {
-	// Message is the message as Stream returned it.
+	// Message is the message as Stream returned it: only what Text,
+	// Custom and Attachments hold, its ID, channel, sender, thread parent
+	// and quoted message are authenticated; the rest (mentions, flags,
+	// public custom fields, reactions, times) is Stream's word.
 	*stream.Message
 	// Status says whether the message opened; Err why not.
 	Status Status
@@ -103,7 +106,9 @@ type sendOptions struct {
 
 // Public leaves the named custom fields of the message in the clear on
 // Stream (for example a field a push template or a moderation rule
-// reads). Every other custom field is sealed.
+// reads). Every other custom field is sealed. Public fields are not
+// authenticated: readers find them in the Stream message's ExtraData, as
+// Stream serves them, not in Message.Custom.
 func Public(fields ...string) SendOption {
 	return func(o *sendOptions) {
 		if o.public == nil {
@@ -195,9 +200,10 @@ func (ch *Channel) seal(ctx context.Context, id string, msg *stream.Message, rev
 
 // SendMessage seals msg and sends it to the channel as the adapter's user.
 // The text and every custom field (ExtraData) not named by Public are
-// sealed; ParentID (a thread reply), QuotedMessageID, ShowInChannel,
-// Silent and MentionedUsers are sent in the clear, as Stream needs them,
-// and bound to the envelope. msg.ID is the message's ID if set, else a
+// sealed; ParentID (a thread reply) and QuotedMessageID are sent in the
+// clear, as Stream needs them, and bound to the envelope; ShowInChannel,
+// Silent and MentionedUsers are sent in the clear and not bound: Stream
+// can change them, as it can the public fields. msg.ID is the message's ID if set, else a
 // random one, chosen before sealing; msg.Attachments must be empty (pass
 // files uploaded with Channel.UploadFile with Attach). URL enrichment is
 // always off: a preview would show the URL to Stream.
