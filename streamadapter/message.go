@@ -55,10 +55,11 @@ func (s Status) String() string {
 // it: Stream's message (whose Text is the sealed envelope) and what opening
 // it gave.
 type Message struct {
-	// Message is the message as Stream returned it: only what Text,
-	// Custom and Attachments hold, its ID, channel, sender, thread parent
-	// and quoted message are authenticated; the rest (mentions, flags,
-	// public custom fields, reactions, times) is Stream's word.
+	// Message is the message as Stream returned it. Of a decrypted
+	// message only its ID, channel, sender, thread parent, quoted message
+	// and revision are authenticated (with Text, Custom and Attachments);
+	// the rest (mentions, flags, public custom fields, reactions, times)
+	// is Stream's word.
 	*stream.Message
 	// Status says whether the message opened; Err why not.
 	Status Status
