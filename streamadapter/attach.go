@@ -170,10 +170,16 @@ func extension(name string) string {
 
 // OpenAttachment downloads an attachment and returns a reader of its
 // plaintext, decrypted as it streams in constant memory. Every chunk is
-// authenticated before it is released; a file that was swapped, cut short
-// or extended fails with session.ErrAttachment before the end (and at the
-// latest at EOF, where the digest of the ciphertext is checked), never
-// with a wrong plaintext. Close the reader.
+// authenticated under the file's key before it is released, and at the end
+// the digest of the whole ciphertext is checked: a file that was swapped,
+// cut short or extended fails with session.ErrAttachment, and Read returns
+// io.EOF only for the exact file the sender sealed. The key alone cannot
+// tell files apart, and every member who read the message holds it: such a
+// member, with Stream serving another file encrypted under the key, makes
+// the chunks Read releases before the end (all but the last 64 KiB) come
+// from that file, which the digest then fails. So use the plaintext only
+// once Read returned io.EOF (write it to a temporary file, then move it),
+// and discard what was read on any error. Close the reader.
 func (c *Client) OpenAttachment(ctx context.Context, a Attachment) (io.ReadCloser, error) {
 	if err := a.check(c.maxFile); err != nil {
 		return nil, err

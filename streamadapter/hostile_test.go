@@ -1,7 +1,10 @@
 package streamadapter_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -563,4 +566,83 @@ func TestUnboundFields(t *testing.T) {
 		len(got.MentionedUsers) != 1 || got.MentionedUsers[0].ID != "carol" {
 		t.Fatalf("custom %v, Stream's %v, silent %v, mentions %v", got.Custom, got.ExtraData, got.Silent, got.MentionedUsers)
 	}
+}
+
+// TestAttachmentSwappedUnderItsKey: a member who read a message holds its
+// attachments' keys, and with Stream's help can serve another file
+// encrypted under one of them. Every chunk authenticates (the key is
+// right), so what Read releases before the end is the other file; the
+// digest fails it at the end, and Read never returns io.EOF. As
+// OpenAttachment says: use the plaintext only once Read returned io.EOF.
+func TestAttachmentSwappedUnderItsKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob, carol := e.user("alice"), e.user("bob"), e.user("carol")
+	ach, err := alice.CreateChannel(ctx, "messaging", "swap", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ach.UploadFile(ctx, strings.NewReader(strings.Repeat("A", 200_000)), "a.txt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustSend(t, ach, &stream.Message{Text: "the file"}, streamadapter.Attach(a))
+
+	// bob takes the key from the sealed payload, encrypts other bytes
+	// under it, and Stream serves them at the file's URL.
+	plain, err := bob.Veil().Decrypt(ctx, session.Binding{ChannelCID: "messaging:swap", MessageID: m.ID, SenderID: "alice"}, m.Message.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Attachments []struct{ Key string } `json:"attachments"`
+	}
+	if err := json.Unmarshal(plain, &p); err != nil {
+		t.Fatal(err)
+	}
+	kb, err := base64.RawURLEncoding.DecodeString(p.Attachments[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := session.ParseFileKey(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ct bytes.Buffer
+	w, err := session.EncryptStream(&ct, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, strings.Repeat("E", 200_000))
+	w.Close()
+	if err := e.stream.TamperFile(a.URL, ct.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+
+	cch, err := carol.Channel(ctx, "messaging", "swap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := carol.OpenAttachment(ctx, read(t, cch, m.ID).Attachments[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var released int
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		released += n
+		if err == io.EOF {
+			t.Fatal("a file swapped under its key read to io.EOF")
+		}
+		if err != nil {
+			if !errors.Is(err, session.ErrAttachment) {
+				t.Fatalf("swapped under its key: %v, want ErrAttachment", err)
+			}
+			break
+		}
+	}
+	t.Logf("%d bytes of the other file released before ErrAttachment", released)
 }
