@@ -100,12 +100,10 @@ func (m *Manager) OpenBatch(ctx context.Context, items []Sealed) []Result {
 			continue
 		}
 		h, _ := ParseHeader(it.Envelope)
-		if err := m.revs.check(h.SessionID, it.Binding, it.Envelope); err != nil {
+		if err := m.revs.admit(h.SessionID, it.Binding, it.Envelope); err != nil {
 			clear(out[i].Plaintext)
 			out[i] = Result{Err: err}
-			continue
 		}
-		m.revs.record(h.SessionID, it.Binding, it.Envelope)
 	}
 	return out
 }

@@ -986,11 +986,10 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 		return nil, err
 	}
 	// Only an authenticated envelope says anything about revisions.
-	if err := m.revs.check(h.SessionID, msg, envelope); err != nil {
+	if err := m.revs.admit(h.SessionID, msg, envelope); err != nil {
 		clear(plain)
 		return nil, err
 	}
-	m.revs.record(h.SessionID, msg, envelope)
 	return plain, nil
 }
 
@@ -1274,8 +1273,9 @@ type ctxPins struct {
 
 func (p ctxPins) Pin(card *identity.Card) error { return p.PinContext(p.ctx, card) }
 
-// cache caches e, replacing an older copy unless that one has a longer
-// verified log.
+// cache caches a copy of e, replacing an older copy unless that one has a
+// longer verified log. A copy, since the caller keeps reading e without the
+// lock while the cached entry is overwritten by the next cache.
 func (m *Manager) cache(e *cacheEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -1287,7 +1287,8 @@ func (m *Manager) cache(e *cacheEntry) {
 		m.lru.MoveToFront(el)
 		return
 	}
-	m.byID[e.s.ID()] = m.lru.PushFront(e)
+	c := *e
+	m.byID[e.s.ID()] = m.lru.PushFront(&c)
 	for m.lru.Len() > m.cfg.CacheSize {
 		last := m.lru.Back()
 		m.lru.Remove(last)

@@ -102,7 +102,8 @@ var (
 	ErrKeyChanged = errors.New("streamadapter: the sender's keys changed")
 	// ErrRolledBack is the reason for an edit older than one this client
 	// already opened, shown again as current (session.ErrStaleRevision),
-	// or a second, different envelope for one revision
+	// a second, different envelope for one revision, or another sender's
+	// envelope for a message this client opened as someone else's
 	// (session.ErrEquivocation).
 	ErrRolledBack = errors.New("streamadapter: an older revision of the message was served as current")
 	// ErrMalformed is the reason for a message that authenticates but whose
