@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -645,4 +646,45 @@ func TestAttachmentSwappedUnderItsKey(t *testing.T) {
 		}
 	}
 	t.Logf("%d bytes of the other file released before ErrAttachment", released)
+}
+
+// TestMessageChangesHands: Stream serves, in place of alice's message, an
+// envelope bob sealed for its ID as a revision of his own. A reader who
+// opened alice's message refuses it.
+func TestMessageChangesHands(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob, carol := e.user("alice"), e.user("bob"), e.user("carol")
+	ach, err := alice.CreateChannel(ctx, "messaging", "hands", []string{"bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cch, err := carol.Channel(ctx, "messaging", "hands")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustSend(t, ach, &stream.Message{Text: "I approve"})
+	wantText(t, "carol", read(t, cch, m.ID), "I approve")
+	versions := e.stream.Versions(m.ID)
+	original := versions[len(versions)-1]
+	text, err := bob.Veil().Encrypt(ctx, session.Binding{ChannelCID: "messaging:hands", MessageID: m.ID, SenderID: "bob", Revision: 1},
+		[]byte(`{"text":"I reject"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.stream.Tamper(m.ID, func(f map[string]any) {
+		f["text"], f["user"], f["user_id"], f[streamadapter.FieldRevision] = text, map[string]any{"id": "bob"}, "bob", 1
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantFailed(t, "carol", read(t, cch, m.ID), streamadapter.ErrRolledBack)
+	// Served again, alice's message still opens.
+	if err := e.stream.Tamper(m.ID, func(f map[string]any) {
+		clear(f)
+		maps.Copy(f, original)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantText(t, "carol", read(t, cch, m.ID), "I approve")
 }
