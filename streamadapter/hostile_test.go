@@ -270,14 +270,23 @@ func TestConcurrentQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := mustSend(t, ch, &stream.Message{Text: "hello"})
+	// Enough messages for OpenBatch to decrypt on every core.
+	var m *streamadapter.Message
+	for i := range 20 {
+		m = mustSend(t, ch, &stream.Message{Text: fmt.Sprint("hello ", i)})
+	}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
 			q, err := ch.Query(ctx, nil)
-			if err != nil || len(q.Messages) != 1 {
+			if err != nil || len(q.Messages) != 20 {
 				t.Errorf("query: %v", err)
 				return
+			}
+			for _, m := range q.Messages {
+				if m.Status != streamadapter.StatusDecrypted {
+					t.Errorf("%s: %s %v", m.ID, m.Status, m.Err)
+				}
 			}
 			if _, err := ch.GetMessages(ctx, []string{m.ID}); err != nil {
 				t.Errorf("get: %v", err)
@@ -687,4 +696,142 @@ func TestMessageChangesHands(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantText(t, "carol", read(t, cch, m.ID), "I approve")
+}
+
+// TestHostileFieldsHeld: what Stream can change in a message's fields, and
+// what a member can seal, that already fails as it should.
+func TestHostileFieldsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, bob := e.user("alice"), e.user("bob")
+	ach, err := alice.CreateChannel(ctx, "messaging", "held", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CreateChannel(ctx, "messaging", "other", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	bch, err := bob.Channel(ctx, "messaging", "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := mustSend(t, ach, &stream.Message{Text: "parent"})
+	edited := mustSend(t, ach, &stream.Message{Text: "v0"})
+	if _, err := ach.UpdateMessage(ctx, edited.ID, &stream.Message{Text: "v1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, reason string
+		msg          *stream.Message // sent by alice before the edit
+		edit         func(map[string]any)
+		want         error
+	}{
+		{"revision as a string", "only a JSON integer", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = "1" }, streamadapter.ErrTampered},
+		{"revision as a fraction", "only a JSON integer", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = 1.5 }, streamadapter.ErrTampered},
+		{"negative revision", "1 to 2³²−1", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = -1 }, streamadapter.ErrTampered},
+		{"revision 0 written", "absent means 0", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = 0 }, streamadapter.ErrTampered},
+		{"revision 2³²", "1 to 2³²−1", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = float64(1 << 32) }, streamadapter.ErrTampered},
+		{"revision null", "only a JSON integer", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = nil }, streamadapter.ErrTampered},
+		{"another revision", "bound to the envelope", nil, func(f map[string]any) { f[streamadapter.FieldRevision] = 2 }, streamadapter.ErrTampered},
+		{"reply moved to the channel", "the thread parent is bound", &stream.Message{Text: "in thread", ParentID: parent.ID},
+			func(f map[string]any) { delete(f, "parent_id") }, streamadapter.ErrTampered},
+		{"message moved into a thread", "the thread parent is bound", &stream.Message{Text: "top level"},
+			func(f map[string]any) { f["parent_id"] = parent.ID }, streamadapter.ErrTampered},
+		{"quote changed", "the quoted message is bound", &stream.Message{Text: "agreed", QuotedMessageID: parent.ID},
+			func(f map[string]any) { f["quoted_message_id"] = edited.ID }, streamadapter.ErrTampered},
+		{"quote dropped", "the quoted message is bound", &stream.Message{Text: "agreed", QuotedMessageID: parent.ID},
+			func(f map[string]any) { delete(f, "quoted_message_id") }, streamadapter.ErrTampered},
+		{"header of another session", "an envelope of another channel pasted here", &stream.Message{Text: "x"},
+			func(f map[string]any) {
+				env, _ := session.DecodeText(f["text"].(string))
+				env[1] ^= 1
+				f["text"] = session.EncodeText(env)
+			}, streamadapter.ErrWrongSession},
+		{"text cut", "not canonical base64url", &stream.Message{Text: "x"},
+			func(f map[string]any) { s := f["text"].(string); f["text"] = s[:len(s)-1] }, streamadapter.ErrTampered},
+		{"text with a newline", "encoding/base64 would skip it", &stream.Message{Text: "x"},
+			func(f map[string]any) { s := f["text"].(string); f["text"] = s[:20] + "\n" + s[20:] }, streamadapter.ErrTampered},
+		{"another version prefix", "a newer format", &stream.Message{Text: "x"},
+			func(f map[string]any) { f["text"] = "veil2:" + f["text"].(string)[6:] }, streamadapter.ErrTampered},
+	} {
+		id := edited.ID
+		if tc.msg != nil {
+			id = mustSend(t, ach, tc.msg).ID
+			wantText(t, "bob", read(t, bch, id), tc.msg.Text)
+		}
+		versions := e.stream.Versions(id)
+		if err := e.stream.Tamper(id, tc.edit); err != nil {
+			t.Fatal(err)
+		}
+		m := read(t, bch, id)
+		if m.Status != streamadapter.StatusFailed || m.Text != "" || !errors.Is(m.Err, tc.want) {
+			t.Errorf("%s: %s %q (%v), want %v (%s)", tc.name, m.Status, m.Text, m.Err, tc.want, tc.reason)
+		}
+		if err := e.stream.Tamper(id, func(f map[string]any) { clear(f); maps.Copy(f, versions[len(versions)-1]) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A member seals attachments whose descriptor lies.
+	a, err := ach.UploadFile(ctx, strings.NewReader(strings.Repeat("z", 100_000)), "z.txt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*streamadapter.Attachment)
+	}{
+		{"size too large", func(a *streamadapter.Attachment) { a.Size++ }},
+		{"size too small", func(a *streamadapter.Attachment) { a.Size-- }},
+		{"size zero", func(a *streamadapter.Attachment) { a.Size = 0 }},
+		{"digest of another file", func(a *streamadapter.Attachment) { a.Digest[0] ^= 1 }},
+	} {
+		lie := a
+		tc.edit(&lie)
+		m := read(t, bch, mustSend(t, ach, &stream.Message{Text: tc.name}, streamadapter.Attach(lie)).ID)
+		r, err := bob.OpenAttachment(ctx, m.Attachments[0])
+		if err == nil {
+			_, err = io.ReadAll(r)
+			r.Close()
+		}
+		if !errors.Is(err, session.ErrAttachment) {
+			t.Errorf("%s: %v, want ErrAttachment", tc.name, err)
+		}
+	}
+	for _, u := range []string{"file:///etc/passwd", "gopher://cdn.example/f", "//cdn.example/f", "https://", "javascript:alert(1)"} {
+		p := `{"text":"x","attachments":[{"url":"` + u + `","key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","name":"a","mime_type":"text/plain","size":0,` +
+			`"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}]}`
+		m := read(t, bch, e.sendSealed(alice, "messaging", "held", []byte(p)))
+		if m.Status != streamadapter.StatusFailed || !errors.Is(m.Err, streamadapter.ErrMalformed) {
+			t.Errorf("attachment URL %q: %s %v, want ErrMalformed", u, m.Status, m.Err)
+		}
+	}
+}
+
+// TestStreamAddsNoReader: a user Stream lists in a channel (added there by
+// Stream, or by anyone with the app's secret) reads nothing: Stream's list
+// only ever removes readers.
+func TestStreamAddsNoReader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	alice, mallory := e.user("alice"), e.user("mallory")
+	e.user("bob")
+	ach, err := alice.CreateChannel(ctx, "messaging", "closed", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.stream.Client().Channel("messaging", "closed").AddMembers(ctx, []string{"mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	m := mustSend(t, ach, &stream.Message{Text: "for bob"})
+	if _, err := mallory.Channel(ctx, "messaging", "closed"); !errors.Is(err, streamadapter.ErrRemoved) {
+		t.Fatalf("mallory opens the channel: %v, want ErrRemoved", err)
+	}
+	got, err := mallory.GetMessage(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFailed(t, "mallory", got, streamadapter.ErrRemoved)
 }
