@@ -835,3 +835,48 @@ func TestStreamAddsNoReader(t *testing.T) {
 	}
 	wantFailed(t, "mallory", got, streamadapter.ErrRemoved)
 }
+
+// TestEditReadsTheMessageAskedFor: UpdateMessage reads the message first
+// and seals the edit with its thread parent, quote, attachments and next
+// revision; Stream answering with another of the user's messages must not
+// make the user sign those of another message.
+func TestEditReadsTheMessageAskedFor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	var mu sync.Mutex
+	swap := map[string]string{} // message ID asked for → the one Stream answers
+	alice := e.userWith("alice", nil, func(next http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(r *http.Request) (*http.Response, error) {
+			q := r.URL.Query()
+			mu.Lock()
+			other, ok := swap[q.Get("ids")]
+			mu.Unlock()
+			if ok && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/messages") {
+				r = r.Clone(r.Context())
+				q.Set("ids", other)
+				r.URL.RawQuery = q.Encode()
+			}
+			return next.RoundTrip(r)
+		})
+	})
+	bob := e.user("bob")
+	ach, err := alice.CreateChannel(ctx, "messaging", "edits", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := mustSend(t, ach, &stream.Message{Text: "a thread"})
+	reply := mustSend(t, ach, &stream.Message{Text: "in the thread", ParentID: parent.ID})
+	top := mustSend(t, ach, &stream.Message{Text: "top level"})
+	mu.Lock()
+	swap[top.ID] = reply.ID
+	mu.Unlock()
+	if _, err := ach.UpdateMessage(ctx, top.ID, &stream.Message{Text: "top level, edited"}); err == nil {
+		bch, err := bob.Channel(ctx, "messaging", "edits")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := read(t, bch, top.ID)
+		t.Fatalf("the edit of %s was sealed from %s: bob reads %s %q (%v)", top.ID, reply.ID, m.Status, m.Text, m.Err)
+	}
+}

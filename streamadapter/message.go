@@ -280,7 +280,8 @@ func (ch *Channel) UpdateMessage(ctx context.Context, msgID string, msg *stream.
 	if err != nil {
 		return nil, err
 	}
-	if len(cur) != 1 {
+	if len(cur) != 1 || cur[0].ID != msgID {
+		// The edit takes its thread, quote and attachments from it.
 		return nil, fmt.Errorf("streamadapter: message %q is not in %s", msgID, ch.cid)
 	}
 	old := cur[0]
