@@ -880,3 +880,53 @@ func TestEditReadsTheMessageAskedFor(t *testing.T) {
 		t.Fatalf("the edit of %s was sealed from %s: bob reads %s %q (%v)", top.ID, reply.ID, m.Status, m.Text, m.Err)
 	}
 }
+
+// TestRepliesOfTheThreadAskedFor: the thread parent is bound to a reply,
+// so Stream cannot list one thread's replies as another's, nor answer
+// GetMessage with another message.
+func TestRepliesOfTheThreadAskedFor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, streamtest.Config{})
+	var mu sync.Mutex
+	swap := map[string]string{} // path asked for → path Stream answers
+	bob := e.userWith("bob", nil, func(next http.RoundTripper) http.RoundTripper {
+		return roundTrip(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			other, ok := swap[r.URL.Path]
+			mu.Unlock()
+			if ok {
+				r = r.Clone(r.Context())
+				r.URL.Path = other
+			}
+			return next.RoundTrip(r)
+		})
+	})
+	alice := e.user("alice")
+	ach, err := alice.CreateChannel(ctx, "messaging", "threads", []string{"bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch, err := bob.Channel(ctx, "messaging", "threads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := mustSend(t, ach, &stream.Message{Text: "should we sell?"})
+	p2 := mustSend(t, ach, &stream.Message{Text: "should we buy?"})
+	mustSend(t, ach, &stream.Message{Text: "yes", ParentID: p1.ID})
+	mu.Lock()
+	swap["/messages/"+p2.ID+"/replies"] = "/messages/" + p1.ID + "/replies"
+	swap["/messages/"+p2.ID] = "/messages/" + p1.ID
+	mu.Unlock()
+	replies, err := bch.GetReplies(ctx, p2.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replies) != 1 {
+		t.Fatalf("%d replies", len(replies))
+	}
+	wantFailed(t, "bob", replies[0], streamadapter.ErrTampered)
+	if m, err := bob.GetMessage(ctx, p2.ID); err == nil {
+		t.Fatalf("GetMessage(%s) answered %s: %s %q", p2.ID, m.ID, m.Status, m.Text)
+	}
+}

@@ -60,13 +60,21 @@ func (ch *Channel) GetMessages(ctx context.Context, messageIDs []string) ([]*Mes
 }
 
 // GetReplies returns the replies of a thread, opened. options are
-// stream.Channel.GetReplies's (limit, id_lt, ...).
+// stream.Channel.GetReplies's (limit, id_lt, ...). A message Stream lists
+// that is not a reply to parentID fails as tampered.
 func (ch *Channel) GetReplies(ctx context.Context, parentID string, options map[string][]string) ([]*Message, error) {
 	resp, err := ch.sc.GetReplies(ctx, parentID, options)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: getting the replies to %s: %w", parentID, err)
 	}
-	return ch.c.openPage(ctx, ch.cid, &ch.sid, resp.Messages), nil
+	out := ch.c.openPage(ctx, ch.cid, &ch.sid, resp.Messages)
+	for _, m := range out {
+		if m.ParentID != parentID && m.Status != StatusDeleted {
+			*m = Message{Message: m.Message, Status: StatusFailed,
+				Err: fmt.Errorf("%w: a message of thread %q among the replies to %q", ErrTampered, m.ParentID, parentID)}
+		}
+	}
+	return out, nil
 }
 
 // GetMessage returns one message by ID, opened. Without a channel to check
@@ -81,6 +89,9 @@ func (c *Client) GetMessage(ctx context.Context, msgID string) (*Message, error)
 	}
 	if resp.Message == nil {
 		return nil, fmt.Errorf("streamadapter: Stream answered no message for %s", msgID)
+	}
+	if resp.Message.ID != msgID {
+		return nil, fmt.Errorf("streamadapter: Stream answered message %s for %s", resp.Message.ID, msgID)
 	}
 	return c.openPage(ctx, "", nil, []*stream.Message{resp.Message})[0], nil
 }
