@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"unicode/utf8"
@@ -384,59 +383,96 @@ const maxDepth = 10000
 // descriptors' names are spelled exactly: encoding/json matches names case
 // insensitively (K matching the Kelvin sign) and takes the last of
 // repeated ones, where another reader of the same message (a JavaScript
-// client) would read another text or another file. The UTF-8 check is the
-// caller's.
+// client) would read another text or another file. It scans b once,
+// decoding only names; b's UTF-8 and the rest of its syntax are the
+// decoder's to check.
 func oneMeaning(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := checkValue(dec, inPayload, 0); err != nil {
+	s := scanner{b: b}
+	if err := s.value(inPayload, 0); err != nil {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	s.space()
+	if s.i != len(b) {
 		return errors.New("more than one JSON value")
 	}
 	return nil
 }
 
-// checkValue reads the next value of dec, found where 'where' says.
-func checkValue(dec *json.Decoder, where, depth int) error {
+// scanner finds the names and the values of a JSON text, for oneMeaning.
+type scanner struct {
+	b []byte
+	i int
+}
+
+var errSyntax = errors.New("not JSON")
+
+func (s *scanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// next returns the byte at the scan position after white space, 0 at the
+// end.
+func (s *scanner) next() byte {
+	s.space()
+	if s.i == len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// value scans the value at the scan position, found where 'where' says.
+func (s *scanner) value(where, depth int) error {
 	if depth > maxDepth {
 		return errors.New("too deep")
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, isDelim := tok.(json.Delim)
+	c := s.next()
 	switch {
-	case where == inText:
-		if _, ok := tok.(string); !ok {
-			return errors.New("text is not a string")
-		}
-		return nil
-	case (where == inPayload || where == inDescriptor) && d != '{',
-		where == inAttachments && d != '[':
+	case where == inText && c != '"':
+		return errors.New("text is not a string")
+	case (where == inPayload || where == inDescriptor) && c != '{', where == inAttachments && c != '[':
 		return errors.New("not an object or array where one is due")
-	case !isDelim:
-		return nil
-	case d == '[':
+	}
+	switch c {
+	case '"':
+		_, err := s.str(false)
+		return err
+	case '[':
+		s.i++
 		in := inValue
 		if where == inAttachments {
 			in = inDescriptor
 		}
-		for dec.More() {
-			if err := checkValue(dec, in, depth+1); err != nil {
+		if s.next() == ']' {
+			s.i++
+			return nil
+		}
+		for {
+			if err := s.value(in, depth+1); err != nil {
 				return err
 			}
+			switch s.next() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return nil
+			default:
+				return errSyntax
+			}
 		}
-	case d == '{':
+	case '{':
+		s.i++
 		seen := map[string]bool{}
-		for dec.More() {
-			tok, err := dec.Token()
+		for more := s.next() != '}'; more; {
+			if s.next() != '"' {
+				return errSyntax
+			}
+			name, err := s.str(true)
 			if err != nil {
 				return err
 			}
-			name, _ := tok.(string)
 			if seen[name] {
 				return fmt.Errorf("the name %q repeats", name)
 			}
@@ -446,6 +482,10 @@ func checkValue(dec *json.Decoder, where, depth int) error {
 					return fmt.Errorf("%q is spelled %q", known, name)
 				}
 			}
+			if s.next() != ':' {
+				return errSyntax
+			}
+			s.i++
 			in := inValue
 			switch {
 			case where == inPayload && name == "text":
@@ -453,16 +493,61 @@ func checkValue(dec *json.Decoder, where, depth int) error {
 			case where == inPayload && name == "attachments":
 				in = inAttachments
 			}
-			if err := checkValue(dec, in, depth+1); err != nil {
+			if err := s.value(in, depth+1); err != nil {
 				return err
 			}
+			switch s.next() {
+			case ',':
+				s.i++
+			case '}':
+				more = false
+			default:
+				return errSyntax
+			}
 		}
+		s.i++ // the closing brace
 		if where == inPayload && !seen["text"] {
 			return errors.New("no text")
 		}
+		return nil
 	}
-	_, err = dec.Token() // the closing delimiter
-	return err
+	// A number, true, false or null: up to the next delimiter.
+	start := s.i
+	for s.i < len(s.b) && strings.IndexByte(",]} \t\n\r", s.b[s.i]) < 0 {
+		s.i++
+	}
+	if s.i == start {
+		return errSyntax
+	}
+	return nil
+}
+
+// str scans the string at the scan position (its opening quote) and
+// returns it decoded if decode is set.
+func (s *scanner) str(decode bool) (string, error) {
+	start, escaped := s.i, false
+	for s.i++; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '\\':
+			escaped = true
+			s.i++
+		case '"':
+			s.i++
+			raw := s.b[start:s.i]
+			switch {
+			case !decode:
+				return "", nil
+			case !escaped:
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			var out string
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return "", err
+			}
+			return out, nil
+		}
+	}
+	return "", errSyntax
 }
 
 // revision reads a message's FieldRevision.
