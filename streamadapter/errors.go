@@ -30,7 +30,7 @@ var (
 	ErrCreateConflict = errors.New("streamadapter: another client is creating this channel's session")
 	// ErrChannelExists is returned by Client.CreateChannel when the
 	// channel already has a session, created by another user, with members
-	// CreateChannel was not asked for (the error names them): someone
+	// CreateChannel was not asked for (the error names the first): someone
 	// made the channel first, with itself or others in it. Check its
 	// members before opening it with Client.Channel, or choose another
 	// channel ID.

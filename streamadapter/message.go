@@ -203,10 +203,11 @@ func (ch *Channel) seal(ctx context.Context, id string, msg *stream.Message, rev
 // sealed; ParentID (a thread reply) and QuotedMessageID are sent in the
 // clear, as Stream needs them, and bound to the envelope; ShowInChannel,
 // Silent and MentionedUsers are sent in the clear and not bound: Stream
-// can change them, as it can the public fields. msg.ID is the message's ID if set, else a
-// random one, chosen before sealing; msg.Attachments must be empty (pass
-// files uploaded with Channel.UploadFile with Attach). URL enrichment is
-// always off: a preview would show the URL to Stream.
+// can change them, as it can the public fields. msg.ID is the message's
+// ID if set, else a random one, chosen before sealing; msg.Attachments
+// must be empty (pass files uploaded with Channel.UploadFile with
+// Attach). URL enrichment is always off: a preview would show the URL to
+// Stream.
 //
 // A message too long once sealed returns ErrTooLong before anything is
 // sent; a message Stream's before-message-send hook rejects returns
@@ -368,15 +369,15 @@ const (
 	inDescriptor         // one of those
 )
 
-// names are the member names encoding/json matches in the payload and in a
-// descriptor.
-var names = map[int][]string{
+// payloadNames are the member names encoding/json matches in the payload
+// and in a descriptor.
+var payloadNames = map[int][]string{
 	inPayload:    {"text", "custom", "attachments"},
 	inDescriptor: {"url", "key", "name", "mime_type", "size", "sha256"},
 }
 
-// maxDepth bounds the nesting of a payload, as encoding/json does.
-const maxDepth = 10000
+// maxPayloadDepth bounds the nesting of a payload, as encoding/json does.
+const maxPayloadDepth = 10000
 
 // oneMeaning reports an error unless b is one JSON object with a string
 // text in which no object repeats a name and the payload's and the
@@ -387,7 +388,7 @@ const maxDepth = 10000
 // decoding only names; b's UTF-8 and the rest of its syntax are the
 // decoder's to check.
 func oneMeaning(b []byte) error {
-	s := scanner{b: b}
+	s := payloadScan{b: b}
 	if err := s.value(inPayload, 0); err != nil {
 		return err
 	}
@@ -398,15 +399,16 @@ func oneMeaning(b []byte) error {
 	return nil
 }
 
-// scanner finds the names and the values of a JSON text, for oneMeaning.
-type scanner struct {
+// payloadScan finds the names and the values of a JSON text, for
+// oneMeaning.
+type payloadScan struct {
 	b []byte
 	i int
 }
 
-var errSyntax = errors.New("not JSON")
+var errNotJSON = errors.New("not JSON")
 
-func (s *scanner) space() {
+func (s *payloadScan) space() {
 	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
 		s.i++
 	}
@@ -414,7 +416,7 @@ func (s *scanner) space() {
 
 // next returns the byte at the scan position after white space, 0 at the
 // end.
-func (s *scanner) next() byte {
+func (s *payloadScan) next() byte {
 	s.space()
 	if s.i == len(s.b) {
 		return 0
@@ -423,8 +425,8 @@ func (s *scanner) next() byte {
 }
 
 // value scans the value at the scan position, found where 'where' says.
-func (s *scanner) value(where, depth int) error {
-	if depth > maxDepth {
+func (s *payloadScan) value(where, depth int) error {
+	if depth > maxPayloadDepth {
 		return errors.New("too deep")
 	}
 	c := s.next()
@@ -459,7 +461,7 @@ func (s *scanner) value(where, depth int) error {
 				s.i++
 				return nil
 			default:
-				return errSyntax
+				return errNotJSON
 			}
 		}
 	case '{':
@@ -467,7 +469,7 @@ func (s *scanner) value(where, depth int) error {
 		seen := map[string]bool{}
 		for more := s.next() != '}'; more; {
 			if s.next() != '"' {
-				return errSyntax
+				return errNotJSON
 			}
 			name, err := s.str(true)
 			if err != nil {
@@ -477,13 +479,13 @@ func (s *scanner) value(where, depth int) error {
 				return fmt.Errorf("the name %q repeats", name)
 			}
 			seen[name] = true
-			for _, known := range names[where] {
+			for _, known := range payloadNames[where] {
 				if name != known && strings.EqualFold(name, known) {
 					return fmt.Errorf("%q is spelled %q", known, name)
 				}
 			}
 			if s.next() != ':' {
-				return errSyntax
+				return errNotJSON
 			}
 			s.i++
 			in := inValue
@@ -502,7 +504,7 @@ func (s *scanner) value(where, depth int) error {
 			case '}':
 				more = false
 			default:
-				return errSyntax
+				return errNotJSON
 			}
 		}
 		s.i++ // the closing brace
@@ -517,14 +519,14 @@ func (s *scanner) value(where, depth int) error {
 		s.i++
 	}
 	if s.i == start {
-		return errSyntax
+		return errNotJSON
 	}
 	return nil
 }
 
 // str scans the string at the scan position (its opening quote) and
 // returns it decoded if decode is set.
-func (s *scanner) str(decode bool) (string, error) {
+func (s *payloadScan) str(decode bool) (string, error) {
 	start, escaped := s.i, false
 	for s.i++; s.i < len(s.b); s.i++ {
 		switch s.b[s.i] {
@@ -547,7 +549,7 @@ func (s *scanner) str(decode bool) (string, error) {
 			return out, nil
 		}
 	}
-	return "", errSyntax
+	return "", errNotJSON
 }
 
 // revision reads a message's FieldRevision.

@@ -90,7 +90,7 @@ func oneMeaningReference(b []byte) error {
 
 // checkValue reads the next value of dec, found where 'where' says.
 func checkValueReference(dec *json.Decoder, where, depth int) error {
-	if depth > maxDepth {
+	if depth > maxPayloadDepth {
 		return errors.New("too deep")
 	}
 	tok, err := dec.Token()
@@ -131,7 +131,7 @@ func checkValueReference(dec *json.Decoder, where, depth int) error {
 				return fmt.Errorf("the name %q repeats", name)
 			}
 			seen[name] = true
-			for _, known := range names[where] {
+			for _, known := range payloadNames[where] {
 				if name != known && strings.EqualFold(name, known) {
 					return fmt.Errorf("%q is spelled %q", known, name)
 				}
