@@ -1168,7 +1168,8 @@ func (m *Manager) keysFor(ctx context.Context, h Header, msg Binding, refreshed 
 	if !e.s.HasEpoch(h.Epoch) {
 		return nil, nil, ErrUnknownEpoch
 	}
-	if e, err = m.checkSenderGeneration(ctx, e, h, msg.SenderID); err != nil {
+	e, err := m.checkSenderGeneration(ctx, e, h, msg.SenderID)
+	if err != nil {
 		return nil, nil, err
 	}
 	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)

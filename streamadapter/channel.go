@@ -103,7 +103,7 @@ func (c *Client) CreateChannel(ctx context.Context, chanType, chanID string, mem
 // adopt returns ch, a channel CreateChannel found with a session, unless
 // another user created the session with members beyond want (sorted).
 func (c *Client) adopt(ctx context.Context, ch *Channel, want []string) (*Channel, error) {
-	info, err := c.mgr.Info(ctx, ch.sid)
+	info, err := c.mgr().Info(ctx, ch.sid)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: reading the members of the session of %s: %w", ch.cid, err)
 	}
