@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -159,6 +164,33 @@ func answerTo(t *testing.T, ch *streamadapter.Channel, botID, msgID string) *str
 	return nil
 }
 
+// answersTo waits until the bot has answered msgID want times in ch, or a
+// second has passed after the last new answer, and returns the count.
+func answersTo(t *testing.T, ch *streamadapter.Channel, msgID string, want int) int {
+	t.Helper()
+	n, last := 0, time.Now()
+	for time.Since(last) < time.Second {
+		q, err := ch.Query(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		for _, m := range q.Messages {
+			if m.User != nil && m.User.ID == echobot.DefaultUserID && m.QuotedMessageID == msgID {
+				count++
+			}
+		}
+		if count != n {
+			n, last = count, time.Now()
+		}
+		if n > want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return n
+}
+
 // TestRun runs the bot against a stack configured as `veil dev` prints it,
 // registered as the app's webhook: alice creates an encrypted channel with
 // it and writes; she reads its answers decrypted; Stream holds neither
@@ -207,6 +239,43 @@ func TestRun(t *testing.T) {
 			t.Errorf("Stream holds %q at %v", plain, where)
 		}
 	}
+	// A call Stream sends again (the same X-Webhook-Id) is answered once:
+	// alice's message.new, signed as Stream signs it, sent twice under a
+	// new ID gets one more answer, not two.
+	var body []byte
+	for _, b := range s.emu.Snapshot().Webhooks {
+		var ev struct {
+			Type    string `json:"type"`
+			Message struct {
+				ID string `json:"id"`
+			} `json:"message"`
+		}
+		if json.Unmarshal(b, &ev) == nil && ev.Type == "message.new" && ev.Message.ID == sent.ID {
+			body = b
+		}
+	}
+	if body == nil {
+		t.Fatal("no message.new call for alice's message in the snapshot")
+	}
+	mac := hmac.New(sha256.New, []byte(s.emu.APISecret()))
+	mac.Write(body)
+	for range 2 {
+		req, _ := http.NewRequest(http.MethodPost, hook[1], bytes.NewReader(body))
+		req.Header.Set("X-Signature", hex.EncodeToString(mac.Sum(nil)))
+		req.Header.Set("X-Webhook-Id", "replayed-call")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the replayed call: HTTP %d", resp.StatusCode)
+		}
+	}
+	if n := answersTo(t, ch, sent.ID, 2); n != 2 {
+		t.Fatalf("%d answers to alice's message after a call sent twice, want 2 (the first, and one for the replay)", n)
+	}
+
 	fi, err := os.Stat(filepath.Join(state, echobot.StateKeyFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the state key file: %v %v", fi, err)
