@@ -188,4 +188,3 @@ func keyServiceToken(secret []byte, userID string) func(context.Context) (string
 		}).SignedString(secret)
 	}
 }
-
