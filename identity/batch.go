@@ -10,7 +10,8 @@ import (
 // page of messages. It accepts exactly the signatures that [Card.Verify]
 // accepts, one by one: both follow the ZIP 215 rules (docs/PROTOCOL.md §2),
 // under which a batch equation holds only if every signature's does. A batch
-// of valid signatures costs about half of verifying them one by one.
+// of valid signatures costs about half of verifying them one by one, less
+// when many come from one card (a page of messages from a few senders).
 //
 // The zero value is an empty batch. A BatchVerifier is not safe for
 // concurrent use.
