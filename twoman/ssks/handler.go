@@ -445,7 +445,9 @@ func (s *Handler) redeem(ctx context.Context, sessionID, code string, allowWitho
 	if len(code) > 32 {
 		return ChallengeRecord{}, bad(twoman.CodeInvalidRequest, "code too long")
 	}
-	if err := s.limitUser("session:" + sessionID); err != nil {
+	// The bucket is the session's, not its spelling's: hex reads either
+	// letter case, and each spelling would be a bucket of its own.
+	if err := s.limitUser("session:" + hex.EncodeToString(id[:])); err != nil {
 		return ChallengeRecord{}, err
 	}
 	rec, verdict, err := s.cfg.Store.Redeem(ctx, id, s.cfg.Now(), s.cfg.MaxAttempts, func(rec ChallengeRecord) bool {
