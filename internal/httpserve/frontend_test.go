@@ -269,6 +269,35 @@ func TestFrontendAccessLog(t *testing.T) {
 	}
 }
 
+// TestFrontendAccessLogBounded: what a client writes reaches the access
+// line cut short, so that one request cannot write a log line as large as
+// its headers may be: the path of an unmatched request, its method (any
+// token net/http accepts, to the header limit), the client address a
+// trusted proxy passes on.
+func TestFrontendAccessLogBounded(t *testing.T) {
+	t.Parallel()
+	s := newTestFront(t, func(c *Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "%s /%s HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: [fe80::1%%%s]:1\r\nConnection: close\r\n\r\n",
+		strings.Repeat("M", 20000), strings.Repeat("p", 20000), strings.Repeat("z", 20000))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	lines := s.logs.lines(t, "request")
+	if len(lines) != 1 || lines[0]["status"] != 404.0 {
+		t.Fatalf("%d access lines, want one of a 404", len(lines))
+	}
+	if n := len(s.logs.String()); n > 1024 {
+		t.Errorf("a request of 60 KB of method, path and forwarded address wrote %d bytes of log, want at most 1 KiB", n)
+	}
+}
+
 // slowUpload opens a connection and sends a POST's headers announcing a
 // body of size bytes, and the first byte of it.
 func slowUpload(t *testing.T, addr, path string, size int) net.Conn {
