@@ -33,8 +33,8 @@ func opsFlagList() []envFlag {
 		{name: "write-timeout", env: "VEIL_WRITE_TIMEOUT", def: "1m", usage: "time to handle a request and write its answer, from the end of its headers"},
 		{name: "idle-timeout", env: "VEIL_IDLE_TIMEOUT", def: "2m", usage: "time a keep-alive connection may wait for its next request"},
 		{name: "max-header-bytes", env: "VEIL_MAX_HEADER_BYTES", def: "65536", usage: "maximum bytes of a request's headers"},
-		{name: "max-conns", env: "VEIL_MAX_CONNS", def: "1024", usage: "maximum open connections; further clients wait in the kernel's backlog"},
-		{name: "max-inflight-per-client", env: "VEIL_MAX_INFLIGHT_PER_CLIENT", def: "64", usage: "maximum requests in flight per client address (IPv6: per /64); 0 for no cap"},
+		{name: "max-conns", env: "VEIL_MAX_CONNS", def: "1024", usage: "maximum open connections; when all are open, the one idle longest is closed for a new one, else further clients wait in the kernel's backlog"},
+		{name: "max-inflight-per-client", env: "VEIL_MAX_INFLIGHT_PER_CLIENT", def: "64", usage: "maximum requests in flight, and connections open, per client address (IPv6: per /64; --trusted-proxy peers have no connection cap); 0 for no cap"},
 		{name: "min-body-rate", env: "VEIL_MIN_BODY_RATE", def: "1024", usage: "bytes per second below which a request body is dropped once --body-rate-window has passed; 0 for no minimum"},
 		{name: "body-rate-window", env: "VEIL_BODY_RATE_WINDOW", def: "10s", usage: "grace period before --min-body-rate applies"},
 		{name: "max-body-memory", env: "VEIL_MAX_BODY_MEMORY", def: "268435456", usage: "maximum bytes of request bodies held at once, counted as they arrive; a body past it is answered 503; 0 for no bound"},
@@ -211,13 +211,19 @@ func (e *reportedError) Unwrap() error { return e.err }
 // names the service ("key service", "SSKS") and namespace its metrics.
 func serveHandler(ctx context.Context, h http.Handler, ln net.Listener, o opsSettings, logger *slog.Logger, namespace string) error {
 	limited := httpserve.LimitListener(ln, o.maxConns)
+	// A client address has as many connections as requests in flight:
+	// more would be idle, or sending their headers slowly to keep
+	// others out. Proxies carry everyone's.
+	limited.LimitPerClient(o.maxInFlight, o.trusted)
 	err := o.registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: namespace + "_open_connections", Help: "Connections open on the main listener (at most --max-conns).",
 	}, func() float64 { return float64(limited.Open()) }))
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{o.httpServer(h, logger)}
+	api := o.httpServer(h, logger)
+	api.ConnState = limited.ConnState // idle connections give way to new ones
+	servers := []*http.Server{api}
 	listeners := []net.Listener{limited}
 	if o.metricsAddr != "" {
 		mln, err := net.Listen("tcp", o.metricsAddr)

@@ -578,3 +578,54 @@ func TestMetricsListener(t *testing.T) {
 		t.Error("no process collector")
 	}
 }
+
+// TestOneClientCannotHoldAllConnections: --max-conns caps the connections
+// open at once, and further clients wait. One client must not take every
+// slot: neither with keep-alive connections it leaves idle after a
+// request each (which would hold them until --idle-timeout), nor with
+// connections that send their headers slowly (until
+// --read-header-timeout, again and again). A new connection, when every
+// slot is taken, closes the one idle longest; a client address past
+// --max-inflight-per-client connections has a new one refused, unless it
+// closes that client's own longest idle one.
+func TestOneClientCannotHoldAllConnections(t *testing.T) {
+	t.Parallel()
+	other := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+	}}
+	for _, tc := range []struct {
+		name, start string // what the client writes on each of its connections
+		read        bool   // whether it reads an answer
+		reason      string
+	}{
+		{"idle keep-alive", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", true, "one request each, then idle until --idle-timeout"},
+		{"slow headers", "GET /healthz HTTP/1.1\r\nHost: x\r\n", false, "headers never finished, until --read-header-timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, _, stop := serveInProcess(t, "--addr", "127.0.0.1:0", "--db", filepath.Join(t.TempDir(), "keys.db"), "--create",
+				"--jwt-secret", strings.Repeat("s", 32), "--max-conns", "20", "--max-inflight-per-client", "4", "--log-level", "error")
+			defer stop()
+			addr := strings.TrimPrefix(url, "http://")
+			for range 20 {
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				fmt.Fprint(c, tc.start)
+				if tc.read {
+					c.SetReadDeadline(time.Now().Add(time.Second))
+					if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}
+			resp, err := other.Get(url + "/healthz")
+			if err != nil {
+				t.Fatalf("another client, while one holds 20 connections (%s): %v", tc.reason, err)
+			}
+			resp.Body.Close()
+		})
+	}
+}

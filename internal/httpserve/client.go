@@ -43,9 +43,13 @@ func ClientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return client
 }
 
-// parseHost parses "addr", "addr:port" or "[addr]:port".
+// parseHost parses "addr", "addr:port" or "[addr]:port". An address with
+// a zone does not parse: the zone is free text, which would reach the log.
 func parseHost(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Addr().Zone() != "" {
+			return netip.Addr{}
+		}
 		return ap.Addr().Unmap()
 	}
 	if host, _, err := net.SplitHostPort(s); err == nil {

@@ -26,6 +26,8 @@ func TestClientAddr(t *testing.T) {
 		{"no header", "10.1.2.3:5000", nil, "10.1.2.3", "a proxy's own request (a health check)"},
 		{"garbage entry", "10.1.2.3:5000", []string{"203.0.113.9, not-an-ip, 10.9.9.9"}, "10.9.9.9", "the walk stops at what does not parse, at the last trusted hop"},
 		{"entry with port", "10.1.2.3:5000", []string{"203.0.113.9:4711"}, "203.0.113.9", "some proxies append the port"},
+		{"zoned entry", "10.1.2.3:5000", []string{"fe80::1%eth0"}, "10.1.2.3", "a zone is free text (up to the header's size) that would reach every log line: it does not parse"},
+		{"zoned entry with port", "10.1.2.3:5000", []string{"[fe80::1%eth0]:4711"}, "10.1.2.3", "nor with a port"},
 		{"IPv6 through a proxy", "[fd00::1]:443", []string{"2001:db8::5"}, "2001:db8::5", "IPv6 on both sides"},
 		{"mapped peer", "[::ffff:198.51.100.7]:5000", nil, "198.51.100.7", "IPv4-mapped addresses are unmapped, so one client has one key"},
 		{"bad remote", "pipe", nil, "invalid IP", "a listener without addresses gives the zero Addr"},

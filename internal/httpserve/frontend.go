@@ -57,6 +57,24 @@ type Config struct {
 	// Content-Length announces them, so that uploads trickled slowly hold
 	// what they sent, not what they promised. Zero or negative: no bound.
 	BodyMemory int64
+	// BodyMemoryPerClient bounds, likewise, the bytes of bodies one client
+	// address (see [ClientKey]) holds at once, so that one client that
+	// sends most of several large bodies and stalls cannot hold all of
+	// BodyMemory until the server's read timeout, refusing everyone
+	// else's bodies meanwhile. It applies with a BodyMemory only. Zero or
+	// negative: no bound per client.
+	BodyMemoryPerClient int64
+}
+
+// ClientShare is the BodyMemoryPerClient the services derive from their
+// bound of bodies held at once and of one body: an eighth of the first, or
+// the second if that is more (a client may always send one body of the
+// largest size); zero when bodies held are not bounded.
+func ClientShare(bodyMemory, maxBody int64) int64 {
+	if bodyMemory <= 0 {
+		return 0
+	}
+	return max(bodyMemory/8, maxBody)
 }
 
 // Frontend routes requests to a service's handlers (an [http.ServeMux] of
@@ -69,8 +87,9 @@ type Frontend struct {
 	mux      *http.ServeMux
 	routes   map[string]bool // registered pattern → is a probe
 	clientMu sync.Mutex
-	inFlight map[string]int // ClientKey → requests in flight; no zero entries
-	bodies   atomic.Int64   // bytes of bodies held by requests in flight
+	inFlight map[string]int   // ClientKey → requests in flight; no zero entries
+	held     map[string]int64 // ClientKey → bytes of bodies held; no zero entries
+	bodies   atomic.Int64     // bytes of bodies held by requests in flight
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
@@ -93,7 +112,7 @@ func New(cfg Config) (*Frontend, error) {
 	if cfg.Namespace == "" || cfg.Metrics == nil {
 		return nil, errors.New("httpserve: Config needs Namespace and Metrics")
 	}
-	f := &Frontend{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), routes: map[string]bool{}, inFlight: map[string]int{}}
+	f := &Frontend{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), routes: map[string]bool{}, inFlight: map[string]int{}, held: map[string]int64{}}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,7 +129,7 @@ func New(cfg Config) (*Frontend, error) {
 	})
 	f.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: ns + "_refused_total",
-		Help: "Requests cut short by a serving limit: client_in_flight (429: the client's cap of requests in flight), slow_body (408: the body came below the minimum rate), body_memory (503: the bodies held at once would pass their memory bound).",
+		Help: "Requests cut short by a serving limit: client_in_flight (429: the client's cap of requests in flight), slow_body (408: the body came below the minimum rate), body_memory (503: the bodies held at once would pass their memory bound, or the client's share of it).",
 	}, []string{"reason"})
 	for _, c := range []prometheus.Collector{f.requests, f.latency, f.active, f.refused} {
 		if err := cfg.Metrics.Register(c); err != nil {
@@ -231,7 +250,9 @@ func (f *Frontend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, reason, err := e.user, e.reason, e.err
 	e.mu.Unlock()
 	attrs := []slog.Attr{
-		slog.String("request_id", e.id), slog.String("method", r.Method), slog.String("route", route),
+		// The method is any token net/http accepts, as long as the
+		// headers may be; the routes' are a few letters.
+		slog.String("request_id", e.id), slog.String("method", truncate(r.Method, 16)), slog.String("route", route),
 		slog.Int("status", status), slog.Duration("duration", d), slog.String("client", clientString(e.client)),
 	}
 	if route == unmatchedRoute {
@@ -307,10 +328,11 @@ func (f *Frontend) serve(w *httpjson.StatusRecorder, r *http.Request, e *entry) 
 		return pattern, probe, ""
 	}
 	if f.cfg.BodyMemory > 0 && r.ContentLength != 0 {
-		b := &budgetBody{ReadCloser: r.Body, f: f}
+		b := &budgetBody{ReadCloser: r.Body, f: f, client: ClientKey(e.client)}
 		r.Body = b
 		defer func() {
 			f.bodies.Add(-b.held)
+			f.holdClient(b.client, -b.held)
 			if b.refused {
 				f.refused.WithLabelValues(refusedBodyMemory).Inc()
 				refused = refusedBodyMemory
@@ -365,11 +387,34 @@ func (f *Frontend) acquire(key string) (release func(), ok bool) {
 	}, true
 }
 
-// budgetBody counts the bytes read of a body against BodyMemory. It is
-// read by the handler's goroutine only.
+// holdClient adds n (negative: gives back) to the bytes of bodies client
+// holds, and reports whether that stays within BodyMemoryPerClient; if
+// not, nothing is added. Without a bound per client it does nothing.
+func (f *Frontend) holdClient(client string, n int64) bool {
+	if f.cfg.BodyMemoryPerClient <= 0 || n == 0 {
+		return true
+	}
+	f.clientMu.Lock()
+	defer f.clientMu.Unlock()
+	total := f.held[client] + n
+	switch {
+	case n > 0 && total > f.cfg.BodyMemoryPerClient:
+		return false
+	case total <= 0:
+		delete(f.held, client)
+	default:
+		f.held[client] = total
+	}
+	return true
+}
+
+// budgetBody counts the bytes read of a body against BodyMemory and its
+// client's BodyMemoryPerClient. It is read by the handler's goroutine
+// only.
 type budgetBody struct {
 	io.ReadCloser
 	f       *Frontend
+	client  string // ClientKey
 	held    int64
 	refused bool
 }
@@ -378,6 +423,11 @@ func (b *budgetBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		if b.f.bodies.Add(int64(n)) > b.f.cfg.BodyMemory {
+			b.f.bodies.Add(-int64(n))
+			b.refused = true
+			return 0, httpjson.ErrBodyMemory
+		}
+		if !b.f.holdClient(b.client, int64(n)) {
 			b.f.bodies.Add(-int64(n))
 			b.refused = true
 			return 0, httpjson.ErrBodyMemory

@@ -269,6 +269,35 @@ func TestFrontendAccessLog(t *testing.T) {
 	}
 }
 
+// TestFrontendAccessLogBounded: what a client writes reaches the access
+// line cut short, so that one request cannot write a log line as large as
+// its headers may be: the path of an unmatched request, its method (any
+// token net/http accepts, to the header limit), the client address a
+// trusted proxy passes on.
+func TestFrontendAccessLogBounded(t *testing.T) {
+	t.Parallel()
+	s := newTestFront(t, func(c *Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "%s /%s HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: [fe80::1%%%s]:1\r\nConnection: close\r\n\r\n",
+		strings.Repeat("M", 20000), strings.Repeat("p", 20000), strings.Repeat("z", 20000))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	lines := s.logs.lines(t, "request")
+	if len(lines) != 1 || lines[0]["status"] != 404.0 {
+		t.Fatalf("%d access lines, want one of a 404", len(lines))
+	}
+	if n := len(s.logs.String()); n > 1024 {
+		t.Errorf("a request of 60 KB of method, path and forwarded address wrote %d bytes of log, want at most 1 KiB", n)
+	}
+}
+
 // slowUpload opens a connection and sends a POST's headers announcing a
 // body of size bytes, and the first byte of it.
 func slowUpload(t *testing.T, addr, path string, size int) net.Conn {
@@ -527,5 +556,48 @@ func TestFrontendBodyMemory(t *testing.T) {
 	m := s.metrics(t)
 	if !strings.Contains(m, `test_refused_total{reason="body_memory"} 1`) {
 		t.Errorf("the refusal is not counted")
+	}
+}
+
+// TestFrontendBodyMemoryPerClient: a client's bodies count against its
+// share as well as the bound of all bodies, each client its own; what a
+// request held is given back when it is answered, and no entry is kept
+// for a client that holds nothing.
+func TestFrontendBodyMemoryPerClient(t *testing.T) {
+	t.Parallel()
+	s := newTestFront(t, func(c *Config) {
+		c.BodyMemory, c.BodyMemoryPerClient = 2000, 700
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	addr := strings.TrimPrefix(s.URL, "http://")
+	held, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	fmt.Fprintf(held, "POST /echo HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.1\r\nContent-Type: application/json\r\nContent-Length: 650\r\n\r\n[%s", strings.Repeat(" ", 599))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.metrics(t), "test_requests_in_flight 2") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // until the handler has read the 600 bytes
+	body := "[" + strings.Repeat(" ", 198) + "]"
+	if a := s.do(t, "POST", "/echo", "application/json", body, "X-Forwarded-For", "198.51.100.1"); a.status != 503 || a.code != httpjson.CodeUnavailable {
+		t.Errorf("200 more bytes from the client holding 600 of its 700: %d %q, want 503 unavailable", a.status, a.code)
+	}
+	if a := s.do(t, "POST", "/echo", "application/json", body, "X-Forwarded-For", "198.51.100.2"); a.status != 200 {
+		t.Errorf("the same body from another client: %d, want 200", a.status)
+	}
+	fmt.Fprint(held, strings.Repeat(" ", 49)+"]")
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the held upload: %v %v", resp, err)
+	}
+	if a := s.do(t, "POST", "/echo", "application/json", body, "X-Forwarded-For", "198.51.100.1"); a.status != 200 {
+		t.Errorf("the first client once its upload is answered: %d, want 200", a.status)
+	}
+	s.f.clientMu.Lock()
+	defer s.f.clientMu.Unlock()
+	if len(s.f.held) != 0 || s.f.bodies.Load() != 0 {
+		t.Errorf("after every request was answered: %v held by clients, %d in all; want none", s.f.held, s.f.bodies.Load())
 	}
 }

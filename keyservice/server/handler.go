@@ -106,8 +106,12 @@ type Config struct {
 	// Content-Length promised), until their requests are answered: a
 	// request whose body would pass it is answered 503 unavailable with
 	// Retry-After. It is what bounds the memory of many large uploads at
-	// once, whatever their number of connections or addresses. Zero means
-	// 256 MiB; negative, no bound. It must not be less than MaxBodyBytes.
+	// once, whatever their number of connections or addresses. One client
+	// address (an IPv4 address, an IPv6 /64) may hold an eighth of it, or
+	// one body of MaxBodyBytes if that is more, so that a client that
+	// sends most of several bodies and stalls does not refuse everyone
+	// else's until the server's read timeout. Zero means 256 MiB;
+	// negative, no bound. It must not be less than MaxBodyBytes.
 	MaxBodyMemory int64
 }
 
@@ -201,7 +205,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		Route:     h.slashUserRoute,
 		Namespace: "veil_keyservice", Metrics: h.cfg.Metrics, Logger: h.log, TrustedProxies: h.cfg.TrustedProxies,
 		MaxInFlightPerClient: h.cfg.MaxInFlightPerClient, MinBodyRate: h.cfg.MinBodyRate, BodyRateGrace: h.cfg.BodyRateGrace,
-		BodyMemory: h.cfg.MaxBodyMemory,
+		BodyMemory: h.cfg.MaxBodyMemory, BodyMemoryPerClient: httpserve.ClientShare(h.cfg.MaxBodyMemory, h.cfg.MaxBodyBytes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("keyservice: %w", err)

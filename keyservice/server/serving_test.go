@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -310,4 +312,64 @@ func TestMetricsRouteOmitted(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), "veil_keyservice_requests_total") {
 		t.Errorf("MetricsHandler serves no key service metrics")
 	}
+}
+
+// TestOneClientCannotHoldAllBodyMemory: MaxBodyMemory bounds the bodies
+// held at once, and a body past it is answered 503. One client — a user
+// with a token, from one address — that sends most of several large
+// bodies and then stalls holds what it sent until the server's read
+// timeout: it must not hold all of it, or every other client's writes
+// are refused for as long, again and again. Its share is an eighth of
+// MaxBodyMemory, or one body of MaxBodyBytes if that is more.
+func TestOneClientCannotHoldAllBodyMemory(t *testing.T) {
+	t.Parallel()
+	srv := newTestServer(t, openTestStore(t), func(c *Config) {
+		c.MaxBodyBytes, c.MaxBodyMemory = 1<<10, 8<<10
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	})
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	tok := userToken(t, "mallory")
+	for range 8 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /v1/cards/lookup HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Forwarded-For: 198.51.100.1\r\n"+
+			"Content-Type: application/json\r\nContent-Length: 1024\r\n\r\n%s", tok, strings.Repeat(" ", 1023))
+	}
+	// Until each of the eight is in the handler (as is the scrape) or
+	// answered.
+	settled := func() bool {
+		m := getMetrics(t, srv)
+		var inFlight, refused int
+		fmt.Sscan(metricValue(m, "veil_keyservice_requests_in_flight"), &inFlight)
+		fmt.Sscan(metricValue(m, `veil_keyservice_requests_total{code="503",route="POST /v1/cards/lookup"}`), &refused)
+		return inFlight-1+refused == 8
+	}
+	for deadline := time.Now().Add(5 * time.Second); !settled() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // until those in the handler have read what was sent
+	status, code, _ := send(t, srv, "POST", "/v1/cards/lookup", `{"user_ids":["x"]}`,
+		"Authorization", "Bearer "+userToken(t, "alice"), "Content-Type", "application/json", "X-Forwarded-For", "198.51.100.2")
+	if status != http.StatusOK {
+		t.Errorf("another client's lookup while one stalls 8 bodies: %d %s, want 200", status, code)
+	}
+	status, code, _ = send(t, srv, "POST", "/v1/cards/lookup", `{"user_ids":["x"]}`,
+		"Authorization", "Bearer "+tok, "Content-Type", "application/json", "X-Forwarded-For", "198.51.100.1")
+	if status != http.StatusServiceUnavailable || code != keyservice.CodeUnavailable {
+		t.Errorf("the stalling client's next body: %d %s, want 503 unavailable (its share is held)", status, code)
+	}
+}
+
+// metricValue returns the value of the series named by name and its
+// labels in the Prometheus text m, or "".
+func metricValue(m, name string) string {
+	for _, line := range strings.Split(m, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }

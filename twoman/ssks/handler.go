@@ -110,8 +110,10 @@ type Config struct {
 	// MaxBodyMemory bounds the bytes of request bodies held at once, as
 	// they arrive, until their requests are answered: a request whose
 	// body would pass it is answered 503 unavailable with Retry-After.
-	// Zero means 256 MiB; negative, no bound. It must not be less than
-	// MaxBodyBytes.
+	// One client address may hold an eighth of it, or one body of
+	// MaxBodyBytes if that is more (see keyservice/server's
+	// Config.MaxBodyMemory). Zero means 256 MiB; negative, no bound. It
+	// must not be less than MaxBodyBytes.
 	MaxBodyMemory int64
 	// Now is the clock; nil means [time.Now]. Rand is the source of codes and
 	// session IDs; nil means crypto/rand.
@@ -226,7 +228,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if s.front, err = httpserve.New(httpserve.Config{
 		Namespace: "veil_ssks", Metrics: cfg.Metrics, Logger: s.log, TrustedProxies: cfg.TrustedProxies,
 		MaxInFlightPerClient: cfg.MaxInFlightPerClient, MinBodyRate: cfg.MinBodyRate, BodyRateGrace: cfg.BodyRateGrace,
-		BodyMemory: cfg.MaxBodyMemory,
+		BodyMemory: cfg.MaxBodyMemory, BodyMemoryPerClient: httpserve.ClientShare(cfg.MaxBodyMemory, cfg.MaxBodyBytes),
 	}); err != nil {
 		return nil, fmt.Errorf("twoman: %w", err)
 	}
@@ -445,7 +447,9 @@ func (s *Handler) redeem(ctx context.Context, sessionID, code string, allowWitho
 	if len(code) > 32 {
 		return ChallengeRecord{}, bad(twoman.CodeInvalidRequest, "code too long")
 	}
-	if err := s.limitUser("session:" + sessionID); err != nil {
+	// The bucket is the session's, not its spelling's: hex reads either
+	// letter case, and each spelling would be a bucket of its own.
+	if err := s.limitUser("session:" + hex.EncodeToString(id[:])); err != nil {
 		return ChallengeRecord{}, err
 	}
 	rec, verdict, err := s.cfg.Store.Redeem(ctx, id, s.cfg.Now(), s.cfg.MaxAttempts, func(rec ChallengeRecord) bool {

@@ -7,7 +7,10 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,5 +119,36 @@ func TestSMTPProbe(t *testing.T) {
 	defer box.mu.Unlock()
 	if len(box.mails) != 0 {
 		t.Fatalf("Probe sent %d mails", len(box.mails))
+	}
+}
+
+// TestWebhookRedirectNotFollowed: a webhook that answers with a redirect
+// is a failed send, and the code goes nowhere else. Followed, a 307 or 308
+// would post the signed body — code included — to a host the
+// configuration does not name, over plain http to another machine as
+// readily as to the gateway (an https gateway redirecting to http:// would
+// put the code on the network in clear text, past Check's refusal).
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	t.Cleanup(other.Close)
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/stolen", status)
+		}))
+		t.Cleanup(gateway.Close)
+		ch := Challenge{UserID: "alice", Factor: twoman.Factor{Type: twoman.SMS, Value: "+15551234567"}, Code: NewCode("12345678"), Issued: time.Now(), Expires: time.Now().Add(time.Minute)}
+		for _, client := range []*http.Client{nil, {Timeout: 5 * time.Second}} {
+			err := (&WebhookSender{URL: gateway.URL, Secret: NewSecret(bytes.Repeat([]byte("w"), 32)), Client: client}).Send(context.Background(), ch)
+			if err == nil {
+				t.Errorf("a %d answer passed as a delivery (own client %v)", status, client != nil)
+			}
+		}
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect's target received %d requests: the code left for a host the configuration does not name", n)
 	}
 }

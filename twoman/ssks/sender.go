@@ -380,6 +380,7 @@ type WebhookSender struct {
 	URL    string
 	Secret Secret
 	// Client sends the request; nil means a client with a 15 s timeout.
+	// Whatever its CheckRedirect, a redirect is not followed (see Send).
 	Client *http.Client
 }
 
@@ -390,7 +391,10 @@ type webhookBody struct {
 	ExpiresAt time.Time     `json:"expires_at"`
 }
 
-// Send implements Sender. A non-2xx answer is an error.
+// Send implements Sender. A non-2xx answer is an error, a redirect
+// included: followed, a 307 or 308 would post the code to a host the
+// configuration does not name, over plain http as readily as not, past
+// what Check refuses.
 func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	if err := s.Check(); err != nil {
 		return err
@@ -408,10 +412,11 @@ func (s *WebhookSender) Send(ctx context.Context, c Challenge) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Veil-Timestamp", ts)
 	req.Header.Set("X-Veil-Signature", WebhookSignature(s.Secret.Reveal(), ts, body))
-	cl := s.Client
-	if cl == nil {
-		cl = &http.Client{Timeout: 15 * time.Second}
+	cl := http.Client{Timeout: 15 * time.Second}
+	if s.Client != nil {
+		cl = *s.Client
 	}
+	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := cl.Do(req)
 	if err != nil {
 		// The URL's path, query or user information may hold the

@@ -106,6 +106,20 @@ func TestRateLimits(t *testing.T) {
 			t.Errorf("one challenge session from five addresses: %v, want 3 answers then 429", got)
 		}
 	})
+	t.Run("per session, in any letter case", func(t *testing.T) {
+		t.Parallel()
+		f := limited(t)
+		// One session ID, written five ways: hex decodes either case.
+		ids := []string{strings.Repeat("ab", 16), strings.Repeat("AB", 16), strings.Repeat("Ab", 16), strings.Repeat("aB", 16), "AB" + strings.Repeat("ab", 15)}
+		var got []int
+		for i, sid := range ids {
+			s, _ := f.postFrom(t, fmt.Sprintf("198.51.100.%d", i+1), "/v1/identity/retrieve", fmt.Sprintf(`{"session_id":%q,"code":"12345678"}`, sid), false)
+			got = append(got, s)
+		}
+		if fmt.Sprint(got) != "[404 404 404 429 429]" {
+			t.Errorf("one challenge session in five spellings from five addresses: %v, want 3 answers then 429 (a spelling is not a new bucket)", got)
+		}
+	})
 	t.Run("backend", func(t *testing.T) {
 		t.Parallel()
 		f := limited(t)
