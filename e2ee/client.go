@@ -402,6 +402,14 @@ func (c *Client) OpenChannel(ctx context.Context, channelCID string, id session.
 	return s, nil
 }
 
+// ChannelSession returns the session the local state binds channelCID to
+// (by [Client.CreateSession] or [Client.OpenChannel]), if any: the only
+// session whose messages are the channel's, whatever session another
+// genesis naming the channel, or a message's header, points at.
+func (c *Client) ChannelSession(channelCID string) (session.ID, bool) {
+	return c.floors.sessionOf(channelCID)
+}
+
 // sessionFor returns the session to seal a message of channelCID under: the
 // one the local state binds the channel to, else the one [Config.SessionID]
 // names (verified like [Client.OpenChannel]). The key service's listing is

@@ -24,8 +24,9 @@ type Result struct {
 
 // OpenBatch opens a page of envelopes and returns one Result per envelope,
 // in order, each what [Manager.Open] would return for it: one envelope
-// that fails never fails the others. It fetches each session and each
-// sender's card once, then decrypts on every core and verifies the
+// that fails never fails the others. It fetches each session (asking the
+// Service about it at most once, whatever epochs the headers name) and
+// each sender's card once, then decrypts on every core and verifies the
 // signatures in batches (identity.BatchVerifier, which accepts exactly the
 // signatures one-by-one verification accepts); a batch that fails is
 // verified one by one to find the forged envelopes, which get
@@ -42,13 +43,14 @@ func (m *Manager) OpenBatch(ctx context.Context, items []Sealed) []Result {
 		sender *identity.Card
 	}
 	jobs := make([]job, 0, len(items))
+	refreshed := map[ID]error{}
 	for i, it := range items {
 		h, err := ParseHeader(it.Envelope)
 		if err != nil {
 			out[i].Err = ErrDecrypt
 			continue
 		}
-		s, sender, err := m.keysFor(ctx, h, it.Binding)
+		s, sender, err := m.keysFor(ctx, h, it.Binding, refreshed)
 		if err != nil {
 			out[i].Err = err
 			continue
@@ -100,12 +102,10 @@ func (m *Manager) OpenBatch(ctx context.Context, items []Sealed) []Result {
 			continue
 		}
 		h, _ := ParseHeader(it.Envelope)
-		if err := m.revs.check(h.SessionID, it.Binding, it.Envelope); err != nil {
+		if err := m.revs.admit(h.SessionID, it.Binding, it.Envelope); err != nil {
 			clear(out[i].Plaintext)
 			out[i] = Result{Err: err}
-			continue
 		}
-		m.revs.record(h.SessionID, it.Binding, it.Envelope)
 	}
 	return out
 }

@@ -1117,7 +1117,7 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	s, sender, err := m.keysFor(ctx, h, msg)
+	s, sender, err := m.keysFor(ctx, h, msg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1126,34 +1126,50 @@ func (m *Manager) Open(ctx context.Context, envelope []byte, msg Binding) ([]byt
 		return nil, err
 	}
 	// Only an authenticated envelope says anything about revisions.
-	if err := m.revs.check(h.SessionID, msg, envelope); err != nil {
+	if err := m.revs.admit(h.SessionID, msg, envelope); err != nil {
 		clear(plain)
 		return nil, err
 	}
-	m.revs.record(h.SessionID, msg, envelope)
 	return plain, nil
 }
 
 // keysFor returns the session holding the key of the epoch h names, and
-// the sender's trusted card of the generation h names.
-func (m *Manager) keysFor(ctx context.Context, h Header, msg Binding) (*Session, *identity.Card, error) {
-	var err error
+// the sender's trusted card of the generation h names. refreshed, if not
+// nil, holds the sessions a batch already asked the Service for, with the
+// error it got: each is asked at most once per batch, since the epoch in a
+// header is anyone's to write and a page of made-up epochs would
+// otherwise cost a request per envelope.
+func (m *Manager) keysFor(ctx context.Context, h Header, msg Binding, refreshed map[ID]error) (*Session, *identity.Card, error) {
 	e := m.cached(h.SessionID)
+	ask := func(get func(context.Context, ID) (*cacheEntry, error)) error {
+		if err, asked := refreshed[h.SessionID]; asked && (err != nil || e != nil) {
+			return err
+		}
+		fetched, err := get(ctx, h.SessionID)
+		if refreshed != nil {
+			refreshed[h.SessionID] = err
+		}
+		if err == nil {
+			e = fetched
+		}
+		return err
+	}
 	if e == nil || (!e.s.HasEpoch(h.Epoch) && (e.log == nil || h.Epoch > e.log.Epoch())) {
-		if e, err = m.fresh(ctx, h.SessionID, true); err != nil {
+		if err := ask(func(ctx context.Context, id ID) (*cacheEntry, error) { return m.fresh(ctx, id, true) }); err != nil {
 			return nil, nil, err
 		}
 	}
-	if !e.s.HasEpoch(h.Epoch) && h.Epoch <= e.log.Epoch() {
+	if !e.s.HasEpoch(h.Epoch) && e.log != nil && h.Epoch <= e.log.Epoch() {
 		// The log shows the epoch; a grant may have arrived since.
-		if e, err = m.fetch(ctx, h.SessionID); err != nil {
+		if err := ask(m.fetch); err != nil {
 			return nil, nil, err
 		}
 	}
 	if !e.s.HasEpoch(h.Epoch) {
 		return nil, nil, ErrUnknownEpoch
 	}
-	if e, err = m.checkSenderGeneration(ctx, e, h, msg.SenderID); err != nil {
+	e, err := m.checkSenderGeneration(ctx, e, h, msg.SenderID)
+	if err != nil {
 		return nil, nil, err
 	}
 	sender, err := m.Card(ctx, msg.SenderID, h.SenderGeneration)
@@ -1443,8 +1459,9 @@ type ctxPins struct {
 
 func (p ctxPins) Pin(card *identity.Card) error { return p.PinContext(p.ctx, card) }
 
-// cache caches e, replacing an older copy unless that one has a longer
-// verified log.
+// cache caches a copy of e, replacing an older copy unless that one has a
+// longer verified log. A copy, since the caller keeps reading e without the
+// lock while the cached entry is overwritten by the next cache.
 func (m *Manager) cache(e *cacheEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -1456,7 +1473,8 @@ func (m *Manager) cache(e *cacheEntry) {
 		m.lru.MoveToFront(el)
 		return
 	}
-	m.byID[e.s.ID()] = m.lru.PushFront(e)
+	c := *e
+	m.byID[e.s.ID()] = m.lru.PushFront(&c)
 	for m.lru.Len() > m.cfg.CacheSize {
 		last := m.lru.Back()
 		m.lru.Remove(last)

@@ -170,10 +170,16 @@ func extension(name string) string {
 
 // OpenAttachment downloads an attachment and returns a reader of its
 // plaintext, decrypted as it streams in constant memory. Every chunk is
-// authenticated before it is released; a file that was swapped, cut short
-// or extended fails with session.ErrAttachment before the end (and at the
-// latest at EOF, where the digest of the ciphertext is checked), never
-// with a wrong plaintext. Close the reader.
+// authenticated under the file's key before it is released, and at the end
+// the digest of the whole ciphertext is checked: a file that was swapped,
+// cut short or extended fails with session.ErrAttachment, and Read returns
+// io.EOF only for the exact file the sender sealed. The key alone cannot
+// tell files apart, and every member who read the message holds it: such a
+// member, with Stream serving another file encrypted under the key, makes
+// the chunks Read releases before the end (all but the last 64 KiB) come
+// from that file, which the digest then fails. So use the plaintext only
+// once Read returned io.EOF (write it to a temporary file, then move it),
+// and discard what was read on any error. Close the reader.
 func (c *Client) OpenAttachment(ctx context.Context, a Attachment) (io.ReadCloser, error) {
 	if err := a.check(c.maxFile); err != nil {
 		return nil, err
@@ -181,6 +187,9 @@ func (c *Client) OpenAttachment(ctx context.Context, a Attachment) (io.ReadClose
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: attachment URL: %w", err)
+	}
+	if c.allowURL != nil && !c.allowURL(req.URL) {
+		return nil, fmt.Errorf("%w: %s", ErrAttachmentURL, req.URL.Redacted())
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -199,6 +208,26 @@ func (c *Client) OpenAttachment(ctx context.Context, a Attachment) (io.ReadClose
 		return nil, err
 	}
 	return &attachmentReader{r: plain, src: src, body: resp.Body, size: a.Size}, nil
+}
+
+// stayPut returns the CheckRedirect of attachment downloads: a redirect is
+// followed only to the scheme and host of the URL first requested, and, if
+// allow is set, to a URL it allows; then next (nil: net/http's default)
+// decides.
+func stayPut(allow func(*url.URL) bool, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		first := via[0].URL
+		if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host || (allow != nil && !allow(req.URL)) {
+			return fmt.Errorf("%w: a redirect from %s to %s", ErrAttachmentURL, first.Host, req.URL.Redacted())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("streamadapter: stopped after 10 redirects")
+		}
+		return nil
+	}
 }
 
 // digestReader hashes what it reads and, at EOF, fails unless the hash and

@@ -34,8 +34,9 @@ func (ch *Channel) SessionID() session.ID { return ch.sid }
 // Client returns the adapter the channel was opened with.
 func (ch *Channel) Client() *Client { return ch.c }
 
-// Stream returns the stream-chat-go channel. Messages sent through it
-// directly are not encrypted.
+// Stream returns the stream-chat-go channel, its data as read when the
+// channel was opened (Query does not update it, so that concurrent calls
+// share nothing). Messages sent through it directly are not encrypted.
 func (ch *Channel) Stream() *stream.Channel { return ch.sc }
 
 // createWait bounds how long CreateChannel waits for a concurrent creator
@@ -49,7 +50,10 @@ const createWait = 5 * time.Second
 // already encrypted, or another member creates it at the same time, it
 // opens the channel's session instead (as Client.Channel does), so that
 // concurrent creators converge; if the other creator's session_id does not
-// appear within a few seconds it returns ErrCreateConflict.
+// appear within a few seconds it returns ErrCreateConflict. A session
+// another user created is adopted only if its members are among the
+// user and members: one with others in it (a user who made the channel
+// first, with itself in it) returns ErrChannelExists.
 //
 // An existing plaintext channel becomes encrypted from then on; its earlier
 // messages read as StatusPlaintext. The members must be Stream users
@@ -68,14 +72,22 @@ func (c *Client) CreateChannel(ctx context.Context, chanType, chanID string, mem
 	sch := resp.Channel
 	cid := chanType + ":" + chanID
 	if _, err := channelSession(sch); err == nil {
-		return c.open(ctx, sch, cid, sch)
+		ch, err := c.open(ctx, sch, cid, sch)
+		if err != nil {
+			return nil, err
+		}
+		return c.adopt(ctx, ch, all)
 	}
 	others := slices.DeleteFunc(slices.Clone(all), func(u string) bool { return u == c.user })
 	s, err := c.veil.CreateSession(ctx, cid, others)
 	var exists *session.SessionExistsError
 	switch {
 	case errors.As(err, &exists):
-		return c.awaitSession(ctx, sch, cid)
+		ch, err := c.awaitSession(ctx, sch, cid)
+		if err != nil {
+			return nil, err
+		}
+		return c.adopt(ctx, ch, all)
 	case errors.Is(err, session.ErrUnknownUser):
 		return nil, fmt.Errorf("streamadapter: creating the session of %s: every member must have signed up with Veil first (streamadapter.New or e2ee.New publishes a user's card); the Stream channel exists without encryption: call CreateChannel again once they have: %w", cid, err)
 	case err != nil:
@@ -86,6 +98,29 @@ func (c *Client) CreateChannel(ctx context.Context, chanType, chanID string, mem
 		return nil, fmt.Errorf("streamadapter: writing session_id %s to %s (the session exists: retry CreateChannel to write it): %w", s.ID(), cid, err)
 	}
 	return &Channel{c: c, sc: sch, cid: cid, sid: s.ID()}, nil
+}
+
+// adopt returns ch, a channel CreateChannel found with a session, unless
+// another user created the session with members beyond want (sorted).
+func (c *Client) adopt(ctx context.Context, ch *Channel, want []string) (*Channel, error) {
+	info, err := c.mgr().Info(ctx, ch.sid)
+	if err != nil {
+		return nil, fmt.Errorf("streamadapter: reading the members of the session of %s: %w", ch.cid, err)
+	}
+	if info.Creator == c.user {
+		return ch, nil
+	}
+	var extra []string
+	for _, m := range info.Members {
+		if _, ok := slices.BinarySearch(want, m.UserID); !ok {
+			extra = append(extra, m.UserID)
+		}
+	}
+	if len(extra) > 0 {
+		return nil, fmt.Errorf("%w: the session of %s, created by %q, has %d members beyond those asked for, %q first",
+			ErrChannelExists, ch.cid, info.Creator, len(extra), extra[0])
+	}
+	return ch, nil
 }
 
 // awaitSession waits for a concurrent creator's session_id, then opens it.
@@ -144,6 +179,24 @@ func (c *Client) open(ctx context.Context, sch *stream.Channel, cid string, data
 		return nil, fmt.Errorf("streamadapter: opening the session of %s: %w", cid, err)
 	}
 	return &Channel{c: c, sc: sch, cid: cid, sid: id}, nil
+}
+
+// verifiedSession returns the session of channel cid this client verified:
+// the one its state binds the channel to, else the one the channel's
+// session_id names, verified and bound as Client.Channel does.
+func (c *Client) verifiedSession(ctx context.Context, cid string) (session.ID, error) {
+	if id, ok := c.veil.ChannelSession(cid); ok {
+		return id, nil
+	}
+	typ, id, err := splitCID(cid)
+	if err != nil {
+		return session.ID{}, err
+	}
+	ch, err := c.Channel(ctx, typ, id)
+	if err != nil {
+		return session.ID{}, err
+	}
+	return ch.sid, nil
 }
 
 // AddMembersOption is an option of Channel.AddMembers.

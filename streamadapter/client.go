@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	stream "github.com/GetStream/stream-chat-go/v6"
@@ -37,8 +38,20 @@ type Config struct {
 	// adapter sets them from the Stream channel (its member list and its
 	// session_id).
 	Veil e2ee.Config
-	// HTTPClient downloads attachments. Nil means http.DefaultClient.
+	// HTTPClient downloads attachments. Nil means http.DefaultClient. A
+	// redirect is followed only to the scheme and host of the URL
+	// requested (whatever its CheckRedirect), so that neither Stream's CDN
+	// nor any other host sends a download elsewhere.
 	HTTPClient *http.Client
+	// AllowAttachmentURL, if set, is asked before every attachment
+	// download and redirect: a URL it refuses is never requested
+	// (ErrAttachmentURL). Nil allows every http(s) URL. A member of a
+	// channel chooses the URLs its attachments name, so a reader that can
+	// reach hosts the member cannot — a bot inside a private network —
+	// should allow only its Stream CDN's hosts, or the member can make it
+	// send GET requests to internal services (their answers never reach
+	// the member, and fail the digest).
+	AllowAttachmentURL func(*url.URL) bool
 	// TextLimit is the longest message text Stream accepts, in
 	// characters. Zero means Stream's default of 5,000.
 	TextLimit int
@@ -55,6 +68,7 @@ type Client struct {
 	mgr      func() *session.Manager // veil.Manager: RotateIdentity replaces it
 	user     string
 	http     *http.Client
+	allowURL func(*url.URL) bool
 	limit    int
 	maxFile  int64
 	maxPlain int
@@ -86,10 +100,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = http.DefaultClient
 	}
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = stayPut(cfg.AllowAttachmentURL, cfg.HTTPClient.CheckRedirect)
 	if cfg.MaxAttachmentSize <= 0 {
 		cfg.MaxAttachmentSize = 2 << 30
 	}
-	c := &Client{sc: cfg.Stream, user: cfg.Veil.UserID, http: cfg.HTTPClient, limit: cfg.TextLimit,
+	c := &Client{sc: cfg.Stream, user: cfg.Veil.UserID, http: &hc, allowURL: cfg.AllowAttachmentURL, limit: cfg.TextLimit,
 		maxFile: cfg.MaxAttachmentSize, maxPlain: maxPlain}
 	vc := cfg.Veil
 	vc.Members = c.members
@@ -124,6 +140,11 @@ func splitCID(cid string) (typ, id string, err error) {
 // memberPage is the page size of member queries.
 const memberPage = 100
 
+// maxMembers bounds the member list read from Stream: a session has at most
+// 10,000 members (docs/PROTOCOL.md §10.2), and a Stream that answers every
+// page in full would otherwise keep the client paging forever.
+const maxMembers = 10000
+
 // members lists a channel's members on Stream (invited ones included):
 // the application's member list of session.Config.Members.
 func (c *Client) members(ctx context.Context, cid string) ([]string, error) {
@@ -147,6 +168,9 @@ func (c *Client) members(ctx context.Context, cid string) ([]string, error) {
 		}
 		if len(resp.Members) < memberPage {
 			return out, nil
+		}
+		if len(out) > maxMembers {
+			return nil, fmt.Errorf("streamadapter: %s lists more than %d members on Stream, more than a session can have", cid, maxMembers)
 		}
 	}
 }

@@ -28,6 +28,13 @@ var (
 	// client created the channel's session at the same time and did not
 	// write its session_id in time: open the channel a moment later.
 	ErrCreateConflict = errors.New("streamadapter: another client is creating this channel's session")
+	// ErrChannelExists is returned by Client.CreateChannel when the
+	// channel already has a session, created by another user, with members
+	// CreateChannel was not asked for (the error names the first): someone
+	// made the channel first, with itself or others in it. Check its
+	// members before opening it with Client.Channel, or choose another
+	// channel ID.
+	ErrChannelExists = errors.New("streamadapter: the channel already has a session with members CreateChannel was not asked for")
 	// ErrTooLong is returned, before anything is sent, for a message whose
 	// sealed form would not fit in Stream's message length; the error says
 	// how long the message is and what fits.
@@ -43,6 +50,11 @@ var (
 	// ErrNotSender is returned when editing a message the adapter's user
 	// did not send.
 	ErrNotSender = errors.New("streamadapter: only the sender of a message can edit it")
+	// ErrAttachmentURL is returned by Client.OpenAttachment, before any
+	// request, for a URL Config.AllowAttachmentURL refuses, and for a
+	// redirect to another host (or one it refuses), which is not
+	// followed.
+	ErrAttachmentURL = errors.New("streamadapter: the attachment's URL, or a redirect, is not allowed")
 )
 
 // Reasons a received message did not decrypt: the Err of a [Message] whose
@@ -90,7 +102,8 @@ var (
 	ErrKeyChanged = errors.New("streamadapter: the sender's keys changed")
 	// ErrRolledBack is the reason for an edit older than one this client
 	// already opened, shown again as current (session.ErrStaleRevision),
-	// or a second, different envelope for one revision
+	// a second, different envelope for one revision, or another sender's
+	// envelope for a message this client opened as someone else's
 	// (session.ErrEquivocation).
 	ErrRolledBack = errors.New("streamadapter: an older revision of the message was served as current")
 	// ErrMalformed is the reason for a message that authenticates but whose
@@ -107,6 +120,18 @@ var (
 // specific first.
 var reasons = []error{ErrPlaintext, ErrWrongSession, ErrBadSignature, ErrTampered, ErrNoKey, ErrRemoved,
 	ErrKeyChanged, ErrRolledBack, ErrMalformed, ErrUnknownSession, ErrUnavailable}
+
+// channelReason maps the error of verifying a message's channel (see
+// Client.verifiedSession) onto the reason the message reports.
+func channelReason(err error) error {
+	switch {
+	case errors.Is(err, ErrRemoved):
+		return err
+	case errors.Is(err, ErrNotEncrypted), errors.Is(err, ErrSessionMismatch):
+		return fmt.Errorf("%w: the message's channel: %w", ErrUnknownSession, err)
+	}
+	return reason(err)
+}
 
 // reason maps an error of session.Manager.OpenBatch onto the reason a
 // Message reports, wrapping the original.

@@ -148,7 +148,7 @@ func TestTampering(t *testing.T) {
 	if m, err := bob.GetMessage(ctx, moved.ID); err != nil {
 		t.Fatal(err)
 	} else {
-		wantFailed(t, "bob", m, streamadapter.ErrTampered)
+		wantFailed(t, "bob", m, streamadapter.ErrWrongSession)
 	}
 
 	donor, pasted := send("the real text"), send("another text")

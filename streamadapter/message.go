@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
+	"unicode/utf8"
 
 	stream "github.com/GetStream/stream-chat-go/v6"
 
@@ -52,7 +54,11 @@ func (s Status) String() string {
 // it: Stream's message (whose Text is the sealed envelope) and what opening
 // it gave.
 type Message struct {
-	// Message is the message as Stream returned it.
+	// Message is the message as Stream returned it. Of a decrypted
+	// message only its ID, channel, sender, thread parent, quoted message
+	// and revision are authenticated (with Text, Custom and Attachments);
+	// the rest (mentions, flags, public custom fields, reactions, times)
+	// is Stream's word.
 	*stream.Message
 	// Status says whether the message opened; Err why not.
 	Status Status
@@ -100,7 +106,9 @@ type sendOptions struct {
 
 // Public leaves the named custom fields of the message in the clear on
 // Stream (for example a field a push template or a moderation rule
-// reads). Every other custom field is sealed.
+// reads). Every other custom field is sealed. Public fields are not
+// authenticated: readers find them in the Stream message's ExtraData, as
+// Stream serves them, not in Message.Custom.
 func Public(fields ...string) SendOption {
 	return func(o *sendOptions) {
 		if o.public == nil {
@@ -192,12 +200,14 @@ func (ch *Channel) seal(ctx context.Context, id string, msg *stream.Message, rev
 
 // SendMessage seals msg and sends it to the channel as the adapter's user.
 // The text and every custom field (ExtraData) not named by Public are
-// sealed; ParentID (a thread reply), QuotedMessageID, ShowInChannel,
-// Silent and MentionedUsers are sent in the clear, as Stream needs them,
-// and bound to the envelope. msg.ID is the message's ID if set, else a
-// random one, chosen before sealing; msg.Attachments must be empty (pass
-// files uploaded with Channel.UploadFile with Attach). URL enrichment is
-// always off: a preview would show the URL to Stream.
+// sealed; ParentID (a thread reply) and QuotedMessageID are sent in the
+// clear, as Stream needs them, and bound to the envelope; ShowInChannel,
+// Silent and MentionedUsers are sent in the clear and not bound: Stream
+// can change them, as it can the public fields. msg.ID is the message's
+// ID if set, else a random one, chosen before sealing; msg.Attachments
+// must be empty (pass files uploaded with Channel.UploadFile with
+// Attach). URL enrichment is always off: a preview would show the URL to
+// Stream.
 //
 // A message too long once sealed returns ErrTooLong before anything is
 // sent; a message Stream's before-message-send hook rejects returns
@@ -270,7 +280,8 @@ func (ch *Channel) UpdateMessage(ctx context.Context, msgID string, msg *stream.
 	if err != nil {
 		return nil, err
 	}
-	if len(cur) != 1 {
+	if len(cur) != 1 || cur[0].ID != msgID {
+		// The edit takes its thread, quote and attachments from it.
 		return nil, fmt.Errorf("streamadapter: message %q is not in %s", msgID, ch.cid)
 	}
 	old := cur[0]
@@ -326,6 +337,9 @@ func marshalPayload(p payload) ([]byte, error) {
 
 // parsePayload decodes a sealed payload.
 func parsePayload(b []byte, maxFile int64) (payload, []Attachment, error) {
+	if !utf8.Valid(b) || oneMeaning(b) != nil {
+		return payload{}, nil, ErrMalformed
+	}
 	var p payload
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -346,6 +360,198 @@ func parsePayload(b []byte, maxFile int64) (payload, []Attachment, error) {
 	return p, atts, nil
 }
 
+// Where a JSON value is in a payload, for oneMeaning.
+const (
+	inValue       = iota // anywhere else
+	inPayload            // the payload object
+	inText               // its text
+	inAttachments        // its attachments
+	inDescriptor         // one of those
+)
+
+// payloadNames are the member names encoding/json matches in the payload
+// and in a descriptor.
+var payloadNames = map[int][]string{
+	inPayload:    {"text", "custom", "attachments"},
+	inDescriptor: {"url", "key", "name", "mime_type", "size", "sha256"},
+}
+
+// maxPayloadDepth bounds the nesting of a payload, as encoding/json does.
+const maxPayloadDepth = 10000
+
+// oneMeaning reports an error unless b is one JSON object with a string
+// text in which no object repeats a name and the payload's and the
+// descriptors' names are spelled exactly: encoding/json matches names case
+// insensitively (K matching the Kelvin sign) and takes the last of
+// repeated ones, where another reader of the same message (a JavaScript
+// client) would read another text or another file. It scans b once,
+// decoding only names; b's UTF-8 and the rest of its syntax are the
+// decoder's to check.
+func oneMeaning(b []byte) error {
+	s := payloadScan{b: b}
+	if err := s.value(inPayload, 0); err != nil {
+		return err
+	}
+	s.space()
+	if s.i != len(b) {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
+
+// payloadScan finds the names and the values of a JSON text, for
+// oneMeaning.
+type payloadScan struct {
+	b []byte
+	i int
+}
+
+var errNotJSON = errors.New("not JSON")
+
+func (s *payloadScan) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// next returns the byte at the scan position after white space, 0 at the
+// end.
+func (s *payloadScan) next() byte {
+	s.space()
+	if s.i == len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+// value scans the value at the scan position, found where 'where' says.
+func (s *payloadScan) value(where, depth int) error {
+	if depth > maxPayloadDepth {
+		return errors.New("too deep")
+	}
+	c := s.next()
+	switch {
+	case where == inText && c != '"':
+		return errors.New("text is not a string")
+	case (where == inPayload || where == inDescriptor) && c != '{', where == inAttachments && c != '[':
+		return errors.New("not an object or array where one is due")
+	}
+	switch c {
+	case '"':
+		_, err := s.str(false)
+		return err
+	case '[':
+		s.i++
+		in := inValue
+		if where == inAttachments {
+			in = inDescriptor
+		}
+		if s.next() == ']' {
+			s.i++
+			return nil
+		}
+		for {
+			if err := s.value(in, depth+1); err != nil {
+				return err
+			}
+			switch s.next() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return nil
+			default:
+				return errNotJSON
+			}
+		}
+	case '{':
+		s.i++
+		seen := map[string]bool{}
+		for more := s.next() != '}'; more; {
+			if s.next() != '"' {
+				return errNotJSON
+			}
+			name, err := s.str(true)
+			if err != nil {
+				return err
+			}
+			if seen[name] {
+				return fmt.Errorf("the name %q repeats", name)
+			}
+			seen[name] = true
+			for _, known := range payloadNames[where] {
+				if name != known && strings.EqualFold(name, known) {
+					return fmt.Errorf("%q is spelled %q", known, name)
+				}
+			}
+			if s.next() != ':' {
+				return errNotJSON
+			}
+			s.i++
+			in := inValue
+			switch {
+			case where == inPayload && name == "text":
+				in = inText
+			case where == inPayload && name == "attachments":
+				in = inAttachments
+			}
+			if err := s.value(in, depth+1); err != nil {
+				return err
+			}
+			switch s.next() {
+			case ',':
+				s.i++
+			case '}':
+				more = false
+			default:
+				return errNotJSON
+			}
+		}
+		s.i++ // the closing brace
+		if where == inPayload && !seen["text"] {
+			return errors.New("no text")
+		}
+		return nil
+	}
+	// A number, true, false or null: up to the next delimiter.
+	start := s.i
+	for s.i < len(s.b) && strings.IndexByte(",]} \t\n\r", s.b[s.i]) < 0 {
+		s.i++
+	}
+	if s.i == start {
+		return errNotJSON
+	}
+	return nil
+}
+
+// str scans the string at the scan position (its opening quote) and
+// returns it decoded if decode is set.
+func (s *payloadScan) str(decode bool) (string, error) {
+	start, escaped := s.i, false
+	for s.i++; s.i < len(s.b); s.i++ {
+		switch s.b[s.i] {
+		case '\\':
+			escaped = true
+			s.i++
+		case '"':
+			s.i++
+			raw := s.b[start:s.i]
+			switch {
+			case !decode:
+				return "", nil
+			case !escaped:
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			var out string
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return "", err
+			}
+			return out, nil
+		}
+	}
+	return "", errNotJSON
+}
+
 // revision reads a message's FieldRevision.
 func revision(m *stream.Message) (uint32, bool) {
 	v, ok := m.ExtraData[FieldRevision]
@@ -359,12 +565,20 @@ func revision(m *stream.Message) (uint32, bool) {
 	return uint32(f), true
 }
 
-// openPage opens a page of Stream messages of channel cid; sid, if not nil, is
-// the channel's session: an envelope of another session is ErrWrongSession.
+// openPage opens a page of Stream messages of channel cid (cid empty: each
+// message's own). sid is the channel's session, or nil for the one this
+// client verified for each message's channel (see verifiedSession): an
+// envelope of another session is ErrWrongSession, since anyone can sign a
+// genesis naming a channel.
 func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs []*stream.Message) []*Message {
 	out := make([]*Message, len(msgs))
 	var batch []session.Sealed
 	var where []int
+	type verified struct {
+		id  session.ID
+		err error
+	}
+	channels := map[string]verified{} // when sid is nil
 	for i, sm := range msgs {
 		m := &Message{Message: sm}
 		out[i] = m
@@ -396,8 +610,25 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			fail(reason(err))
 			continue
 		}
-		if sid != nil && h.SessionID != *sid {
-			fail(fmt.Errorf("%w: session %s in a channel of session %s", ErrWrongSession, h.SessionID, *sid))
+		mcid := cid
+		if mcid == "" {
+			mcid = sm.CID
+		}
+		want := sid
+		if want == nil {
+			v, ok := channels[mcid]
+			if !ok {
+				v.id, v.err = c.verifiedSession(ctx, mcid)
+				channels[mcid] = v
+			}
+			if v.err != nil {
+				fail(channelReason(v.err))
+				continue
+			}
+			want = &v.id
+		}
+		if h.SessionID != *want {
+			fail(fmt.Errorf("%w: session %s in a channel of session %s", ErrWrongSession, h.SessionID, *want))
 			continue
 		}
 		rev, ok := revision(sm)
@@ -406,9 +637,10 @@ func (c *Client) openPage(ctx context.Context, cid string, sid *session.ID, msgs
 			continue
 		}
 		m.Revision = rev
-		mcid := cid
-		if mcid == "" {
-			mcid = sm.CID
+		if sm.User != nil && sm.User.ID != "" && sm.UserID != "" && sm.User.ID != sm.UserID {
+			// A caller may read either: both must name the sender verified.
+			fail(fmt.Errorf("%w: Stream names two senders, %q and %q", ErrTampered, sm.User.ID, sm.UserID))
+			continue
 		}
 		batch = append(batch, session.Sealed{Envelope: env, Binding: session.Binding{ChannelCID: mcid, MessageID: sm.ID,
 			SenderID: sender(sm), ParentID: sm.ParentID, QuotedID: sm.QuotedMessageID, Revision: rev}})

@@ -28,11 +28,18 @@ func (ch *Channel) Query(ctx context.Context, q *stream.QueryRequest) (*QueryRes
 	if q.Data == nil {
 		q.Data = &stream.ChannelRequest{}
 	}
-	resp, err := ch.sc.Query(ctx, q)
+	// stream-chat-go's Query rewrites the handle it is called on: query a
+	// handle of this call's own, so that concurrent calls share nothing.
+	typ, chanID, err := splitCID(ch.cid)
+	if err != nil {
+		return nil, err
+	}
+	sc := ch.c.sc.Channel(typ, chanID)
+	resp, err := sc.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: querying %s: %w", ch.cid, err)
 	}
-	if id, err := channelSession(ch.sc); err == nil && id != ch.sid {
+	if id, err := channelSession(sc); err == nil && id != ch.sid {
 		return nil, fmt.Errorf("%w: %s now names session %s, verified %s", ErrSessionMismatch, ch.cid, id, ch.sid)
 	}
 	all := append(append([]*stream.Message{}, resp.Messages...), resp.PinnedMessages...)
@@ -53,18 +60,28 @@ func (ch *Channel) GetMessages(ctx context.Context, messageIDs []string) ([]*Mes
 }
 
 // GetReplies returns the replies of a thread, opened. options are
-// stream.Channel.GetReplies's (limit, id_lt, ...).
+// stream.Channel.GetReplies's (limit, id_lt, ...). A message Stream lists
+// that is not a reply to parentID fails as tampered.
 func (ch *Channel) GetReplies(ctx context.Context, parentID string, options map[string][]string) ([]*Message, error) {
 	resp, err := ch.sc.GetReplies(ctx, parentID, options)
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: getting the replies to %s: %w", parentID, err)
 	}
-	return ch.c.openPage(ctx, ch.cid, &ch.sid, resp.Messages), nil
+	out := ch.c.openPage(ctx, ch.cid, &ch.sid, resp.Messages)
+	for _, m := range out {
+		if m.ParentID != parentID && m.Status != StatusDeleted {
+			*m = Message{Message: m.Message, Status: StatusFailed,
+				Err: fmt.Errorf("%w: a message of thread %q among the replies to %q", ErrTampered, m.ParentID, parentID)}
+		}
+	}
+	return out, nil
 }
 
 // GetMessage returns one message by ID, opened. Without a channel to check
 // it against, the message is bound to the channel Stream says it is in:
-// it opens only if its session belongs to that channel.
+// it opens only if its session is the one this client verified for that
+// channel (verifying the channel's session_id first, as Client.Channel
+// does, if it has none).
 func (c *Client) GetMessage(ctx context.Context, msgID string) (*Message, error) {
 	resp, err := c.sc.GetMessage(ctx, msgID)
 	if err != nil {
@@ -72,6 +89,9 @@ func (c *Client) GetMessage(ctx context.Context, msgID string) (*Message, error)
 	}
 	if resp.Message == nil {
 		return nil, fmt.Errorf("streamadapter: Stream answered no message for %s", msgID)
+	}
+	if resp.Message.ID != msgID {
+		return nil, fmt.Errorf("streamadapter: Stream answered message %s for %s", resp.Message.ID, msgID)
 	}
 	return c.openPage(ctx, "", nil, []*stream.Message{resp.Message})[0], nil
 }

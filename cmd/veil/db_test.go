@@ -87,7 +87,7 @@ func TestServeDatabases(t *testing.T) {
 			if create {
 				a = append([]string{"--create"}, args...)
 			}
-			if code, stderr := serveFor(time.Second, a...); code != 0 {
+			if code, stderr := serveFor(5*time.Second, a...); code != 0 {
 				t.Fatalf("veil serve %v: exit %d, %s", a, code, stderr)
 			}
 		}

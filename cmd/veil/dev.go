@@ -43,9 +43,11 @@ then serves until interrupted (Ctrl-C, SIGTERM), and shuts down cleanly.
   STREAM_CHAT_URL             the emulator (stream-chat-go reads these three)
   VEIL_KEYSERVICE_URL         the key service
   VEIL_JWT_SECRET             the HS256 secret of key-service user tokens: a
-                              JWT with "user_id" and "exp" signed with it (in
-                              Go: server.UserToken(secret, "", userID, ttl));
-                              Stream user tokens are accepted for reading
+                              JWT with "user_id" and "exp" signed with it, the
+                              value used as given ('veil token' prints one;
+                              in Go, package keyservice/server's
+                              UserToken(secret, "", userID, ttl)); Stream
+                              user tokens are accepted for reading
   VEIL_SSKS_URL               the SSKS
   VEIL_SSKS_APP_KEY           the app backend's SSKS API key
                               (twoman/backend.Config.AppKey)

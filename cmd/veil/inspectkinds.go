@@ -545,6 +545,6 @@ func inspectExport(text string, full bool) (*report, error) {
 	}
 	cardRows(r, "current ", cards[len(cards)-1], full)
 	r.note("cards chain from generation 0; the private keys were not read (importing checks them)")
-	r.note("keep this file private (mode 0600), or protect it with 'veil keygen --passphrase-file'")
+	r.note("keep this file private (mode 0600); identities made with 'veil keygen --passphrase-file' are protected by a passphrase")
 	return r, nil
 }

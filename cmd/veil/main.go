@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"keygen":     {"generate an identity into a file", keygenCommand},
 	"inspect":    {"show the public fields of an envelope, grant, card, log record or export", inspectCommand},
 	"verify":     {"show the safety number of two cards, or of a user's directory card", verifyCommand},
+	"token":      {"print a key-service user token signed with VEIL_JWT_SECRET, for trying the key service", tokenCommand},
 	"version":    {"print the version of veil, Go and the protocol", versionCommand},
 }
 

@@ -143,30 +143,35 @@ func verifyCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		fmt.Fprintf(stdout, "pinned:    the directory's history chains from the pinned generation %d (fingerprint %s)\n", trusted.Generation(), trusted.Fingerprint())
 	}
-	fmt.Fprintf(stdout, "yours:     %s\n", ownCardStatus(ctx, ks, mine))
+	status, ok := ownCardStatus(ctx, ks, mine)
+	fmt.Fprintf(stdout, "yours:     %s\n", status)
 	printSafetyNumber(stdout, mine, theirs)
+	if !ok {
+		return fmt.Errorf("the directory does not hold your card as you hold it: %s (check that the token's user is the card's, %q)", status, mine.UserID())
+	}
 	return nil
 }
 
 // ownCardStatus says whether the directory holds mine for its user and
-// generation: if it holds other keys there, it shows others a substitute.
-func ownCardStatus(ctx context.Context, ks *keyservice.Client, mine *identity.Card) string {
+// generation (ok): if it holds other keys there, it shows others a
+// substitute.
+func ownCardStatus(ctx context.Context, ks *keyservice.Client, mine *identity.Card) (string, bool) {
 	h, err := ks.History(ctx, mine.UserID())
 	if errors.Is(err, keyservice.ErrNotFound) {
-		return fmt.Sprintf("the directory has no card of %q", mine.UserID())
+		return fmt.Sprintf("the directory has no card of %q", mine.UserID()), false
 	}
 	if err != nil {
-		return fmt.Sprintf("could not fetch the cards of %q: %v", mine.UserID(), err)
+		return fmt.Sprintf("could not fetch the cards of %q: %v", mine.UserID(), err), false
 	}
 	for _, c := range h {
 		if c.Generation() == mine.Generation() {
 			if c.SameKeys(mine) {
-				return fmt.Sprintf("the directory holds your card (generation %d) unchanged", mine.Generation())
+				return fmt.Sprintf("the directory holds your card (generation %d) unchanged", mine.Generation()), true
 			}
-			return fmt.Sprintf("WARNING: the directory holds OTHER keys for %q generation %d (fingerprint %s, yours %s)", mine.UserID(), mine.Generation(), c.Fingerprint(), mine.Fingerprint())
+			return fmt.Sprintf("WARNING: the directory holds OTHER keys for %q generation %d (fingerprint %s, yours %s)", mine.UserID(), mine.Generation(), c.Fingerprint(), mine.Fingerprint()), false
 		}
 	}
-	return fmt.Sprintf("the directory has no generation %d of %q (it has %d)", mine.Generation(), mine.UserID(), len(h))
+	return fmt.Sprintf("the directory has no generation %d of %q (it has %d)", mine.Generation(), mine.UserID(), len(h)), false
 }
 
 // printSafetyNumber prints the two cards and their safety number, in two

@@ -110,14 +110,21 @@ func TestBeforeMessageSendHook(t *testing.T) {
 			if _, err := c.UpdateAppSettings(ctx, settings); err != nil {
 				t.Fatal(err)
 			}
-			call(t, s, "PATCH", "/app", serverToken(s), `{"before_message_send_hook_attempt_timeout_ms":100}`)
+			// The longest attempt timeout, except where the timeout is what
+			// is tested: a loaded machine may take more than 100 ms to
+			// answer from another goroutine.
+			timeout := 5000
+			if tc.name == "timeout" {
+				timeout = 100
+			}
+			call(t, s, "PATCH", "/app", serverToken(s), fmt.Sprintf(`{"before_message_send_hook_attempt_timeout_ms":%d}`, timeout))
 
 			start := time.Now()
 			sent, err := created.Channel.SendMessage(ctx, &stream.Message{Text: "veil1:AAAA", ExtraData: map[string]any{"id": "m1", "veil": map[string]any{"v": 1.0}}}, "alice")
 			if err != nil {
 				t.Fatalf("send: %v (%s)", err, tc.reason)
 			}
-			if elapsed := time.Since(start); elapsed > 3*time.Second {
+			if elapsed := time.Since(start); timeout == 100 && elapsed > 3*time.Second {
 				t.Fatalf("the send took %v: the attempt timeout of 100 ms was not applied", elapsed)
 			}
 			m := sent.Message
@@ -140,6 +147,9 @@ func TestBeforeMessageSendHook(t *testing.T) {
 			}
 
 			got := calls()
+			if tc.name == "timeout" && len(got) == 0 {
+				return // cut before the hook's handler ran: nothing more to check
+			}
 			if len(got) != 1 {
 				t.Fatalf("%d hook calls, want 1 (Stream makes a single attempt)", len(got))
 			}
