@@ -50,8 +50,9 @@
 //   - [github.com/veilchat/veil/cmd/veil]: the veil command, which serves the
 //     key service or the SSKS (veil serve), runs the whole stack on loopback
 //     for development (veil dev) or the Stream emulation alone (veil
-//     streamtest), and generates identities, decodes the protocol's objects
-//     and compares safety numbers (veil keygen, inspect, verify).
+//     streamtest), and generates identities, decodes the protocol's objects,
+//     compares safety numbers and prints development tokens (veil keygen,
+//     inspect, verify, token).
 //
 // examples/quickstart runs the whole story on Stream in one program, with
 // nothing to configure; examples/recovery shows the two-man rule and
