@@ -56,7 +56,11 @@
 //
 // examples/quickstart runs the whole story on Stream in one program, with
 // nothing to configure; examples/recovery shows the two-man rule and
-// password backups. README.md's code tour is this package's Example_stream.
+// password backups; examples/bot is an encrypted bot driven by Stream's
+// webhook, and examples/backend the app backend (tokens, sign-up,
+// two-man-rule challenges, the key service embedded), both run against the
+// local stack of `veil dev`. README.md's code tour is this package's
+// Example_stream.
 //
 // # Threat model in brief
 //

@@ -181,9 +181,23 @@ func (c *Client) sessionID(ctx context.Context, cid string) (session.ID, error) 
 	if err != nil {
 		return session.ID{}, err
 	}
-	ch := c.sc.Channel(typ, id)
-	if _, err := ch.Query(ctx, &stream.QueryRequest{Data: &stream.ChannelRequest{}}); err != nil {
+	// The channel's data only: no messages, no members (it runs before
+	// every seal).
+	none := 0
+	resp, err := c.sc.QueryChannels(ctx, &stream.QueryOption{Filter: map[string]any{"type": typ, "id": id},
+		Limit: 1, MessageLimit: &none, MemberLimit: &none})
+	if err != nil {
 		return session.ID{}, fmt.Errorf("streamadapter: reading %s: %w", cid, err)
+	}
+	if len(resp.Channels) != 1 || resp.Channels[0] == nil {
+		return session.ID{}, fmt.Errorf("streamadapter: reading %s: Stream has no such channel", cid)
+	}
+	ch := resp.Channels[0]
+	if ch.CID == "" {
+		ch.CID = cid
+	}
+	if ch.CID != cid {
+		return session.ID{}, fmt.Errorf("%w: asked for %s, Stream answered %s", ErrSessionMismatch, cid, ch.CID)
 	}
 	return channelSession(ch)
 }

@@ -340,7 +340,7 @@ func TestWebhookEvent(t *testing.T) {
 			"channel": map[string]any{"cid": "messaging:x", FieldSessionID: "zz"}},
 			status: StatusFailed, err: ErrSessionMismatch, reason: "a session_id that does not parse opens nothing"},
 		{name: "unknown session", event: map[string]any{"type": "message.updated", "cid": "messaging:x", "message": msg(fakeEnvelope(sid), "alice")},
-			status: StatusFailed, err: ErrUnknownSession, reason: "without channel data the envelope's own session is looked up, and this one does not exist"},
+			status: StatusFailed, err: ErrUnavailable, reason: "without channel data the channel's verified session is looked up on Stream, where this channel does not exist: nothing opens"},
 		{name: "plaintext", event: map[string]any{"type": "message.new", "cid": "messaging:x", "message": map[string]any{"id": "m2", "text": "hi", "user": map[string]any{"id": "alice"}}},
 			status: StatusPlaintext, err: ErrPlaintext, reason: "plaintext arrives flagged"},
 		{name: "marked but plaintext", event: map[string]any{"type": "message.new", "cid": "messaging:x", "message": msg("hi", "alice")},

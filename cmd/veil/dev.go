@@ -26,7 +26,7 @@ import (
 )
 
 const devUsage = `Usage: veil dev [--dir DIR] [--keyservice-addr ADDR] [--ssks-addr ADDR]
-                [--stream-addr ADDR] [--verbose]
+                [--stream-addr ADDR] [--bot] [--verbose]
 
 Runs Veil's services for local development, in one process, on loopback:
 
@@ -34,7 +34,11 @@ Runs Veil's services for local development, in one process, on loopback:
   - the SSKS, on SQLite in DIR, with the development sender: one-time codes
     are printed on standard error instead of being emailed (INSECURE:
     whoever reads them can recover any identity stored there);
-  - the Stream Chat emulator (the streamtest package), in memory.
+  - the Stream Chat emulator (the streamtest package), in memory;
+  - with --bot, the bot of examples/bot, a Veil user (veil-bot) that
+    answers, encrypted, in the encrypted channels it is a member of: it is
+    the emulator's webhook, on a loopback port of its own, and keeps its
+    identity in DIR/bot.
 
 It prints the environment to export in the shell of your app, bot or tests,
 then serves until interrupted (Ctrl-C, SIGTERM), and shuts down cleanly.
@@ -70,8 +74,9 @@ const (
 	devStreamAddr     = "127.0.0.1:8182"
 )
 
-// TODO(examples/bot): a --bot flag that also runs the bot example against
-// the stack, once examples/bot exists.
+// devStarted, if set, is called with the stack once it runs: tests reach
+// the emulator through it.
+var devStarted func(*devStack)
 
 func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
@@ -80,6 +85,7 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ksAddr := fs.String("keyservice-addr", devKeyServiceAddr, "loopback address of the key service (port 0: any free port)")
 	ssksAddr := fs.String("ssks-addr", devSSKSAddr, "loopback address of the SSKS")
 	streamAddr := fs.String("stream-addr", devStreamAddr, "loopback address of the Stream emulator")
+	bot := fs.Bool("bot", false, "also run the example bot (examples/bot) as a Veil user the emulator's webhook reaches")
 	verbose := fs.Bool("verbose", false, "log every request, not only warnings and codes")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, devUsage)
@@ -125,6 +131,15 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer st.close()
+	var botID string
+	if *bot {
+		if botID, err = st.startBot(ctx, *dir, sec, logger); err != nil {
+			return fmt.Errorf("starting the bot: %w", err)
+		}
+	}
+	if devStarted != nil {
+		devStarted(st)
+	}
 
 	fmt.Fprintln(stdout, "# veil dev: Veil's services for local development, on loopback. Not for production.")
 	for _, kv := range [][2]string{
@@ -140,6 +155,9 @@ func devCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintln(stdout, "# Key-service tokens: HS256 JWTs with \"user_id\" and \"exp\", signed with VEIL_JWT_SECRET.")
 	fmt.Fprintln(stdout, "# The SSKS prints one-time codes on standard error (INSECURE development sender).")
+	if *bot {
+		fmt.Fprintf(stdout, "# Bot: user ID %s (examples/bot), the emulator's webhook: add it to an encrypted channel and write.\n", botID)
+	}
 	if persist {
 		fmt.Fprintf(stdout, "# Data and secrets: %s (kept).\n", *dir)
 	} else {
@@ -177,6 +195,7 @@ func isLoopback(addr string) bool {
 // devStack is the running services of veil dev.
 type devStack struct {
 	urls    [3]string // key service, SSKS, Stream emulator
+	emu     *streamtest.Server
 	servers []*http.Server
 	errc    chan error
 	closers []func()
@@ -185,7 +204,7 @@ type devStack struct {
 // startDev opens the stores and starts the three servers on addrs (key
 // service, SSKS, Stream emulator). On error, what was started is stopped.
 func startDev(ctx context.Context, dir string, sec *devSecrets, logger *slog.Logger, verbose bool, addrs [3]string) (_ *devStack, err error) {
-	st := &devStack{errc: make(chan error, 3)}
+	st := &devStack{errc: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			st.close()
@@ -231,6 +250,7 @@ func startDev(ctx context.Context, dir string, sec *devSecrets, logger *slog.Log
 	}
 	emu := streamtest.NewServer(emuCfg)
 	st.closers = append(st.closers, emu.Close)
+	st.emu = emu
 
 	handlers := [3]http.Handler{kh, sh, emu.Handler()}
 	lns := make([]net.Listener, 0, 3)

@@ -21,6 +21,7 @@ func Example() {
 	//   keygen       generate an identity into a file
 	//   serve        serve the key service, or the SSKS with --ssks
 	//   streamtest   serve a local emulation of Stream Chat's API
+	//   token        print a key-service user token signed with VEIL_JWT_SECRET, for trying the key service
 	//   verify       show the safety number of two cards, or of a user's directory card
 	//   version      print the version of veil, Go and the protocol
 	//
