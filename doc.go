@@ -48,8 +48,11 @@
 //     speaking Stream Chat's REST API to stream-chat-go/v6, for tests and
 //     offline development.
 //   - [github.com/veilchat/veil/cmd/veil]: the veil command, which serves the
-//     key service or the SSKS (veil serve) and the Stream emulation (veil
-//     streamtest).
+//     key service or the SSKS (veil serve), runs the whole stack on loopback
+//     for development (veil dev) or the Stream emulation alone (veil
+//     streamtest), and generates identities, decodes the protocol's objects,
+//     compares safety numbers and prints development tokens (veil keygen,
+//     inspect, verify, token).
 //
 // examples/quickstart runs the whole story on Stream in one program, with
 // nothing to configure; examples/recovery shows the two-man rule and

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -564,6 +565,68 @@ func Example_guideHooks() {
 	if _, err := sc.UpdateAppSettings(ctx, settings); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// The app's backend serves the plaintext guard and a bot's webhook: Stream
+// bounces plaintext sent into an encrypted channel, and the bot reads what
+// members send and answers, encrypted.
+func Example_guideBackend() {
+	ctx := context.Background()
+	w := startGuide()
+	defer w.stop()
+	alice, bot := w.user(ctx, "alice"), w.user(ctx, "bot")
+	apiSecret := w.stream.APISecret() // the app's Stream secret
+	answered := make(chan error, 1)
+
+	mux := http.NewServeMux()
+	mux.Handle("/stream/before-send", streamadapter.Guard(apiSecret))
+	mux.Handle("/stream/webhook", bot.WebhookHandler(apiSecret, func(ctx context.Context, ev *streamadapter.Event) {
+		if ev.Type != stream.EventMessageNew || ev.Message == nil || ev.FromSelf() || ev.Message.Status != streamadapter.StatusDecrypted {
+			return
+		}
+		typ, id, _ := strings.Cut(ev.CID, ":")
+		ch, err := bot.Channel(ctx, typ, id)
+		if err == nil {
+			_, err = ch.SendMessage(ctx, &stream.Message{Text: "noted: " + ev.Message.Text})
+		}
+		answered <- err
+	}))
+	backendServer := httptest.NewServer(mux)
+	defer backendServer.Close()
+	settings := stream.NewAppSettings().SetWebhookURL(backendServer.URL + "/stream/webhook")
+	guard := backendServer.URL + "/stream/before-send"
+	settings.BeforeMessageSendHookURL = &guard
+	if _, err := w.stream.Client().UpdateAppSettings(ctx, settings); err != nil {
+		log.Fatal(err)
+	}
+
+	ch, err := alice.CreateChannel(ctx, "messaging", "helpdesk", []string{"bot"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A client without Veil: Stream asks the guard, which bounces the text.
+	resp, err := ch.Stream().SendMessage(ctx, &stream.Message{Text: "my password is hunter2"}, "alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("plaintext:", resp.Message.Type, strings.HasPrefix(resp.Message.Text, streamadapter.GuardText))
+	if _, err := ch.SendMessage(ctx, &stream.Message{Text: "the printer is down"}); err != nil {
+		log.Fatal(err)
+	}
+	if err := <-answered; err != nil {
+		log.Fatal(err)
+	}
+	page, err := ch.Query(ctx, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range page.Messages {
+		fmt.Printf("%s: %s (%s)\n", m.User.ID, m.Text, m.Status)
+	}
+	// Output:
+	// plaintext: error true
+	// alice: the printer is down (decrypted)
+	// bot: noted: the printer is down (decrypted)
 }
 
 // TestGuideSnippets checks that every Go block of docs/STREAM.md is a run

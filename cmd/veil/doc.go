@@ -11,6 +11,8 @@
 //	veil verify CARD THEIRS            the safety number of two cards
 //	veil verify --keyservice URL --user ID CARD
 //	                                   the safety number of a user's directory card
+//	veil token --user ID               a key-service user token signed with
+//	                                   VEIL_JWT_SECRET, for trying the stack from a shell
 //	veil version, veil --version       the version of veil, Go and the protocol
 //	veil help [command]                show help
 //
