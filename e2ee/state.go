@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/veilchat/veil/identity"
+	"github.com/veilchat/veil/internal/atomicfile"
 	"github.com/veilchat/veil/session"
 )
 
@@ -72,30 +73,7 @@ func (f *FileStore) Save(ctx context.Context, blob []byte) error {
 		return err
 	}
 	dir := filepath.Dir(f.Path)
-	tmp, err := os.CreateTemp(dir, ".veil-state-*")
-	if err != nil {
-		return err
-	}
-	// After the rename there is nothing left to remove: the error of
-	// this clean-up only matters on the failure paths, which already
-	// return theirs.
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(blob); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
+	if err := atomicfile.Replace(f.Path, blob, 0o600); err != nil {
 		return err
 	}
 	if err := syncDir(dir); err != nil {

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/veilchat/veil/internal/atomicfile"
 	"github.com/veilchat/veil/twoman"
 )
 
@@ -108,30 +108,13 @@ func (l *logins) remove(userID string) {
 	l.save()
 }
 
-// save writes the accounts to a temporary file and renames it over the
-// file. l.mu is held.
+// save replaces the file with the accounts (mode 0600). l.mu is held.
 func (l *logins) save() error {
 	b, err := json.Marshal(l.accounts)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(l.path), ".logins-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), l.path)
+	return atomicfile.Replace(l.path, b, 0o600)
 }
 
 // dummySalt is hashed against for unknown users, so that a login takes
