@@ -101,7 +101,13 @@ func (a Attachment) check(maxFile int64) error {
 		return errors.New("streamadapter: an attachment has no key: make it with Channel.UploadFile")
 	case a.Size < 0 || a.Size > maxFile:
 		return fmt.Errorf("streamadapter: an attachment's size must be 0 to %d bytes", maxFile)
-	case len(a.Name) > maxNameLen || !utf8.ValidString(a.Name) || len(a.MIMEType) > maxNameLen || !utf8.ValidString(a.MIMEType):
+	}
+	return checkNames(a.Name, a.MIMEType)
+}
+
+// checkNames checks an attachment's name and MIME type.
+func checkNames(name, mimeType string) error {
+	if len(name) > maxNameLen || !utf8.ValidString(name) || len(mimeType) > maxNameLen || !utf8.ValidString(mimeType) {
 		return fmt.Errorf("streamadapter: an attachment's name and MIME type must be UTF-8 of at most %d bytes", maxNameLen)
 	}
 	return nil
@@ -126,10 +132,10 @@ func (ch *Channel) UploadFile(ctx context.Context, r io.Reader, name, mimeType s
 	if err != nil {
 		return Attachment{}, err
 	}
-	a := Attachment{Name: name, MIMEType: mimeType, key: key, URL: "https://placeholder.invalid/"}
-	if err := a.check(ch.c.maxFile); err != nil {
+	if err := checkNames(name, mimeType); err != nil {
 		return Attachment{}, err
 	}
+	a := Attachment{Name: name, MIMEType: mimeType, key: key}
 	pr, pw := io.Pipe()
 	h := sha256.New()
 	var size int64

@@ -1,7 +1,6 @@
 package streamadapter
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -155,9 +154,7 @@ func reason(err error) error {
 		errors.Is(err, session.ErrRollback), errors.Is(err, session.ErrFork),
 		errors.Is(err, session.ErrWrongChannel), errors.Is(err, session.ErrKeyConflict):
 		r = ErrUnknownSession
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		r = ErrUnavailable
-	default:
+	default: // the network, a service's error, a done context
 		r = ErrUnavailable
 	}
 	return fmt.Errorf("%w: %w", r, err)

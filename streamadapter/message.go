@@ -236,11 +236,11 @@ func (ch *Channel) SendMessage(ctx context.Context, msg *stream.Message, opts ..
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: sending to %s: %w", ch.cid, err)
 	}
-	return ch.sent(resp, id, p, 0)
+	return ch.sent(resp, id, p, o.attach, 0)
 }
 
 // sent checks Stream's answer to a sent or updated message.
-func (ch *Channel) sent(resp *stream.MessageResponse, id string, p payload, rev uint32) (*Message, error) {
+func (ch *Channel) sent(resp *stream.MessageResponse, id string, p payload, atts []Attachment, rev uint32) (*Message, error) {
 	if resp == nil || resp.Message == nil {
 		return nil, fmt.Errorf("streamadapter: Stream answered no message for %s", id)
 	}
@@ -250,15 +250,7 @@ func (ch *Channel) sent(resp *stream.MessageResponse, id string, p payload, rev 
 	if resp.Message.ID != id {
 		return nil, fmt.Errorf("%w: sealed for %q, stored as %q", ErrIDMismatch, id, resp.Message.ID)
 	}
-	m := &Message{Message: resp.Message, Status: StatusDecrypted, Text: p.Text, Custom: p.Custom, Revision: rev}
-	for _, w := range p.Attachments {
-		a, err := w.attachment()
-		if err != nil {
-			return nil, err
-		}
-		m.Attachments = append(m.Attachments, a)
-	}
-	return m, nil
+	return &Message{Message: resp.Message, Status: StatusDecrypted, Text: p.Text, Custom: p.Custom, Attachments: atts, Revision: rev}, nil
 }
 
 // ErrRejected is returned when Stream (its before-message-send hook, such
@@ -313,7 +305,7 @@ func (ch *Channel) UpdateMessage(ctx context.Context, msgID string, msg *stream.
 	if err != nil {
 		return nil, fmt.Errorf("streamadapter: updating %s: %w", msgID, err)
 	}
-	return ch.sent(resp, msgID, p, rev)
+	return ch.sent(resp, msgID, p, o.attach, rev)
 }
 
 // sender is the user a Stream message names as its author.
