@@ -469,19 +469,11 @@ func (m *Manager) verifyLog(ctx context.Context, id ID, held *memberlog.State, r
 	floor, hasFloor := m.floors.Floor(id)
 	var fresh []memberlog.Signer // the records this client never verified before, in order
 	for i, raw := range records {
-		var err error
-		if st == nil {
-			if i != 0 {
-				return nil, ErrInvalidLog
-			}
-			st, err = memberlog.Verify(raw, id, m.cardSource(ctx))
-		} else {
-			st, err = st.Apply(raw, m.cardSource(ctx))
+		if st == nil && i != 0 {
+			return nil, ErrInvalidLog
 		}
-		if err != nil {
-			if errors.Is(err, memberlog.ErrInvalid) {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidLog, err)
-			}
+		var err error
+		if st, err = m.next(ctx, id, st, raw); err != nil {
 			return nil, err
 		}
 		if hasFloor && st.Seq() == floor.Seq && st.Head() != floor.Hash {

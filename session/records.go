@@ -163,15 +163,7 @@ func (m *Manager) replay(ctx context.Context, id ID, records [][]byte) ([]*membe
 	var st *memberlog.State
 	for i, raw := range records {
 		var err error
-		if i == 0 {
-			st, err = memberlog.Verify(raw, id, m.cardSource(ctx))
-		} else {
-			st, err = st.Apply(raw, m.cardSource(ctx))
-		}
-		if err != nil {
-			if errors.Is(err, memberlog.ErrInvalid) {
-				return nil, fmt.Errorf("%w: %w", ErrInvalidLog, err)
-			}
+		if st, err = m.next(ctx, id, st, raw); err != nil {
 			return nil, err
 		}
 		out[i] = st
@@ -194,4 +186,21 @@ func (m *Manager) regrant(ctx context.Context, keys *Session, before, after *mem
 		return nil, err
 	}
 	return m.wrap(keys, need, cards)
+}
+
+// next verifies raw as the record after st (the genesis of session id when
+// st is nil) and returns the state it leads to. A record that breaks the
+// log's rules is ErrInvalidLog.
+func (m *Manager) next(ctx context.Context, id ID, st *memberlog.State, raw []byte) (*memberlog.State, error) {
+	var next *memberlog.State
+	var err error
+	if st == nil {
+		next, err = memberlog.Verify(raw, id, m.cardSource(ctx))
+	} else {
+		next, err = st.Apply(raw, m.cardSource(ctx))
+	}
+	if errors.Is(err, memberlog.ErrInvalid) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidLog, err)
+	}
+	return next, err
 }
