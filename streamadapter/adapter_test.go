@@ -5,22 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	stream "github.com/GetStream/stream-chat-go/v6"
 
 	"github.com/veilchat/veil/e2ee"
-	"github.com/veilchat/veil/keyservice"
-	"github.com/veilchat/veil/keyservice/server"
 	"github.com/veilchat/veil/streamadapter"
 	"github.com/veilchat/veil/streamadapter/streamtest"
 )
-
-var ksSecret = []byte("a key service HS256 secret of 32+ bytes")
 
 // env is Stream (the emulator) and a key service over HTTP on SQLite.
 type env struct {
@@ -31,19 +24,7 @@ type env struct {
 
 func newEnv(t *testing.T, cfg streamtest.Config) *env {
 	t.Helper()
-	ctx := context.Background()
-	store, err := server.OpenStore(ctx, filepath.Join(t.TempDir(), "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(ksSecret)}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks := httptest.NewServer(h)
-	t.Cleanup(ks.Close)
-	return &env{t: t, stream: streamtest.NewTestServer(t, cfg), ksURL: ks.URL}
+	return &env{t: t, stream: streamtest.NewTestServer(t, cfg), ksURL: newKeyService(t)}
 }
 
 // user returns the adapter of a new user, and makes the user on Stream.
@@ -54,15 +35,7 @@ func (e *env) user(name string) *streamadapter.Client {
 	if _, err := sc.UpsertUser(ctx, &stream.User{ID: name, Name: name}); err != nil {
 		e.t.Fatal(err)
 	}
-	tok, err := server.UserToken(ksSecret, "", name, time.Hour)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ks, err := keyservice.NewClient(keyservice.ClientConfig{BaseURL: e.ksURL, Token: keyservice.StaticToken(tok)})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	c, err := streamadapter.New(ctx, streamadapter.Config{Stream: sc, Veil: e2ee.Config{UserID: name, KeyService: ks}})
+	c, err := streamadapter.New(ctx, streamadapter.Config{Stream: sc, Veil: e2ee.Config{UserID: name, KeyService: ksClient(e.t, e.ksURL, name)}})
 	if err != nil {
 		e.t.Fatal(err)
 	}

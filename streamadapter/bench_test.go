@@ -3,8 +3,6 @@ package streamadapter
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -19,8 +17,6 @@ import (
 	"github.com/veilchat/veil/streamadapter/streamtest"
 )
 
-var benchSecret = []byte("a key service HS256 secret for benchmarks")
-
 // benchEnv is a channel between alice and bob on the emulator, with the
 // key service over loopback on SQLite.
 type benchEnv struct {
@@ -33,31 +29,10 @@ type benchEnv struct {
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	store, err := server.OpenStore(ctx, filepath.Join(b.TempDir(), "keys.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { store.Close() })
-	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(benchSecret)}}},
-		RateLimit: 1e9, RateBurst: 1e9})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ks := httptest.NewServer(h)
-	b.Cleanup(ks.Close)
+	ksURL := startTestKeyService(b, server.Config{RateLimit: 1e9, RateBurst: 1e9})
 	st := streamtest.NewTestServer(b, streamtest.Config{})
 	e := &benchEnv{sc: st.Client()}
-	e.keys = func(user string) *keyservice.Client {
-		tok, err := server.UserToken(benchSecret, "", user, time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := keyservice.NewClient(keyservice.ClientConfig{BaseURL: ks.URL, Token: keyservice.StaticToken(tok)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return c
-	}
+	e.keys = func(user string) *keyservice.Client { return testKeyClient(b, ksURL, user) }
 	join := func(user string) *Client {
 		if _, err := e.sc.UpsertUser(ctx, &stream.User{ID: user}); err != nil {
 			b.Fatal(err)
@@ -69,6 +44,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		return c
 	}
 	e.alice, e.bob = join("alice"), join("bob")
+	var err error
 	if e.achan, err = e.alice.CreateChannel(ctx, "messaging", "bench", []string{"bob"}); err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,8 +21,6 @@ import (
 	stream "github.com/GetStream/stream-chat-go/v6"
 
 	"github.com/veilchat/veil/e2ee"
-	"github.com/veilchat/veil/keyservice"
-	"github.com/veilchat/veil/keyservice/server"
 	"github.com/veilchat/veil/session"
 	"github.com/veilchat/veil/streamadapter"
 	"github.com/veilchat/veil/streamadapter/streamtest"
@@ -33,36 +30,11 @@ import (
 // of members_test.go.
 
 // newKeyService starts another key service (its own SQLite store) and
-// returns its URL.
-func newKeyService(t *testing.T) string {
-	t.Helper()
-	store, err := server.OpenStore(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	h, err := server.NewHandler(server.Config{Store: store, Auth: server.Auth{Keys: []server.Key{{HS256: server.NewSecret(ksSecret)}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks := httptest.NewServer(h)
-	t.Cleanup(ks.Close)
-	return ks.URL
-}
-
-// ksClient returns a key service client acting as user.
-func ksClient(t *testing.T, url, user string) *keyservice.Client {
-	t.Helper()
-	tok, err := server.UserToken(ksSecret, "", user, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := keyservice.NewClient(keyservice.ClientConfig{BaseURL: url, Token: keyservice.StaticToken(tok)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ks
-}
+// returns its URL; ksClient returns a client of one acting as user.
+var (
+	newKeyService = streamadapter.NewKeyService
+	ksClient      = streamadapter.KeyClient
+)
 
 // userWith is e.user with a Config edit and a stream-chat-go client whose
 // transport edit may replace (to play a lying Stream for this user only).
